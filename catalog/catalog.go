@@ -1,0 +1,227 @@
+// Package catalog turns package-database files into inventory packages.
+//
+// Each ecosystem is one Cataloger: it names the files it reads (Match) and
+// parses one such file (Parse). A Collector offers the catalogers every file
+// of the single walk over an image, parses each matching file in every layer
+// it appears in, keeps the packages of the instance the final filesystem
+// shows, and attributes each package to the layer that introduced it.
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/walk"
+)
+
+// Cataloger reads one kind of package database.
+type Cataloger interface {
+	// Name identifies the cataloger ("dpkg", "apk", "rpm").
+	Name() string
+	// Match reports whether the file at path (relative to the root, no
+	// leading slash: "var/lib/dpkg/status") is one of its inputs. It is
+	// called for every file of every layer and must be cheap.
+	Match(path string) bool
+	// Parse reads the packages recorded in one input file. Packages need
+	// not carry Locations or FoundBy: the Collector sets them.
+	Parse(ctx context.Context, in Input) ([]inventory.Package, error)
+}
+
+// PURLer is implemented by catalogers whose packages have package URLs that
+// depend on the detected OS (the purl "distro" qualifier).
+type PURLer interface {
+	PURL(p *inventory.Package, os *inventory.OS) string
+}
+
+// Input is one file offered to a parser.
+type Input struct {
+	// Path is absolute within the image: "/var/lib/dpkg/status".
+	Path string
+	// Reader streams the content; Size is its length.
+	Reader io.Reader
+	Size   int64
+	// ReaderAt gives random access; call it before reading from Reader.
+	ReaderAt func() (io.ReaderAt, error)
+	// TempDir is the scan's own temp space, for parsers that need a file on
+	// disk (rpm databases). Files made there must be removed by the parser.
+	TempDir string
+}
+
+// SpoolFile writes the input to a temp file in TempDir and returns its path
+// and a function that removes it. For libraries that only open paths.
+func (in Input) SpoolFile(pattern string) (string, func(), error) {
+	f, err := os.CreateTemp(in.TempDir, pattern)
+	if err != nil {
+		return "", nil, fmt.Errorf("spool %s: %w", in.Path, err)
+	}
+	cleanup := func() { os.Remove(f.Name()) }
+	if _, err := io.Copy(f, in.Reader); err != nil {
+		f.Close()
+		cleanup()
+		return "", nil, fmt.Errorf("spool %s: %w", in.Path, err)
+	}
+	if err := f.Close(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("spool %s: %w", in.Path, err)
+	}
+	return f.Name(), cleanup, nil
+}
+
+// instance is one layer's copy of one input file, parsed.
+type instance struct {
+	layer int
+	pkgs  []inventory.Package
+	err   error
+}
+
+// Collector is the walk visitor that runs catalogers.
+type Collector struct {
+	ctx        context.Context
+	catalogers []Cataloger
+	layers     []inventory.Layer
+	tempDir    string
+
+	mu    sync.Mutex
+	found map[string]map[string][]instance // cataloger -> path -> instances
+
+	packages []inventory.Package
+	warnings []string
+}
+
+// NewCollector returns a visitor running the catalogers. layers describes the
+// walk's layers, by index, for package locations.
+func NewCollector(ctx context.Context, catalogers []Cataloger, layers []inventory.Layer, tempDir string) *Collector {
+	return &Collector{ctx: ctx, catalogers: catalogers, layers: layers, tempDir: tempDir, found: map[string]map[string][]instance{}}
+}
+
+// Wants implements walk.Visitor.
+func (c *Collector) Wants(e *walk.Entry) bool {
+	if e.Kind != walk.KindFile && e.Kind != walk.KindHardlink {
+		return false
+	}
+	for _, cat := range c.catalogers {
+		if cat.Match(e.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// Visit implements walk.Visitor.
+func (c *Collector) Visit(e *walk.Entry, content *walk.Content) error {
+	var matched []Cataloger
+	for _, cat := range c.catalogers {
+		if cat.Match(e.Path) {
+			matched = append(matched, cat)
+		}
+	}
+	if len(matched) > 1 {
+		if _, err := content.ReaderAt(); err != nil {
+			return err
+		}
+	}
+	for _, cat := range matched {
+		var r io.Reader = content
+		if len(matched) > 1 {
+			ra, _ := content.ReaderAt()
+			r = io.NewSectionReader(ra, 0, content.Size())
+		}
+		in := Input{Path: "/" + e.Path, Reader: r, Size: content.Size(), ReaderAt: content.ReaderAt, TempDir: c.tempDir}
+		pkgs, err := cat.Parse(c.ctx, in)
+		c.mu.Lock()
+		byPath := c.found[cat.Name()]
+		if byPath == nil {
+			byPath = map[string][]instance{}
+			c.found[cat.Name()] = byPath
+		}
+		byPath[e.Path] = append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err})
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// Finish implements walk.Finisher: it keeps the visible instance of every
+// input and attributes packages to layers.
+func (c *Collector) Finish(t *walk.Tree) error {
+	for _, cat := range c.catalogers {
+		byPath := c.found[cat.Name()]
+		paths := make([]string, 0, len(byPath))
+		for p := range byPath {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		for _, p := range paths {
+			pkgs, warns := c.resolve(cat.Name(), p, byPath[p], t)
+			c.packages = append(c.packages, pkgs...)
+			c.warnings = append(c.warnings, warns...)
+		}
+	}
+	return nil
+}
+
+func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree) ([]inventory.Package, []string) {
+	// Newest layer first.
+	sort.Slice(insts, func(i, j int) bool { return insts[i].layer > insts[j].layer })
+	var warns []string
+	top := -1
+	for i, in := range insts {
+		if t.State(p, in.layer) == walk.Visible {
+			top = i
+			break
+		}
+	}
+	if top < 0 {
+		return nil, nil // every copy of the file was deleted
+	}
+	vis := insts[top]
+	if vis.err != nil {
+		return nil, []string{fmt.Sprintf("%s: /%s: %v", name, p, vis.err)}
+	}
+	// The chain of earlier copies that a later layer overwrote without
+	// deleting in between: the package database's history.
+	chain := []instance{vis}
+	for _, in := range insts[top+1:] {
+		if t.State(p, in.layer) != walk.Shadowed || in.err != nil {
+			break
+		}
+		chain = append(chain, in)
+	}
+	present := make([]map[string]bool, len(chain))
+	for i, in := range chain {
+		present[i] = make(map[string]bool, len(in.pkgs))
+		for k := range in.pkgs {
+			present[i][in.pkgs[k].Key()] = true
+		}
+	}
+	out := make([]inventory.Package, 0, len(vis.pkgs))
+	for _, pkg := range vis.pkgs {
+		intro := vis.layer
+		k := pkg.Key()
+		for i := 1; i < len(chain) && present[i][k]; i++ {
+			intro = chain[i].layer
+		}
+		pkg.FoundBy = name
+		loc := inventory.Location{Path: "/" + p}
+		if intro >= 0 && intro < len(c.layers) {
+			l := c.layers[intro]
+			loc.Layer = &l
+		}
+		pkg.Locations = append([]inventory.Location{loc}, pkg.Locations...)
+		out = append(out, pkg)
+	}
+	return out, warns
+}
+
+// Packages returns the packages found, after Finish.
+func (c *Collector) Packages() []inventory.Package { return c.packages }
+
+// Warnings are the files that could not be parsed.
+func (c *Collector) Warnings() []string { return c.warnings }
+
+// Catalogers returns the catalogers the collector runs.
+func (c *Collector) Catalogers() []Cataloger { return c.catalogers }
