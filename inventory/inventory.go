@@ -100,10 +100,10 @@ type Target struct {
 	Layers []Layer `json:"layers,omitempty"`
 	Size   int64   `json:"size,omitempty"` // sum of compressed layer sizes
 	// Config carries the image configuration fields reports need.
-	User         string            `json:"user,omitempty"`
-	Labels       map[string]string `json:"labels,omitempty"`
-	RepoTags     []string          `json:"repoTags,omitempty"`
-	RepoDigests  []string          `json:"repoDigests,omitempty"`
+	User        string            `json:"user,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	RepoTags    []string          `json:"repoTags,omitempty"`
+	RepoDigests []string          `json:"repoDigests,omitempty"`
 }
 
 // Sort orders packages by type, name, version and arch so output is stable.
