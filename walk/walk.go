@@ -138,6 +138,9 @@ func walkLayer(ctx context.Context, l Layer, visitors []Visitor, opts *Options) 
 	rec := newLayerRecord(l.Info.Index)
 	var pending map[string][]pendingLink
 	tr := tar.NewReader(cr)
+	// Content handed to visitors counts against the layer's limit too:
+	// sparse entries can announce far more bytes than the layer holds.
+	logical := &countingReader{r: tr, limit: opts.MaxLayerBytes}
 	count := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -178,7 +181,10 @@ func walkLayer(ctx context.Context, l Layer, visitors []Visitor, opts *Options) 
 		if e.Kind != KindFile {
 			size = 0
 		}
-		visit(rec, name, e, newContent(tr, size, opts.TempDir, opts.MaxFileSize), wanted)
+		visit(rec, name, e, newContent(logical, size, opts.TempDir, opts.MaxFileSize), wanted)
+		if logical.n > logical.limit {
+			return nil, fmt.Errorf("read %s: %w: files expand past %d bytes", name, ErrLayerTooLarge, logical.limit)
+		}
 	}
 	// Read to the end so that digest checks in the opener see every byte.
 	if _, err := io.Copy(io.Discard, cr); err != nil {

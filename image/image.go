@@ -1,0 +1,338 @@
+// Package image opens container images from anywhere — a registry, a
+// docker-archive or oci-archive file, an OCI layout directory, a Docker Engine
+// API socket (docker or podman), or a root filesystem directory — as one
+// abstraction: go-containerregistry's v1.Image, plus the stream of each
+// layer's stored bytes, verified against its digests as it is read.
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/walk"
+)
+
+// Source kinds, as reported in inventory.Target.Source.
+const (
+	SourceRegistry      = "registry"
+	SourceDockerArchive = "docker-archive"
+	SourceOCIArchive    = "oci-archive"
+	SourceOCILayout     = "oci-layout"
+	SourceDaemon        = "daemon"
+	SourceRootfs        = "rootfs"
+)
+
+// Image is an opened image: the v1.Image every consumer sees, and what the
+// layer walk needs to stream its layers.
+type Image struct {
+	v1.Image
+	// Name is what the user asked for; Source is where it came from.
+	Name   string
+	Source string
+	// Digest is the manifest digest, when the image has a manifest.
+	Digest v1.Hash
+	// RepoTags and RepoDigests come from archives and daemons.
+	RepoTags    []string
+	RepoDigests []string
+
+	layers  []storedLayer
+	config  *v1.ConfigFile
+	cleanup []func()
+}
+
+// storedLayer opens one layer's bytes as stored (compressed or not) and says
+// which digests they must match.
+type storedLayer struct {
+	open   func() (io.ReadCloser, error)
+	digest v1.Hash // of the stored bytes; zero when not known
+	diffID v1.Hash // of the uncompressed tar; zero when not known
+	size   int64
+	info   walk.LayerInfo
+}
+
+// Close removes anything the image kept in the scan's temp space.
+func (i *Image) Close() error {
+	for j := len(i.cleanup) - 1; j >= 0; j-- {
+		i.cleanup[j]()
+	}
+	i.cleanup = nil
+	return nil
+}
+
+// Config returns the image configuration (never nil after Open).
+func (i *Image) Config() *v1.ConfigFile { return i.config }
+
+// Target describes the image for an inventory.
+func (i *Image) Target() inventory.Target {
+	t := inventory.Target{Name: i.Name, Source: i.Source, RepoTags: i.RepoTags, RepoDigests: i.RepoDigests}
+	if i.Digest.Hex != "" {
+		t.Digest = i.Digest.String()
+	}
+	if i.config != nil {
+		t.Arch = i.config.Architecture
+		t.OSName = i.config.OS
+		t.User = i.config.Config.User
+		t.Labels = i.config.Config.Labels
+	}
+	if i.Source != SourceRootfs && i.Image != nil {
+		if id, err := i.Image.ConfigName(); err == nil {
+			t.ID = id.String()
+		}
+	}
+	t.Layers = i.InventoryLayers()
+	for _, l := range i.layers {
+		if l.size > 0 {
+			t.Size += l.size
+		}
+	}
+	return t
+}
+
+// InventoryLayers describes the layers for package locations.
+func (i *Image) InventoryLayers() []inventory.Layer {
+	out := make([]inventory.Layer, len(i.layers))
+	for j, l := range i.layers {
+		out[j] = inventory.Layer{Index: j, Digest: l.info.Digest, DiffID: l.info.DiffID, CreatedBy: l.info.CreatedBy}
+	}
+	return out
+}
+
+// WalkLayers returns the layers as walk inputs. Each Open verifies the
+// stored digest and the diffID while the stream is read, and guards against
+// decompression bombs.
+func (i *Image) WalkLayers() []walk.Layer {
+	out := make([]walk.Layer, len(i.layers))
+	for j := range i.layers {
+		l := i.layers[j]
+		out[j] = walk.Layer{Info: l.info, Open: func() (io.ReadCloser, error) { return openVerified(l) }}
+	}
+	return out
+}
+
+// setLayers fills layer descriptions from the config: diffIDs and the
+// history's created_by lines (history entries marked empty_layer have no
+// layer).
+func (i *Image) setLayers(cfg *v1.ConfigFile, layers []storedLayer) error {
+	i.config = cfg
+	if len(cfg.RootFS.DiffIDs) != 0 && len(cfg.RootFS.DiffIDs) != len(layers) {
+		return fmt.Errorf("image config lists %d diffIDs but the manifest has %d layers", len(cfg.RootFS.DiffIDs), len(layers))
+	}
+	var createdBy []string
+	for _, h := range cfg.History {
+		if !h.EmptyLayer {
+			createdBy = append(createdBy, h.CreatedBy)
+		}
+	}
+	for j := range layers {
+		if len(cfg.RootFS.DiffIDs) > 0 {
+			layers[j].diffID = cfg.RootFS.DiffIDs[j]
+		}
+		info := walk.LayerInfo{Index: j, Size: layers[j].size}
+		if layers[j].digest.Hex != "" {
+			info.Digest = layers[j].digest.String()
+		}
+		if layers[j].diffID.Hex != "" {
+			info.DiffID = layers[j].diffID.String()
+		}
+		if len(createdBy) == len(layers) {
+			info.CreatedBy = createdBy[j]
+		}
+		layers[j].info = info
+	}
+	i.layers = layers
+	return nil
+}
+
+// Limits on decompression: a layer that expands more than maxRatio times
+// once past ratioFloor bytes is treated as a decompression bomb.
+var (
+	maxRatio   int64 = 100
+	ratioFloor int64 = 1 << 30
+)
+
+// ErrDigestMismatch is returned when a blob's bytes do not match its digest.
+var ErrDigestMismatch = errors.New("digest mismatch")
+
+func openVerified(l storedLayer) (io.ReadCloser, error) {
+	raw, err := l.open()
+	if err != nil {
+		return nil, err
+	}
+	stored := &hashingReader{r: raw, want: l.digest, what: "layer blob"}
+	if l.digest.Hex != "" {
+		stored.h = newHasher(l.digest)
+	}
+	br := bufio.NewReaderSize(stored, 64<<10)
+	magic, _ := br.Peek(4)
+	var plain io.Reader
+	var closeDec func()
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("open gzip layer: %w", err)
+		}
+		zr.Multistream(true)
+		plain, closeDec = zr, func() { zr.Close() }
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<29))
+		if err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("open zstd layer: %w", err)
+		}
+		plain, closeDec = zr, zr.Close
+	default:
+		plain, closeDec = br, func() {}
+	}
+	un := &hashingReader{r: plain, want: l.diffID, what: "uncompressed layer (diffID)", stored: stored}
+	if l.diffID.Hex != "" {
+		un.h = newHasher(l.diffID)
+	}
+	return &verifiedLayer{Reader: un, un: un, stored: stored, closeRaw: raw.Close, closeDec: closeDec}, nil
+}
+
+func newHasher(h v1.Hash) hash.Hash {
+	if h.Algorithm == "sha256" {
+		return sha256.New()
+	}
+	return nil
+}
+
+// hashingReader hashes what passes through it and checks the digest at EOF.
+type hashingReader struct {
+	r      io.Reader
+	h      hash.Hash
+	want   v1.Hash
+	what   string
+	n      int64
+	done   bool
+	stored *hashingReader // for the bomb check: bytes read of the stored blob
+}
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if n > 0 {
+		h.n += int64(n)
+		if h.h != nil {
+			h.h.Write(p[:n])
+		}
+		if h.stored != nil && h.n > ratioFloor && h.stored.n > 0 && h.n/h.stored.n > maxRatio {
+			return n, fmt.Errorf("%w: layer expands %d times (%d bytes from %d); refusing a likely decompression bomb", walk.ErrLayerTooLarge, h.n/h.stored.n, h.n, h.stored.n)
+		}
+	}
+	if err == io.EOF && !h.done {
+		h.done = true
+		if h.h != nil {
+			got := hex.EncodeToString(h.h.Sum(nil))
+			if got != h.want.Hex {
+				return n, fmt.Errorf("%w: %s should be %s but is %s:%s; the image is corrupt or was tampered with", ErrDigestMismatch, h.what, h.want, h.want.Algorithm, got)
+			}
+		}
+	}
+	return n, err
+}
+
+type verifiedLayer struct {
+	io.Reader
+	un, stored *hashingReader
+	closeRaw   func() error
+	closeDec   func()
+}
+
+// Close checks, when the whole stream was read, that the stored blob was read
+// to its end too, so its digest was verified.
+func (v *verifiedLayer) Close() error {
+	if v.un.done && !v.stored.done {
+		// The tar stream ended; drain the rest of the stored blob (gzip
+		// trailer, padding) through the hash.
+		if _, err := io.Copy(io.Discard, v.stored); err != nil {
+			v.closeDec()
+			v.closeRaw()
+			return err
+		}
+	}
+	v.closeDec()
+	return v.closeRaw()
+}
+
+// Options tell Open how to reach images.
+type Options struct {
+	// Platform picks an image from a multi-platform index ("linux/arm64");
+	// default: the host's.
+	Platform *v1.Platform
+	// Insecure allows plain HTTP and unverified TLS for registries.
+	Insecure bool
+	// TempDir is the scan's temp space (archives from daemons are saved
+	// there). Default: os.TempDir().
+	TempDir string
+	// Progress, when set, is told how many bytes each registry read brought.
+	Progress func(n int64)
+	// DockerHost overrides DOCKER_HOST for daemon sources.
+	DockerHost string
+}
+
+// Open opens an image named by ref:
+//
+//	docker-archive:FILE, oci-archive:FILE   image archives (gzip or not)
+//	oci:DIR[:TAG], oci-layout:DIR[:TAG]      an OCI image layout directory
+//	docker:NAME, podman:NAME                 an image from a Docker Engine API socket
+//	rootfs:DIR                               a root filesystem directory
+//	FILE or DIR                              an existing archive file or OCI layout directory
+//	anything else                            a registry reference (alpine:3.20, host:5000/app@sha256:...)
+func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
+	if opts.TempDir == "" {
+		opts.TempDir = os.TempDir()
+	}
+	scheme, rest, hasScheme := strings.Cut(ref, ":")
+	if hasScheme {
+		switch scheme {
+		case "docker-archive", "oci-archive":
+			return OpenArchive(rest, opts)
+		case "oci", "oci-layout":
+			dir, tag := splitLayoutRef(rest)
+			return OpenLayout(dir, tag, opts)
+		case "docker", "podman":
+			return OpenDaemon(ctx, scheme, rest, opts)
+		case "rootfs", "dir":
+			return OpenRootfs(rest)
+		}
+	}
+	if st, err := os.Stat(ref); err == nil {
+		if st.IsDir() {
+			if _, err := os.Stat(ref + "/oci-layout"); err == nil {
+				return OpenLayout(ref, "", opts)
+			}
+			return nil, fmt.Errorf("%s is a directory but not an OCI image layout (no oci-layout file); to scan a root filesystem use `bulkhead rootfs %s`", ref, ref)
+		}
+		return OpenArchive(ref, opts)
+	}
+	return OpenRemote(ctx, ref, opts)
+}
+
+// splitLayoutRef splits "DIR:TAG"; a colon inside the directory part (as in
+// a Windows path or a tag-less path containing colons) is left alone when
+// DIR:TAG is not an existing directory split.
+func splitLayoutRef(s string) (string, string) {
+	if st, err := os.Stat(s); err == nil && st.IsDir() {
+		return s, ""
+	}
+	if i := strings.LastIndex(s, ":"); i > 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
+}
