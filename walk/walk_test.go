@@ -20,9 +20,11 @@ type tarEntry struct {
 	mode             int64
 }
 
-func file(name, body string) tarEntry      { return tarEntry{name: name, body: body, typ: tar.TypeReg} }
-func dir(name string) tarEntry             { return tarEntry{name: name, typ: tar.TypeDir} }
-func symlink(name, target string) tarEntry { return tarEntry{name: name, link: target, typ: tar.TypeSymlink} }
+func file(name, body string) tarEntry { return tarEntry{name: name, body: body, typ: tar.TypeReg} }
+func dir(name string) tarEntry        { return tarEntry{name: name, typ: tar.TypeDir} }
+func symlink(name, target string) tarEntry {
+	return tarEntry{name: name, link: target, typ: tar.TypeSymlink}
+}
 func hardlink(name, target string) tarEntry {
 	return tarEntry{name: name, link: target, typ: tar.TypeLink}
 }
