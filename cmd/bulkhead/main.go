@@ -1,0 +1,14 @@
+// Command bulkhead is a container-security scanner: image inventory and
+// SBOMs, vulnerabilities, misconfigurations, secrets, signing and runtime
+// detection.
+package main
+
+import (
+	"os"
+
+	"github.com/bulkhead-sec/bulkhead/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+}

@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-sec/bulkhead/image"
+	"github.com/bulkhead-sec/bulkhead/scan"
+)
+
+// scanFlags are the flags shared by the commands that scan a target.
+type scanFlags struct {
+	format   string
+	output   string
+	quiet    bool
+	platform string
+	insecure bool
+	input    string
+	tempDir  string
+}
+
+func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.format, "format", "f", "table", "output format: "+strings.Join(formatNames(), ", "))
+	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of standard output")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
+	fl.StringVar(&f.tempDir, "temp-dir", "", "where the scan keeps its temporary files (default $TMPDIR)")
+	if withImage {
+		fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default: the host's)")
+		fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for the registry")
+		fl.StringVarP(&f.input, "input", "i", "", "read the image from an archive file (docker-archive or oci-archive, gzip or not) or an OCI layout directory")
+	}
+}
+
+func newImageCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f scanFlags
+	cmd := &cobra.Command{
+		Use:   "image [flags] IMAGE",
+		Short: "Scan a container image",
+		Long: `Scan a container image and report its inventory.
+
+IMAGE is one of:
+  alpine:3.20, registry:5000/app@sha256:...   a registry reference
+  docker-archive:FILE, oci-archive:FILE       an image archive (or --input FILE)
+  oci:DIR[:TAG]                               an OCI image layout (or --input DIR)
+  docker:NAME, podman:NAME                    an image from a Docker Engine API socket
+                                              (DOCKER_HOST / CONTAINER_HOST honoured)`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.input != "" && len(args) > 0 {
+				return fmt.Errorf("give either --input or an IMAGE argument, not both")
+			}
+			if f.input == "" && len(args) != 1 {
+				return fmt.Errorf("name one image to scan (or use --input FILE)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref := f.input
+			if ref == "" {
+				ref = args[0]
+			}
+			return runScan(cmd, &f, stdout, stderr, ref)
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newRootfsCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f scanFlags
+	cmd := &cobra.Command{
+		Use:   "rootfs [flags] DIR",
+		Short: "Scan a root filesystem directory",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runScan(cmd, &f, stdout, stderr, "rootfs:"+args[0])
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref string) error {
+	ctx := cmd.Context()
+	enc, ok := formats[f.format]
+	if !ok {
+		return fmt.Errorf("unknown --format %q; use one of %s", f.format, strings.Join(formatNames(), ", "))
+	}
+	opts := image.Options{Insecure: f.insecure, TempDir: f.tempDir}
+	if f.platform != "" {
+		p, err := v1.ParsePlatform(f.platform)
+		if err != nil {
+			return fmt.Errorf("--platform %q: %w", f.platform, err)
+		}
+		opts.Platform = p
+	}
+	prog := newProgress(stderr, f.quiet)
+	opts.Progress = prog.bytes
+	prog.status("opening " + ref)
+	img, err := image.Open(ctx, ref, opts)
+	if err != nil {
+		prog.clear()
+		return err
+	}
+	defer img.Close()
+	res, err := scan.Image(ctx, img, scan.Options{TempDir: f.tempDir, Progress: prog.layer(len(img.WalkLayers()))})
+	prog.clear()
+	if err != nil {
+		return err
+	}
+	w := stdout
+	if f.output != "" {
+		out, err := os.Create(f.output)
+		if err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+		defer out.Close()
+		w = out
+	}
+	if err := enc(w, res.Inventory, isTerminal(w)); err != nil {
+		return fmt.Errorf("write %s report: %w", f.format, err)
+	}
+	if !f.quiet {
+		for _, warn := range res.Inventory.Warnings {
+			fmt.Fprintln(stderr, "warning:", warn)
+		}
+	}
+	return nil
+}

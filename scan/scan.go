@@ -1,0 +1,110 @@
+// Package scan runs the single streaming walk over an image with every
+// visitor that a scan needs (OS detection, package catalogers, and whatever
+// later scanners register) and assembles the inventory.
+package scan
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/catalog/all"
+	"github.com/bulkhead-sec/bulkhead/distro"
+	"github.com/bulkhead-sec/bulkhead/image"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/walk"
+)
+
+// Options configure a scan.
+type Options struct {
+	// TempDir is where the scan makes its own temp directory (default
+	// os.TempDir()); nothing is written anywhere else.
+	TempDir string
+	// Catalogers to run; default all.Catalogers().
+	Catalogers []catalog.Cataloger
+	// Visitors are extra walk visitors (secret rules, image audit, ...)
+	// offered the same single walk.
+	Visitors []walk.Visitor
+	// Jobs is how many layers are read at once.
+	Jobs int
+	// Progress is told as layers start and finish.
+	Progress func(walk.Progress)
+	// Limits for hostile input (zero: the walk's defaults).
+	MaxFileSize, MaxLayerBytes int64
+}
+
+// Result is what one walk produced.
+type Result struct {
+	Inventory *inventory.Inventory
+	// Tree is the final filesystem view, for scanners that look at it after
+	// the walk.
+	Tree *walk.Tree
+}
+
+// Image scans an opened image.
+func Image(ctx context.Context, img *image.Image, opts Options) (*Result, error) {
+	base := opts.TempDir
+	if base == "" {
+		base = os.TempDir()
+	}
+	tmp, err := os.MkdirTemp(base, "bulkhead-scan-")
+	if err != nil {
+		return nil, fmt.Errorf("make the scan's temp directory: %w (set TMPDIR)", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	cats := opts.Catalogers
+	if cats == nil {
+		cats = all.Catalogers()
+	}
+	layers := img.InventoryLayers()
+	detector := distro.NewDetector()
+	collector := catalog.NewCollector(ctx, cats, layers, tmp)
+	visitors := append([]walk.Visitor{detector, collector}, opts.Visitors...)
+
+	tree, err := walk.Walk(ctx, img.WalkLayers(), visitors, walk.Options{
+		TempDir:       tmp,
+		Jobs:          opts.Jobs,
+		Progress:      opts.Progress,
+		MaxFileSize:   opts.MaxFileSize,
+		MaxLayerBytes: opts.MaxLayerBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", img.Name, err)
+	}
+	inv := &inventory.Inventory{Target: img.Target(), OS: detector.OS(), Packages: collector.Packages()}
+	if img.Source == image.SourceRootfs {
+		// A directory has no layers: locations are paths only.
+		inv.Target.Layers = nil
+		for i := range inv.Packages {
+			for j := range inv.Packages[i].Locations {
+				inv.Packages[i].Locations[j].Layer = nil
+			}
+		}
+	}
+	setPURLs(inv, cats)
+	inv.Warnings = append(append([]string{}, tree.Warnings()...), collector.Warnings()...)
+	sort.Strings(inv.Warnings)
+	inv.Sort()
+	return &Result{Inventory: inv, Tree: tree}, nil
+}
+
+func setPURLs(inv *inventory.Inventory, cats []catalog.Cataloger) {
+	byName := map[string]catalog.PURLer{}
+	for _, c := range cats {
+		if p, ok := c.(catalog.PURLer); ok {
+			byName[c.Name()] = p
+		}
+	}
+	for i := range inv.Packages {
+		p := &inv.Packages[i]
+		if p.PURL != "" {
+			continue
+		}
+		if pu, ok := byName[p.FoundBy]; ok {
+			p.PURL = pu.PURL(p, inv.OS)
+		}
+	}
+}

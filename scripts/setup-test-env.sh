@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what bulkhead's tests need on a Debian machine (run as root):
+# podman + runc (images built in tests), Debian's docker-registry (a real
+# registry on loopback), debootstrap (Debian root filesystems), rpm (the
+# native tool the rpm cataloger is compared with), dpkg-query (dpkg, always
+# there), apache2-utils (htpasswd for registry auth).
+set -euo pipefail
+need=()
+for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docker-registry \
+            debootstrap:debootstrap rpm:rpm htpasswd:apache2-utils; do
+  bin=${pair%%:*} pkg=${pair#*:}
+  command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" uidmap >/dev/null
+fi
+# crun fails here on rlimits and hybrid cgroups: use runc with cgroupfs.
+mkdir -p /etc/containers
+if ! grep -q 'runtime = "runc"' /etc/containers/containers.conf 2>/dev/null; then
+  cat > /etc/containers/containers.conf <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+[engine.runtimes]
+runc = ["/usr/sbin/runc"]
+CONF
+fi
