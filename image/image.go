@@ -254,6 +254,19 @@ type verifiedLayer struct {
 	closeDec   func()
 }
 
+// Verify reads what is left of the stored blob and checks its digest. The
+// walk calls it when the content turned out unreadable, so that a corrupt
+// blob is reported as such rather than as a broken tar.
+func (v *verifiedLayer) Verify() error {
+	if v.stored.done {
+		return nil
+	}
+	if _, err := io.Copy(io.Discard, v.stored); err != nil {
+		return err
+	}
+	return nil
+}
+
 // Close checks, when the whole stream was read, that the stored blob was read
 // to its end too, so its digest was verified.
 func (v *verifiedLayer) Close() error {

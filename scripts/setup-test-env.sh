@@ -7,7 +7,7 @@
 set -euo pipefail
 need=()
 for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docker-registry \
-            debootstrap:debootstrap rpm:rpm htpasswd:apache2-utils; do
+            debootstrap:debootstrap rpm:rpm htpasswd:apache2-utils /usr/bin/time:time; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -151,7 +151,7 @@ func walkLayer(ctx context.Context, l Layer, visitors []Visitor, opts *Options) 
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, err)
+			return nil, fmt.Errorf("read %s: %w", name, verifyFailure(rc, err))
 		}
 		count++
 		if count > opts.MaxEntries {
@@ -188,7 +188,7 @@ func walkLayer(ctx context.Context, l Layer, visitors []Visitor, opts *Options) 
 	}
 	// Read to the end so that digest checks in the opener see every byte.
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, fmt.Errorf("read %s: %w", name, verifyFailure(rc, err))
 	}
 	if err := rc.Close(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
@@ -202,6 +202,23 @@ func walkLayer(ctx context.Context, l Layer, visitors []Visitor, opts *Options) 
 		opts.Progress(Progress{Layer: l.Info, Done: true, Bytes: cr.n})
 	}
 	return rec, nil
+}
+
+// verifier is implemented by layer streams that can check their digest
+// when their content proved unreadable.
+type verifier interface{ Verify() error }
+
+// verifyFailure prefers a digest error over the read error it caused.
+func verifyFailure(rc io.ReadCloser, err error) error {
+	if errors.Is(err, ErrLayerTooLarge) {
+		return err
+	}
+	if v, ok := rc.(verifier); ok {
+		if verr := v.Verify(); verr != nil {
+			return fmt.Errorf("%w (reading it failed with: %v)", verr, err)
+		}
+	}
+	return err
 }
 
 func visit(rec *layerRecord, layer string, e *Entry, c *Content, wanted []Visitor) {
