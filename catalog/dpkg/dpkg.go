@@ -1,0 +1,365 @@
+// Package dpkg reads the package databases of dpkg (Debian, Ubuntu and their
+// derivatives): var/lib/dpkg/status, the per-package files of distroless
+// images under var/lib/dpkg/status.d/, and the status file of opkg
+// (OpenWrt), which has the same format.
+//
+// opkg packages are reported with the deb type, as syft does: their purls
+// take the detected OS as namespace (pkg:deb/openwrt/...).
+//
+// The status file carries no licences: Debian keeps them in
+// usr/share/doc/<package>/copyright, which this cataloger does not read.
+package dpkg
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/package-url/packageurl-go"
+
+	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+)
+
+// Bounds on hostile input. Real status files have lines of a few kilobytes
+// at most and some thousands of packages.
+const (
+	// MaxLine is the longest line read; longer lines are skipped whole.
+	MaxLine = 1 << 20
+	// MaxPackages is the most packages read from one file.
+	MaxPackages = 1 << 20
+)
+
+// maxPackages is MaxPackages, lowered by tests.
+var maxPackages = MaxPackages
+
+// Paths of the databases, relative to the image root.
+const (
+	StatusPath   = "var/lib/dpkg/status"
+	StatusDDir   = "var/lib/dpkg/status.d/"
+	OpkgStatus   = "usr/lib/opkg/status"
+	opkgStatusVL = "var/lib/opkg/status" // older opkg builds
+)
+
+// Cataloger reads dpkg and opkg status databases.
+type Cataloger struct{}
+
+// New returns the dpkg cataloger.
+func New() *Cataloger { return &Cataloger{} }
+
+var (
+	_ catalog.Cataloger = (*Cataloger)(nil)
+	_ catalog.PURLer    = (*Cataloger)(nil)
+)
+
+// Name implements catalog.Cataloger.
+func (*Cataloger) Name() string { return "dpkg" }
+
+// Match implements catalog.Cataloger.
+func (*Cataloger) Match(path string) bool {
+	switch path {
+	case StatusPath, OpkgStatus, opkgStatusVL:
+		return true
+	}
+	return isStatusD(path)
+}
+
+// isStatusD reports whether path is a distroless per-package status file
+// (and not one of the .md5sums files kept beside them).
+func isStatusD(path string) bool {
+	rest, ok := strings.CutPrefix(path, StatusDDir)
+	return ok && rest != "" && !strings.Contains(rest, "/") && !strings.HasSuffix(rest, ".md5sums")
+}
+
+// Parse implements catalog.Cataloger.
+func (*Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
+	parse := ParseStatus
+	if isStatusD(strings.TrimPrefix(in.Path, "/")) {
+		parse = ParseStatusD
+	}
+	pkgs, err := parse(ctx, in.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("dpkg database %s: %w", in.Path, err)
+	}
+	return pkgs, nil
+}
+
+// ParseStatus reads a dpkg (or opkg) status file and returns the installed
+// packages.
+//
+// "Installed" is what dpkg-query reports as db:Status-Status "installed": the
+// third word of the Status field, whatever the selection ("install",
+// "hold", or "deinstall" for a package marked for removal but still on
+// disk). Packages that are only unpacked, half-configured, awaiting or
+// pending triggers, or that left only their config files are not counted,
+// nor are stanzas without a Status field, which dpkg reads as not installed.
+func ParseStatus(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
+	return parse(ctx, r, false)
+}
+
+// ParseStatusD reads one file of a distroless var/lib/dpkg/status.d
+// directory. These files are written by image builders, not by dpkg, and
+// usually have no Status field: a stanza without one is installed.
+func ParseStatusD(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
+	return parse(ctx, r, true)
+}
+
+// stanza is the part of one paragraph bulkhead keeps.
+type stanza struct {
+	pkg, version, arch, status, source, maintainer string
+	hasPkg, hasStatus                              bool
+}
+
+func parse(ctx context.Context, r io.Reader, missingStatusInstalled bool) ([]inventory.Package, error) {
+	lr := newLineReader(r)
+	var (
+		pkgs []inventory.Package
+		seen = map[string]bool{}
+		cur  stanza
+		n    int
+	)
+	flush := func() error {
+		s := cur
+		cur = stanza{}
+		if s.pkg == "" || s.version == "" {
+			return nil // dpkg rejects an installed package without a version
+		}
+		if s.hasStatus {
+			if !installed(s.status) {
+				return nil
+			}
+		} else if !missingStatusInstalled {
+			return nil
+		}
+		p := newPackage(s)
+		if k := p.Key(); !seen[k] {
+			if len(pkgs) >= maxPackages {
+				return fmt.Errorf("more than %d packages: this is not a dpkg status file", maxPackages)
+			}
+			seen[k] = true
+			pkgs = append(pkgs, p)
+		}
+		return nil
+	}
+	for {
+		line, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		switch line[0] {
+		case ' ', '\t', '#':
+			// A continuation of a multi-line field (Description,
+			// Conffiles, ...) or a comment: none of the fields kept
+			// spans lines.
+			continue
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 {
+			continue // not a field
+		}
+		key := bytes.TrimSpace(line[:i])
+		val := func() string { return string(bytes.TrimSpace(line[i+1:])) }
+		// Field names are case-insensitive (deb822). Only the kept fields'
+		// values are copied out of the line.
+		switch {
+		case bytes.EqualFold(key, fPackage):
+			// A second Package in one stanza means the blank line
+			// between two stanzas was lost: start a new one.
+			if cur.hasPkg {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
+			cur.pkg, cur.hasPkg = val(), true
+		case bytes.EqualFold(key, fVersion):
+			cur.version = val()
+		case bytes.EqualFold(key, fArchitecture):
+			cur.arch = val()
+		case bytes.EqualFold(key, fStatus):
+			cur.status, cur.hasStatus = val(), true
+		case bytes.EqualFold(key, fSource):
+			cur.source = val()
+		case bytes.EqualFold(key, fMaintainer):
+			cur.maintainer = val()
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return pkgs, nil
+}
+
+var (
+	fPackage      = []byte("Package")
+	fVersion      = []byte("Version")
+	fArchitecture = []byte("Architecture")
+	fStatus       = []byte("Status")
+	fSource       = []byte("Source")
+	fMaintainer   = []byte("Maintainer")
+)
+
+// installed reports whether a Status field ("want flag status") says the
+// package is installed.
+func installed(status string) bool {
+	f := strings.Fields(status)
+	return len(f) == 3 && f[2] == "installed"
+}
+
+func newPackage(s stanza) inventory.Package {
+	p := inventory.Package{
+		Name:       s.pkg,
+		Version:    s.version,
+		Type:       inventory.TypeDeb,
+		Arch:       s.arch,
+		Maintainer: s.maintainer,
+		Epoch:      epoch(s.version),
+	}
+	// As dpkg-query's ${source:Package} and ${source:Version}: the Source
+	// field is "name" or "name (version)"; without it, or without a
+	// version in it, the binary package's own name and version apply.
+	// Debian's security tracker is keyed by source package.
+	p.SourceName, p.SourceVersion = SplitSource(s.source)
+	if p.SourceName == "" {
+		p.SourceName = s.pkg
+	}
+	if p.SourceVersion == "" {
+		p.SourceVersion = s.version
+	}
+	return p
+}
+
+// SplitSource splits a Source field, "name" or "name (version)".
+func SplitSource(src string) (name, version string) {
+	src = strings.TrimSpace(src)
+	i := strings.IndexByte(src, '(')
+	if i < 0 {
+		return src, ""
+	}
+	name = strings.TrimSpace(src[:i])
+	version = src[i+1:]
+	if j := strings.IndexByte(version, ')'); j >= 0 {
+		version = version[:j]
+	}
+	return name, strings.TrimSpace(version)
+}
+
+// epoch returns the epoch of a Debian version ("1:2.3-4" -> 1), or nil when
+// the version has none.
+func epoch(v string) *int {
+	i := strings.IndexByte(v, ':')
+	if i <= 0 || i == len(v)-1 {
+		return nil // no epoch, or nothing after it
+	}
+	for _, c := range v[:i] {
+		if c < '0' || c > '9' {
+			return nil // dpkg allows digits only ("+1" is not an epoch)
+		}
+	}
+	e, err := strconv.Atoi(v[:i])
+	if err != nil {
+		return nil // too large
+	}
+	return &e
+}
+
+// PURL implements catalog.PURLer, following the purl deb type and syft:
+// pkg:deb/<os id>/<name>@<version>?arch=<arch>&distro=<id>-<version id>.
+// The version keeps its epoch ("1:2.3-4"): the deb type has no epoch
+// qualifier. upstream names the source package, as syft writes it
+// ("name" or "name@version"), when it differs from the binary package. The
+// namespace is the os-release ID (debian, ubuntu, ...) and "debian" when the
+// OS is unknown; the distro qualifier uses the codename when the OS has no
+// VERSION_ID (Debian testing and unstable).
+func (*Cataloger) PURL(p *inventory.Package, os *inventory.OS) string {
+	ns := "debian"
+	q := map[string]string{}
+	if p.Arch != "" {
+		q["arch"] = p.Arch
+	}
+	switch {
+	case p.SourceVersion != "" && p.SourceVersion != p.Version:
+		q["upstream"] = p.SourceName + "@" + p.SourceVersion
+	case p.SourceName != "" && p.SourceName != p.Name:
+		q["upstream"] = p.SourceName
+	}
+	if os != nil && os.ID != "" {
+		ns = strings.ToLower(os.ID)
+		switch {
+		case os.VersionID != "":
+			q["distro"] = os.ID + "-" + os.VersionID
+		case os.Codename != "":
+			q["distro"] = os.ID + "-" + os.Codename
+		default:
+			q["distro"] = os.ID
+		}
+	}
+	return packageurl.NewPackageURL(packageurl.TypeDebian, ns, p.Name, p.Version, packageurl.QualifiersFromMap(q), "").ToString()
+}
+
+// lineReader yields lines without their end-of-line bytes (LF or CRLF),
+// skipping lines longer than MaxLine so that memory stays bounded. The
+// returned slice is valid until the next call.
+type lineReader struct {
+	br  *bufio.Reader
+	buf []byte
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+func (l *lineReader) next() ([]byte, error) {
+	l.buf = l.buf[:0]
+	tooLong := false
+	for {
+		chunk, err := l.br.ReadSlice('\n')
+		if !tooLong {
+			if len(l.buf)+len(chunk) > MaxLine+2 { // +2: room for CRLF
+				tooLong, l.buf = true, l.buf[:0]
+			} else {
+				l.buf = append(l.buf, chunk...)
+			}
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == nil:
+			if tooLong {
+				tooLong = false // skip the over-long line, read the next
+				continue
+			}
+			return trimEOL(l.buf), nil
+		case errors.Is(err, io.EOF):
+			if tooLong || len(l.buf) == 0 {
+				return nil, io.EOF
+			}
+			return trimEOL(l.buf), nil // a last line without a newline
+		default:
+			return nil, err
+		}
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte{'\n'})
+	return bytes.TrimSuffix(b, []byte{'\r'})
+}
