@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/image"
+	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/scan"
 )
 
@@ -122,7 +123,11 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 		defer out.Close()
 		w = out
 	}
-	if err := enc(w, res.Inventory, isTerminal(w)); err != nil {
+	color := false
+	if f, ok := w.(*os.File); ok {
+		color = report.ColorEnabled(f)
+	}
+	if err := enc(w, res.Inventory, color); err != nil {
 		return fmt.Errorf("write %s report: %w", f.format, err)
 	}
 	if !f.quiet {
