@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"sync"
@@ -30,6 +31,47 @@ type Cataloger interface {
 	// Parse reads the packages recorded in one input file. Packages need
 	// not carry Locations or FoundBy: the Collector sets them.
 	Parse(ctx context.Context, in Input) ([]inventory.Package, error)
+}
+
+// Scope says which kinds of target a cataloger reads.
+type Scope uint8
+
+const (
+	// ScopeImage: installed packages, as found in images and root
+	// filesystems (package databases, node_modules, site-packages, binaries).
+	ScopeImage Scope = 1 << iota
+	// ScopeSource: declared dependencies in source trees (lockfiles,
+	// manifests), read by `bulkhead fs`.
+	ScopeSource
+	ScopeAll = ScopeImage | ScopeSource
+)
+
+// Scoped is implemented by catalogers that run only for some targets;
+// catalogers without it run for all.
+type Scoped interface {
+	Scope() Scope
+}
+
+// EntryMatcher is implemented by catalogers that select files by more than
+// their path (executables by mode, archives by size). When implemented it
+// replaces Match for the walk; Match is still used where only a path is known.
+type EntryMatcher interface {
+	MatchEntry(path string, mode fs.FileMode, size int64) bool
+}
+
+// For returns the catalogers that run for a scope.
+func For(cats []Cataloger, scope Scope) []Cataloger {
+	var out []Cataloger
+	for _, c := range cats {
+		s := ScopeAll
+		if sc, ok := c.(Scoped); ok {
+			s = sc.Scope()
+		}
+		if s&scope != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // PURLer is implemented by catalogers whose packages have package URLs that
@@ -105,18 +147,25 @@ func (c *Collector) Wants(e *walk.Entry) bool {
 		return false
 	}
 	for _, cat := range c.catalogers {
-		if cat.Match(e.Path) {
+		if matches(cat, e) {
 			return true
 		}
 	}
 	return false
 }
 
+func matches(cat Cataloger, e *walk.Entry) bool {
+	if em, ok := cat.(EntryMatcher); ok {
+		return em.MatchEntry(e.Path, e.Mode, e.Size)
+	}
+	return cat.Match(e.Path)
+}
+
 // Visit implements walk.Visitor.
 func (c *Collector) Visit(e *walk.Entry, content *walk.Content) error {
 	var matched []Cataloger
 	for _, cat := range c.catalogers {
-		if cat.Match(e.Path) {
+		if matches(cat, e) {
 			matched = append(matched, cat)
 		}
 	}

@@ -34,6 +34,7 @@ const (
 	SourceOCILayout     = "oci-layout"
 	SourceDaemon        = "daemon"
 	SourceRootfs        = "rootfs"
+	SourceDir           = "dir" // a source tree (bulkhead fs)
 )
 
 // Image is an opened image: the v1.Image every consumer sees, and what the
@@ -88,7 +89,7 @@ func (i *Image) Target() inventory.Target {
 		t.User = i.config.Config.User
 		t.Labels = i.config.Config.Labels
 	}
-	if i.Source != SourceRootfs && i.Image != nil {
+	if i.Source != SourceRootfs && i.Source != SourceDir && i.Image != nil {
 		if id, err := i.Image.ConfigName(); err == nil {
 			t.ID = id.String()
 		}
@@ -321,8 +322,14 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 			return OpenLayout(dir, tag, opts)
 		case "docker", "podman":
 			return OpenDaemon(ctx, scheme, rest, opts)
-		case "rootfs", "dir":
+		case "rootfs":
 			return OpenRootfs(rest)
+		case "dir":
+			img, err := OpenRootfs(rest)
+			if err == nil {
+				img.Source = SourceDir
+			}
+			return img, err
 		}
 	}
 	if st, err := os.Stat(ref); err == nil {

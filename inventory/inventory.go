@@ -16,6 +16,16 @@ const (
 	TypeAPK = "apk"
 	TypeDeb = "deb"
 	TypeRPM = "rpm"
+
+	// Language ecosystems use their purl type names.
+	TypeGo       = "golang"
+	TypeNPM      = "npm"
+	TypePyPI     = "pypi"
+	TypeMaven    = "maven"
+	TypeGem      = "gem"
+	TypeCargo    = "cargo"
+	TypeComposer = "composer"
+	TypeNuGet    = "nuget"
 )
 
 // Location says where a package was found: the file that recorded it and the
@@ -57,6 +67,11 @@ type Package struct {
 	Licenses   []string `json:"licenses,omitempty"`
 	Maintainer string   `json:"maintainer,omitempty"` // dpkg Maintainer, apk maintainer, rpm vendor
 	Modularity string   `json:"modularityLabel,omitempty"`
+	// Dev marks a development-only dependency (lockfiles that say so).
+	Dev bool `json:"dev,omitempty"`
+	// Main marks the main module of a binary or project (Go main module,
+	// the root of a lockfile), as opposed to its dependencies.
+	Main bool `json:"main,omitempty"`
 
 	// FoundBy names the cataloger that produced the package.
 	FoundBy   string     `json:"foundBy"`

@@ -24,6 +24,9 @@ type Options struct {
 	TempDir string
 	// Catalogers to run; default all.Catalogers().
 	Catalogers []catalog.Cataloger
+	// Scope selects catalogers: installed packages (images, root
+	// filesystems; the default) and/or declared dependencies (source trees).
+	Scope catalog.Scope
 	// Visitors are extra walk visitors (secret rules, image audit, ...)
 	// offered the same single walk.
 	Visitors []walk.Visitor
@@ -59,6 +62,11 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*Result, error)
 	if cats == nil {
 		cats = all.Catalogers()
 	}
+	scope := opts.Scope
+	if scope == 0 {
+		scope = catalog.ScopeImage
+	}
+	cats = catalog.For(cats, scope)
 	layers := img.InventoryLayers()
 	detector := distro.NewDetector()
 	collector := catalog.NewCollector(ctx, cats, layers, tmp)
@@ -75,7 +83,7 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*Result, error)
 		return nil, fmt.Errorf("scan %s: %w", img.Name, err)
 	}
 	inv := &inventory.Inventory{Target: img.Target(), OS: detector.OS(), Packages: collector.Packages()}
-	if img.Source == image.SourceRootfs {
+	if img.Source == image.SourceRootfs || img.Source == image.SourceDir {
 		// A directory has no layers: locations are paths only.
 		inv.Target.Layers = nil
 		for i := range inv.Packages {

@@ -9,6 +9,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/scan"
@@ -23,6 +24,7 @@ type scanFlags struct {
 	insecure bool
 	input    string
 	tempDir  string
+	scope    catalog.Scope
 }
 
 func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
@@ -76,10 +78,25 @@ func newRootfsCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f scanFlags
 	cmd := &cobra.Command{
 		Use:   "rootfs [flags] DIR",
-		Short: "Scan a root filesystem directory",
+		Short: "Scan a root filesystem directory (installed packages, as in an image)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runScan(cmd, &f, stdout, stderr, "rootfs:"+args[0])
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func newFSCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f scanFlags
+	cmd := &cobra.Command{
+		Use:   "fs [flags] DIR",
+		Short: "Scan a source tree or build output (lockfiles and manifests as well as installed packages)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.scope = catalog.ScopeAll
+			return runScan(cmd, &f, stdout, stderr, "dir:"+args[0])
 		},
 	}
 	f.register(cmd, false)
@@ -109,7 +126,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 		return err
 	}
 	defer img.Close()
-	res, err := scan.Image(ctx, img, scan.Options{TempDir: f.tempDir, Progress: prog.layer(len(img.WalkLayers()))})
+	res, err := scan.Image(ctx, img, scan.Options{TempDir: f.tempDir, Scope: f.scope, Progress: prog.layer(len(img.WalkLayers()))})
 	prog.clear()
 	if err != nil {
 		return err

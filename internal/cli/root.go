@@ -55,6 +55,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newImageCmd(stdout, stderr), newRootfsCmd(stdout, stderr))
+	root.AddCommand(newImageCmd(stdout, stderr), newRootfsCmd(stdout, stderr), newFSCmd(stdout, stderr))
 	return root
 }
