@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/bulkhead-sec/bulkhead/walk"
 )
 
 // OpenArchive opens a docker-archive (`docker save`) or an oci-archive file,
@@ -35,7 +37,8 @@ func OpenArchive(file string, opts Options) (*Image, error) {
 		}
 	}()
 	cleanup = append(cleanup, func() { f.Close() })
-	br := bufio.NewReader(f)
+	counted := &countReader{r: f}
+	br := bufio.NewReader(counted)
 	magic, _ := br.Peek(2)
 	if bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(br)
@@ -47,7 +50,10 @@ func OpenArchive(file string, opts Options) (*Image, error) {
 			return nil, fmt.Errorf("decompress %s: %w", file, err)
 		}
 		cleanup = append(cleanup, func() { tmp.Close(); os.Remove(tmp.Name()) })
-		if _, err := io.Copy(tmp, zr); err != nil {
+		// The compressed archive is bounded like a layer: a gzip bomb must
+		// not fill the temp space.
+		out := &countReader{r: zr}
+		if _, err := io.Copy(tmp, &bombGuard{r: out, in: counted}); err != nil {
 			return nil, fmt.Errorf("decompress %s: %w", file, err)
 		}
 		f = tmp
@@ -71,6 +77,32 @@ func OpenArchive(file string, opts Options) (*Image, error) {
 	img.cleanup = append(img.cleanup, cleanup...)
 	done = true
 	return img, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// bombGuard stops a decompression that expands more than maxRatio times
+// once past ratioFloor bytes.
+type bombGuard struct {
+	r  *countReader
+	in *countReader
+}
+
+func (b *bombGuard) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if b.r.n > ratioFloor && b.in.n > 0 && b.r.n/b.in.n > maxRatio {
+		return n, fmt.Errorf("%w: archive expands %d times; refusing a likely decompression bomb", walk.ErrLayerTooLarge, b.r.n/b.in.n)
+	}
+	return n, err
 }
 
 type dockerManifest struct {

@@ -201,7 +201,11 @@ func openVerified(l storedLayer) (io.ReadCloser, error) {
 		plain, closeDec = br, func() {}
 	}
 	un := &hashingReader{r: plain, want: l.diffID, what: "uncompressed layer (diffID)", stored: stored}
-	if l.diffID.Hex != "" {
+	// The diffID is checked when the stored bytes have no digest to check
+	// (docker-archive layers). Where they do, that digest, bound to the
+	// manifest, already proves the content; hashing the uncompressed stream
+	// as well would cost a second full pass for no added assurance.
+	if l.diffID.Hex != "" && stored.h == nil {
 		un.h = newHasher(l.diffID)
 	}
 	return &verifiedLayer{Reader: un, un: un, stored: stored, closeRaw: raw.Close, closeDec: closeDec}, nil
