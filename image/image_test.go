@@ -403,3 +403,55 @@ func TestRootfs(t *testing.T) {
 		t.Errorf("Resolve(escape) = %s, %v", p, ok)
 	}
 }
+
+func TestPlatformFromIndex(t *testing.T) {
+	amd := testImage(t)
+	arm, err := mutate.AppendLayers(empty.Image, layerTar(t, "etc/arch", "arm64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := arm.ConfigFile()
+	cfg = cfg.DeepCopy()
+	cfg.Architecture, cfg.OS = "arm64", "linux"
+	arm, _ = mutate.ConfigFile(arm, cfg)
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
+	)
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "multi"})); err != nil {
+		t.Fatal(err)
+	}
+	armDigest, _ := arm.Digest()
+	amdDigest, _ := amd.Digest()
+	cases := []struct {
+		platform string
+		want     v1.Hash
+		err      string
+	}{
+		{platform: "linux/arm64", want: armDigest},
+		{platform: "linux/arm64/v8", want: armDigest},
+		{platform: "linux/amd64", want: amdDigest},
+		{platform: "linux/s390x", err: "no image for platform linux/s390x"},
+	}
+	for _, c := range cases {
+		plat, _ := v1.ParsePlatform(c.platform)
+		img, err := Open(context.Background(), "oci:"+dir+":multi", Options{Platform: plat})
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: err = %v", c.platform, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.platform, err)
+		}
+		if img.Digest != c.want || img.Config().Architecture != plat.Architecture {
+			t.Errorf("%s: got %s (%s)", c.platform, img.Digest, img.Config().Architecture)
+		}
+	}
+}

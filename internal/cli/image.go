@@ -109,7 +109,15 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 	if !ok {
 		return fmt.Errorf("unknown --format %q; use one of %s", f.format, strings.Join(formatNames(), ", "))
 	}
-	opts := image.Options{Insecure: f.insecure, TempDir: f.tempDir}
+	// Everything the command writes to disk (a decompressed archive, an
+	// image saved from a daemon, spooled files) lives in one directory of
+	// its own, removed when it ends.
+	tmp, err := os.MkdirTemp(f.tempDir, "bulkhead-")
+	if err != nil {
+		return fmt.Errorf("make a temp directory: %w (set --temp-dir or TMPDIR)", err)
+	}
+	defer os.RemoveAll(tmp)
+	opts := image.Options{Insecure: f.insecure, TempDir: tmp}
 	if f.platform != "" {
 		p, err := v1.ParsePlatform(f.platform)
 		if err != nil {
@@ -126,7 +134,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 		return err
 	}
 	defer img.Close()
-	res, err := scan.Image(ctx, img, scan.Options{TempDir: f.tempDir, Scope: f.scope, Progress: prog.layer(len(img.WalkLayers()))})
+	res, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Scope: f.scope, Progress: prog.layer(len(img.WalkLayers()))})
 	prog.clear()
 	if err != nil {
 		return err
