@@ -11,6 +11,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -166,11 +173,17 @@ type registry struct {
 	user, pass string
 }
 
-func startRegistry(t *testing.T, auth bool) *registry {
+func startRegistry(t *testing.T, auth bool) *registry { return startRegistryTLS(t, auth, false) }
+
+func startRegistryTLS(t *testing.T, auth, useTLS bool) *registry {
 	t.Helper()
 	dir := t.TempDir()
 	r := &registry{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), root: filepath.Join(dir, "storage")}
 	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", r.root, r.addr)
+	if useTLS {
+		cert, key := selfSigned(t, dir)
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", cert, key)
+	}
 	if auth {
 		r.user, r.pass = "e2e", "s3cret-pass"
 		htp := run(t, "htpasswd", "-Bbn", r.user, r.pass)
@@ -195,6 +208,33 @@ func startRegistry(t *testing.T, auth bool) *registry {
 	})
 	waitPort(t, r.addr)
 	return r
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1.
+func selfSigned(t *testing.T, dir string) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "bulkhead e2e registry"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certPath, keyPath
 }
 
 // push copies a podman image into the registry and returns its reference.

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -92,10 +94,11 @@ func TestAlpineReleases(t *testing.T) {
 		ver := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "alpine-minirootfs-"), "-x86_64.tar.gz")
 		t.Run(ver, func(t *testing.T) {
 			base := "localhost/e2e-alpine-base:" + ver
-			ref := "localhost/e2e-alpine:" + ver
+			cf := "FROM " + base + "\nRUN apk del --no-network libc-utils || true\n"
+			ref := "localhost/e2e-alpine:" + ver + "-" + recipeTag(cf)
 			if !imageExists(ref) {
 				run(t, "podman", "import", "-q", f, base)
-				build(t, ref, "FROM "+base+"\nRUN apk del --no-network libc-utils || true\n", nil)
+				build(t, ref, cf, nil)
 			}
 			out := filepath.Join(t.TempDir(), "img.tar")
 			run(t, "podman", "save", "-q", "--format", "docker-archive", "-o", out, ref)
@@ -106,7 +109,6 @@ func TestAlpineReleases(t *testing.T) {
 }
 
 const debianBase = "localhost/e2e-debian-base:bookworm"
-const debianRef = "localhost/e2e-debian:1"
 
 // debianPurged are removed in the second layer of the Debian test image.
 var debianPurged = []string{"e2fsprogs", "libss2", "logsave", "libext2fs2"}
@@ -117,6 +119,10 @@ func debianImage(t *testing.T) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
+	cf := fmt.Sprintf("FROM %s\nRUN dpkg --purge --force-depends --force-remove-essential %s\nRUN useradd -u 10001 app\n", debianBase, strings.Join(debianPurged, " "))
+	// Images are reused across runs on one machine; the tag changes with
+	// the recipe so a changed recipe is rebuilt.
+	debianRef := "localhost/e2e-debian:" + recipeTag(cf)
 	if imageExists(debianRef) {
 		return debianRef
 	}
@@ -133,7 +139,6 @@ func debianImage(t *testing.T) string {
 		}
 		run(t, "podman", "import", "-q", cache, debianBase)
 	}
-	cf := fmt.Sprintf("FROM %s\nRUN dpkg --purge --force-depends --force-remove-essential %s\nRUN useradd -u 10001 app\n", debianBase, strings.Join(debianPurged, " "))
 	build(t, debianRef, cf, nil)
 	return debianRef
 }
@@ -180,7 +185,7 @@ func rpmImage(t *testing.T) (string, []string) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	removed := []string{"bash", "zlib", "openssl-libs"}
-	ref := "localhost/e2e-rpm:1"
+	ref := "localhost/e2e-rpm:" + recipeTag(strings.Join(removed, " ")+"mariner-2.0")
 	if imageExists(ref) {
 		return ref, removed
 	}
@@ -208,6 +213,11 @@ func rpmImage(t *testing.T) (string, []string) {
 	after, _ := os.ReadFile(filepath.Join(work, "rpmdb.sqlite"))
 	build(t, ref, "FROM "+base+"\nCOPY rpmdb.sqlite /var/lib/rpm/rpmdb.sqlite\n", map[string][]byte{"rpmdb.sqlite": after})
 	return ref, removed
+}
+
+func recipeTag(recipe string) string {
+	sum := sha256.Sum256([]byte(recipe))
+	return hex.EncodeToString(sum[:6])
 }
 
 func gunzip(t *testing.T, p string) []byte {

@@ -34,6 +34,8 @@ func TestSourcesAgree(t *testing.T) {
 
 	plain := startRegistry(t, false)
 	authed := startRegistry(t, true)
+	tlsReg := startRegistryTLS(t, true, true)
+	tlsRef := tlsReg.push(t, ref, "e2e/debian:1")
 	plainRef := plain.push(t, ref, "e2e/debian:1")
 	authedRef := authed.push(t, ref, "e2e/debian:1")
 
@@ -58,6 +60,7 @@ func TestSourcesAgree(t *testing.T) {
 	}{
 		{name: "registry", args: []string{"image", plainRef}},
 		{name: "registry with htpasswd", args: []string{"image", authedRef}, env: map[string]string{"BULKHEAD_USERNAME": authed.user, "BULKHEAD_PASSWORD": authed.pass}},
+		{name: "TLS registry (self-signed) with --insecure", args: []string{"image", "--insecure", tlsRef}, env: map[string]string{"BULKHEAD_USERNAME": tlsReg.user, "BULKHEAD_PASSWORD": tlsReg.pass}},
 		{name: "docker-archive", args: []string{"image", "--input", dockerArchive}},
 		{name: "docker-archive gzip", args: []string{"image", "docker-archive:" + gz}},
 		{name: "oci layout", args: []string{"image", "--input", layoutDir}},
@@ -100,6 +103,7 @@ func TestSourcesAgree(t *testing.T) {
 		}{
 			{name: "no credentials", args: []string{"image", authedRef}, want: "access denied"},
 			{name: "wrong password", args: []string{"image", authedRef}, env: map[string]string{"BULKHEAD_USERNAME": authed.user, "BULKHEAD_PASSWORD": "wrong"}, want: "access denied"},
+			{name: "self-signed TLS without --insecure", args: []string{"image", tlsRef}, env: map[string]string{"BULKHEAD_USERNAME": tlsReg.user, "BULKHEAD_PASSWORD": tlsReg.pass}, want: "pull"},
 			{name: "unknown tag", args: []string{"image", plain.addr + "/e2e/debian:nope"}, want: "not found"},
 			{name: "no such socket", args: []string{"image", "podman:" + ref}, env: map[string]string{"CONTAINER_HOST": "unix://" + filepath.Join(dir, "none.sock")}, want: "cannot reach"},
 		}
