@@ -1,0 +1,252 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+)
+
+// Result is everything one scan reports: the inventory and the findings of
+// every scanner that ran (suppressed ones included, marked).
+type Result struct {
+	Inventory *inventory.Inventory
+	Findings  []finding.Finding
+	// Scanners that ran ("vuln", "misconfig", "secret"); the table shows
+	// packages when no finding scanner ran.
+	Scanners []string
+	// DB describes the vulnerability database used, when one was.
+	DB *DBInfo
+	// Warnings beyond the inventory's (stale database, expired ignores).
+	Warnings []string
+}
+
+// DBInfo says which vulnerability database a scan used.
+type DBInfo struct {
+	Source    string    `json:"source,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt,omitempty"`
+	Age       string    `json:"age,omitempty"`
+	Records   int       `json:"records,omitempty"`
+}
+
+// Ran reports whether a scanner ran.
+func (r *Result) Ran(scanner string) bool {
+	for _, s := range r.Scanners {
+		if s == scanner {
+			return true
+		}
+	}
+	return false
+}
+
+// ResultDocument is the JSON report with findings: the inventory document
+// plus "findings" (each a finding.Finding: id, kind, aliases, severity and
+// its source, package name/version/purl/type/path/layer, fixed versions,
+// status, title, references, suppression) and "db".
+type ResultDocument struct {
+	SchemaVersion int `json:"schemaVersion"`
+	*inventory.Inventory
+	Scanners []string          `json:"scanners,omitempty"`
+	DB       *DBInfo           `json:"vulnerabilityDB,omitempty"`
+	Findings []finding.Finding `json:"findings"`
+	Summary  map[string]int    `json:"summary"`
+}
+
+// ResultJSON writes a Result as JSON.
+func ResultJSON(w io.Writer, r *Result) error {
+	if r == nil || r.Inventory == nil {
+		return fmt.Errorf("write JSON report: no result")
+	}
+	inv := normalized(r.Inventory)
+	if len(r.Warnings) > 0 {
+		cp := *inv
+		cp.Warnings = append(append([]string{}, inv.Warnings...), r.Warnings...)
+		inv = &cp
+	}
+	findings := r.Findings
+	if findings == nil {
+		findings = []finding.Finding{}
+	}
+	doc := ResultDocument{SchemaVersion: SchemaVersion, Inventory: inv, Scanners: r.Scanners, DB: r.DB, Findings: findings, Summary: Summary(r.Findings)}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("write JSON report: %w", err)
+	}
+	return nil
+}
+
+// Summary counts the findings that count (not suppressed) by severity.
+func Summary(fs []finding.Finding) map[string]int {
+	out := map[string]int{}
+	for _, s := range []finding.Severity{finding.Critical, finding.High, finding.Medium, finding.Low, finding.Unknown} {
+		out[s.String()] = 0
+	}
+	for _, f := range fs {
+		if f.Suppressed == nil {
+			out[f.Severity.String()]++
+		}
+	}
+	return out
+}
+
+// ResultTable writes findings grouped by target and package, or the package
+// table when no finding scanner ran.
+func ResultTable(w io.Writer, r *Result, opts Options) error {
+	if r == nil || r.Inventory == nil {
+		return fmt.Errorf("write table: no result")
+	}
+	if len(r.Scanners) == 0 {
+		return Table(w, r.Inventory, opts)
+	}
+	inv := r.Inventory
+	bw := &errWriter{w: w}
+	bw.printf("Target:   %s (%s)\n", clean(inv.Target.Name), inv.Target.Source)
+	if inv.OS != nil {
+		name := inv.OS.PrettyName
+		if name == "" {
+			name = strings.TrimSpace(inv.OS.ID + " " + inv.OS.VersionID)
+		}
+		bw.printf("OS:       %s\n", clean(name))
+	}
+	bw.printf("Packages: %d\n", len(inv.Packages))
+	if r.DB != nil {
+		bw.printf("Vuln DB:  %s, updated %s (%s old)\n", clean(r.DB.Source), r.DB.UpdatedAt.Format("2006-01-02"), r.DB.Age)
+	}
+	var active, suppressed []finding.Finding
+	for _, f := range r.Findings {
+		if f.Suppressed != nil {
+			suppressed = append(suppressed, f)
+		} else {
+			active = append(active, f)
+		}
+	}
+	sum := Summary(r.Findings)
+	bw.printf("Findings: %d (CRITICAL: %d, HIGH: %d, MEDIUM: %d, LOW: %d, UNKNOWN: %d)", len(active),
+		sum["CRITICAL"], sum["HIGH"], sum["MEDIUM"], sum["LOW"], sum["UNKNOWN"])
+	if len(suppressed) > 0 {
+		bw.printf(", %d suppressed", len(suppressed))
+	}
+	bw.printf("\n\n")
+
+	var vulns, others []finding.Finding
+	for _, f := range active {
+		if f.Kind == finding.KindVulnerability {
+			vulns = append(vulns, f)
+		} else {
+			others = append(others, f)
+		}
+	}
+	if len(vulns) > 0 {
+		sort.SliceStable(vulns, func(i, j int) bool {
+			a, b := vulns[i].Package, vulns[j].Package
+			if a != nil && b != nil && a.Name != b.Name {
+				return a.Name < b.Name
+			}
+			return vulns[i].Severity > vulns[j].Severity
+		})
+		rows := [][]string{{"PACKAGE", "VERSION", "VULNERABILITY", "SEVERITY", "FIXED IN", "TITLE"}}
+		sev := []finding.Severity{0}
+		for _, f := range vulns {
+			p := f.Package
+			if p == nil {
+				p = &finding.Package{}
+			}
+			fixed := strings.Join(f.FixedVersions, ", ")
+			if fixed == "" {
+				fixed = "(no fix yet)"
+			}
+			rows = append(rows, []string{p.Name, p.Version, f.ID, f.Severity.String(), fixed, truncate(f.Title, 60)})
+			sev = append(sev, f.Severity)
+		}
+		writeRows(bw, rows, sev, opts.Color)
+	}
+	if len(others) > 0 {
+		if len(vulns) > 0 {
+			bw.printf("\n")
+		}
+		rows := [][]string{{"ID", "SEVERITY", "LOCATION", "MESSAGE"}}
+		sev := []finding.Severity{0}
+		for _, f := range others {
+			loc := ""
+			if f.Location != nil {
+				loc = f.Location.Path
+				if f.Location.StartLine > 0 {
+					loc += fmt.Sprintf(":%d", f.Location.StartLine)
+				}
+			}
+			rows = append(rows, []string{f.ID, f.Severity.String(), loc, truncate(f.Title, 70)})
+			sev = append(sev, f.Severity)
+		}
+		writeRows(bw, rows, sev, opts.Color)
+	}
+	for _, warn := range append(append([]string{}, inv.Warnings...), r.Warnings...) {
+		bw.printf("warning: %s\n", clean(warn))
+	}
+	return bw.err
+}
+
+func truncate(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+var severityColor = map[finding.Severity]string{
+	finding.Critical: "\033[1;31m",
+	finding.High:     "\033[31m",
+	finding.Medium:   "\033[33m",
+	finding.Low:      "\033[36m",
+	finding.Unknown:  "\033[37m",
+}
+
+// writeRows prints aligned columns; the first row is the header. sev holds
+// each row's severity for colour (the header's is ignored).
+func writeRows(bw *errWriter, rows [][]string, sev []finding.Severity, color bool) {
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			if w := displayWidth(clean(c)); w > widths[i] {
+				widths[i] = w
+			}
+		}
+	}
+	for ri, r := range rows {
+		var line strings.Builder
+		for i, c := range r {
+			c = clean(c)
+			cell := c
+			if i < len(r)-1 {
+				cell += strings.Repeat(" ", widths[i]-displayWidth(c)+2)
+			}
+			if color && ri > 0 && i == 3 && len(r) == 6 || color && ri > 0 && i == 1 && len(r) == 4 {
+				cell = severityColor[sev[ri]] + cell + "\033[0m"
+			}
+			if color && ri == 0 {
+				cell = "\033[1m" + cell + "\033[0m"
+			}
+			line.WriteString(cell)
+		}
+		bw.printf("%s\n", strings.TrimRight(line.String(), " "))
+	}
+}
+
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err != nil {
+		return
+	}
+	_, e.err = fmt.Fprintf(e.w, format, args...)
+}

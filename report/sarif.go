@@ -1,0 +1,202 @@
+package report
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/owenrumney/go-sarif/v2/sarif"
+
+	"github.com/bulkhead-sec/bulkhead/finding"
+)
+
+// InformationURI is the project's home, shown by SARIF viewers.
+const InformationURI = "https://github.com/bulkhead-sec/bulkhead"
+
+// securitySeverity is the numeric rating GitHub code scanning reads from a
+// rule's "security-severity" property when no CVSS score is known.
+var securitySeverity = map[finding.Severity]float64{
+	finding.Critical: 9.5,
+	finding.High:     8.0,
+	finding.Medium:   5.5,
+	finding.Low:      2.0,
+	finding.Unknown:  0.0,
+}
+
+func sarifLevel(s finding.Severity) string {
+	switch s {
+	case finding.Critical, finding.High:
+		return "error"
+	case finding.Medium:
+		return "warning"
+	}
+	return "note"
+}
+
+// SARIF writes the findings as a SARIF 2.1.0 log, one rule per finding id,
+// in the shape GitHub code scanning accepts. Suppressed findings are written
+// with a suppression (VEX or ignore file) so viewers show them as such.
+func SARIF(w io.Writer, r *Result, toolVersion string) error {
+	if r == nil || r.Inventory == nil {
+		return fmt.Errorf("write SARIF: no result")
+	}
+	log, err := sarif.New(sarif.Version210)
+	if err != nil {
+		return err
+	}
+	run := sarif.NewRunWithInformationURI("bulkhead", InformationURI)
+	run.Tool.Driver.Version = &toolVersion
+	run.Tool.Driver.FullName = strPtr("bulkhead container security scanner")
+
+	fs := append([]finding.Finding(nil), r.Findings...)
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].ID < fs[j].ID })
+	rules := map[string]int{}
+	for _, f := range fs {
+		if _, ok := rules[f.ID]; !ok {
+			rule := run.AddRule(f.ID).
+				WithName(ruleName(f)).
+				WithShortDescription(sarif.NewMultiformatMessageString(orDefault(f.Title, f.ID))).
+				WithFullDescription(sarif.NewMultiformatMessageString(orDefault(truncate(f.Description, 2000), orDefault(f.Title, f.ID)))).
+				WithHelp(sarif.NewMultiformatMessageString(help(f)).WithMarkdown(helpMarkdown(f)))
+			if len(f.References) > 0 {
+				rule.WithHelpURI(f.References[0])
+			}
+			score := securitySeverity[f.Severity]
+			for _, c := range f.CVSS {
+				if c.Score > 0 {
+					score = c.Score
+					break
+				}
+			}
+			pb := sarif.NewPropertyBag()
+			pb.Add("security-severity", fmt.Sprintf("%.1f", score))
+			pb.Add("tags", []string{"security", string(f.Kind), f.Severity.String()})
+			pb.Add("precision", "very-high")
+			rule.AttachPropertyBag(pb)
+			rule.WithDefaultConfiguration(sarif.NewReportingConfiguration().WithLevel(sarifLevel(f.Severity)))
+			rules[f.ID] = len(run.Tool.Driver.Rules) - 1
+		}
+		uri, region := sarifLocation(r, f)
+		run.AddDistinctArtifact(uri)
+		res := run.CreateResultForRule(f.ID).
+			WithRuleIndex(rules[f.ID]).
+			WithLevel(sarifLevel(f.Severity)).
+			WithMessage(sarif.NewTextMessage(message(f)))
+		loc := sarif.NewPhysicalLocation().WithArtifactLocation(sarif.NewSimpleArtifactLocation(uri)).WithRegion(region)
+		res.AddLocation(sarif.NewLocationWithPhysicalLocation(loc))
+		if f.Suppressed != nil {
+			just := strings.TrimSpace(strings.Join([]string{f.Suppressed.Kind, f.Suppressed.Status, f.Suppressed.Justification, f.Suppressed.Statement}, " "))
+			// go-sarif v2 writes unset suppression fields as null, which the
+			// schema rejects: fill them all.
+			res.AddSuppression(sarif.NewSuppression("external").
+				WithJustifcation(just).
+				WithStatus("accepted").
+				WithGuid(guid(f.ID + "\x00" + uri + "\x00" + message(f))).
+				WithLocation(sarif.NewLocationWithPhysicalLocation(loc)))
+		}
+	}
+	log.AddRun(run)
+	if err := log.PrettyWrite(w); err != nil {
+		return fmt.Errorf("write SARIF: %w", err)
+	}
+	return nil
+}
+
+func strPtr(s string) *string { return &s }
+
+// guid derives a stable GUID from a string.
+func guid(s string) string {
+	h := sha256.Sum256([]byte(s))
+	// A name-based (version 5 style) UUID: version and variant bits set.
+	h[6] = h[6]&0x0f | 0x50
+	h[8] = h[8]&0x3f | 0x80
+	x := hex.EncodeToString(h[:16])
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}
+
+func orDefault(s, d string) string {
+	if strings.TrimSpace(s) == "" {
+		return d
+	}
+	return s
+}
+
+func ruleName(f finding.Finding) string {
+	switch f.Kind {
+	case finding.KindVulnerability:
+		return "Vulnerability"
+	case finding.KindSecret:
+		return "Secret"
+	}
+	return "Misconfiguration"
+}
+
+// sarifLocation is the file a finding is in: the package database or
+// lockfile for a vulnerability (relative to the image root), the file and
+// lines for a misconfiguration or secret.
+func sarifLocation(r *Result, f finding.Finding) (string, *sarif.Region) {
+	region := sarif.NewSimpleRegion(1, 1)
+	path := ""
+	switch {
+	case f.Location != nil:
+		path = f.Location.Path
+		if f.Location.StartLine > 0 {
+			end := f.Location.EndLine
+			if end < f.Location.StartLine {
+				end = f.Location.StartLine
+			}
+			region = sarif.NewSimpleRegion(f.Location.StartLine, end)
+		}
+	case f.Package != nil && f.Package.Path != "":
+		path = f.Package.Path
+	}
+	if path == "" {
+		path = r.Inventory.Target.Name
+	}
+	return strings.TrimPrefix(path, "/"), region
+}
+
+func message(f finding.Finding) string {
+	if f.Kind == finding.KindVulnerability && f.Package != nil {
+		msg := fmt.Sprintf("Package: %s\nInstalled version: %s\nVulnerability: %s\nSeverity: %s", f.Package.Name, f.Package.Version, f.ID, f.Severity)
+		if len(f.FixedVersions) > 0 {
+			msg += "\nFixed version: " + strings.Join(f.FixedVersions, ", ")
+		} else {
+			msg += "\nFixed version: none yet"
+		}
+		if f.Package.Layer != nil && f.Package.Layer.DiffID != "" {
+			msg += "\nLayer: " + f.Package.Layer.DiffID
+		}
+		return msg
+	}
+	return orDefault(f.Title, f.ID)
+}
+
+func help(f finding.Finding) string {
+	s := f.ID + ": " + orDefault(f.Title, "")
+	if f.Fix != "" {
+		s += "\nFix: " + f.Fix
+	}
+	if len(f.References) > 0 {
+		s += "\n" + strings.Join(f.References, "\n")
+	}
+	return s
+}
+
+func helpMarkdown(f finding.Finding) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** (%s)\n\n%s\n", f.ID, f.Severity, orDefault(f.Title, ""))
+	if len(f.Aliases) > 0 {
+		fmt.Fprintf(&b, "\nAliases: %s\n", strings.Join(f.Aliases, ", "))
+	}
+	if f.Fix != "" {
+		fmt.Fprintf(&b, "\nFix: %s\n", f.Fix)
+	}
+	for _, ref := range f.References {
+		fmt.Fprintf(&b, "\n- %s", ref)
+	}
+	return b.String()
+}
