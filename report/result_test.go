@@ -31,8 +31,8 @@ func sampleResult() *Result {
 			},
 			{
 				ID: "CVE-2024-0001", Kind: finding.KindVulnerability, Severity: finding.Low, Title: "example <script>", Target: inv.Target.Name,
-				Package: &finding.Package{Name: "bash", Version: "5.2.15-2+b2", Type: "deb", Path: "/var/lib/dpkg/status"},
-				Status:  finding.StatusNoFixYet,
+				Package:    &finding.Package{Name: "bash", Version: "5.2.15-2+b2", Type: "deb", Path: "/var/lib/dpkg/status"},
+				Status:     finding.StatusNoFixYet,
 				Suppressed: &finding.Suppression{Kind: "vex", Status: "not_affected", Justification: "vulnerable_code_not_in_execute_path", Source: "vex.json"},
 			},
 		},
