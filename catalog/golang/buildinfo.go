@@ -1,0 +1,492 @@
+package golang
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+)
+
+// The Go linker writes a build-info blob into every binary built with module
+// support (Go 1.13+): "\xff Go buildinf:", a pointer size byte, a flags byte,
+// and then either (Go 1.18+, flag 0x2) the toolchain version and module
+// information as varint-prefixed strings right after the 32-byte header, or
+// (older) two pointers to Go string headers elsewhere in the binary. The blob
+// is 16-byte aligned, and so is its file offset in ELF, Mach-O and PE files.
+//
+// debug/buildinfo reads it through an io.ReaderAt, which for a file inside
+// an image layer means buffering or spooling the whole binary first. The scan
+// here reads the file once, front to back, and stops at the blob; a file that
+// is not a Go binary costs one sequential read and nothing more.
+var (
+	buildInfoMagic = []byte("\xff Go buildinf:")
+	// The module information string is framed by these sentinels
+	// (cmd/go/internal/modload infoStart and infoEnd).
+	infoStart = []byte("0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6")
+	infoEnd   = []byte("\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2")
+	goPrefix  = []byte("go1.")
+)
+
+const (
+	headerSize = 32
+	// headSize is read first to tell the executable format and find the ELF
+	// program headers, which the pre-1.18 format needs.
+	headSize = 4096
+	// chunkSize is how much is read at a time.
+	chunkSize = 256 << 10
+	// overlap is kept between chunks so that a pattern or a short version
+	// string that straddles two reads is still seen whole.
+	overlap = 80
+	// maxModInfo bounds the module information string. The largest real
+	// ones (Kubernetes, Grafana) are some tens of kilobytes.
+	maxModInfo = 4 << 20
+	// maxVersion bounds the toolchain version string ("go1.22.3",
+	// "go1.21.0 X:boringcrypto").
+	maxVersion = 256
+	// For the pre-1.18 format, the strings that may be the version or the
+	// module information are remembered as the scan passes them, up to
+	// these counts.
+	maxVersionCandidates = 4096
+	maxModInfoCandidates = 16
+)
+
+// errNotExecutable marks input that is not an ELF, Mach-O or PE file.
+var errNotExecutable = errors.New("not an executable")
+
+// format is the executable format found in the first bytes.
+type format int
+
+const (
+	formatUnknown format = iota
+	formatELF
+	formatMachO
+	formatPE
+)
+
+func detect(head []byte) format {
+	switch {
+	case len(head) < 4:
+		return formatUnknown
+	case bytes.HasPrefix(head, []byte("\x7fELF")):
+		return formatELF
+	case bytes.HasPrefix(head, []byte("\xfe\xed\xfa\xce")), bytes.HasPrefix(head, []byte("\xfe\xed\xfa\xcf")),
+		bytes.HasPrefix(head, []byte("\xce\xfa\xed\xfe")), bytes.HasPrefix(head, []byte("\xcf\xfa\xed\xfe")):
+		return formatMachO
+	case bytes.HasPrefix(head, []byte("MZ")):
+		return formatPE
+	}
+	return formatUnknown
+}
+
+// segment maps virtual addresses to file offsets (an ELF PT_LOAD).
+type segment struct {
+	vaddr, off, size uint64
+}
+
+// forward is a read-only-forward window over a stream.
+type forward struct {
+	r    io.Reader
+	buf  []byte
+	base int64 // file offset of buf[0]
+	eof  bool
+	err  error
+}
+
+// fill appends up to chunkSize bytes to the window.
+func (f *forward) fill() {
+	if f.eof {
+		return
+	}
+	n := len(f.buf)
+	if cap(f.buf)-n < chunkSize {
+		nb := make([]byte, n, 2*cap(f.buf)+chunkSize)
+		copy(nb, f.buf)
+		f.buf = nb
+	}
+	m, err := io.ReadFull(f.r, f.buf[n:n+chunkSize])
+	f.buf = f.buf[:n+m]
+	if err != nil {
+		f.eof = true
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			f.err = err
+		}
+	}
+}
+
+// end is the file offset just past the window.
+func (f *forward) end() int64 { return f.base + int64(len(f.buf)) }
+
+// ensure returns the bytes [off, off+n) of the file, or fewer at the end of
+// the file. off must not be before the window.
+func (f *forward) ensure(off int64, n int) []byte {
+	for f.end() < off+int64(n) && !f.eof {
+		f.fill()
+	}
+	if off < f.base || off > f.end() {
+		return nil
+	}
+	e := off + int64(n)
+	if e > f.end() {
+		e = f.end()
+	}
+	return f.buf[off-f.base : e-f.base]
+}
+
+// discard drops the window before off, skipping forward in the stream when
+// off is past the window.
+func (f *forward) discard(off int64) {
+	if off <= f.base {
+		return
+	}
+	if off >= f.end() {
+		skip := off - f.end()
+		f.base = off
+		f.buf = f.buf[:0]
+		if skip > 0 && !f.eof {
+			n, err := io.CopyN(io.Discard, f.r, skip)
+			if err != nil {
+				f.eof = true
+				f.base = off - skip + n
+				if !errors.Is(err, io.EOF) {
+					f.err = err
+				}
+			}
+		}
+		return
+	}
+	k := int(off - f.base)
+	n := copy(f.buf, f.buf[k:])
+	f.buf = f.buf[:n]
+	f.base = off
+}
+
+// scanner finds the build information in one stream.
+type scanner struct {
+	f     forward
+	order binary.ByteOrder // ELF byte order, for the pre-1.18 format
+	segs  []segment
+	// Strings passed before the blob, by file offset, for the pre-1.18
+	// format whose blob points back at them.
+	versions map[int64][]byte
+	modinfos map[int64][]byte
+	// pointerFormat is set when a pre-1.18 blob was found but could not be
+	// resolved from the stream alone.
+	pointerFormat bool
+}
+
+// scanBuildInfo reads the Go build information from an executable stream.
+// It returns errNotExecutable for files that are not ELF, Mach-O or PE, and
+// (nil, nil) for executables without Go build information.
+func scanBuildInfo(r io.Reader, s *scanner) (*debug.BuildInfo, error) {
+	s.f = forward{r: r}
+	head := make([]byte, headSize)
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	head = head[:n]
+	ft := detect(head)
+	if ft == formatUnknown {
+		return nil, errNotExecutable
+	}
+	if ft == formatELF {
+		s.order, s.segs = elfSegments(head)
+	}
+	s.f.buf = head
+	if n < headSize {
+		s.f.eof = true
+	}
+	return s.scan()
+}
+
+func (s *scanner) scan() (*debug.BuildInfo, error) {
+	var pos, recPos int64
+	for {
+		limit := s.f.end()
+		if !s.f.eof {
+			limit -= overlap
+		}
+		for pos < limit {
+			w := s.f.buf[pos-s.f.base : limit-s.f.base]
+			i := bytes.Index(w, buildInfoMagic)
+			if i < 0 {
+				break
+			}
+			m := pos + int64(i)
+			pos = m + 1
+			if m%16 != 0 {
+				continue
+			}
+			s.record(recPos, m)
+			recPos = m
+			bi, ok := s.header(m)
+			if ok {
+				return bi, s.f.err
+			}
+			if s.f.base > pos {
+				// Resolving a pre-1.18 blob read ahead and dropped
+				// what lay between: carry on from there.
+				pos, recPos = s.f.base, s.f.base
+				limit = s.f.end()
+				if !s.f.eof {
+					limit -= overlap
+				}
+			}
+		}
+		if recPos < limit {
+			s.record(recPos, limit)
+			recPos = limit
+		}
+		if pos < limit {
+			pos = limit
+		}
+		if s.f.eof {
+			return nil, s.f.err
+		}
+		s.f.discard(min(pos, recPos))
+		s.f.fill()
+	}
+}
+
+// record remembers, for the pre-1.18 format, the version-like strings and
+// module-information strings that start in [from, to). Only ELF files are
+// resolved that way, so nothing is recorded for other formats.
+func (s *scanner) record(from, to int64) {
+	if s.segs == nil || from >= to || from < s.f.base {
+		return
+	}
+	w := s.f.buf[from-s.f.base : to-s.f.base]
+	for off := 0; len(s.versions) < maxVersionCandidates; {
+		i := bytes.Index(w[off:], goPrefix)
+		if i < 0 {
+			break
+		}
+		at := from + int64(off+i)
+		b := s.f.buf[at-s.f.base:]
+		b = b[:min(len(b), overlap)]
+		if s.versions == nil {
+			s.versions = map[int64][]byte{}
+		}
+		s.versions[at] = bytes.Clone(b)
+		off += i + 1
+	}
+	for off := 0; len(s.modinfos) < maxModInfoCandidates; {
+		i := bytes.Index(w[off:], infoStart)
+		if i < 0 {
+			break
+		}
+		at := from + int64(off+i)
+		off += i + 1
+		// Read on until the closing sentinel; the window grows but is
+		// not moved, so w stays valid.
+		for n := 4096; ; n *= 2 {
+			b := s.f.ensure(at, n)
+			if j := bytes.Index(b[len(infoStart):], infoEnd); j >= 0 {
+				if s.modinfos == nil {
+					s.modinfos = map[int64][]byte{}
+				}
+				s.modinfos[at] = bytes.Clone(b[:len(infoStart)+j+len(infoEnd)])
+				break
+			}
+			if len(b) < n || n >= maxModInfo {
+				break
+			}
+		}
+		w = s.f.buf[from-s.f.base : to-s.f.base]
+	}
+}
+
+// header reads the blob at file offset m. ok is false when it is not a
+// valid blob (a copy of the magic in data, say).
+func (s *scanner) header(m int64) (*debug.BuildInfo, bool) {
+	h := s.f.ensure(m, headerSize)
+	if len(h) < headerSize {
+		return nil, false
+	}
+	ptrSize, flags := int(h[14]), h[15]
+	if ptrSize != 4 && ptrSize != 8 {
+		return nil, false
+	}
+	var vers, mod string
+	if flags&2 != 0 {
+		var ok bool
+		off := m + headerSize
+		if vers, off, ok = s.varintString(off, maxVersion); !ok {
+			return nil, false
+		}
+		if mod, _, ok = s.varintString(off, maxModInfo); !ok {
+			return nil, false
+		}
+	} else {
+		var order binary.ByteOrder = binary.LittleEndian
+		if flags&1 != 0 {
+			order = binary.BigEndian
+		}
+		p1 := readPtr(h[16:], ptrSize, order)
+		p2 := readPtr(h[16+ptrSize:], ptrSize, order)
+		var ok bool
+		vers, mod, ok = s.pointers(m, p1, p2, ptrSize, order)
+		if !ok {
+			s.pointerFormat = true
+			return nil, false
+		}
+	}
+	if !validVersion(vers) {
+		return nil, false
+	}
+	// As debug/buildinfo: strip the sentinels, or drop a string without them.
+	if len(mod) >= 33 && mod[len(mod)-17] == '\n' {
+		mod = mod[16 : len(mod)-16]
+	} else {
+		mod = ""
+	}
+	bi, err := debug.ParseBuildInfo(mod)
+	if err != nil {
+		// Go's own reader keeps the version when the module
+		// information is unreadable; so does this one.
+		bi = &debug.BuildInfo{}
+	}
+	bi.GoVersion = vers
+	return bi, true
+}
+
+func (s *scanner) varintString(off int64, max int) (string, int64, bool) {
+	b := s.f.ensure(off, binary.MaxVarintLen64)
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(max) {
+		return "", 0, false
+	}
+	off += int64(k)
+	b = s.f.ensure(off, int(n))
+	if len(b) < int(n) {
+		return "", 0, false
+	}
+	return string(b), off + int64(n), true
+}
+
+// pointers resolves a pre-1.18 blob: p1 and p2 are the addresses of the
+// string headers of the version and the module information. The headers lie
+// after the blob (in .data), the strings before it (in .rodata), where the
+// scan remembered them.
+func (s *scanner) pointers(m int64, p1, p2 uint64, ptrSize int, order binary.ByteOrder) (vers, mod string, ok bool) {
+	o1, ok1 := s.fileOffset(p1)
+	o2, ok2 := s.fileOffset(p2)
+	if !ok1 || !ok2 || o1 < m+headerSize || o2 < m+headerSize {
+		return "", "", false
+	}
+	type want struct {
+		off int64
+		out *string
+		in  map[int64][]byte
+	}
+	ws := []want{{o1, &vers, s.versions}, {o2, &mod, s.modinfos}}
+	if o2 < o1 {
+		ws[0], ws[1] = ws[1], ws[0]
+	}
+	for _, w := range ws {
+		s.f.discard(w.off)
+		h := s.f.ensure(w.off, 2*ptrSize)
+		if len(h) < 2*ptrSize {
+			return "", "", false
+		}
+		ptr, n := readPtr(h, ptrSize, order), readPtr(h[ptrSize:], ptrSize, order)
+		if n == 0 {
+			continue // an empty string: no module information
+		}
+		so, ok := s.fileOffset(ptr)
+		if !ok {
+			return "", "", false
+		}
+		b, found := w.in[so]
+		if !found || uint64(len(b)) < n {
+			return "", "", false
+		}
+		*w.out = string(b[:n])
+	}
+	return vers, mod, true
+}
+
+func (s *scanner) fileOffset(vaddr uint64) (int64, bool) {
+	for _, sg := range s.segs {
+		if vaddr >= sg.vaddr && vaddr-sg.vaddr < sg.size {
+			return int64(sg.off + vaddr - sg.vaddr), true
+		}
+	}
+	return 0, false
+}
+
+func readPtr(b []byte, size int, order binary.ByteOrder) uint64 {
+	if size == 4 {
+		return uint64(order.Uint32(b))
+	}
+	return order.Uint64(b)
+}
+
+// validVersion accepts what the Go toolchain writes: "go1.x...",
+// "devel ...", printable and short.
+func validVersion(v string) bool {
+	if v == "" || len(v) > maxVersion || !(strings.HasPrefix(v, "go") || strings.HasPrefix(v, "devel")) {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// elfSegments reads the PT_LOAD program headers from the first bytes of an
+// ELF file. It returns nil when they are not within head.
+func elfSegments(head []byte) (binary.ByteOrder, []segment) {
+	if len(head) < 64 {
+		return nil, nil
+	}
+	var order binary.ByteOrder
+	switch head[5] {
+	case 1:
+		order = binary.LittleEndian
+	case 2:
+		order = binary.BigEndian
+	default:
+		return nil, nil
+	}
+	var phoff uint64
+	var phentsize, phnum int
+	is64 := head[4] == 2
+	switch head[4] {
+	case 1:
+		phoff = uint64(order.Uint32(head[0x1c:]))
+		phentsize, phnum = int(order.Uint16(head[0x2a:])), int(order.Uint16(head[0x2c:]))
+	case 2:
+		phoff = order.Uint64(head[0x20:])
+		phentsize, phnum = int(order.Uint16(head[0x36:])), int(order.Uint16(head[0x38:]))
+	default:
+		return nil, nil
+	}
+	min := 32
+	if is64 {
+		min = 56
+	}
+	if phentsize < min || phoff > uint64(len(head)) || uint64(phnum*phentsize) > uint64(len(head))-phoff {
+		return order, nil
+	}
+	segs := []segment{}
+	for i := 0; i < phnum; i++ {
+		p := head[phoff+uint64(i*phentsize):]
+		if order.Uint32(p) != 1 { // PT_LOAD
+			continue
+		}
+		var sg segment
+		if is64 {
+			sg = segment{off: order.Uint64(p[8:]), vaddr: order.Uint64(p[16:]), size: order.Uint64(p[32:])}
+		} else {
+			sg = segment{off: uint64(order.Uint32(p[4:])), vaddr: uint64(order.Uint32(p[8:])), size: uint64(order.Uint32(p[16:]))}
+		}
+		segs = append(segs, sg)
+	}
+	return order, segs
+}
