@@ -103,7 +103,7 @@ var requirement = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]
 // installs, options and nested files (-r, -c) are skipped: they do not name
 // a version, and another file's content is that file's to report.
 func ParseRequirements(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, MaxLockfile+1), 64<<10)
+	br := bufio.NewReaderSize(io.LimitReader(r, MaxLockfile+1), 4096)
 	var (
 		pkgs    []inventory.Package
 		logical strings.Builder

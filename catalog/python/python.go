@@ -94,7 +94,7 @@ type Metadata struct {
 // Folded lines (a leading space or tab) continue the previous field.
 func ReadMetadata(r io.Reader) (Metadata, error) {
 	var m Metadata
-	br := bufio.NewReaderSize(io.LimitReader(r, MaxHeader), 64<<10)
+	br := bufio.NewReaderSize(io.LimitReader(r, MaxHeader), 4096)
 	var key string
 	var val strings.Builder
 	tooLong := false
