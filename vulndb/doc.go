@@ -26,15 +26,24 @@
 //
 // Layout (schema version in the meta bucket):
 //
-//	meta        schema, built, updated, source
+//	meta        schema, built, updated, source, records, withdrawn
 //	records     id -> 1-byte codec + zstd(protobuf wire form of the record)
+//	withdrawn   id -> "" for each withdrawn record (stored, never returned)
 //	index       ecosystem "\x00" normalized name -> sorted ids, "\n"-separated
 //	ecosystems  ecosystem -> JSON {records}
 //	feeds       OSV bucket ecosystem -> JSON {watermark, updated, records, source}
 //	members     feed -> {id -> ""}: which records a feed's all.zip held
 //
-// Records are stored in protobuf wire form rather than JSON because decoding
-// it is about seven times faster than protojson, which keeps Lookup cheap;
-// what is kept is exactly what the bindings model (unknown JSON fields are
-// dropped at parse time, as osv-scalibr and osv-scanner do).
+// Records are parsed with protojson (DiscardUnknown, so a record with a field
+// newer than the bindings still loads) and stored in protobuf wire form
+// rather than JSON because decoding it is about seven times faster than
+// protojson, which keeps Lookup cheap; what is kept is exactly what the
+// bindings model. A DB handle also caches decoded records, so a record shared
+// by many packages is decoded once per scan.
+//
+// Names: Lookup takes the ecosystem string exactly as OSV writes it in
+// affected[].package.ecosystem ("Debian:12", "AlmaLinux:9", "PyPI") and the
+// package name as OSV writes it; only PyPI names are normalised (PEP 503),
+// as osv.dev does. Release fallbacks ("Alpine:v3.21" -> nearest release) are
+// the matcher's job, with Ecosystems listing what the data has.
 package vulndb
