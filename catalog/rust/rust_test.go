@@ -297,3 +297,28 @@ func BenchmarkReadDependencies(b *testing.B) {
 		}
 	}
 }
+
+// In the walk, a file offered to one cataloger is a stream; random access
+// comes from Input.ReaderAt, which buffers it.
+func TestParseThroughInputReaderAt(t *testing.T) {
+	bin := rustBinary(t)
+	js, _ := os.ReadFile("testdata/uses_serde_json.dep-v0.json")
+	data, err := os.ReadFile(withSection(t, bin, ".dep-v0", compress(t, js)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	in := catalog.Input{
+		Path:   "/usr/bin/app",
+		Reader: struct{ io.Reader }{bytes.NewReader(data)},
+		Size:   int64(len(data)),
+		ReaderAt: func() (io.ReaderAt, error) {
+			called = true
+			return bytes.NewReader(data), nil
+		},
+	}
+	pkgs, err := NewBinary().Parse(context.Background(), in)
+	if err != nil || len(pkgs) != 11 || !called {
+		t.Errorf("%d packages, %v, ReaderAt called %v", len(pkgs), err, called)
+	}
+}
