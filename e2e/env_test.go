@@ -58,7 +58,16 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	os.Exit(m.Run())
+	// The vulnerability database of these runs lives in a temp cache.
+	cache, err := os.MkdirTemp("", "bulkhead-e2e-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("BULKHEAD_CACHE_DIR", cache)
+	code := m.Run()
+	os.RemoveAll(cache)
+	os.Exit(code)
 }
 
 func requireEnv(t *testing.T) {

@@ -16,17 +16,20 @@ import (
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
-const demoRef = "localhost/bulkhead-demo:1"
-
-// demoImage loads the demo image shipped in the repo into podman.
+// demoImage loads the demo image shipped in the repo into podman (loading
+// is idempotent and quick) and returns the name it carries.
 func demoImage(t *testing.T) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if !imageExists(demoRef) {
-		run(t, "podman", "load", "-q", "-i", filepath.Join(repoRoot, "testdata", "images", "alpine-demo.oci.tar"))
+	out := run(t, "podman", "load", "-i", filepath.Join(repoRoot, "testdata", "images", "alpine-demo.oci.tar"))
+	for _, l := range lines(out) {
+		if name, ok := strings.CutPrefix(l, "Loaded image: "); ok {
+			return strings.TrimSpace(name)
+		}
 	}
-	return demoRef
+	t.Fatalf("podman load printed no image name: %q", out)
+	return ""
 }
 
 func nameVersions(inv *inventory.Inventory, typ, sep string) []string {
@@ -53,7 +56,7 @@ func compareSets(t *testing.T, what string, ours, native []string) {
 
 // apkInfo lists "name-version" with the image's own apk.
 func apkInfo(t *testing.T, ref string) []string {
-	out := run(t, "podman", "run", "--rm", "--network=none", ref, "apk", "info", "-v")
+	out := run(t, "podman", "run", "--rm", "--network=none", "--entrypoint", "apk", ref, "info", "-v")
 	l := lines(out)
 	sort.Strings(l)
 	return l

@@ -7,7 +7,8 @@
 set -euo pipefail
 need=()
 for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docker-registry \
-            debootstrap:debootstrap rpm:rpm htpasswd:apache2-utils /usr/bin/time:time; do
+            debootstrap:debootstrap rpm:rpm htpasswd:apache2-utils /usr/bin/time:time \
+            ruby:ruby bundle:ruby-bundler python3:python3 node:nodejs; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -11,7 +11,6 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/image"
-	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/scan"
 )
 
@@ -25,6 +24,7 @@ type scanFlags struct {
 	input    string
 	tempDir  string
 	scope    catalog.Scope
+	findingFlags
 }
 
 func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
@@ -38,6 +38,7 @@ func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
 		fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for the registry")
 		fl.StringVarP(&f.input, "input", "i", "", "read the image from an archive file (docker-archive or oci-archive, gzip or not) or an OCI layout directory")
 	}
+	f.findingFlags.register(cmd, []string{scannerVuln})
 }
 
 func newImageCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -105,9 +106,12 @@ func newFSCmd(stdout, stderr io.Writer) *cobra.Command {
 
 func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref string) error {
 	ctx := cmd.Context()
-	enc, ok := formats[f.format]
-	if !ok {
+	if _, ok := formats[f.format]; !ok {
 		return fmt.Errorf("unknown --format %q; use one of %s", f.format, strings.Join(formatNames(), ", "))
+	}
+	scanners, err := f.active()
+	if err != nil {
+		return err
 	}
 	// Everything the command writes to disk (a decompressed archive, an
 	// image saved from a daemon, spooled files) lives in one directory of
@@ -134,31 +138,22 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 		return err
 	}
 	defer img.Close()
-	res, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Scope: f.scope, Progress: prog.layer(len(img.WalkLayers()))})
+	scanned, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Scope: f.scope, Progress: prog.layer(len(img.WalkLayers()))})
 	prog.clear()
 	if err != nil {
 		return err
 	}
-	w := stdout
-	if f.output != "" {
-		out, err := os.Create(f.output)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		defer out.Close()
-		w = out
+	res, err := f.findings(ctx, scanned.Inventory, scanners)
+	if err != nil {
+		return err
 	}
-	color := false
-	if f, ok := w.(*os.File); ok {
-		color = report.ColorEnabled(f)
+	if err := writeResult(stdout, f.format, f.output, res); err != nil {
+		return err
 	}
-	if err := enc(w, res.Inventory, color); err != nil {
-		return fmt.Errorf("write %s report: %w", f.format, err)
-	}
-	if !f.quiet {
-		for _, warn := range res.Inventory.Warnings {
+	if !f.quiet && f.format != "table" {
+		for _, warn := range append(append([]string{}, res.Inventory.Warnings...), res.Warnings...) {
 			fmt.Fprintln(stderr, "warning:", warn)
 		}
 	}
-	return nil
+	return f.exit(res)
 }

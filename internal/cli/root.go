@@ -55,6 +55,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newImageCmd(stdout, stderr), newRootfsCmd(stdout, stderr), newFSCmd(stdout, stderr))
+	root.AddCommand(newImageCmd(stdout, stderr), newRootfsCmd(stdout, stderr), newFSCmd(stdout, stderr),
+		newSBOMCmd(stdout, stderr), newDBCmd(stdout, stderr))
 	return root
 }

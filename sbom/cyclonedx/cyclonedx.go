@@ -82,7 +82,7 @@ const (
 // Encode writes inv as a CycloneDX 1.6 JSON document. Components follow the
 // order of inv.Packages (call inv.Sort first for stable output).
 func Encode(w io.Writer, inv *inventory.Inventory, opts Options) error {
-	bom, err := build(inv, opts)
+	bom, _, err := build(inv, opts)
 	if err != nil {
 		return err
 	}
@@ -96,13 +96,13 @@ func Encode(w io.Writer, inv *inventory.Inventory, opts Options) error {
 	return nil
 }
 
-func build(inv *inventory.Inventory, opts Options) (*cdx.BOM, error) {
+func build(inv *inventory.Inventory, opts Options) (*cdx.BOM, []string, error) {
 	if inv == nil {
-		return nil, fmt.Errorf("encode CycloneDX: no inventory")
+		return nil, nil, fmt.Errorf("encode CycloneDX: no inventory")
 	}
 	id, err := opts.UUID()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bom := cdx.NewBOM()
 	bom.JSONSchema = "http://cyclonedx.org/schema/bom-1.6.schema.json"
@@ -148,7 +148,7 @@ func build(inv *inventory.Inventory, opts Options) (*cdx.BOM, error) {
 		dependencies[0].Dependencies = nil
 	}
 	bom.Dependencies = &dependencies
-	return bom, nil
+	return bom, refs, nil
 }
 
 func imageComponent(t *inventory.Target, seen map[string]bool) *cdx.Component {

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/sbom/cyclonedx"
+	"github.com/bulkhead-sec/bulkhead/sbom/spdx"
+)
+
+// maxSBOM bounds an SBOM read into memory.
+const maxSBOM = 512 << 20
+
+func newSBOMCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f scanFlags
+	cmd := &cobra.Command{
+		Use:   "sbom [flags] FILE",
+		Short: "Scan an existing SBOM (CycloneDX or SPDX JSON, from bulkhead, syft or trivy) for vulnerabilities",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			scanners, err := f.active()
+			if err != nil {
+				return err
+			}
+			inv, err := readSBOM(args[0])
+			if err != nil {
+				return err
+			}
+			res, err := f.findings(cmd.Context(), inv, scanners)
+			if err != nil {
+				return err
+			}
+			if err := writeResult(stdout, f.format, f.output, res); err != nil {
+				return err
+			}
+			if !f.quiet && f.format != "table" {
+				for _, warn := range append(append([]string{}, inv.Warnings...), res.Warnings...) {
+					fmt.Fprintln(stderr, "warning:", warn)
+				}
+			}
+			return f.exit(res)
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+// readSBOM decodes a CycloneDX or SPDX JSON document, told apart by their
+// marker fields.
+func readSBOM(path string) (*inventory.Inventory, error) {
+	var r io.Reader
+	if path == "-" {
+		r = os.Stdin
+	} else {
+		file, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("read SBOM: %w", err)
+		}
+		defer file.Close()
+		r = file
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxSBOM+1))
+	if err != nil {
+		return nil, fmt.Errorf("read SBOM %s: %w", path, err)
+	}
+	if len(data) > maxSBOM {
+		return nil, fmt.Errorf("SBOM %s is over %d MiB", path, maxSBOM>>20)
+	}
+	var probe struct {
+		BOMFormat   string `json:"bomFormat"`
+		SPDXVersion string `json:"spdxVersion"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("SBOM %s is not JSON: %w (CycloneDX and SPDX JSON are read)", path, err)
+	}
+	var inv *inventory.Inventory
+	switch {
+	case strings.EqualFold(probe.BOMFormat, "CycloneDX"):
+		inv, err = cyclonedx.Decode(bytes.NewReader(data))
+	case strings.HasPrefix(probe.SPDXVersion, "SPDX-"):
+		inv, err = spdx.Decode(bytes.NewReader(data))
+	default:
+		return nil, fmt.Errorf("%s is neither CycloneDX (bomFormat) nor SPDX (spdxVersion) JSON", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode SBOM %s: %w", path, err)
+	}
+	if inv.Target.Name == "" {
+		inv.Target.Name = path
+	}
+	return inv, nil
+}

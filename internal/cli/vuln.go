@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/match"
+	"github.com/bulkhead-sec/bulkhead/report"
+	"github.com/bulkhead-sec/bulkhead/vulndb"
+)
+
+// Scanner names for --scanners.
+const (
+	scannerVuln = "vuln"
+)
+
+// knownScanners are the values --scanners accepts; later scanners add
+// themselves here.
+var knownScanners = map[string]bool{scannerVuln: true}
+
+// findingFlags are the flags of commands that report findings.
+type findingFlags struct {
+	scanners      []string
+	severity      []string
+	ignoreUnfixed bool
+	exitCode      int
+	ignoreFile    string
+	vex           []string
+	dbPath        string
+	dbMaxAge      time.Duration
+}
+
+func (f *findingFlags) register(cmd *cobra.Command, defaultScanners []string) {
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.scanners, "scanners", defaultScanners, "scanners to run: vuln (none: inventory only)")
+	fl.StringSliceVar(&f.severity, "severity", nil, "report only these severities (CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN)")
+	fl.BoolVar(&f.ignoreUnfixed, "ignore-unfixed", false, "drop vulnerabilities that have no fixed version yet")
+	fl.IntVar(&f.exitCode, "exit-code", 0, "exit with this code when findings remain after filters, ignores and VEX")
+	fl.StringVar(&f.ignoreFile, "ignorefile", ".bulkheadignore", "ignore file (ids, optional package, expiry and reason); a missing default file is fine")
+	fl.StringArrayVar(&f.vex, "vex", nil, "OpenVEX document whose not_affected/fixed statements suppress findings (repeatable)")
+	fl.StringVar(&f.dbPath, "db", "", "vulnerability database (default: "+vulndb.DefaultPath()+", built from the bundled snapshot on first use)")
+	f.dbMaxAge = vulndb.DefaultMaxAge
+	fl.Var((*ageFlag)(&f.dbMaxAge), "db-max-age", "warn when the vulnerability database is older than this, e.g. 7d or 36h (0: never)")
+}
+
+// active returns the scanners asked for, checked.
+func (f *findingFlags) active() ([]string, error) {
+	var out []string
+	for _, s := range f.scanners {
+		s = strings.TrimSpace(strings.ToLower(s))
+		switch {
+		case s == "" || s == "none":
+			continue
+		case !knownScanners[s]:
+			return nil, fmt.Errorf("unknown scanner %q in --scanners (known: vuln, none)", s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// openDB opens the vulnerability database, building it from the bundled
+// snapshot when none exists yet. Staleness is a warning, never silent.
+func openDB(path string, maxAge time.Duration, warn func(string)) (*vulndb.DB, *report.DBInfo, error) {
+	if path == "" {
+		path = vulndb.DefaultPath()
+	}
+	built, err := vulndb.EnsureBundled(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if built {
+		warn(fmt.Sprintf("no vulnerability database at %s: built it from the snapshot bundled in this binary", path))
+	}
+	db, err := vulndb.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := db.Status()
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if err := st.CheckAge(maxAge); err != nil {
+		var stale *vulndb.StaleError
+		if !errors.As(err, &stale) {
+			db.Close()
+			return nil, nil, err
+		}
+		warn(err.Error())
+	}
+	info := &report.DBInfo{Source: st.Source, UpdatedAt: st.Updated, Age: humanDuration(st.Age()), Records: st.Records}
+	return db, info, nil
+}
+
+// findings runs the finding scanners over an inventory.
+func (f *findingFlags) findings(ctx context.Context, inv *inventory.Inventory, scanners []string) (*report.Result, error) {
+	res := &report.Result{Inventory: inv, Scanners: scanners}
+	warn := func(s string) { res.Warnings = append(res.Warnings, s) }
+	for _, s := range scanners {
+		if s != scannerVuln {
+			continue
+		}
+		db, info, err := openDB(f.dbPath, f.dbMaxAge, warn)
+		if err != nil {
+			return nil, err
+		}
+		defer db.Close()
+		res.DB = info
+		opts := match.Options{IgnoreUnfixed: f.ignoreUnfixed, Warn: warn}
+		for _, s := range f.severity {
+			sev, err := finding.ParseSeverity(s)
+			if err != nil {
+				return nil, fmt.Errorf("--severity: %w", err)
+			}
+			opts.Severities = append(opts.Severities, sev)
+		}
+		ign, err := match.LoadIgnoreFile(f.ignoreFile, f.ignoreFile == ".bulkheadignore")
+		if err != nil {
+			return nil, err
+		}
+		opts.Ignore = ign
+		for _, p := range f.vex {
+			doc, err := match.LoadVEX(p)
+			if err != nil {
+				return nil, err
+			}
+			opts.VEX = append(opts.VEX, doc)
+		}
+		fs, err := match.Match(ctx, inv, db, opts)
+		if err != nil {
+			return nil, err
+		}
+		res.Findings = append(res.Findings, fs...)
+	}
+	match.Sort(res.Findings)
+	return res, nil
+}
+
+// exit decides the exit code: --exit-code when findings remain after
+// filters, ignores and VEX.
+func (f *findingFlags) exit(res *report.Result) error {
+	if f.exitCode != 0 && len(match.Active(res.Findings)) > 0 {
+		return &exitError{code: f.exitCode, err: fmt.Errorf("%d findings (run with --format table to see them)", len(match.Active(res.Findings)))}
+	}
+	return nil
+}
+
+// writeResult writes a result in the chosen format to stdout or --output.
+func writeResult(stdout io.Writer, format, output string, res *report.Result) error {
+	enc, ok := formats[format]
+	if !ok {
+		return fmt.Errorf("unknown --format %q; use one of %s", format, strings.Join(formatNames(), ", "))
+	}
+	w := stdout
+	if output != "" {
+		out, err := os.Create(output)
+		if err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+		defer out.Close()
+		w = out
+	}
+	color := false
+	if f, ok := w.(*os.File); ok {
+		color = report.ColorEnabled(f)
+	}
+	if err := enc(w, res, color); err != nil {
+		return fmt.Errorf("write %s report: %w", format, err)
+	}
+	return nil
+}
