@@ -3,12 +3,14 @@
 # podman + runc (images built in tests), Debian's docker-registry (a real
 # registry on loopback), debootstrap (Debian root filesystems), rpm (the
 # native tool the rpm cataloger is compared with), dpkg-query (dpkg, always
-# there), apache2-utils (htpasswd for registry auth).
+# there), apache2-utils (htpasswd for registry auth); node, npm, python3, ruby
+# and unzip are the ecosystem tools the language catalogers are compared with.
 set -euo pipefail
 need=()
 for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docker-registry \
             debootstrap:debootstrap rpm:rpm htpasswd:apache2-utils /usr/bin/time:time \
-            ruby:ruby bundle:ruby-bundler python3:python3 node:nodejs; do
+            ruby:ruby bundle:ruby-bundler python3:python3 node:nodejs npm:npm unzip:unzip \
+            dpkg-deb:dpkg; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done
