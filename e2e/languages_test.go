@@ -670,7 +670,9 @@ for (const [k, v] of Object.entries(l.packages)) if (v.version) console.log('npm
 	var mod struct {
 		Module  struct{ Path string }
 		Require []struct{ Path, Version string }
-		Replace []struct{ Old, New struct{ Path, Version string } }
+		Replace []struct {
+			Old, New struct{ Path, Version string }
+		}
 	}
 	if err := json.Unmarshal([]byte(runIn(t, filepath.Join(src, "cmd", "uuidgen"), goEnv, "go", "mod", "edit", "-json")), &mod); err != nil {
 		t.Fatal(err)
