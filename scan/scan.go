@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/catalog/all"
 	"github.com/bulkhead-sec/bulkhead/distro"
+	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/walk"
@@ -27,9 +28,11 @@ type Options struct {
 	// Scope selects catalogers: installed packages (images, root
 	// filesystems; the default) and/or declared dependencies (source trees).
 	Scope catalog.Scope
-	// Visitors are extra walk visitors (secret rules, image audit, ...)
-	// offered the same single walk.
+	// Visitors are extra walk visitors offered the same single walk.
 	Visitors []walk.Visitor
+	// Scanners produce findings from the same walk (secrets, the image
+	// audit, ...): their visitors join the walk, their Findings run after.
+	Scanners []Scanner
 	// Jobs is how many layers are read at once.
 	Jobs int
 	// Progress is told as layers start and finish.
@@ -44,6 +47,21 @@ type Result struct {
 	// Tree is the final filesystem view, for scanners that look at it after
 	// the walk.
 	Tree *walk.Tree
+	// Image is the scanned image (its config: user, env, history, labels).
+	Image *image.Image
+	// Findings of the Scanners.
+	Findings []finding.Finding
+}
+
+// Scanner is a finding scanner that rides the single walk over an image:
+// secrets in files, the image-configuration audit, and the like.
+type Scanner interface {
+	// Name is the --scanners value ("secret", "misconfig").
+	Name() string
+	// Visitor joins the walk; nil when the scanner needs no file content.
+	Visitor() walk.Visitor
+	// Findings runs after the walk, with the inventory and the final view.
+	Findings(ctx context.Context, r *Result) ([]finding.Finding, error)
 }
 
 // Image scans an opened image.
@@ -71,6 +89,11 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*Result, error)
 	detector := distro.NewDetector()
 	collector := catalog.NewCollector(ctx, cats, layers, tmp)
 	visitors := append([]walk.Visitor{detector, collector}, opts.Visitors...)
+	for _, sc := range opts.Scanners {
+		if v := sc.Visitor(); v != nil {
+			visitors = append(visitors, v)
+		}
+	}
 
 	tree, err := walk.Walk(ctx, img.WalkLayers(), visitors, walk.Options{
 		TempDir:       tmp,
@@ -96,7 +119,15 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*Result, error)
 	inv.Warnings = append(append([]string{}, tree.Warnings()...), collector.Warnings()...)
 	sort.Strings(inv.Warnings)
 	inv.Sort()
-	return &Result{Inventory: inv, Tree: tree}, nil
+	res := &Result{Inventory: inv, Tree: tree, Image: img}
+	for _, sc := range opts.Scanners {
+		fs, err := sc.Findings(ctx, res)
+		if err != nil {
+			return nil, fmt.Errorf("%s scanner: %w", sc.Name(), err)
+		}
+		res.Findings = append(res.Findings, fs...)
+	}
+	return res, nil
 }
 
 func setPURLs(inv *inventory.Inventory, cats []catalog.Cataloger) {

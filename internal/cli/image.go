@@ -138,12 +138,18 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 		return err
 	}
 	defer img.Close()
-	scanned, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Scope: f.scope, Progress: prog.layer(len(img.WalkLayers()))})
+	var walkScanners []scan.Scanner
+	for _, s := range scanners {
+		if mk, ok := imageScanners[s]; ok {
+			walkScanners = append(walkScanners, mk(f))
+		}
+	}
+	scanned, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Scope: f.scope, Scanners: walkScanners, Progress: prog.layer(len(img.WalkLayers()))})
 	prog.clear()
 	if err != nil {
 		return err
 	}
-	res, err := f.findings(ctx, scanned.Inventory, scanners)
+	res, err := f.findings(ctx, scanned.Inventory, scanners, scanned.Findings)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,17 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newImageCmd(stdout, stderr), newRootfsCmd(stdout, stderr), newFSCmd(stdout, stderr),
-		newSBOMCmd(stdout, stderr), newDBCmd(stdout, stderr))
+	for _, mk := range commands {
+		root.AddCommand(mk(stdout, stderr))
+	}
 	return root
+}
+
+// commands are bulkhead's subcommands; a new command is one entry here.
+var commands = []func(stdout, stderr io.Writer) *cobra.Command{
+	newImageCmd,
+	newRootfsCmd,
+	newFSCmd,
+	newSBOMCmd,
+	newDBCmd,
 }

@@ -33,7 +33,7 @@ func newSBOMCmd(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := f.findings(cmd.Context(), inv, scanners)
+			res, err := f.findings(cmd.Context(), inv, scanners, nil)
 			if err != nil {
 				return err
 			}

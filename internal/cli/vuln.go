@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/report"
+	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
@@ -23,9 +25,23 @@ const (
 	scannerVuln = "vuln"
 )
 
-// knownScanners are the values --scanners accepts; later scanners add
-// themselves here.
-var knownScanners = map[string]bool{scannerVuln: true}
+// imageScanners are the scanners that ride the image walk, by --scanners
+// name: a new one is one entry here (vuln runs on the inventory, after).
+var imageScanners = map[string]func(f *scanFlags) scan.Scanner{}
+
+func knownScanner(s string) bool {
+	_, ok := imageScanners[s]
+	return ok || s == scannerVuln
+}
+
+func scannerNames() string {
+	names := []string{scannerVuln}
+	for n := range imageScanners {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
 
 // findingFlags are the flags of commands that report findings.
 type findingFlags struct {
@@ -41,7 +57,7 @@ type findingFlags struct {
 
 func (f *findingFlags) register(cmd *cobra.Command, defaultScanners []string) {
 	fl := cmd.Flags()
-	fl.StringSliceVar(&f.scanners, "scanners", defaultScanners, "scanners to run: vuln (none: inventory only)")
+	fl.StringSliceVar(&f.scanners, "scanners", defaultScanners, "scanners to run: "+scannerNames()+" (none: inventory only)")
 	fl.StringSliceVar(&f.severity, "severity", nil, "report only these severities (CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN)")
 	fl.BoolVar(&f.ignoreUnfixed, "ignore-unfixed", false, "drop vulnerabilities that have no fixed version yet")
 	fl.IntVar(&f.exitCode, "exit-code", 0, "exit with this code when findings remain after filters, ignores and VEX")
@@ -60,8 +76,8 @@ func (f *findingFlags) active() ([]string, error) {
 		switch {
 		case s == "" || s == "none":
 			continue
-		case !knownScanners[s]:
-			return nil, fmt.Errorf("unknown scanner %q in --scanners (known: vuln, none)", s)
+		case !knownScanner(s):
+			return nil, fmt.Errorf("unknown scanner %q in --scanners (known: %s, none)", s, scannerNames())
 		}
 		out = append(out, s)
 	}
@@ -102,9 +118,10 @@ func openDB(path string, maxAge time.Duration, warn func(string)) (*vulndb.DB, *
 	return db, info, nil
 }
 
-// findings runs the finding scanners over an inventory.
-func (f *findingFlags) findings(ctx context.Context, inv *inventory.Inventory, scanners []string) (*report.Result, error) {
-	res := &report.Result{Inventory: inv, Scanners: scanners}
+// findings runs the inventory scanners (vuln) and adds the findings the
+// walk's scanners already made.
+func (f *findingFlags) findings(ctx context.Context, inv *inventory.Inventory, scanners []string, walked []finding.Finding) (*report.Result, error) {
+	res := &report.Result{Inventory: inv, Scanners: scanners, Findings: walked}
 	warn := func(s string) { res.Warnings = append(res.Warnings, s) }
 	for _, s := range scanners {
 		if s != scannerVuln {
