@@ -120,31 +120,41 @@ func corruptf(path, format string, args ...any) error {
 }
 
 func (db *DB) init(fileSize int64) (err error) {
-	defer db.guard("open", &err)
-	tx, err := db.bolt.Begin(false)
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	var tx *bolt.Tx
+	defer func() {
+		if r := recover(); r != nil {
+			err = corruptf(db.path, "open: %v", r)
+		}
+		// An open read transaction holds bbolt's mmap lock: without this
+		// rollback, Close after a failed open would wait forever.
+		if err != nil && tx != nil {
+			tx.Rollback()
+		}
+	}()
+	tx, err = db.bolt.Begin(false)
 	if err != nil {
+		tx = nil
 		return corruptf(db.path, "%v", err)
 	}
 	// bbolt maps past the end of the file, so a truncated file would fault
 	// on first touch of a missing page: catch it here, before any read.
 	if tx.Size() > fileSize {
-		tx.Rollback()
 		return corruptf(db.path, "file is %d bytes but its pages need %d (truncated or half-written)", fileSize, tx.Size())
 	}
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
-		tx.Rollback()
 		return corruptf(db.path, "not a bulkhead vulnerability database (no meta bucket)")
 	}
 	if v := string(meta.Get(keySchema)); v != strconv.Itoa(SchemaVersion) {
-		tx.Rollback()
 		return fmt.Errorf("vulnerability database %s has schema version %q, this bulkhead reads %d: %s", db.path, v, SchemaVersion, Hint)
 	}
-	db.tx, db.records, db.index = tx, tx.Bucket(bucketRecords), tx.Bucket(bucketIndex)
+	db.records, db.index = tx.Bucket(bucketRecords), tx.Bucket(bucketIndex)
 	if db.records == nil || db.index == nil {
-		tx.Rollback()
 		return corruptf(db.path, "records or index bucket missing")
 	}
+	db.tx = tx
 	return nil
 }
 

@@ -228,7 +228,7 @@ func TestOpenDamagedPages(t *testing.T) {
 	importFixtures(t, good)
 	data := fileBytes(t, good)
 	fx := fixtures(t)
-	for seed := int64(0); seed < 20; seed++ {
+	for seed := int64(0); seed < 60; seed++ {
 		rng := rand.New(rand.NewSource(seed))
 		bad := append([]byte(nil), data...)
 		for i := 0; i < 8; i++ {

@@ -333,11 +333,47 @@ func (w *writer) commit(updated time.Time, source string) error {
 		return fmt.Errorf("close database: %w", err)
 	}
 	w.db = nil
+	if err := w.compact(); err != nil {
+		return err
+	}
 	if err := installFile(w.tmp, w.path); err != nil {
 		return err
 	}
 	w.tmp = ""
 	w.abort() // only releases the lock now
+	return nil
+}
+
+// compact rewrites the finished file with full pages and no free space:
+// batched commits and copy-on-write leave both behind (a fresh build is
+// about a third smaller compacted), and the file is what an export carries.
+func (w *writer) compact() error {
+	src, err := bolt.Open(w.tmp, 0, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("reopen new database: %w", err)
+	}
+	defer src.Close()
+	f, err := os.CreateTemp(filepath.Dir(w.path), "."+filepath.Base(w.path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("create compacted database: %w", err)
+	}
+	f.Close()
+	dst, err := bolt.Open(f.Name(), 0o644, &bolt.Options{NoSync: true})
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("open compacted database: %w", err)
+	}
+	err = bolt.Compact(dst, src, 64<<20)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("compact database: %w", err)
+	}
+	src.Close()
+	os.Remove(w.tmp)
+	w.tmp = f.Name()
 	return nil
 }
 
