@@ -38,6 +38,10 @@ var (
 	snapshotManifest []byte
 )
 
+// SourceBundled is Status.Source for a database built from the snapshot;
+// Status.Updated is then the snapshot's date.
+const SourceBundled = "bundled snapshot"
+
 // SnapshotWindow is the zstd window the snapshot is written with; it bounds
 // the decoder's memory.
 const SnapshotWindow = 8 << 20
@@ -135,8 +139,7 @@ func EnsureBundled(path string) (built bool, err error) {
 	if res.Skipped > 0 || res.Records != m.Records {
 		return false, fmt.Errorf("bundled snapshot: read %d records, manifest says %d (%d invalid: %v)", res.Records, m.Records, res.Skipped, res.Problems)
 	}
-	src := fmt.Sprintf("bundled snapshot (OSV records as of %s)", m.Date.UTC().Format("2006-01-02"))
-	if err := w.commit(m.Date, src); err != nil {
+	if err := w.commit(m.Date, SourceBundled); err != nil {
 		return false, err
 	}
 	return true, nil

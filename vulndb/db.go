@@ -395,7 +395,7 @@ type StaleError struct {
 }
 
 func (e *StaleError) Error() string {
-	return fmt.Sprintf("vulnerability database is %s old (data from %s, %s), older than --db-max-age %s: findings may be missing; run `bulkhead db update` or import a fresh export",
+	return fmt.Sprintf("vulnerability database is %s old (data from %s, source: %s), older than --db-max-age %s: findings may be missing; run `bulkhead db update` or import a fresh export",
 		humanAge(e.Age), e.Updated.UTC().Format("2006-01-02"), e.Source, humanAge(e.MaxAge))
 }
 

@@ -265,7 +265,11 @@ func newDBStatusCmd(f *dbFlags, stdout, stderr io.Writer) *cobra.Command {
 
 func writeStatus(w io.Writer, st vulndb.Status) {
 	fmt.Fprintf(w, "Database:  %s (%.1f MB, schema %d)\n", st.Path, float64(st.Size)/1e6, st.SchemaVersion)
-	fmt.Fprintf(w, "Source:    %s\n", st.Source)
+	src := st.Source
+	if src == vulndb.SourceBundled {
+		src += " (run `bulkhead db update` for current data)"
+	}
+	fmt.Fprintf(w, "Source:    %s\n", src)
 	fmt.Fprintf(w, "Updated:   %s (%s ago)\n", st.Updated.UTC().Format("2006-01-02 15:04 UTC"), humanDuration(st.Age()))
 	fmt.Fprintf(w, "Records:   %d (%d withdrawn)\n\n", st.Records, st.Withdrawn)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -329,7 +333,8 @@ func openVulnDB(path string, maxAge time.Duration, stderr io.Writer) (*vulndb.DB
 		return nil, err
 	}
 	if built {
-		fmt.Fprintf(stderr, "bulkhead: built the vulnerability database from the bundled snapshot (%s, %d records) at %s\n", st.Source, st.Records, path)
+		fmt.Fprintf(stderr, "bulkhead: no vulnerability database yet: built %s from the bundled snapshot (%d OSV records as of %s)\n",
+			path, st.Records, st.Updated.UTC().Format("2006-01-02"))
 	}
 	if err := st.CheckAge(maxAge); err != nil {
 		fmt.Fprintln(stderr, "warning:", err)
