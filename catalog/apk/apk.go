@@ -4,7 +4,6 @@
 package apk
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"github.com/package-url/packageurl-go"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/catalog/internal/lines"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
@@ -84,7 +84,7 @@ type record struct {
 // skipped. It fails only on a read error, cancellation, or more than
 // MaxPackages packages.
 func Parse(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
-	lr := newLineReader(r)
+	lr := lines.NewReader(r, MaxLine)
 	var (
 		pkgs     []inventory.Package
 		cur      record
@@ -129,7 +129,7 @@ func Parse(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
 		return nil
 	}
 	for {
-		line, err := lr.next()
+		line, err := lr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -257,53 +257,4 @@ func (*Cataloger) PURL(p *inventory.Package, os *inventory.OS) string {
 		q["distro"] = d
 	}
 	return packageurl.NewPackageURL(packageurl.TypeApk, ns, p.Name, p.Version, packageurl.QualifiersFromMap(q), "").ToString()
-}
-
-// lineReader yields lines without their end-of-line bytes (LF or CRLF),
-// skipping lines longer than MaxLine so that memory stays bounded. The
-// returned slice is valid until the next call.
-type lineReader struct {
-	br  *bufio.Reader
-	buf []byte
-}
-
-func newLineReader(r io.Reader) *lineReader {
-	return &lineReader{br: bufio.NewReaderSize(r, 64<<10)}
-}
-
-func (l *lineReader) next() ([]byte, error) {
-	l.buf = l.buf[:0]
-	tooLong := false
-	for {
-		chunk, err := l.br.ReadSlice('\n')
-		if !tooLong {
-			if len(l.buf)+len(chunk) > MaxLine+2 { // +2: room for CRLF
-				tooLong, l.buf = true, l.buf[:0]
-			} else {
-				l.buf = append(l.buf, chunk...)
-			}
-		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case err == nil:
-			if tooLong {
-				tooLong = false // skip the over-long line, read the next
-				continue
-			}
-			return trimEOL(l.buf), nil
-		case errors.Is(err, io.EOF):
-			if tooLong || len(l.buf) == 0 {
-				return nil, io.EOF
-			}
-			return trimEOL(l.buf), nil // a last line without a newline
-		default:
-			return nil, err
-		}
-	}
-}
-
-func trimEOL(b []byte) []byte {
-	b = bytes.TrimSuffix(b, []byte{'\n'})
-	return bytes.TrimSuffix(b, []byte{'\r'})
 }

@@ -11,7 +11,6 @@
 package dpkg
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/package-url/packageurl-go"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/catalog/internal/lines"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
@@ -116,7 +116,7 @@ type stanza struct {
 }
 
 func parse(ctx context.Context, r io.Reader, missingStatusInstalled bool) ([]inventory.Package, error) {
-	lr := newLineReader(r)
+	lr := lines.NewReader(r, MaxLine)
 	var (
 		pkgs []inventory.Package
 		seen = map[string]bool{}
@@ -147,7 +147,7 @@ func parse(ctx context.Context, r io.Reader, missingStatusInstalled bool) ([]inv
 		return nil
 	}
 	for {
-		line, err := lr.next()
+		line, err := lr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -313,53 +313,4 @@ func (*Cataloger) PURL(p *inventory.Package, os *inventory.OS) string {
 		}
 	}
 	return packageurl.NewPackageURL(packageurl.TypeDebian, ns, p.Name, p.Version, packageurl.QualifiersFromMap(q), "").ToString()
-}
-
-// lineReader yields lines without their end-of-line bytes (LF or CRLF),
-// skipping lines longer than MaxLine so that memory stays bounded. The
-// returned slice is valid until the next call.
-type lineReader struct {
-	br  *bufio.Reader
-	buf []byte
-}
-
-func newLineReader(r io.Reader) *lineReader {
-	return &lineReader{br: bufio.NewReaderSize(r, 64<<10)}
-}
-
-func (l *lineReader) next() ([]byte, error) {
-	l.buf = l.buf[:0]
-	tooLong := false
-	for {
-		chunk, err := l.br.ReadSlice('\n')
-		if !tooLong {
-			if len(l.buf)+len(chunk) > MaxLine+2 { // +2: room for CRLF
-				tooLong, l.buf = true, l.buf[:0]
-			} else {
-				l.buf = append(l.buf, chunk...)
-			}
-		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case err == nil:
-			if tooLong {
-				tooLong = false // skip the over-long line, read the next
-				continue
-			}
-			return trimEOL(l.buf), nil
-		case errors.Is(err, io.EOF):
-			if tooLong || len(l.buf) == 0 {
-				return nil, io.EOF
-			}
-			return trimEOL(l.buf), nil // a last line without a newline
-		default:
-			return nil, err
-		}
-	}
-}
-
-func trimEOL(b []byte) []byte {
-	b = bytes.TrimSuffix(b, []byte{'\n'})
-	return bytes.TrimSuffix(b, []byte{'\r'})
 }
