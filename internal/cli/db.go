@@ -312,36 +312,6 @@ func reportSkipped(stderr io.Writer, res *vulndb.Result) {
 	}
 }
 
-// openVulnDB opens the database for a scan: it builds the bundled snapshot
-// first when no database exists, and warns on stderr (never silently) when
-// the data is older than maxAge.
-func openVulnDB(path string, maxAge time.Duration, stderr io.Writer) (*vulndb.DB, error) {
-	if path == "" {
-		path = vulndb.DefaultPath()
-	}
-	built, err := vulndb.EnsureBundled(path)
-	if err != nil {
-		return nil, err
-	}
-	db, err := vulndb.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	st, err := db.Status()
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	if built {
-		fmt.Fprintf(stderr, "bulkhead: no vulnerability database yet: built %s from the bundled snapshot (%d OSV records as of %s)\n",
-			path, st.Records, st.Updated.UTC().Format("2006-01-02"))
-	}
-	if err := st.CheckAge(maxAge); err != nil {
-		fmt.Fprintln(stderr, "warning:", err)
-	}
-	return db, nil
-}
-
 // ageFlag is a duration flag that also takes days ("7d").
 type ageFlag time.Duration
 

@@ -85,15 +85,19 @@ func TestDBCommands(t *testing.T) {
 
 func TestOpenVulnDBBuildsBundledAndWarns(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db", "osv.db")
-	var stderr bytes.Buffer
-	db, err := openVulnDB(path, 24*time.Hour, &stderr)
+	var warnings []string
+	db, info, err := openDB(path, 24*time.Hour, func(s string) { warnings = append(warnings, s) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	// The snapshot's data is older than a day: the scan is told so.
-	if !strings.Contains(stderr.String(), "bundled snapshot") || !strings.Contains(stderr.String(), "warning: vulnerability database is") {
-		t.Errorf("stderr: %q", stderr.String())
+	all := strings.Join(warnings, "\n")
+	if !strings.Contains(all, "bundled in this binary") || !strings.Contains(all, "vulnerability database is") {
+		t.Errorf("warnings: %q", all)
+	}
+	if info == nil || !strings.Contains(info.Source, "bundled snapshot") || info.Records == 0 {
+		t.Errorf("db info: %+v", info)
 	}
 	if vs, err := db.Lookup("Go", "stdlib"); err != nil || len(vs) == 0 {
 		t.Errorf("bundled lookup: %d %v", len(vs), err)
