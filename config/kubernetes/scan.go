@@ -1,0 +1,224 @@
+package kubernetes
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+)
+
+// IgnoreAnnotation on an object (or its pod template) lists check IDs not
+// to report for it: "bulkhead.dev/ignore: BH-K8S-003,BH-K8S-101".
+const IgnoreAnnotation = "bulkhead.dev/ignore"
+
+// Options choose what a Scanner checks.
+type Options struct {
+	// Level is the Pod Security Standards level to hold pods to: baseline
+	// reports only baseline controls, restricted (the default) both.
+	Level Level
+	// Version of the standards ("latest", the default, or "v1.30"), as in
+	// the pod-security.kubernetes.io/enforce-version label.
+	Version string
+	// Extra are more checks to run on each object (CEL policies).
+	Extra []ObjectChecker
+}
+
+// ObjectChecker is a check run beside the built-in ones (the CEL policies
+// implement it).
+type ObjectChecker interface {
+	CheckObject(o *Object) ([]finding.Finding, error)
+}
+
+// Scanner runs the checks; build it once, use it for many objects.
+type Scanner struct {
+	opts  Options
+	pss   []pssCheck
+	byPSS map[policy.CheckID]*Check
+}
+
+// ParseLevel reads a --pss value.
+func ParseLevel(s string) (Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "restricted":
+		return LevelRestricted, nil
+	case "baseline":
+		return LevelBaseline, nil
+	}
+	return "", fmt.Errorf("unknown Pod Security Standards level %q (use baseline or restricted)", s)
+}
+
+// New selects the checks for the options.
+func New(opts Options) (*Scanner, error) {
+	if opts.Level == LevelNone {
+		opts.Level = LevelRestricted
+	}
+	if opts.Version == "" {
+		opts.Version = api.VersionLatest
+	}
+	lvl, err := api.ParseLevel(string(opts.Level))
+	if err != nil || lvl == api.LevelPrivileged {
+		return nil, fmt.Errorf("unknown Pod Security Standards level %q (use baseline or restricted)", opts.Level)
+	}
+	v, err := api.ParseVersion(opts.Version)
+	if err != nil {
+		return nil, fmt.Errorf("Pod Security Standards version %q: %w (use latest or v1.N)", opts.Version, err)
+	}
+	s := &Scanner{opts: opts, pss: selectPSS(lvl, v), byPSS: map[policy.CheckID]*Check{}}
+	for _, c := range Checks {
+		if c.PSS != "" {
+			s.byPSS[c.PSS] = c
+		}
+	}
+	return s, nil
+}
+
+// Scan checks every object and returns the findings, sorted by file, line
+// and ID.
+func (s *Scanner) Scan(objs []*Object) ([]finding.Finding, error) {
+	var out []finding.Finding
+	for _, o := range objs {
+		fs, err := s.Object(o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, fs...)
+	}
+	SortFindings(out)
+	return out, nil
+}
+
+// Object checks one object.
+func (s *Scanner) Object(o *Object) ([]finding.Finding, error) {
+	var out []finding.Finding
+	if o.Pod != nil {
+		for id, hits := range pssHits(o, s.pss) {
+			c := s.byPSS[id]
+			if c == nil {
+				// a control newer than this catalogue: report it under its own name
+				c = &Check{ID: "BH-K8S-PSS-" + string(id), Title: "Pod Security Standards: " + string(id), Severity: finding.Medium, Level: LevelBaseline, Link: pssLink}
+			}
+			out = append(out, s.findings(o, c, hits)...)
+		}
+	}
+	for _, c := range Checks {
+		if c.run != nil {
+			out = append(out, s.findings(o, c, c.run(o))...)
+		}
+	}
+	for _, x := range s.opts.Extra {
+		fs, err := x.CheckObject(o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, fs...)
+	}
+	applyIgnores(o, out)
+	return out, nil
+}
+
+func (s *Scanner) findings(o *Object, c *Check, hits []Hit) []finding.Finding {
+	var out []finding.Finding
+	seen := map[string]bool{}
+	for _, h := range hits {
+		if seen[h.Path] {
+			continue
+		}
+		seen[h.Path] = true
+		out = append(out, NewFinding(o, c.ID, c.Severity, c.Title, c.Level, h.Path, describe(o, h), c.Fix, c.Link))
+	}
+	return out
+}
+
+func describe(o *Object, h Hit) string {
+	msg := fmt.Sprintf("%s %s: %s", o.Kind, objectName(o), h.Message)
+	if h.Detail != "" {
+		msg += "; pod-security-admission: " + h.Detail
+	}
+	return msg
+}
+
+func objectName(o *Object) string {
+	if o.Meta.Namespace != "" {
+		return o.Meta.Namespace + "/" + o.Meta.Name
+	}
+	if o.Meta.Name == "" {
+		return "(unnamed)"
+	}
+	return o.Meta.Name
+}
+
+// NewFinding builds a misconfiguration finding on the field at path.
+func NewFinding(o *Object, id string, sev finding.Severity, title string, level Level, path, desc, fix, link string) finding.Finding {
+	if level != LevelNone {
+		title = fmt.Sprintf("%s (Pod Security Standards: %s)", title, level)
+	}
+	f := finding.Finding{
+		ID:             id,
+		Kind:           finding.KindMisconfiguration,
+		Severity:       sev,
+		SeveritySource: "bulkhead",
+		Title:          title,
+		Description:    desc,
+		Target:         o.File,
+		Location:       &finding.Location{Path: o.File, StartLine: o.LineOf(path)},
+		Fix:            fix,
+	}
+	if link != "" {
+		f.References = []string{link}
+	}
+	return f
+}
+
+// applyIgnores marks the findings the object's annotation names.
+func applyIgnores(o *Object, fs []finding.Finding) {
+	ids := ignored(o.Meta.Annotations)
+	if o.Pod != nil {
+		for k := range ignored(o.Pod.Meta.Annotations) {
+			ids[k] = true
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	for i := range fs {
+		if ids[fs[i].ID] || ids["*"] {
+			fs[i].Suppressed = &finding.Suppression{Kind: "ignore", Statement: "annotation " + IgnoreAnnotation, Source: o.File}
+		}
+	}
+}
+
+func ignored(ann map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range strings.Split(ann[IgnoreAnnotation], ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			out[strings.ToUpper(id)] = true
+		}
+	}
+	return out
+}
+
+// SortFindings orders findings by file, line and ID.
+func SortFindings(fs []finding.Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Target != b.Target {
+			return a.Target < b.Target
+		}
+		la, lb := 0, 0
+		if a.Location != nil {
+			la = a.Location.StartLine
+		}
+		if b.Location != nil {
+			lb = b.Location.StartLine
+		}
+		if la != lb {
+			return la < lb
+		}
+		return a.ID < b.ID
+	})
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
