@@ -1,0 +1,141 @@
+package secret
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/scan"
+	"github.com/bulkhead-sec/bulkhead/walk"
+)
+
+// skipExts are formats that hold no text secrets worth a read (compressed,
+// media, compiled). Keys inside archives are out of scope here.
+var skipExts = map[string]bool{
+	".png": true, ".jpg": true, ".jpeg": true, ".gif": true, ".ico": true, ".bmp": true, ".webp": true, ".svgz": true,
+	".gz": true, ".xz": true, ".bz2": true, ".zst": true, ".zip": true, ".jar": true, ".war": true, ".whl": true, ".7z": true, ".tgz": true,
+	".so": true, ".a": true, ".o": true, ".pyc": true, ".pyo": true, ".class": true, ".mo": true, ".woff": true, ".woff2": true, ".ttf": true, ".otf": true,
+	".mp3": true, ".mp4": true, ".wav": true, ".ogg": true, ".pdf": true, ".deb": true, ".rpm": true, ".apk": true,
+}
+
+// ImageScanner is the "secret" scanner of an image: it reads every regular
+// file of every layer (a secret deleted by a later layer is still in the
+// image) during the single walk.
+type ImageScanner struct {
+	s *Scanner
+
+	mu    sync.Mutex
+	found []layerMatch
+
+	files, bytes, skipped atomic.Int64
+}
+
+type layerMatch struct {
+	path  string
+	layer int
+	m     Match
+}
+
+// NewImageScanner wraps a Scanner for the image walk.
+func NewImageScanner(s *Scanner) *ImageScanner { return &ImageScanner{s: s} }
+
+var _ scan.Scanner = (*ImageScanner)(nil)
+
+// Name is the --scanners value.
+func (*ImageScanner) Name() string { return "secret" }
+
+// Visitor joins the walk.
+func (is *ImageScanner) Visitor() walk.Visitor { return is }
+
+// Wants every regular, non-empty file within the size bound that is not
+// allow-listed or of a binary format.
+func (is *ImageScanner) Wants(e *walk.Entry) bool {
+	if e.Kind != walk.KindFile || e.Size == 0 {
+		return false
+	}
+	if e.Size > is.s.maxSize {
+		is.skipped.Add(1)
+		return false
+	}
+	ext := strings.ToLower(path.Ext(e.Path))
+	if skipExts[ext] {
+		return false
+	}
+	return !is.s.AllowedPath(e.Path)
+}
+
+// Visit scans one file.
+func (is *ImageScanner) Visit(e *walk.Entry, c *walk.Content) error {
+	data, err := is.s.Read(c)
+	if err != nil {
+		// Binary or over-size files are skipped; a read error is the
+		// walk's to report.
+		if err == ErrBinary || err == ErrTooLarge {
+			return nil
+		}
+		return fmt.Errorf("secret scan %s: %w", e.Path, err)
+	}
+	defer is.s.Release(data)
+	is.files.Add(1)
+	is.bytes.Add(int64(len(data)))
+	ms := is.s.Matches(data)
+	if len(ms) == 0 {
+		return nil
+	}
+	is.mu.Lock()
+	for _, m := range ms {
+		is.found = append(is.found, layerMatch{path: e.Path, layer: e.Layer, m: m})
+	}
+	is.mu.Unlock()
+	return nil
+}
+
+// Stats says how much content the scan read: files, bytes.
+func (is *ImageScanner) Stats() (files, bytes int64) { return is.files.Load(), is.bytes.Load() }
+
+// Findings reports each secret with the layer that holds it, and whether a
+// later layer deleted or replaced it (it stays in the image either way).
+func (is *ImageScanner) Findings(_ context.Context, r *scan.Result) ([]finding.Finding, error) {
+	is.mu.Lock()
+	found := append([]layerMatch{}, is.found...)
+	is.mu.Unlock()
+	sort.Slice(found, func(i, j int) bool {
+		if found[i].layer != found[j].layer {
+			return found[i].layer < found[j].layer
+		}
+		if found[i].path != found[j].path {
+			return found[i].path < found[j].path
+		}
+		return found[i].m.StartLine < found[j].m.StartLine
+	})
+	target := ""
+	if r != nil && r.Inventory != nil {
+		target = r.Inventory.Target.Name
+	}
+	var out []finding.Finding
+	for _, lm := range found {
+		f := NewFinding("/"+lm.path, lm.m)
+		if target != "" {
+			f.Target = target
+		}
+		if r != nil && r.Inventory != nil && lm.layer >= 0 && lm.layer < len(r.Inventory.Target.Layers) {
+			l := r.Inventory.Target.Layers[lm.layer]
+			f.Location.Layer = &l
+		}
+		if r != nil && r.Tree != nil {
+			switch r.Tree.State(lm.path, lm.layer) {
+			case walk.Deleted:
+				f.Description += " (deleted by a later layer, but still in this layer of the image)"
+			case walk.Shadowed:
+				f.Description += " (replaced by a later layer, but still in this layer of the image)"
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
