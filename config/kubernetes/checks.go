@@ -46,7 +46,7 @@ type Check struct {
 	Fix  string
 	Link string
 
-	run func(o *Object) []Hit
+	run func(o *Object, sc *streamContext) []Hit
 }
 
 const (
@@ -103,7 +103,7 @@ var Checks = []*Check{
 	{ID: "BH-K8S-103", Severity: finding.Low, Title: "No memory limit",
 		Fix: "Set resources.limits.memory.", Link: resourceLink, run: checkLimit(corev1.ResourceMemory)},
 	{ID: "BH-K8S-104", Severity: finding.Low, Title: "Service account token mounted automatically",
-		Fix: "Set automountServiceAccountToken: false on the pod spec (or the ServiceAccount) unless the pod calls the API server.",
+		Fix:  "Set automountServiceAccountToken: false on the pod spec (or the ServiceAccount) unless the pod calls the API server.",
 		Link: "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/#opt-out-of-api-credential-automounting", run: checkAutomount},
 	{ID: "BH-K8S-105", Severity: finding.Medium, Title: "Image without a tag or with latest",
 		Fix: "Pin the image to a version tag, better to a digest (image@sha256:...).", Link: "https://kubernetes.io/docs/concepts/containers/images/#image-names", run: checkImageTag},
@@ -111,8 +111,12 @@ var Checks = []*Check{
 		Fix: "Reference the image by digest (image:tag@sha256:...) so every node runs the same bytes.", Link: "https://kubernetes.io/docs/concepts/containers/images/#image-names", run: checkImageDigest},
 	{ID: "BH-K8S-107", Severity: finding.High, Title: "Secret passed as a literal environment value",
 		Fix: "Move the value into a Secret and reference it with env[].valueFrom.secretKeyRef.", Link: "https://kubernetes.io/docs/concepts/configuration/secret/#using-secrets-as-environment-variables", run: checkEnvSecrets},
+	{ID: "BH-K8S-109", Severity: finding.Medium, Title: "Container runs as root",
+		Fix: "Set securityContext.runAsUser to a non-zero UID and runAsNonRoot: true (on the pod or the container).", Link: secCtxLink, run: checkRunsAsRoot},
+	{ID: "BH-K8S-110", Severity: finding.Critical, Title: "Container runtime socket mounted",
+		Fix: "Remove the hostPath volume of the runtime socket; a container with it controls the node.", Link: "https://kubernetes.io/docs/concepts/storage/volumes/#hostpath", run: checkRuntimeSocket},
 	{ID: "BH-K8S-108", Severity: finding.Medium, Title: "Secret with data committed in a manifest",
-		Fix: "Keep secret values out of the repository: use an external secret store (External Secrets, Sealed Secrets, SOPS) and rotate the committed values.",
+		Fix:  "Keep secret values out of the repository: use an external secret store (External Secrets, Sealed Secrets, SOPS) and rotate the committed values.",
 		Link: "https://kubernetes.io/docs/concepts/security/secrets-good-practices/", run: checkSecretObject},
 }
 
@@ -126,7 +130,7 @@ func CheckByID(id string) *Check {
 	return nil
 }
 
-func checkReadOnlyRoot(o *Object) []Hit {
+func checkReadOnlyRoot(o *Object, _ *streamContext) []Hit {
 	if o.Pod == nil {
 		return nil
 	}
@@ -142,8 +146,8 @@ func checkReadOnlyRoot(o *Object) []Hit {
 	return hits
 }
 
-func checkLimit(res corev1.ResourceName) func(o *Object) []Hit {
-	return func(o *Object) []Hit {
+func checkLimit(res corev1.ResourceName) func(o *Object, _ *streamContext) []Hit {
+	return func(o *Object, _ *streamContext) []Hit {
 		if o.Pod == nil {
 			return nil
 		}
@@ -160,7 +164,7 @@ func checkLimit(res corev1.ResourceName) func(o *Object) []Hit {
 	}
 }
 
-func checkAutomount(o *Object) []Hit {
+func checkAutomount(o *Object, sc *streamContext) []Hit {
 	if o.Kind == "ServiceAccount" {
 		if v, ok := o.Raw["automountServiceAccountToken"].(bool); !ok || v {
 			return []Hit{{Path: Field(o.Path, "automountServiceAccountToken"), Message: fmt.Sprintf("ServiceAccount %q mounts its token into every pod", o.Meta.Name)}}
@@ -170,7 +174,20 @@ func checkAutomount(o *Object) []Hit {
 	if o.Pod == nil || o.Kind == "PodTemplate" {
 		return nil
 	}
-	if a := o.Pod.Spec.AutomountServiceAccountToken; a == nil || *a {
+	a := o.Pod.Spec.AutomountServiceAccountToken
+	if a == nil {
+		// the pod's field wins; unset, the ServiceAccount's decides
+		// (kubelet semantics), when the stream defines that account
+		sa := o.Pod.Spec.ServiceAccountName
+		if sa == "" {
+			sa = o.Pod.Spec.DeprecatedServiceAccount
+		}
+		if sa == "" {
+			sa = "default"
+		}
+		a = sc.serviceAccountAutomount(o.Meta.Namespace, sa)
+	}
+	if a == nil || *a {
 		return []Hit{{Path: o.Pod.SpecPath + ".automountServiceAccountToken", Message: "pod mounts a service account token"}}
 	}
 	return nil
@@ -187,7 +204,7 @@ func splitImage(ref string) (tag, digest string) {
 	return tag, digest
 }
 
-func checkImageTag(o *Object) []Hit {
+func checkImageTag(o *Object, _ *streamContext) []Hit {
 	if o.Pod == nil {
 		return nil
 	}
@@ -207,7 +224,7 @@ func checkImageTag(o *Object) []Hit {
 	return hits
 }
 
-func checkImageDigest(o *Object) []Hit {
+func checkImageDigest(o *Object, _ *streamContext) []Hit {
 	if o.Pod == nil {
 		return nil
 	}
@@ -239,7 +256,7 @@ var notSecretName = regexp.MustCompile(`(?i)(_FILE|_PATH|_DIR|_NAME|_TTL|_TIMEOU
 // placeholderValue are values that are clearly not the secret.
 var placeholderValue = regexp.MustCompile(`(?i)^(|true|false|yes|no|none|null|changeme|change_me|<.*>|\*+|x+|-+|\$\(.*\)|\$\{.*\}|\{\{.*\}\}|/.*|[0-9]{1,4})$`)
 
-func checkEnvSecrets(o *Object) []Hit {
+func checkEnvSecrets(o *Object, _ *streamContext) []Hit {
 	if o.Pod == nil {
 		return nil
 	}
@@ -258,7 +275,7 @@ func checkEnvSecrets(o *Object) []Hit {
 	return hits
 }
 
-func checkSecretObject(o *Object) []Hit {
+func checkSecretObject(o *Object, _ *streamContext) []Hit {
 	if o.Kind != "Secret" {
 		return nil
 	}
@@ -286,4 +303,62 @@ func sortedAnyKeys(m map[string]any) []string {
 	}
 	sortStrings(ks)
 	return ks
+}
+
+// checkRunsAsRoot judges the identity each container runs under from the
+// security context the kubelet computes (container fields over the pod's):
+// UID 0 runs as root; a non-zero UID does not; with no UID the image's USER
+// decides, and only runAsNonRoot: true keeps root out.
+func checkRunsAsRoot(o *Object, _ *streamContext) []Hit {
+	if o.Pod == nil {
+		return nil
+	}
+	var hits []Hit
+	for _, c := range o.Pod.Containers() {
+		eff := EffectiveSecurityContext(o.Pod.Spec.SecurityContext, c.C.SecurityContext)
+		switch {
+		case eff.RunAsUser != nil && *eff.RunAsUser == 0:
+			hits = append(hits, containerHit(c, runAsField(o, c, "runAsUser"), "runs as UID 0"))
+		case eff.RunAsUser == nil && !isTrue(eff.RunAsNonRoot):
+			hits = append(hits, containerHit(c, runAsField(o, c, "runAsNonRoot"), "runs as root unless the image's USER is non-root (no runAsUser, no runAsNonRoot: true)"))
+		}
+	}
+	return hits
+}
+
+// runAsField points at the field that decided, the container's or the pod's.
+func runAsField(o *Object, c ContainerRef, field string) string {
+	cp := c.Path + ".securityContext." + field
+	if o.HasField(cp) {
+		return cp[len(c.Path):]
+	}
+	if o.HasField(c.Path + ".securityContext") {
+		return ".securityContext"
+	}
+	return ""
+}
+
+// runtimeSockets are the container runtimes' API sockets: mounting one
+// gives the container the node.
+var runtimeSockets = []string{"/var/run/docker.sock", "/run/docker.sock", "/var/run/containerd/containerd.sock", "/run/containerd/containerd.sock",
+	"/var/run/crio/crio.sock", "/run/crio/crio.sock", "/var/run/cri-dockerd.sock", "/run/podman/podman.sock", "/var/run/podman/podman.sock"}
+
+func checkRuntimeSocket(o *Object, _ *streamContext) []Hit {
+	if o.Pod == nil {
+		return nil
+	}
+	var hits []Hit
+	for i, v := range o.Pod.Spec.Volumes {
+		if v.HostPath == nil {
+			continue
+		}
+		p := strings.TrimRight(v.HostPath.Path, "/")
+		for _, s := range runtimeSockets {
+			if p == s || p+"/"+s[strings.LastIndex(s, "/")+1:] == s {
+				hits = append(hits, Hit{Path: fmt.Sprintf("%s.volumes[%d].hostPath.path", o.Pod.SpecPath, i), Message: fmt.Sprintf("volume %q mounts the runtime socket %s", v.Name, v.HostPath.Path)})
+				break
+			}
+		}
+	}
+	return hits
 }

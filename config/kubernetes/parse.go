@@ -118,6 +118,14 @@ var podSpecPaths = map[string]string{
 	"CronJob":               "spec.jobTemplate.spec.template",
 }
 
+// knativePodPaths are Knative Serving's workloads: their RevisionSpec is a
+// PodSpec with a few fields more, and runs as a pod the same way.
+var knativePodPaths = map[string]string{
+	"Service":       "spec.template",
+	"Configuration": "spec.template",
+	"Revision":      "",
+}
+
 // WorkloadKinds lists the kinds whose pods are checked.
 func WorkloadKinds() []string {
 	return []string{"Pod", "PodTemplate", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"}
@@ -223,6 +231,9 @@ func objects(file string, doc int, path string, m map[string]any, lines map[stri
 		where += " " + o.Meta.Name
 	}
 	tp, ok := podSpecPaths[kind]
+	if strings.HasPrefix(apiVersion, "serving.knative.dev/") {
+		tp, ok = knativePodPaths[kind]
+	}
 	if !ok {
 		return []*Object{o}, nil
 	}

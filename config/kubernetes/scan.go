@@ -75,12 +75,41 @@ func New(opts Options) (*Scanner, error) {
 	return s, nil
 }
 
+// streamContext is what the objects of one stream tell about each other:
+// a pod's ServiceAccount decides whether its token is mounted.
+type streamContext struct {
+	automount map[string]*bool // namespace/name of a ServiceAccount -> its automountServiceAccountToken
+}
+
+func newStreamContext(objs []*Object) *streamContext {
+	sc := &streamContext{automount: map[string]*bool{}}
+	for _, o := range objs {
+		if o.Kind == "ServiceAccount" && strings.HasPrefix(o.APIVersion, "v1") {
+			var v *bool
+			if b, ok := o.Raw["automountServiceAccountToken"].(bool); ok {
+				v = &b
+			}
+			sc.automount[o.Meta.Namespace+"/"+o.Meta.Name] = v
+		}
+	}
+	return sc
+}
+
+func (sc *streamContext) serviceAccountAutomount(ns, name string) *bool {
+	if sc == nil {
+		return nil
+	}
+	return sc.automount[ns+"/"+name]
+}
+
 // Scan checks every object and returns the findings, sorted by file, line
-// and ID.
+// and ID. Objects of one stream see each other (a pod and the
+// ServiceAccount it uses).
 func (s *Scanner) Scan(objs []*Object) ([]finding.Finding, error) {
 	var out []finding.Finding
+	sc := newStreamContext(objs)
 	for _, o := range objs {
-		fs, err := s.Object(o)
+		fs, err := s.object(o, sc)
 		if err != nil {
 			return out, err
 		}
@@ -90,8 +119,10 @@ func (s *Scanner) Scan(objs []*Object) ([]finding.Finding, error) {
 	return out, nil
 }
 
-// Object checks one object.
-func (s *Scanner) Object(o *Object) ([]finding.Finding, error) {
+// Object checks one object on its own.
+func (s *Scanner) Object(o *Object) ([]finding.Finding, error) { return s.object(o, nil) }
+
+func (s *Scanner) object(o *Object, sc *streamContext) ([]finding.Finding, error) {
 	var out []finding.Finding
 	if o.Pod != nil {
 		for id, hits := range pssHits(o, s.pss) {
@@ -105,7 +136,7 @@ func (s *Scanner) Object(o *Object) ([]finding.Finding, error) {
 	}
 	for _, c := range Checks {
 		if c.run != nil {
-			out = append(out, s.findings(o, c, c.run(o))...)
+			out = append(out, s.findings(o, c, c.run(o, sc))...)
 		}
 	}
 	for _, x := range s.opts.Extra {
