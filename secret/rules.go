@@ -108,8 +108,8 @@ var Rules = []*Rule{
 		Regex:    regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:@/?#'"\\]{1,128}:([^\s:@/?#'"\\]{3,128})@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*`),
 		Valid:    func(v string) bool { return !placeholder(v) }},
 	{ID: "generic-secret", Title: "Generic secret (credential keyword with a high-entropy value)", Severity: finding.High,
-		Keywords: []string{"password", "passwd", "secret", "token", "api_key", "apikey", "api-key", "access_key", "accesskey", "auth_key", "private_key", "client_secret", "credential"},
-		Regex:    regexp.MustCompile(`(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|private[_-]?key|credentials?)[A-Za-z0-9_\-]{0,20}['"]?\s{0,3}(?:=|:|=>|:=)\s{0,3}['"]?([A-Za-z0-9+/_\-.~=!@#%^*]{16,128})(?:['"\s,;]|$)`),
+		Keywords:   []string{"password", "passwd", "secret", "token", "api_key", "apikey", "api-key", "access_key", "accesskey", "auth_key", "private_key", "client_secret", "credential"},
+		Regex:      regexp.MustCompile(`(?i)(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|private[_-]?key|credentials?)[A-Za-z0-9_\-]{0,20}['"]?\s{0,3}(?:=|:|=>|:=)\s{0,3}['"]?([A-Za-z0-9+/_\-.~=!@#%^*]{16,128})(?:['"\s,;]|$)`),
 		MinEntropy: 3.8,
 		Valid:      genericValue},
 }

@@ -604,9 +604,10 @@ func stageEnvSet(st *Stage, upto *Instruction, key string) bool {
 
 func checkPipCache(f *File, report func(*Instruction, string)) {
 	runs(f, func(st *Stage, in *Instruction) {
-		if cacheMount(in) || stageEnvSet(st, in, "PIP_NO_CACHE_DIR") {
+		if cacheMount(in) {
 			return
 		}
+		envChecked := false
 		for _, c := range in.Commands {
 			args, ok := pipArgs(c)
 			if !ok {
@@ -622,6 +623,12 @@ func checkPipCache(f *File, report func(*Instruction, string)) {
 				}
 			}
 			if !env && !contains(args, "--no-cache-dir") {
+				// Looked up only here: scanning the stage for every RUN
+				// would be quadratic.
+				if !envChecked && stageEnvSet(st, in, "PIP_NO_CACHE_DIR") {
+					return
+				}
+				envChecked = true
 				report(in, "pip "+strings.Join(args, " "))
 				return
 			}

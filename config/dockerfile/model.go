@@ -15,7 +15,7 @@ import (
 
 // MaxSize is the largest Dockerfile Parse reads; real ones are a few KB, so
 // anything this big is not a Dockerfile and must not cost unbounded memory.
-const MaxSize = 4 << 20
+const MaxSize = 1 << 20
 
 // File is a parsed Dockerfile (see the package doc for the field meanings).
 type File struct {
@@ -108,6 +108,10 @@ func Parse(path string, r io.Reader) (*File, error) {
 		return nil, fmt.Errorf("parse %s: binary content (NUL bytes); pass a Dockerfile", path)
 	}
 	res, err := parseSafe(data)
+	if err != nil && strings.Contains(err.Error(), "file with no instructions") {
+		// Empty or comments only: nothing to check, not an error.
+		return build(path, nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", path, err)
 	}
@@ -382,4 +386,3 @@ func ignoreIDs(comment string) []string {
 	}
 	return ids
 }
-

@@ -107,15 +107,7 @@ func (c *collector) stmt(st *syntax.Stmt, pipe, pos int) {
 			for i, p := range parts {
 				c.stmt(p, id, i)
 			}
-			// Link each command to the next one in the same pipeline.
-			for i := start; i < len(c.out); i++ {
-				for j := i + 1; j < len(c.out); j++ {
-					if c.out[j].Pipeline == id && c.out[j].PipePos == c.out[i].PipePos+1 {
-						c.out[i].PipeTo = c.out[j].Args
-						break
-					}
-				}
-			}
+			linkPipes(c.out[start:])
 			return
 		}
 		c.stmt(cmd.X, 0, 0)
@@ -274,14 +266,28 @@ func fallbackCommands(script string) []Command {
 		}
 	}
 	flush(false)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[i].Pipeline != 0 && out[j].Pipeline == out[i].Pipeline && out[j].PipePos == out[i].PipePos+1 {
-				out[i].PipeTo = out[j].Args
-			}
+	linkPipes(out)
+	return out
+}
+
+// linkPipes sets each piped command's PipeTo to the argv of the next
+// command of its pipeline (linear: pipelines can be long).
+func linkPipes(cmds []Command) {
+	type key struct{ pipe, pos int }
+	at := make(map[key]int)
+	for i, c := range cmds {
+		if c.Pipeline != 0 {
+			at[key{c.Pipeline, c.PipePos}] = i
 		}
 	}
-	return out
+	for i := range cmds {
+		if cmds[i].Pipeline == 0 {
+			continue
+		}
+		if j, ok := at[key{cmds[i].Pipeline, cmds[i].PipePos + 1}]; ok {
+			cmds[i].PipeTo = cmds[j].Args
+		}
+	}
 }
 
 var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true, "zsh": true, "ksh": true, "mksh": true, "busybox": false}
