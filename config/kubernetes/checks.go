@@ -254,7 +254,7 @@ var secretName = regexp.MustCompile(`(?i)(PASSW(OR)?D|PASSWD|PWD$|SECRET|TOKEN|A
 var notSecretName = regexp.MustCompile(`(?i)(_FILE|_PATH|_DIR|_NAME|_TTL|_TIMEOUT|_EXPIRY|_EXPIRATION|_LENGTH|_URL|_ENDPOINT|_TYPE|_ENABLED|_HEADER|_ID|_USER(NAME)?|_KEY_ID|_REF|_SECRET_REF|_PORT|_HOST|_MODE|_POLICY)$`)
 
 // placeholderValue are values that are clearly not the secret.
-var placeholderValue = regexp.MustCompile(`(?i)^(|true|false|yes|no|none|null|changeme|change_me|<.*>|\*+|x+|-+|\$\(.*\)|\$\{.*\}|\{\{.*\}\}|/.*|[0-9]{1,4})$`)
+var placeholderValue = regexp.MustCompile(`(?i)^(|true|false|yes|no|none|null|changeme|change_me|<.*>|\*+|x+|-+|\$\(.*\)|\$\{.*\}|\{\{.*\}\}|/.*|[0-9]{1,4}|(insert|replace|your|enter|add|put)[-_ ].*|.*[-_ ]here)$`)
 
 func checkEnvSecrets(o *Object, _ *streamContext) []Hit {
 	if o.Pod == nil {

@@ -158,7 +158,7 @@ func ParseBytes(name string, data []byte) ([]*Object, error) {
 			return objs, nil
 		}
 		if err != nil {
-			return objs, fmt.Errorf("%s: document %d: %w (is it YAML or JSON?)", name, doc+1, err)
+			return objs, fmt.Errorf("%s: document %d: %w (is it YAML or JSON?%s)", name, doc+1, err, templateHint(data))
 		}
 		if n.Kind == 0 || len(n.Content) == 0 {
 			continue
@@ -166,7 +166,7 @@ func ParseBytes(name string, data []byte) ([]*Object, error) {
 		c := &converter{lines: map[string]int{}}
 		v, err := c.value(n.Content[0], "", 0)
 		if err != nil {
-			return objs, fmt.Errorf("%s: document %d: %w", name, doc+1, err)
+			return objs, fmt.Errorf("%s: document %d: %w%s", name, doc+1, err, templateHint(data))
 		}
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -178,6 +178,15 @@ func ParseBytes(name string, data []byte) ([]*Object, error) {
 			return objs, err
 		}
 	}
+}
+
+// templateHint suggests rendering when the text looks like an unrendered
+// template.
+func templateHint(data []byte) string {
+	if bytes.Contains(data, []byte("{{")) {
+		return "; it looks like an unrendered template: render it first (helm template ... | bulkhead config -)"
+	}
+	return ""
 }
 
 // decodeDoc decodes one document, turning the YAML library's panics on
@@ -308,6 +317,10 @@ func remarshal(v any, into any) error {
 type converter struct {
 	lines map[string]int
 	nodes int
+	// inAlias is set while expanding an alias: the lines are the anchor's,
+	// already recorded, and paths under an alias are not stored (that would
+	// cost memory exponential in the nesting of aliases).
+	inAlias int
 }
 
 func (c *converter) value(n *yaml.Node, path string, depth int) (any, error) {
@@ -318,8 +331,10 @@ func (c *converter) value(n *yaml.Node, path string, depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
 	}
-	if _, ok := c.lines[path]; !ok {
-		c.lines[path] = n.Line
+	if c.inAlias == 0 {
+		if _, ok := c.lines[path]; !ok {
+			c.lines[path] = n.Line
+		}
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -331,6 +346,8 @@ func (c *converter) value(n *yaml.Node, path string, depth int) (any, error) {
 		if n.Alias == nil {
 			return nil, nil
 		}
+		c.inAlias++
+		defer func() { c.inAlias-- }()
 		return c.value(n.Alias, path, depth+1)
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
@@ -346,21 +363,29 @@ func (c *converter) value(n *yaml.Node, path string, depth int) (any, error) {
 			if k.Kind != yaml.ScalarNode {
 				return nil, fmt.Errorf("line %d: mapping key is not a scalar", k.Line)
 			}
-			kp := Field(path, k.Value)
-			c.lines[kp] = k.Line
+			var kp string
+			if c.inAlias == 0 {
+				kp = Field(path, k.Value)
+			}
 			val, err := c.value(v, kp, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			// the key's line, not the value's, is where a reader looks
-			c.lines[kp] = k.Line
+			if c.inAlias == 0 {
+				// the key's line, not the value's, is where a reader looks
+				c.lines[kp] = k.Line
+			}
 			m[k.Value] = val
 		}
 		return m, nil
 	case yaml.SequenceNode:
 		s := make([]any, 0, len(n.Content))
 		for i, it := range n.Content {
-			val, err := c.value(it, Index(path, i), depth+1)
+			var ip string
+			if c.inAlias == 0 {
+				ip = Index(path, i)
+			}
+			val, err := c.value(it, ip, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -400,6 +425,25 @@ func (c *converter) merge(m map[string]any, v *yaml.Node, path string, depth int
 // scalar resolves a scalar the way YAML 1.2's core schema (and the API
 // server's YAML reader) does.
 func scalar(n *yaml.Node) (any, error) {
+	// fast paths for what manifests are made of; the rest goes through the
+	// library's own resolution
+	switch n.ShortTag() {
+	case "!!str":
+		return n.Value, nil
+	case "!!null":
+		return nil, nil
+	case "!!bool":
+		switch n.Value {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+	case "!!int":
+		if i, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+			return i, nil
+		}
+	}
 	var v any
 	if err := n.Decode(&v); err != nil {
 		return nil, fmt.Errorf("line %d: %w", n.Line, err)
