@@ -30,6 +30,7 @@ var (
 	langDebs   = []string{
 		"python3-requests", "python3-urllib3", "python3-idna", "python3-certifi", "python3-chardet",
 		"python3-six", "python3-yaml", "python3-jinja2", "python3-markupsafe",
+		"python3-pip", "python3-setuptools", "python3-wheel", "python3-packaging", "python3-pygments",
 		"libcommons-lang3-java", "libcommons-io-java", "libcommons-text-java", "libcommons-codec-java",
 		"libslf4j-java", "libjackson2-core-java", "libguava-java", "libjsoup-java",
 		"ruby-rack", "ruby-concurrent", "ruby-i18n", "ruby-tzinfo",
@@ -551,6 +552,9 @@ func TestLanguagesMatchNativeTools(t *testing.T) {
 		}
 		if p.Type == inventory.TypePyPI && strings.EqualFold(p.Name, langDeletedPyPI) {
 			t.Errorf("pypi %s was deleted in a later layer but is reported (%+v)", p.Name, p.Locations)
+		}
+		if !strings.HasPrefix(p.PURL, "pkg:"+p.Type+"/") {
+			t.Errorf("%s %s %s: purl %q is not of its type", p.Type, p.Name, p.Version, p.PURL)
 		}
 		if l := p.Locations[0].Layer; l == nil || l.Index == 0 {
 			t.Errorf("%s %s %s: attributed to layer %+v, want one of the application layers", p.Type, p.Name, p.Version, l)
