@@ -1,0 +1,167 @@
+// Package sign signs container images and attaches attestations in the
+// layouts the cosign ecosystem reads, and verifies them:
+//
+//   - cosign's legacy layout: a simple-signing payload per signature, stored
+//     as a layer of the image tagged sha256-<hex>.sig next to the signed
+//     image, the base64 signature in the layer's
+//     dev.cosignproject.cosign/signature annotation; attestations are DSSE
+//     envelopes in the sha256-<hex>.att image.
+//   - cosign v3's layout: a Sigstore bundle v0.3 holding a DSSE envelope of
+//     an in-toto statement, pushed as an OCI 1.1 referrer of the image
+//     (go-containerregistry keeps the sha256-<hex> referrers tag for
+//     registries without the referrers API).
+//
+// Signing is key-based and offline: no transparency log entry is made, and
+// verification accepts signatures without one only when asked to (cosign's
+// --insecure-ignore-tlog). Keyless signing (Fulcio certificates, Rekor
+// entries) would add verification material to the same bundle and legacy
+// annotations; the layouts here already carry them.
+package sign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Media types, annotations and predicate types of the cosign layouts.
+const (
+	SimpleSigningMediaType   = "application/vnd.dev.cosign.simplesigning.v1+json"
+	DSSEMediaType            = "application/vnd.dsse.envelope.v1+json"
+	InTotoPayloadType        = "application/vnd.in-toto+json"
+	BundleMediaType          = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	EmptyConfigMediaType     = "application/vnd.oci.empty.v1+json"
+	SignatureAnnotation      = "dev.cosignproject.cosign/signature"
+	PredicateTypeAnnotation  = "predicateType"
+	BundleContentAnnotation  = "dev.sigstore.bundle.content"
+	BundlePredicateAnnotaton = "dev.sigstore.bundle.predicateType"
+	CreatedAnnotation        = "org.opencontainers.image.created"
+	// CosignSignPredicateType is the predicate of the statement cosign v3
+	// signs in place of a simple-signing payload.
+	CosignSignPredicateType = "https://sigstore.dev/cosign/sign/v1"
+)
+
+// Layout says where a signature or attestation is stored.
+type Layout string
+
+const (
+	// Legacy is cosign's tag layout (sha256-<hex>.sig / .att).
+	Legacy Layout = "legacy"
+	// Bundle is cosign v3's Sigstore bundle pushed as an OCI referrer.
+	Bundle Layout = "bundle"
+)
+
+// Limits on what is read from a registry: signature payloads and
+// attestations are small JSON documents, SBOM attestations can be large.
+const (
+	maxManifest    = 4 << 20
+	maxPayload     = 1 << 20
+	maxAttestation = 256 << 20
+	maxLayers      = 1000
+)
+
+// Options are how the registry is reached.
+type Options struct {
+	// Remote are go-containerregistry options (auth, transport, context);
+	// image.RemoteOptions builds them.
+	Remote []remote.Option
+	// Name are reference parsing options (name.Insecure for plain HTTP).
+	Name []name.Option
+}
+
+// Target is an image resolved to the digest that is signed.
+type Target struct {
+	// Ref is the reference as given.
+	Ref name.Reference
+	// Digest is the repository at the manifest digest.
+	Digest name.Digest
+	// Descriptor is the manifest (or index) descriptor.
+	Descriptor v1.Descriptor
+}
+
+// Resolve turns a reference into the digest it points at now: a tag is
+// resolved once, and everything after works on the digest, so a tag moved
+// meanwhile cannot mix two images.
+func Resolve(ctx context.Context, ref string, o Options) (*Target, error) {
+	r, err := name.ParseReference(ref, o.Name...)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an image reference: %w", ref, err)
+	}
+	desc, err := remote.Head(r, withContext(ctx, o.Remote)...)
+	if err != nil {
+		// Some registries refuse HEAD; GET answers the same question.
+		var terr *transport.Error
+		if errors.As(err, &terr) && terr.StatusCode == http.StatusMethodNotAllowed {
+			d, gerr := remote.Get(r, withContext(ctx, o.Remote)...)
+			if gerr != nil {
+				return nil, registryError("resolve "+r.String(), gerr)
+			}
+			desc = &d.Descriptor
+		} else {
+			return nil, registryError("resolve "+r.String(), err)
+		}
+	}
+	return &Target{Ref: r, Digest: r.Context().Digest(desc.Digest.String()), Descriptor: *desc}, nil
+}
+
+func withContext(ctx context.Context, ro []remote.Option) []remote.Option {
+	return append(append([]remote.Option{}, ro...), remote.WithContext(ctx))
+}
+
+// tagFor is cosign's sha256-<hex>.<suffix> tag of a digest.
+func tagFor(d name.Digest, suffix string) name.Tag {
+	return d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + "." + suffix)
+}
+
+// isNotFound reports a registry 404 (a missing tag or manifest).
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		if terr.StatusCode == http.StatusNotFound {
+			return true
+		}
+		for _, d := range terr.Errors {
+			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// registryError says what a registry failure means and what to do.
+func registryError(what string, err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		switch terr.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%s: access denied (%d); log in with `docker login` or set BULKHEAD_USERNAME and BULKHEAD_PASSWORD: %w", what, terr.StatusCode, err)
+		case http.StatusNotFound:
+			return fmt.Errorf("%s: not found in the registry; check the repository and tag: %w", what, err)
+		}
+		return fmt.Errorf("%s: registry answered %d: %w", what, terr.StatusCode, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// readBounded reads all of r, failing beyond max bytes. Reading to EOF
+// matters: go-containerregistry checks a blob's digest at EOF.
+func readBounded(rc io.ReadCloser, max int64, what string) ([]byte, error) {
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is over %d bytes", what, max)
+	}
+	return b, nil
+}

@@ -1,0 +1,356 @@
+package sign
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"github.com/bulkhead-sec/bulkhead/sign/key"
+)
+
+// SignOptions choose the layout and the payload annotations.
+type SignOptions struct {
+	Options
+	// Layout is Legacy (default) or Bundle.
+	Layout Layout
+	// Annotations go into the signed payload (-a key=value).
+	Annotations map[string]string
+}
+
+// SignImage signs t's digest with s.
+func SignImage(ctx context.Context, t *Target, s *key.Signer, o SignOptions) error {
+	switch o.Layout {
+	case Legacy, "":
+		return signLegacy(ctx, t, s, o.Annotations, o.Options)
+	case Bundle:
+		return signBundle(ctx, t, s, o.Annotations, o.Options)
+	}
+	return fmt.Errorf("unknown layout %q (legacy or bundle)", o.Layout)
+}
+
+// AttestOptions say what to attest and where to store it.
+type AttestOptions struct {
+	Options
+	Layout Layout
+	StatementOptions
+	// Replace drops earlier legacy attestations of the same predicate type
+	// (cosign attest --replace).
+	Replace bool
+}
+
+// AttestImage makes the statement for t, signs it as DSSE and stores it.
+func AttestImage(ctx context.Context, t *Target, s *key.Signer, o AttestOptions) error {
+	st, pt, err := Statement(t.Digest, o.StatementOptions)
+	if err != nil {
+		return err
+	}
+	switch o.Layout {
+	case Legacy, "":
+		env, err := SignDSSE(ctx, s, st)
+		if err != nil {
+			return err
+		}
+		layer := staticLayer(env, DSSEMediaType)
+		anns := map[string]string{SignatureAnnotation: "", PredicateTypeAnnotation: pt}
+		var replace func(d descriptor) bool
+		if o.Replace {
+			replace = func(d descriptor) bool { return d.Annotations[PredicateTypeAnnotation] == pt }
+		}
+		return appendLayer(ctx, tagFor(t.Digest, "att"), layer, anns, o.Options, replace)
+	case Bundle:
+		b, err := NewBundle(s, st)
+		if err != nil {
+			return err
+		}
+		return pushBundle(ctx, t, b, pt, o.Options)
+	}
+	return fmt.Errorf("unknown layout %q (legacy or bundle)", o.Layout)
+}
+
+// dsseSigner adapts a key to go-securesystemslib's DSSE signer; cosign
+// leaves the key id empty.
+type dsseSigner struct{ s *key.Signer }
+
+func (d dsseSigner) Sign(_ context.Context, data []byte) ([]byte, error) {
+	return d.s.SignMessage(bytes.NewReader(data))
+}
+func (d dsseSigner) KeyID() (string, error) { return "", nil }
+
+type dsseVerifier struct{ v *key.Verifier }
+
+func (d dsseVerifier) Verify(_ context.Context, data, sig []byte) error {
+	return d.v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(data))
+}
+func (d dsseVerifier) KeyID() (string, error)   { return "", nil }
+func (d dsseVerifier) Public() crypto.PublicKey { return d.v.Public }
+
+// SignDSSE wraps an in-toto statement in a signed DSSE envelope (JSON).
+func SignDSSE(ctx context.Context, s *key.Signer, statement []byte) ([]byte, error) {
+	es, err := dsse.NewEnvelopeSigner(dsseSigner{s})
+	if err != nil {
+		return nil, err
+	}
+	env, err := es.SignPayload(ctx, InTotoPayloadType, statement)
+	if err != nil {
+		return nil, fmt.Errorf("sign DSSE envelope: %w", err)
+	}
+	return json.Marshal(env)
+}
+
+// ParseEnvelope decodes a DSSE envelope's JSON.
+func ParseEnvelope(b []byte) (*dsse.Envelope, error) {
+	var env dsse.Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, fmt.Errorf("not a DSSE envelope: %w", err)
+	}
+	if env.Payload == "" || len(env.Signatures) == 0 {
+		return nil, errors.New("DSSE envelope has no payload or no signatures")
+	}
+	return &env, nil
+}
+
+// VerifyDSSE checks a DSSE envelope's signature and payload type and
+// returns the decoded payload.
+func VerifyDSSE(ctx context.Context, b []byte, v *key.Verifier) ([]byte, error) {
+	env, err := ParseEnvelope(b)
+	if err != nil {
+		return nil, err
+	}
+	if env.PayloadType != InTotoPayloadType {
+		return nil, fmt.Errorf("DSSE payload type is %q, not %q", env.PayloadType, InTotoPayloadType)
+	}
+	ev, err := dsse.NewEnvelopeVerifier(dsseVerifier{v})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ev.Verify(ctx, env); err != nil {
+		return nil, fmt.Errorf("DSSE signature does not verify with this key (wrong key, or statement altered): %w", err)
+	}
+	return env.DecodeB64Payload()
+}
+
+// Verified is a signature or attestation that passed.
+type Verified struct {
+	Layout Layout `json:"layout"`
+	// Where is the .sig/.att tag or the referrer manifest digest.
+	Where string `json:"where"`
+	// Payload is the signed payload: simple-signing JSON or an in-toto
+	// statement.
+	Payload       json.RawMessage `json:"payload"`
+	PredicateType string          `json:"predicateType,omitempty"`
+	// Predicate is the statement's predicate as signed.
+	Predicate   json.RawMessage `json:"-"`
+	Annotations map[string]any  `json:"annotations,omitempty"`
+}
+
+// Rejection says why one stored signature did not count.
+type Rejection struct {
+	Layout Layout
+	Where  string
+	Err    error
+}
+
+// VerifyOptions say what a signature must carry.
+type VerifyOptions struct {
+	Options
+	// Layouts to look at; both when empty.
+	Layouts []Layout
+	// Annotations every accepted signature must carry.
+	Annotations map[string]string
+	// PredicateType an attestation must have ("" = any).
+	PredicateType string
+}
+
+func (o VerifyOptions) wants(l Layout) bool {
+	if len(o.Layouts) == 0 {
+		return true
+	}
+	for _, x := range o.Layouts {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+// VerifyError lists every signature that was found and rejected.
+type VerifyError struct {
+	What       string
+	Target     string
+	Rejections []Rejection
+	Looked     []string
+}
+
+func (e *VerifyError) Error() string {
+	if len(e.Rejections) == 0 {
+		return fmt.Sprintf("no %s found for %s (looked in %s)", e.What, e.Target, strings.Join(e.Looked, " and "))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "no valid %s for %s; %d rejected:", e.What, e.Target, len(e.Rejections))
+	for _, r := range e.Rejections {
+		fmt.Fprintf(&b, "\n  %s %s: %v", r.Layout, r.Where, r.Err)
+	}
+	return b.String()
+}
+
+// VerifySignatures checks t's signatures in both layouts with v and
+// returns those that verify. It fails when none does, when a registry
+// read fails (other than a missing signature tag), or when required
+// annotations are missing.
+func VerifySignatures(ctx context.Context, t *Target, v *key.Verifier, o VerifyOptions) ([]Verified, error) {
+	want := t.Descriptor.Digest
+	verr := &VerifyError{What: "signature", Target: t.Digest.String()}
+	var ok []Verified
+	if o.wants(Legacy) {
+		tag := tagFor(t.Digest, "sig")
+		verr.Looked = append(verr.Looked, "tag "+tag.TagStr())
+		layers, err := readTagLayers(ctx, tag, SimpleSigningMediaType, maxPayload, o.Options)
+		if err != nil {
+			return nil, err
+		}
+		for i, l := range layers {
+			where := fmt.Sprintf("%s layer %d", tag.TagStr(), i)
+			anns, err := verifyLegacySignature(l, v, want)
+			if err == nil {
+				err = checkAnnotations(anns, o.Annotations)
+			}
+			if err != nil {
+				verr.Rejections = append(verr.Rejections, Rejection{Legacy, where, err})
+				continue
+			}
+			ok = append(ok, Verified{Layout: Legacy, Where: where, Payload: l.Blob, Annotations: anns})
+		}
+	}
+	if o.wants(Bundle) {
+		verr.Looked = append(verr.Looked, "referrers of "+t.Digest.DigestStr())
+		bundles, err := readBundles(ctx, t, maxPayload, o.Options)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bundles {
+			where := "referrer " + b.Manifest.String()
+			st, err := verifiedStatement(ctx, b.Blob, v, t)
+			if err != nil {
+				verr.Rejections = append(verr.Rejections, Rejection{Bundle, where, err})
+				continue
+			}
+			if st.PredicateType != CosignSignPredicateType {
+				continue // an attestation, not a signature
+			}
+			anns := st.subjectAnnotations(want)
+			if err := checkAnnotations(anns, o.Annotations); err != nil {
+				verr.Rejections = append(verr.Rejections, Rejection{Bundle, where, err})
+				continue
+			}
+			ok = append(ok, Verified{Layout: Bundle, Where: where, Payload: st.raw, PredicateType: st.PredicateType, Annotations: anns})
+		}
+	}
+	if len(ok) == 0 {
+		return nil, verr
+	}
+	return ok, nil
+}
+
+type rawStatement struct {
+	*ParsedStatement
+	raw []byte
+}
+
+// verifiedStatement verifies a bundle and decodes its statement from the
+// signed envelope bytes (not sigstore-go's re-encoding, which would turn
+// predicate numbers into floats).
+func verifiedStatement(_ context.Context, blob []byte, v *key.Verifier, t *Target) (*rawStatement, error) {
+	if _, err := verifyBundle(blob, v, t.Descriptor.Digest); err != nil {
+		return nil, err
+	}
+	bun, err := ParseBundle(blob)
+	if err != nil {
+		return nil, err
+	}
+	env, err := bun.Envelope()
+	if err != nil {
+		return nil, err
+	}
+	payload, err := env.RawEnvelope().DecodeB64Payload()
+	if err != nil {
+		return nil, fmt.Errorf("bundle payload: %w", err)
+	}
+	st, err := ParseStatement(payload, t.Descriptor.Digest)
+	if err != nil {
+		return nil, err
+	}
+	return &rawStatement{st, payload}, nil
+}
+
+// VerifyAttestations checks t's attestations in both layouts and returns
+// those that verify with v and have the wanted predicate type.
+func VerifyAttestations(ctx context.Context, t *Target, v *key.Verifier, o VerifyOptions) ([]Verified, error) {
+	want := t.Descriptor.Digest
+	what := "attestation"
+	if o.PredicateType != "" {
+		what = "attestation of type " + o.PredicateType
+	}
+	verr := &VerifyError{What: what, Target: t.Digest.String()}
+	var ok []Verified
+	accept := func(layout Layout, where string, st *ParsedStatement, raw []byte) {
+		if o.PredicateType != "" && st.PredicateType != o.PredicateType {
+			return // another type: neither accepted nor an error
+		}
+		ok = append(ok, Verified{Layout: layout, Where: where, Payload: raw, PredicateType: st.PredicateType, Predicate: st.Predicate})
+	}
+	if o.wants(Legacy) {
+		tag := tagFor(t.Digest, "att")
+		verr.Looked = append(verr.Looked, "tag "+tag.TagStr())
+		layers, err := readTagLayers(ctx, tag, DSSEMediaType, maxAttestation, o.Options)
+		if err != nil {
+			return nil, err
+		}
+		for i, l := range layers {
+			where := fmt.Sprintf("%s layer %d", tag.TagStr(), i)
+			if o.PredicateType != "" {
+				if pt, set := l.Desc.Annotations[PredicateTypeAnnotation]; set && pt != o.PredicateType {
+					continue
+				}
+			}
+			payload, err := VerifyDSSE(ctx, l.Blob, v)
+			var st *ParsedStatement
+			if err == nil {
+				st, err = ParseStatement(payload, want)
+			}
+			if err != nil {
+				verr.Rejections = append(verr.Rejections, Rejection{Legacy, where, err})
+				continue
+			}
+			accept(Legacy, where, st, payload)
+		}
+	}
+	if o.wants(Bundle) {
+		verr.Looked = append(verr.Looked, "referrers of "+t.Digest.DigestStr())
+		bundles, err := readBundles(ctx, t, maxAttestation, o.Options)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bundles {
+			where := "referrer " + b.Manifest.String()
+			st, err := verifiedStatement(ctx, b.Blob, v, t)
+			if err != nil {
+				verr.Rejections = append(verr.Rejections, Rejection{Bundle, where, err})
+				continue
+			}
+			if st.PredicateType == CosignSignPredicateType {
+				continue // a signature
+			}
+			accept(Bundle, where, st.ParsedStatement, st.raw)
+		}
+	}
+	if len(ok) == 0 {
+		return nil, verr
+	}
+	return ok, nil
+}
