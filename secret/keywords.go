@@ -9,7 +9,6 @@ package secret
 type keywordSet struct {
 	delta []int32    // state*256 + byte -> next state
 	out   [][]uint16 // state -> keyword indexes ending here (via suffix links)
-	n     int        // number of keywords
 }
 
 var fold [256]byte
@@ -46,7 +45,7 @@ func newKeywordSet(words []string) *keywordSet {
 		nodes[s].out = append(nodes[s].out, uint16(wi))
 	}
 	// Breadth-first: suffix links, outputs, dense transitions.
-	ks := &keywordSet{delta: make([]int32, len(nodes)*256), out: make([][]uint16, len(nodes)), n: len(words)}
+	ks := &keywordSet{delta: make([]int32, len(nodes)*256), out: make([][]uint16, len(nodes))}
 	link := make([]int32, len(nodes))
 	queue := []int32{}
 	for c := 0; c < 256; c++ {
@@ -76,25 +75,17 @@ func newKeywordSet(words []string) *keywordSet {
 	return ks
 }
 
-// scan marks found[i] for each keyword i present in data and returns how
-// many distinct keywords it saw.
-func (k *keywordSet) scan(data []byte, found []bool) int {
-	n := 0
+// each calls fn for every keyword occurrence in data with the keyword's
+// index and the offset just past its end.
+func (k *keywordSet) each(data []byte, fn func(kw, end int)) {
 	s := int32(0)
 	delta := k.delta
-	for _, b := range data {
+	for i, b := range data {
 		s = delta[int(s)<<8|int(fold[b])]
 		if outs := k.out[s]; outs != nil {
 			for _, o := range outs {
-				if !found[o] {
-					found[o] = true
-					n++
-				}
-			}
-			if n == k.n {
-				return n
+				fn(int(o), i+1)
 			}
 		}
 	}
-	return n
 }

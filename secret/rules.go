@@ -114,6 +114,9 @@ var Rules = []*Rule{
 		Valid:      genericValue},
 }
 
+// multiline rules match across lines (a PEM key's header and body).
+func (r *Rule) multiline() bool { return r.ID == "private-key" }
+
 // entropy is the Shannon entropy of s in bits per character.
 func entropy(s string) float64 {
 	if s == "" {

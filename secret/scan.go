@@ -191,46 +191,79 @@ func IsBinary(data []byte) bool {
 	return bytes.IndexByte(data, 0) >= 0
 }
 
+// Window bounds around a keyword hit: every rule's match contains one of
+// its keywords, so a rule runs only on the text around its hits (the hit's
+// line, bounded), never over a whole file.
+const (
+	windowBefore = 1 << 10
+	windowAfter  = 4 << 10
+)
+
 // Matches finds the secrets in data (already known to be text).
 func (s *Scanner) Matches(data []byte) []Match {
-	found := make([]bool, len(s.kwRules))
-	if s.kw.scan(data, found) == 0 {
-		return nil
-	}
-	run := make([]bool, len(s.rules))
-	for k, ok := range found {
-		if ok {
-			for _, ri := range s.kwRules[k] {
-				run[ri] = true
-			}
-		}
-	}
 	var out []Match
-	for ri, ok := range run {
-		if !ok {
-			continue
+	var scanned []int // per rule: end of the last window it ran on
+	seen := map[[2]int]bool{}
+	s.kw.each(data, func(kw, end int) {
+		if scanned == nil {
+			scanned = make([]int, len(s.rules))
 		}
-		r := s.rules[ri]
-		for _, loc := range r.Regex.FindAllSubmatchIndex(data, maxMatchesPerRule) {
-			vs, ve := loc[0], loc[1]
-			if len(loc) >= 4 && loc[2] >= 0 {
-				vs, ve = loc[2], loc[3]
+		for _, ri := range s.kwRules[kw] {
+			if end <= scanned[ri] {
+				continue // inside a window this rule already ran on
 			}
-			v := string(data[vs:ve])
-			if r.MinEntropy > 0 && entropy(v) < r.MinEntropy {
-				continue
+			r := s.rules[ri]
+			ws, we := window(data, end, r.multiline())
+			scanned[ri] = we
+			for _, loc := range r.Regex.FindAllSubmatchIndex(data[ws:we], maxMatchesPerRule) {
+				vs, ve := loc[0], loc[1]
+				if len(loc) >= 4 && loc[2] >= 0 {
+					vs, ve = loc[2], loc[3]
+				}
+				vs, ve = vs+ws, ve+ws
+				if seen[[2]int{ri, vs}] {
+					continue
+				}
+				seen[[2]int{ri, vs}] = true
+				v := string(data[vs:ve])
+				if r.MinEntropy > 0 && entropy(v) < r.MinEntropy {
+					continue
+				}
+				if r.Valid != nil && !r.Valid(v) {
+					continue
+				}
+				if s.allowedValue(v) {
+					continue
+				}
+				out = append(out, Match{Rule: r, Title: r.Title, Redacted: Redact(v),
+					StartLine: lineOf(data, vs), EndLine: lineOf(data, ve), start: vs, end: ve})
 			}
-			if r.Valid != nil && !r.Valid(v) {
-				continue
-			}
-			if s.allowedValue(v) {
-				continue
-			}
-			out = append(out, Match{Rule: r, Title: r.Title, Redacted: Redact(v),
-				StartLine: lineOf(data, vs), EndLine: lineOf(data, ve), start: vs, end: ve})
 		}
-	}
+	})
 	return dedupe(out)
+}
+
+// window returns the text a rule runs on around a keyword ending at end:
+// the line (bounded), or for multi-line rules the text that follows.
+func window(data []byte, end int, multiline bool) (int, int) {
+	lo := end - windowBefore
+	if lo < 0 {
+		lo = 0
+	}
+	hi := end + windowAfter
+	if hi > len(data) {
+		hi = len(data)
+	}
+	if multiline {
+		return lo, hi
+	}
+	if i := bytes.LastIndexByte(data[lo:end], '\n'); i >= 0 {
+		lo += i + 1
+	}
+	if i := bytes.IndexByte(data[end:hi], '\n'); i >= 0 {
+		hi = end + i
+	}
+	return lo, hi
 }
 
 func (s *Scanner) allowedValue(v string) bool {
