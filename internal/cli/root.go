@@ -68,5 +68,6 @@ var commands = []func(stdout, stderr io.Writer) *cobra.Command{
 	newFSCmd,
 	newSBOMCmd,
 	newDBCmd,
+	newBaseCmd, newRecommendCmd, newCompareCmd,
 	newGenerateKeyPairCmd, newSignCmd, newVerifyCmd, newAttestCmd, newVerifyAttestationCmd,
 }

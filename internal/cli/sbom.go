@@ -49,6 +49,7 @@ func newSBOMCmd(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	f.register(cmd, false)
+	cmd.AddCommand(newSBOMValidateCmd(stdout, stderr))
 	return cmd
 }
 

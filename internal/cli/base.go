@@ -1,0 +1,375 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-sec/bulkhead/base"
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/image"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/match"
+	"github.com/bulkhead-sec/bulkhead/report"
+	"github.com/bulkhead-sec/bulkhead/scan"
+	"github.com/bulkhead-sec/bulkhead/vulndb"
+)
+
+// imageFlags are how the commands that scan several images reach them.
+type imageFlags struct {
+	platform string
+	insecure bool
+	tempDir  string
+	quiet    bool
+}
+
+func (f *imageFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default: the host's)")
+	fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries")
+	fl.StringVar(&f.tempDir, "temp-dir", "", "where scans keep their temporary files (default $TMPDIR)")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
+}
+
+// scannedImage is one image scanned for its inventory, with what the
+// commands beyond `image` need: the final view and the manifest's
+// annotations.
+type scannedImage struct {
+	*scan.Result
+	Annotations map[string]string
+}
+
+// scanImageRef opens and scans one image (any source image.Open reads).
+func scanImageRef(ctx context.Context, ref string, f *imageFlags, stderr io.Writer) (*scannedImage, error) {
+	tmp, err := os.MkdirTemp(f.tempDir, "bulkhead-")
+	if err != nil {
+		return nil, fmt.Errorf("make a temp directory: %w (set --temp-dir or TMPDIR)", err)
+	}
+	defer os.RemoveAll(tmp)
+	opts := image.Options{Insecure: f.insecure, TempDir: tmp}
+	if f.platform != "" {
+		p, err := v1.ParsePlatform(f.platform)
+		if err != nil {
+			return nil, fmt.Errorf("--platform %q: %w", f.platform, err)
+		}
+		opts.Platform = p
+	}
+	prog := newProgress(stderr, f.quiet)
+	opts.Progress = prog.bytes
+	prog.status("opening " + ref)
+	img, err := image.Open(ctx, ref, opts)
+	if err != nil {
+		prog.clear()
+		return nil, err
+	}
+	defer img.Close()
+	out := &scannedImage{}
+	if img.Image != nil && img.Source != image.SourceRootfs && img.Source != image.SourceDir {
+		if m, err := img.Manifest(); err == nil && m != nil {
+			out.Annotations = m.Annotations
+		}
+	}
+	res, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Progress: prog.layer(len(img.WalkLayers()))})
+	prog.clear()
+	if err != nil {
+		return nil, err
+	}
+	out.Result = res
+	return out, nil
+}
+
+// matchFlags choose the vulnerability database and what counts, for the
+// commands that match several inventories with one database.
+type matchFlags struct {
+	dbPath        string
+	dbMaxAge      time.Duration
+	ignoreUnfixed bool
+	ignoreFile    string
+}
+
+func (f *matchFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.dbPath, "db", "", "vulnerability database (default: "+vulndb.DefaultPath()+", built from the bundled snapshot on first use)")
+	f.dbMaxAge = vulndb.DefaultMaxAge
+	fl.Var((*ageFlag)(&f.dbMaxAge), "db-max-age", "warn when the vulnerability database is older than this, e.g. 7d or 36h (0: never)")
+	fl.BoolVar(&f.ignoreUnfixed, "ignore-unfixed", false, "count only vulnerabilities that have a fixed version")
+	fl.StringVar(&f.ignoreFile, "ignorefile", ".bulkheadignore", "ignore file whose entries do not count; a missing default file is fine")
+}
+
+// matcher opens the database once; every inventory is matched with it, so
+// counts compare like with like.
+type vulnMatcher struct {
+	db       *vulndb.DB
+	info     *report.DBInfo
+	opts     match.Options
+	warnings []string
+}
+
+func (f *matchFlags) open() (*vulnMatcher, error) {
+	m := &vulnMatcher{}
+	warn := func(s string) { m.warnings = append(m.warnings, s) }
+	db, info, err := openDB(f.dbPath, f.dbMaxAge, warn)
+	if err != nil {
+		return nil, err
+	}
+	m.db, m.info = db, info
+	ign, err := match.LoadIgnoreFile(f.ignoreFile, f.ignoreFile == ".bulkheadignore")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	m.opts = match.Options{IgnoreUnfixed: f.ignoreUnfixed, Ignore: ign}
+	return m, nil
+}
+
+func (m *vulnMatcher) Close() error { return m.db.Close() }
+
+func (m *vulnMatcher) match(ctx context.Context, inv *inventory.Inventory) ([]finding.Finding, error) {
+	opts := m.opts
+	opts.Warn = func(string) {} // per-package notes of the matcher are the image report's business
+	fs, err := match.Match(ctx, inv, m.db, opts)
+	if err != nil {
+		return nil, err
+	}
+	return match.Active(fs), nil
+}
+
+func (m *vulnMatcher) counts() *base.VulnCounts {
+	return &base.VulnCounts{DBSource: m.info.Source, DBUpdated: m.info.UpdatedAt}
+}
+
+func newBaseCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "base",
+		Short: "Keep a local catalog of candidate base images (index, list, remove)",
+		Long: `Keep a local catalog of candidate base images: what each holds, its
+vulnerabilities, size, default user, shell and package manager, C library
+and layers. The catalog lives next to the vulnerability database
+(` + base.DefaultPath() + `; BULKHEAD_CACHE_DIR honoured). ` + "`bulkhead recommend`" + ` uses it
+to detect an image's base and rank alternatives.`,
+	}
+	cmd.AddCommand(newBaseIndexCmd(stdout, stderr), newBaseListCmd(stdout), newBaseRemoveCmd(stdout))
+	return cmd
+}
+
+func newBaseIndexCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		f        imageFlags
+		mf       matchFlags
+		catalog  string
+		defaults bool
+	)
+	cmd := &cobra.Command{
+		Use:   "index [flags] REF...",
+		Short: "Scan candidate base images into the catalog",
+		Long: `Scan candidate base images into the catalog. REF is any image bulkhead
+reads (registry reference, docker-archive:FILE, oci-archive:FILE, oci:DIR,
+docker:NAME, podman:NAME) or "scratch" (the empty image).
+
+--defaults indexes a list of common minimal and hardened bases (Alpine,
+Debian slim, Ubuntu, distroless, Chainguard/Wolfi, Red Hat UBI micro and
+minimal, BusyBox, scratch) from their public registries; offline, index the
+images you have instead.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			refs := args
+			if defaults {
+				refs = append(refs, base.Defaults()...)
+			}
+			if len(refs) == 0 {
+				return fmt.Errorf("name the images to index, or use --defaults")
+			}
+			cat, err := base.Load(catalog)
+			if err != nil {
+				return err
+			}
+			m, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			var failed []string
+			indexed := 0
+			for _, ref := range refs {
+				e, err := indexOne(cmd.Context(), ref, &f, m, stderr)
+				if err != nil {
+					if errors.Is(err, context.Canceled) {
+						return err
+					}
+					failed = append(failed, ref)
+					fmt.Fprintf(stderr, "bulkhead: index %s: %v\n", ref, err)
+					continue
+				}
+				cat.Put(*e)
+				indexed++
+				// Save after each image: a long --defaults run keeps what it did.
+				if err := cat.Save(); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "indexed %s: %s, %s, %d packages, %s vulnerabilities, libc %s\n",
+					ref, e.OSName(), base.HumanSize(e.Size), len(e.Packages), vulnWords(e.Vulns), e.Libc)
+			}
+			for _, w := range m.warnings {
+				fmt.Fprintln(stderr, "warning:", w)
+			}
+			switch {
+			case indexed == 0 && defaults && len(args) == 0:
+				return fmt.Errorf("no default base could be indexed (no registry reachable?); offline, index the images you have: bulkhead base index oci-archive:FILE")
+			case len(failed) > 0:
+				return fmt.Errorf("%d of %d images could not be indexed: %s", len(failed), len(refs), strings.Join(failed, ", "))
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	mf.register(cmd)
+	cmd.Flags().StringVar(&catalog, "catalog", "", "catalog file (default "+base.DefaultPath()+")")
+	cmd.Flags().BoolVar(&defaults, "defaults", false, "also index the built-in list of common minimal and hardened bases (needs their registries)")
+	return cmd
+}
+
+func vulnWords(v *base.VulnCounts) string {
+	if v == nil {
+		return "no"
+	}
+	var parts []string
+	for _, s := range base.Severities {
+		if n := v.BySev[s.String()]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, strings.ToLower(s.String())))
+		}
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%s)", v.Total, strings.Join(parts, ", "))
+}
+
+// indexOne scans one candidate into a catalog entry.
+func indexOne(ctx context.Context, ref string, f *imageFlags, m *vulnMatcher, stderr io.Writer) (*base.Entry, error) {
+	if ref == base.Scratch {
+		// The empty image: nothing to pull, nothing in it.
+		inv := &inventory.Inventory{Target: inventory.Target{Name: base.Scratch, Source: "scratch"}}
+		e := base.Profile(ref, inv, nil, nil, m.counts())
+		return &e, nil
+	}
+	s, err := scanImageRef(ctx, ref, f, stderr)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := m.match(ctx, s.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	e := base.Profile(ref, s.Inventory, s.Tree, fs, m.counts())
+	return &e, nil
+}
+
+func newBaseListCmd(stdout io.Writer) *cobra.Command {
+	var catalog, format string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the indexed base images",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, err := base.Load(catalog)
+			if err != nil {
+				return err
+			}
+			switch format {
+			case "json":
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				enc.SetEscapeHTML(false)
+				entries := cat.Entries
+				if entries == nil {
+					entries = []base.Entry{}
+				}
+				return enc.Encode(entries)
+			case "table":
+			default:
+				return fmt.Errorf("unknown --format %q; use table or json", format)
+			}
+			if len(cat.Entries) == 0 {
+				fmt.Fprintf(stdout, "The base catalog (%s) is empty: index bases with `bulkhead base index REF...` or `--defaults`.\n", cat.Path())
+				return nil
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "REF\tOS\tLIBC\tSIZE\tLAYERS\tPACKAGES\tVULNS (C/H/M/L/U)\tUSER\tSHELL\tPKG MANAGER\tDB DATE")
+			for _, e := range cat.Entries {
+				vulns, date := "-", "-"
+				if e.Vulns != nil {
+					v := e.Vulns.BySev
+					vulns = fmt.Sprintf("%d/%d/%d/%d/%d", v["CRITICAL"], v["HIGH"], v["MEDIUM"], v["LOW"], v["UNKNOWN"])
+					date = e.Vulns.DBUpdated.Format("2006-01-02")
+				}
+				user := e.User
+				if user == "" {
+					user = "root"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", termSafe(e.Ref), termSafe(e.OSName()), e.Libc, base.HumanSize(e.Size),
+					len(e.DiffIDs), len(e.Packages), vulns, termSafe(user), listOrNone(e.Shells), listOrNone(e.PackageManagers), date)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&catalog, "catalog", "", "catalog file (default "+base.DefaultPath()+")")
+	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json")
+	return cmd
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return termSafe(strings.Join(s, ","))
+}
+
+// clean keeps terminal control characters out of what image metadata says.
+func termSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func newBaseRemoveCmd(stdout io.Writer) *cobra.Command {
+	var catalog string
+	cmd := &cobra.Command{
+		Use:   "remove REF...",
+		Short: "Remove images from the catalog",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat, err := base.Load(catalog)
+			if err != nil {
+				return err
+			}
+			var missing []string
+			for _, ref := range args {
+				if cat.Remove(ref) {
+					fmt.Fprintf(stdout, "removed %s\n", ref)
+				} else {
+					missing = append(missing, ref)
+				}
+			}
+			if err := cat.Save(); err != nil {
+				return err
+			}
+			if len(missing) > 0 {
+				return fmt.Errorf("not in the catalog: %s (see `bulkhead base list`)", strings.Join(missing, ", "))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&catalog, "catalog", "", "catalog file (default "+base.DefaultPath()+")")
+	return cmd
+}

@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-sec/bulkhead/base"
+)
+
+func newRecommendCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		f          imageFlags
+		mf         matchFlags
+		catalog    string
+		format     string
+		output     string
+		baseRef    string
+		detectOnly bool
+	)
+	cmd := &cobra.Command{
+		Use:   "recommend [flags] IMAGE",
+		Short: "Detect an image's base and rank the catalog's other bases by what moving gains",
+		Long: `Detect the base image of IMAGE from the base catalog (` + "`bulkhead base index`" + `): by
+its org.opencontainers.image.base.name/digest annotations when they name a
+catalog entry, otherwise by the longest run of leading layers equal to a
+catalog entry's layers. An image whose base is not in the catalog is said to
+be so; nothing is guessed.
+
+Then rank the catalog's other bases by what moving to each gains:
+vulnerabilities removed and added by severity (both bases matched with the
+same database now), size, packages, non-root default user, no shell, no
+package manager. Candidates that need changes to the application are marked:
+a different C library, a different or missing package manager for the OS
+packages the application installs, a runtime its packages need.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "table" && format != "json" {
+				return fmt.Errorf("unknown --format %q; use table or json", format)
+			}
+			ctx := cmd.Context()
+			cat, err := base.Load(catalog)
+			if err != nil {
+				return err
+			}
+			s, err := scanImageRef(ctx, args[0], &f, stderr)
+			if err != nil {
+				return err
+			}
+			var diffIDs []string
+			for _, l := range s.Inventory.Target.Layers {
+				diffIDs = append(diffIDs, l.DiffID)
+			}
+			det := base.Detect(cat, diffIDs, s.Annotations)
+			if baseRef != "" {
+				e, ok := cat.Get(baseRef)
+				if !ok {
+					return fmt.Errorf("--base %s is not in the catalog (see `bulkhead base list`)", baseRef)
+				}
+				n := 0
+				for n < len(e.DiffIDs) && n < len(diffIDs) && e.DiffIDs[n] == diffIDs[n] {
+					n++
+				}
+				det = base.Detection{Method: "flag", Base: e, BaseRef: e.Ref, Layers: n, Of: len(diffIDs),
+					Reason: fmt.Sprintf("named with --base; %d of its %d layers start the image", n, len(e.DiffIDs))}
+			}
+			w := stdout
+			if output != "" {
+				file, err := os.Create(output)
+				if err != nil {
+					return fmt.Errorf("--output: %w", err)
+				}
+				defer file.Close()
+				w = file
+			}
+			if det.Base == nil || detectOnly {
+				if format == "json" {
+					if err := writeIndentedJSON(w, map[string]any{"image": args[0], "detection": det}); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(w, "Image: %s\nBase:  %s\nHow:   %s\n", termSafe(args[0]), textOr(det.BaseRef, "not in the catalog"), termSafe(det.Reason))
+				}
+				if det.Base == nil {
+					return &exitError{code: 2, err: fmt.Errorf("%w: %s", base.ErrNoBase, det.Reason)}
+				}
+				return nil
+			}
+			m, err := mf.open()
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			rec, err := base.Recommend(ctx, cat, det, s.Inventory, m.match)
+			if err != nil {
+				if errors.Is(err, base.ErrNoBase) {
+					return &exitError{code: 2, err: err}
+				}
+				return err
+			}
+			if format == "json" {
+				doc := struct {
+					*base.Recommendation
+					DB       any      `json:"vulnerabilityDB"`
+					Warnings []string `json:"warnings,omitempty"`
+				}{rec, m.info, m.warnings}
+				return writeIndentedJSON(w, doc)
+			}
+			for _, warn := range m.warnings {
+				fmt.Fprintln(stderr, "warning:", warn)
+			}
+			return recommendTable(w, rec, m)
+		},
+	}
+	f.register(cmd)
+	mf.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&catalog, "catalog", "", "base catalog file (default "+base.DefaultPath()+")")
+	fl.StringVarP(&format, "format", "f", "table", "output format: table, json")
+	fl.StringVarP(&output, "output", "o", "", "write the report to this file instead of standard output")
+	fl.StringVar(&baseRef, "base", "", "take this catalog entry as the image's base instead of detecting it")
+	fl.BoolVar(&detectOnly, "detect-only", false, "only say which base the image was built from (exit 2 when it is not in the catalog)")
+	return cmd
+}
+
+func textOr(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return termSafe(s)
+}
+
+func writeIndentedJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON report: %w", err)
+	}
+	return nil
+}
+
+func sevSlashes(m map[string]int) string {
+	return fmt.Sprintf("%d/%d/%d/%d/%d", m["CRITICAL"], m["HIGH"], m["MEDIUM"], m["LOW"], m["UNKNOWN"])
+}
+
+func signedInt(n int) string {
+	if n > 0 {
+		return fmt.Sprintf("+%d", n)
+	}
+	return fmt.Sprint(n)
+}
+
+func signedBytes(n int64) string {
+	if n > 0 {
+		return "+" + base.HumanSize(n)
+	}
+	return base.HumanSize(n)
+}
+
+func recommendTable(w io.Writer, rec *base.Recommendation, m *vulnMatcher) error {
+	d := rec.Detection
+	cur := rec.Current
+	fmt.Fprintf(w, "Image:        %s\n", termSafe(rec.Image))
+	fmt.Fprintf(w, "Base:         %s (%s)\n", termSafe(cur.Ref), termSafe(d.Reason))
+	if len(d.Aliases) > 0 {
+		fmt.Fprintf(w, "              same layers as %s\n", termSafe(strings.Join(d.Aliases, ", ")))
+	}
+	fmt.Fprintf(w, "Current base: %s, libc %s, %s, %d packages, vulnerabilities C/H/M/L/U %s, user %s, shell %s, package manager %s\n",
+		termSafe(cur.OS), cur.Libc, base.HumanSize(cur.Size), cur.Packages, sevSlashes(cur.Vulns), textOr(cur.User, "root"), listOrNone(cur.Shells), listOrNone(cur.PackageManagers))
+	if m.info != nil {
+		fmt.Fprintf(w, "Vuln DB:      %s, updated %s\n", termSafe(m.info.Source), m.info.UpdatedAt.Format("2006-01-02"))
+	}
+	if len(rec.Candidates) == 0 {
+		fmt.Fprintln(w, "\nNo other base in the catalog to compare with: index candidates with `bulkhead base index REF...`.")
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tCANDIDATE\tOS\tVULNS -REMOVED/+ADDED (C/H/M/L/U)\tSIZE\tPKGS\tNON-ROOT\tSHELL\tPKG MGR\tDROP-IN")
+	for i, c := range rec.Candidates {
+		vul := fmt.Sprintf("-%s +%s", sevSlashes(c.VulnsRemoved), sevSlashes(c.VulnsAdded))
+		dropIn := "yes"
+		if len(c.NeedsChanges) > 0 {
+			dropIn = fmt.Sprintf("no (%d)", len(c.NeedsChanges))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\t%s\n", i+1, termSafe(c.Ref), termSafe(c.OS), vul, signedBytes(c.SizeDelta), signedInt(c.PackagesDelta),
+			yesOrNo(c.NonRoot), listOrNone(c.Shells), listOrNone(c.PackageManagers), dropIn)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for i, c := range rec.Candidates {
+		if len(c.Gains) == 0 && len(c.NeedsChanges) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%d. %s\n", i+1, termSafe(c.Ref))
+		for _, g := range c.Gains {
+			fmt.Fprintf(w, "   + %s\n", g)
+		}
+		for _, n := range c.NeedsChanges {
+			fmt.Fprintf(w, "   ! needs change: %s\n", n)
+		}
+	}
+	return nil
+}
+
+func yesOrNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
