@@ -32,8 +32,8 @@
 //	                          "ephemeralContainer"), path, container (as written),
 //	                          securityContext (the pod's merged in, as the kubelet does)}
 //	dockerfile   file         the model config/dockerfile documents
-//	imageconfig  config       the image's v1.ConfigFile as JSON (config.User,
-//	                          config.Env, config.Labels, history, ...)
+//	imageconfig  config       the image's v1.ConfigFile as JSON (config.config.User,
+//	                          config.config.Env, config.config.Labels, config.history, ...)
 package cel
 
 import (
