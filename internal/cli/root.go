@@ -70,4 +70,5 @@ var commands = []func(stdout, stderr io.Writer) *cobra.Command{
 	newDBCmd,
 	newBaseCmd, newRecommendCmd, newCompareCmd,
 	newGenerateKeyPairCmd, newSignCmd, newVerifyCmd, newAttestCmd, newVerifyAttestationCmd,
+	newRuntimeCmd,
 }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package sensor
+
+func inode(string) (uint64, bool) { return 0, false }

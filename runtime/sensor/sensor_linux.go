@@ -1,0 +1,237 @@
+//go:build linux && amd64
+
+package sensor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/bulkhead-sec/bulkhead/runtime/event"
+)
+
+// syscallKinds maps x86_64 system call numbers to record kinds.
+var syscallKinds = map[int]uint32{
+	unix.SYS_EXECVE: kExecve, unix.SYS_EXECVEAT: kExecveat,
+	unix.SYS_OPEN: kOpen, unix.SYS_OPENAT: kOpenat, unix.SYS_OPENAT2: kOpenat2, unix.SYS_CREAT: kCreat,
+	unix.SYS_CONNECT: kConnect, unix.SYS_ACCEPT: kAccept, unix.SYS_ACCEPT4: kAccept4, unix.SYS_BIND: kBind,
+	unix.SYS_LISTEN: kListen, unix.SYS_SOCKET: kSocket, unix.SYS_SENDTO: kSendto,
+	unix.SYS_UNLINK: kUnlink, unix.SYS_UNLINKAT: kUnlinkat, unix.SYS_RENAME: kRename, unix.SYS_RENAMEAT: kRenameat,
+	unix.SYS_RENAMEAT2: kRenameat2, unix.SYS_CHMOD: kChmod, unix.SYS_FCHMOD: kFchmod, unix.SYS_FCHMODAT: kFchmodat,
+	unix.SYS_SETUID: kSetuid, unix.SYS_SETGID: kSetgid, unix.SYS_SETRESUID: kSetresuid, unix.SYS_SETRESGID: kSetresgid,
+	unix.SYS_CAPSET: kCapset, unix.SYS_PTRACE: kPtrace, unix.SYS_MOUNT: kMount, unix.SYS_UMOUNT2: kUmount2,
+	unix.SYS_INIT_MODULE: kInitModule, unix.SYS_FINIT_MODULE: kFinitModule,
+	unix.SYS_DUP: kDup, unix.SYS_DUP2: kDup2, unix.SYS_DUP3: kDup3,
+	unix.SYS_SYMLINK: kSymlink, unix.SYS_SYMLINKAT: kSymlinkat, unix.SYS_LINK: kLink, unix.SYS_LINKAT: kLinkat,
+	unix.SYS_MKDIR: kMkdir, unix.SYS_MKDIRAT: kMkdirat, unix.SYS_MEMFD_CREATE: kMemfdCreate,
+}
+
+// Options configure a Sensor.
+type Options struct {
+	// Sockets are Docker Engine API sockets asked for container names and
+	// images; nil means DefaultSockets().
+	Sockets []string
+	// ProcDir is the proc filesystem (default /proc).
+	ProcDir string
+	// Types limits the reported syscalls to these event type names (for
+	// example the types the loaded rules can match); nil reports all.
+	Types []string
+}
+
+// Sensor is a loaded and attached eBPF program set.
+type Sensor struct {
+	objs   sensorObjects
+	links  []link.Link
+	rd     *ringbuf.Reader
+	conv   *converter
+	events atomic.Uint64
+	bad    atomic.Uint64
+	close  sync.Once
+}
+
+// Stats are the sensor's counters.
+type Stats struct {
+	// Events is how many events were delivered.
+	Events uint64
+	// RingDrops is how many records the kernel could not put in the ring
+	// buffer because user space fell behind.
+	RingDrops uint64
+	// StashDrops is how many syscalls were missed because the in-flight
+	// table was full.
+	StashDrops uint64
+	// Emitted is how many records the kernel side wrote.
+	Emitted uint64
+	// Malformed is how many records failed to decode.
+	Malformed uint64
+}
+
+// Supported reports whether this kernel can run the sensor, and why not.
+func Supported() error {
+	if os.Geteuid() != 0 {
+		return errors.New("the eBPF sensor needs root (CAP_BPF and CAP_PERFMON)")
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return errors.New("the kernel has no BTF (/sys/kernel/btf/vmlinux); the sensor needs CONFIG_DEBUG_INFO_BTF=y")
+	}
+	return nil
+}
+
+// Open loads the eBPF programs, attaches them to the raw tracepoints and
+// seeds the process table from /proc.
+func Open(opts Options) (*Sensor, error) {
+	if err := Supported(); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raise the memlock limit: %w", err)
+	}
+	s := &Sensor{}
+	spec, err := loadSensor()
+	if err != nil {
+		return nil, fmt.Errorf("load the sensor's eBPF object: %w", err)
+	}
+	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("the kernel's verifier rejected the sensor: %+v", ve)
+		}
+		return nil, fmt.Errorf("load the sensor's eBPF programs: %w", err)
+	}
+	fail := func(err error) (*Sensor, error) {
+		s.Close()
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, t := range opts.Types {
+		want[t] = true
+	}
+	for nr, k := range syscallKinds {
+		if len(want) > 0 && !want[kindNames[k]] {
+			// exec records are the process table's source: keep them.
+			if k != kExecve && k != kExecveat {
+				continue
+			}
+		}
+		if err := s.objs.Kinds.Put(uint32(nr), k); err != nil {
+			return fail(fmt.Errorf("configure syscall %d: %w", nr, err))
+		}
+	}
+	if err := s.objs.SensorConfig.Put(uint32(0), uint64(os.Getpid())); err != nil {
+		return fail(fmt.Errorf("configure the sensor: %w", err))
+	}
+
+	procDir := opts.ProcDir
+	if procDir == "" {
+		procDir = "/proc"
+	}
+	socks := opts.Sockets
+	if socks == nil {
+		socks = DefaultSockets()
+	}
+	s.conv = newConverter(procDir, bootTime(), socks)
+
+	for _, a := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sched_process_exec", s.objs.SchedExec},
+		{"sched_process_exit", s.objs.SchedExit},
+		{"sys_exit", s.objs.SysExit},
+		{"sys_enter", s.objs.SysEnter},
+	} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.name, Program: a.prog})
+		if err != nil {
+			return fail(fmt.Errorf("attach raw tracepoint %s: %w", a.name, err))
+		}
+		s.links = append(s.links, l)
+	}
+	s.rd, err = ringbuf.NewReader(s.objs.Events)
+	if err != nil {
+		return fail(fmt.Errorf("open the ring buffer: %w", err))
+	}
+	// Seed after attaching, so that no process slips between the two.
+	s.conv.procs.seed()
+	return s, nil
+}
+
+// bootTime is the wall-clock time at which CLOCK_MONOTONIC was zero, to
+// convert the kernel's timestamps.
+func bootTime() time.Time {
+	var ts unix.Timespec
+	now := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return now
+	}
+	return now.Add(-time.Duration(ts.Nano()))
+}
+
+// Run delivers events to fn until ctx is done or the sensor is closed.
+// fn runs on Run's goroutine; the event and what it points to are reused
+// after fn returns, so fn must copy what it keeps.
+func (s *Sensor) Run(ctx context.Context, fn func(*event.Event)) error {
+	stop := context.AfterFunc(ctx, func() { s.rd.Close() })
+	defer stop()
+	var rec ringbuf.Record
+	var r record
+	var ev event.Event
+	for {
+		if err := s.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return nil
+			}
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return fmt.Errorf("read the ring buffer: %w", err)
+		}
+		if err := decode(rec.RawSample, &r); err != nil {
+			s.bad.Add(1)
+			continue
+		}
+		s.conv.convert(&r, &ev)
+		s.events.Add(1)
+		fn(&ev)
+	}
+}
+
+// Stats returns the counters so far.
+func (s *Sensor) Stats() Stats {
+	st := Stats{Events: s.events.Load(), Malformed: s.bad.Load()}
+	for i, dst := range []*uint64{&st.RingDrops, &st.StashDrops, &st.Emitted} {
+		var per []uint64
+		if err := s.objs.Counters.Lookup(uint32(i), &per); err == nil {
+			for _, v := range per {
+				*dst += v
+			}
+		}
+	}
+	return st
+}
+
+// Close detaches the programs and frees the maps.
+func (s *Sensor) Close() error {
+	s.close.Do(func() {
+		for _, l := range s.links {
+			l.Close()
+		}
+		if s.rd != nil {
+			s.rd.Close()
+		}
+		s.objs.Close()
+	})
+	return nil
+}
