@@ -82,16 +82,21 @@ func ParseFile(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.SetDockerignore(DockerignoreBeside(path))
+	return f, nil
+}
+
+// DockerignoreBeside reports whether the build context of a Dockerfile at
+// path (its directory) has an ignore file: BuildKit reads
+// <Dockerfile name>.dockerignore first, then .dockerignore.
+func DockerignoreBeside(path string) bool {
 	dir := filepath.Dir(path)
-	f.dockerignoreKnown = true
-	// BuildKit reads <Dockerfile name>.dockerignore first, then .dockerignore.
 	for _, name := range []string{filepath.Base(path) + ".dockerignore", ".dockerignore"} {
 		if st, err := os.Stat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
-			f.Dockerignore = true
-			break
+			return true
 		}
 	}
-	return f, nil
+	return false
 }
 
 // Parse parses a Dockerfile. path only names it in findings. Whether a

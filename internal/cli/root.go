@@ -68,6 +68,7 @@ var commands = []func(stdout, stderr io.Writer) *cobra.Command{
 	newFSCmd,
 	newSBOMCmd,
 	newDBCmd,
+	newConfigCmd,
 	newBaseCmd, newRecommendCmd, newCompareCmd,
 	newGenerateKeyPairCmd, newSignCmd, newVerifyCmd, newAttestCmd, newVerifyAttestationCmd,
 	newRuntimeCmd,

@@ -12,11 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-sec/bulkhead/audit"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/scan"
+	"github.com/bulkhead-sec/bulkhead/secret"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
@@ -27,7 +29,10 @@ const (
 
 // imageScanners are the scanners that ride the image walk, by --scanners
 // name: a new one is one entry here (vuln runs on the inventory, after).
-var imageScanners = map[string]func(f *scanFlags) scan.Scanner{}
+var imageScanners = map[string]func(f *scanFlags) scan.Scanner{
+	"secret":    func(*scanFlags) scan.Scanner { return secret.NewImageScanner(secret.Default()) },
+	"misconfig": func(*scanFlags) scan.Scanner { return audit.New() },
+}
 
 func knownScanner(s string) bool {
 	_, ok := imageScanners[s]

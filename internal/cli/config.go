@@ -1,0 +1,436 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/bulkhead-sec/bulkhead/config/dockerfile"
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/match"
+	"github.com/bulkhead-sec/bulkhead/policy/cel"
+	"github.com/bulkhead-sec/bulkhead/report"
+	"github.com/bulkhead-sec/bulkhead/secret"
+)
+
+// configChecker checks one file of its kind.
+type configChecker func(name string, data []byte) ([]finding.Finding, error)
+
+// configKind is one kind of configuration file `bulkhead config` checks.
+// A kind plugs in with one line in its own file, no edit here:
+//
+//	var _ = registerConfigKind(configKind{Name: "kubernetes", Detect: ..., Setup: ...})
+type configKind struct {
+	Name string
+	// Detect says whether a file is of this kind from its name and content
+	// ("-" is stdin).
+	Detect func(name string, data []byte) bool
+	// Setup adds the kind's flags to the command and returns the function
+	// that builds the checker once flags are parsed; pol is the --policy
+	// CEL file (nil when none).
+	Setup func(fs *pflag.FlagSet) func(pol *cel.Policy) (configChecker, error)
+}
+
+// configKinds are the registered kinds, by name.
+var configKinds = map[string]configKind{}
+
+func registerConfigKind(k configKind) bool {
+	if _, dup := configKinds[k.Name]; dup {
+		panic("config kind registered twice: " + k.Name)
+	}
+	configKinds[k.Name] = k
+	return true
+}
+
+var _ = registerConfigKind(configKind{Name: "dockerfile", Detect: isDockerfileName, Setup: setupDockerfileKind})
+
+// isDockerfileName recognises Dockerfile, Dockerfile.prod, app.Dockerfile,
+// Containerfile and their lower-case spellings.
+func isDockerfileName(name string, _ []byte) bool {
+	base := strings.ToLower(filepath.Base(name))
+	for _, n := range []string{"dockerfile", "containerfile"} {
+		if base == n || strings.HasPrefix(base, n+".") || strings.HasSuffix(base, "."+n) {
+			// Dockerfile.dockerignore is the ignore file, not a Dockerfile.
+			return !strings.HasSuffix(base, ".dockerignore")
+		}
+	}
+	return false
+}
+
+func setupDockerfileKind(fl *pflag.FlagSet) func(pol *cel.Policy) (configChecker, error) {
+	var digest string
+	fl.StringVar(&digest, "digest-severity", "", "severity of BH-DF-008 (FROM without a digest): CRITICAL, HIGH, MEDIUM, LOW or OFF (default LOW)")
+	return func(pol *cel.Policy) (configChecker, error) {
+		opts := dockerfile.Options{}
+		switch strings.ToUpper(digest) {
+		case "":
+		case "OFF", "NONE":
+			opts.Disable = append(opts.Disable, "BH-DF-008")
+		default:
+			sev, err := finding.ParseSeverity(digest)
+			if err != nil {
+				return nil, fmt.Errorf("--digest-severity: %w", err)
+			}
+			opts.Severity = map[string]finding.Severity{"BH-DF-008": sev}
+		}
+		checks := pol.ForTarget(cel.Dockerfile)
+		return func(name string, data []byte) ([]finding.Finding, error) {
+			f, err := dockerfile.Parse(name, bytes.NewReader(data))
+			if err != nil {
+				return nil, err
+			}
+			if name != "-" {
+				f.SetDockerignore(dockerfile.DockerignoreBeside(name))
+			}
+			fs := dockerfile.Lint(f, opts)
+			if len(checks) > 0 {
+				more, err := celDockerfile(f, checks)
+				if err != nil {
+					return fs, err
+				}
+				fs = append(fs, more...)
+			}
+			return fs, nil
+		}, nil
+	}
+}
+
+// celDockerfile runs the policy's dockerfile checks: a place with a line
+// reports the instruction there, one without reports the final FROM.
+func celDockerfile(f *dockerfile.File, checks []*cel.Check) ([]finding.Finding, error) {
+	vars := map[string]any{"file": f.Map()}
+	byLine := map[int]*dockerfile.Instruction{}
+	for si := range f.Stages {
+		st := &f.Stages[si]
+		byLine[st.From.StartLine] = &st.From
+		for ii := range st.Instructions {
+			byLine[st.Instructions[ii].StartLine] = &st.Instructions[ii]
+		}
+	}
+	for i := range f.MetaArgs {
+		byLine[f.MetaArgs[i].StartLine] = &f.MetaArgs[i]
+	}
+	var out []finding.Finding
+	for _, c := range checks {
+		places, err := c.Eval(vars)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", f.Path, err)
+		}
+		for _, p := range places {
+			in := byLine[p.Line]
+			if in == nil {
+				if final := f.Final(); final != nil {
+					in = &final.From
+				} else {
+					in = &dockerfile.Instruction{StartLine: p.Line, EndLine: p.Line}
+				}
+			}
+			out = append(out, dockerfile.NewFinding(f, in, c.ID, c.SeverityLevel(), c.Title, c.Message, c.Fix, c.Link))
+		}
+	}
+	return out, nil
+}
+
+// maxConfigFile bounds what is read of one configuration file.
+const maxConfigFile = 16 << 20
+
+type configFlags struct {
+	format, output, ignoreFile, policy, kind, secretConfig string
+	severity, scanners                                     []string
+	exitCode                                               int
+}
+
+func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f configFlags
+	cmd := &cobra.Command{
+		Use:   "config [flags] PATH...",
+		Short: "Check Dockerfiles and Kubernetes manifests for misconfigurations and secrets",
+		Long: `Check configuration files: Dockerfiles (Dockerfile, *.Dockerfile, Containerfile)
+and the other registered kinds (` + strings.Join(configKindNames(), ", ") + `).
+
+PATH is a file, a directory (searched recursively; .git is skipped) or "-"
+for standard input (give --type unless the content says what it is):
+
+  bulkhead config .
+  bulkhead config --format sarif -o out.sarif deploy/ Dockerfile
+  helm template chart | bulkhead config -
+  bulkhead config --type dockerfile - < Dockerfile`,
+		Args: cobra.MinimumNArgs(1),
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.format, "format", "f", "table", "output format: table, json, sarif")
+	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of standard output")
+	fl.StringSliceVar(&f.severity, "severity", nil, "report only these severities (CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN)")
+	fl.IntVar(&f.exitCode, "exit-code", 0, "exit with this code when findings remain after filters and ignores")
+	fl.StringVar(&f.ignoreFile, "ignorefile", ".bulkheadignore", "ignore file (finding IDs, optional expiry and reason); a missing default file is fine")
+	fl.StringVar(&f.policy, "policy", "", "YAML file of custom CEL checks (see policy/cel)")
+	fl.StringVar(&f.kind, "type", "", "treat every input as this kind: "+strings.Join(configKindNames(), ", ")+" (default: detect)")
+	fl.StringSliceVar(&f.scanners, "scanners", []string{"misconfig", "secret"}, "misconfig (the kind's checks) and/or secret (secret rules over each file)")
+	fl.StringVar(&f.secretConfig, "secret-config", "", "secret scanning config: allow-list of paths, rules, values (YAML)")
+	builders := map[string]func(*cel.Policy) (configChecker, error){}
+	for _, name := range configKindNames() {
+		builders[name] = configKinds[name].Setup(fl)
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runConfig(cmd, &f, builders, args, stdout, stderr)
+	}
+	return cmd
+}
+
+func configKindNames() []string {
+	names := make([]string, 0, len(configKinds))
+	for n := range configKinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+type configFile struct {
+	name, kind string
+}
+
+func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel.Policy) (configChecker, error), args []string, stdout, stderr io.Writer) error {
+	if _, ok := formats[f.format]; !ok || f.format == "cyclonedx" || f.format == "spdx-json" {
+		return fmt.Errorf("unknown --format %q for config; use table, json or sarif", f.format)
+	}
+	if f.kind != "" {
+		if _, ok := configKinds[f.kind]; !ok {
+			return fmt.Errorf("--type %q: use one of %s", f.kind, strings.Join(configKindNames(), ", "))
+		}
+	}
+	misconfig, secrets := false, false
+	for _, s := range f.scanners {
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "misconfig", "config":
+			misconfig = true
+		case "secret":
+			secrets = true
+		case "", "none":
+		default:
+			return fmt.Errorf("--scanners %q: use misconfig, secret", s)
+		}
+	}
+	var sevs map[finding.Severity]bool
+	for _, s := range f.severity {
+		sev, err := finding.ParseSeverity(s)
+		if err != nil {
+			return fmt.Errorf("--severity: %w", err)
+		}
+		if sevs == nil {
+			sevs = map[finding.Severity]bool{}
+		}
+		sevs[sev] = true
+	}
+	var pol *cel.Policy
+	if f.policy != "" {
+		p, err := cel.LoadFile(f.policy)
+		if err != nil {
+			return err
+		}
+		pol = p
+	}
+	checkers := map[string]configChecker{}
+	for name, b := range builders {
+		c, err := b(pol)
+		if err != nil {
+			return err
+		}
+		checkers[name] = c
+	}
+	sc := secret.Default()
+	if f.secretConfig != "" {
+		cfg, err := secret.LoadConfig(f.secretConfig)
+		if err != nil {
+			return err
+		}
+		if sc, err = secret.New(cfg); err != nil {
+			return err
+		}
+	}
+	ign, err := match.LoadIgnoreFile(f.ignoreFile, f.ignoreFile == ".bulkheadignore")
+	if err != nil {
+		return err
+	}
+
+	res := &report.Result{Inventory: &inventory.Inventory{Target: inventory.Target{Name: strings.Join(args, " "), Source: "config"}}}
+	if misconfig {
+		res.Scanners = append(res.Scanners, "misconfig")
+	}
+	if secrets {
+		res.Scanners = append(res.Scanners, "secret")
+	}
+	checked := 0
+	check := func(name string, data []byte, kind string) {
+		checked++
+		var fs []finding.Finding
+		if misconfig && kind != "" {
+			got, err := checkers[kind](name, data)
+			if err != nil {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %v", name, err))
+			}
+			fs = append(fs, got...)
+		}
+		if secrets && !secret.IsBinary(data) && !sc.AllowedPath(name) {
+			got, err := sc.Scan(name, bytes.NewReader(data))
+			if err != nil {
+				res.Warnings = append(res.Warnings, err.Error())
+			}
+			fs = append(fs, dropCovered(fs, got)...)
+		}
+		res.Findings = append(res.Findings, fs...)
+	}
+	for _, arg := range args {
+		if arg == "-" {
+			data, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxConfigFile+1))
+			if err != nil {
+				return fmt.Errorf("read standard input: %w", err)
+			}
+			if len(data) > maxConfigFile {
+				return fmt.Errorf("standard input is over %d bytes", maxConfigFile)
+			}
+			kind := detectKind("-", data, f.kind)
+			if kind == "" && !secrets {
+				return fmt.Errorf("cannot tell what standard input is; give --type %s", strings.Join(configKindNames(), "|"))
+			}
+			check("-", data, kind)
+			continue
+		}
+		files, err := configFiles(arg, f.kind)
+		if err != nil {
+			return err
+		}
+		for _, cf := range files {
+			data, err := readConfigFile(cf.name)
+			if err != nil {
+				res.Warnings = append(res.Warnings, err.Error())
+				continue
+			}
+			kind := cf.kind
+			if kind == "" {
+				kind = detectKind(cf.name, data, f.kind)
+			}
+			// Outside an explicit file argument, only files of a known kind
+			// are checked, for secrets too.
+			if kind == "" && cf.kind == "" && arg != cf.name {
+				continue
+			}
+			if kind == "" && misconfig {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: not a Dockerfile or manifest by its name and content; give --type %s to check it (secrets only)", cf.name, strings.Join(configKindNames(), "|")))
+			}
+			check(cf.name, data, kind)
+		}
+	}
+	if checked == 0 {
+		res.Warnings = append(res.Warnings, "no Dockerfile or manifest found in "+strings.Join(args, " "))
+	}
+	if sevs != nil {
+		kept := res.Findings[:0]
+		for _, fd := range res.Findings {
+			if sevs[fd.Severity] {
+				kept = append(kept, fd)
+			}
+		}
+		res.Findings = kept
+	}
+	res.Warnings = append(res.Warnings, ign.Apply(res.Findings, time.Now())...)
+	match.Sort(res.Findings)
+	if err := writeResult(stdout, f.format, f.output, res); err != nil {
+		return err
+	}
+	if f.format != "table" {
+		for _, w := range res.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+	}
+	if n := len(match.Active(res.Findings)); f.exitCode != 0 && n > 0 {
+		return &exitError{code: f.exitCode, err: fmt.Errorf("%d findings", n)}
+	}
+	return nil
+}
+
+// dropCovered drops secret findings on a line a misconfiguration finding
+// already reports as a secret (BH-DF-009 on an ENV line, say).
+func dropCovered(have, add []finding.Finding) []finding.Finding {
+	lines := map[string]bool{}
+	for _, h := range have {
+		if h.Location != nil && (h.ID == "BH-DF-009" || strings.Contains(strings.ToLower(h.Title), "secret")) {
+			lines[fmt.Sprintf("%s:%d", h.Location.Path, h.Location.StartLine)] = true
+		}
+	}
+	var out []finding.Finding
+	for _, a := range add {
+		if a.Location != nil && lines[fmt.Sprintf("%s:%d", a.Location.Path, a.Location.StartLine)] {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func detectKind(name string, data []byte, forced string) string {
+	if forced != "" {
+		return forced
+	}
+	for _, n := range configKindNames() {
+		if k := configKinds[n]; k.Detect != nil && k.Detect(name, data) {
+			return n
+		}
+	}
+	return ""
+}
+
+// configFiles lists the files under a path argument; a file named directly
+// is always checked (its kind detected later, or forced by --type).
+func configFiles(arg, forced string) ([]configFile, error) {
+	st, err := os.Stat(arg)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if !st.IsDir() {
+		return []configFile{{name: arg, kind: forced}}, nil
+	}
+	var out []configFile
+	err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("walk %s: %w", p, err)
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" || d.Name() == "node_modules" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			out = append(out, configFile{name: p})
+		}
+		return nil
+	})
+	return out, err
+}
+
+func readConfigFile(name string) ([]byte, error) {
+	fh, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, maxConfigFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", name, err)
+	}
+	if len(data) > maxConfigFile {
+		return nil, fmt.Errorf("config: %s is over %d bytes; skipped", name, maxConfigFile)
+	}
+	return data, nil
+}
