@@ -22,6 +22,9 @@ const (
 	// maxNodes bounds the values one document expands to, aliases included
 	// (a "billion laughs" document is small but expands exponentially).
 	maxNodes = 1 << 20
+	// maxAliasNodes bounds the values aliases expand to: manifests use
+	// anchors for a few shared blocks, never for thousands of values.
+	maxAliasNodes = 100_000
 	// maxDepth bounds nesting.
 	maxDepth = 200
 	// maxListDepth bounds List-in-List nesting.
@@ -320,13 +323,20 @@ type converter struct {
 	// inAlias is set while expanding an alias: the lines are the anchor's,
 	// already recorded, and paths under an alias are not stored (that would
 	// cost memory exponential in the nesting of aliases).
-	inAlias int
+	inAlias    int
+	aliasNodes int
 }
 
 func (c *converter) value(n *yaml.Node, path string, depth int) (any, error) {
 	c.nodes++
 	if c.nodes > maxNodes {
-		return nil, fmt.Errorf("more than %d values (alias expansion?); refusing", maxNodes)
+		return nil, fmt.Errorf("more than %d values; split the stream", maxNodes)
+	}
+	if c.inAlias > 0 {
+		c.aliasNodes++
+		if c.aliasNodes > maxAliasNodes {
+			return nil, fmt.Errorf("aliases expand to more than %d values; refusing (a \"billion laughs\" document?)", maxAliasNodes)
+		}
 	}
 	if depth > maxDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
