@@ -249,7 +249,7 @@ func TestSecretsAcrossLayers(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("\n got %v\nwant %v", got, want)
 	}
-	if files, _ := sc.Stats(); files != 2 {
+	if files, _, _ := sc.Stats(); files != 2 {
 		t.Errorf("files scanned = %d, want 2 (the binary is skipped)", files)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/scan"
@@ -32,7 +33,7 @@ type ImageScanner struct {
 	mu    sync.Mutex
 	found []layerMatch
 
-	files, bytes, skipped atomic.Int64
+	files, bytes, skipped, busy atomic.Int64
 }
 
 type layerMatch struct {
@@ -45,6 +46,17 @@ type layerMatch struct {
 func NewImageScanner(s *Scanner) *ImageScanner { return &ImageScanner{s: s} }
 
 var _ scan.Scanner = (*ImageScanner)(nil)
+
+// reset forgets what an earlier walk found (benchmarks reuse a scanner).
+func (is *ImageScanner) reset() {
+	is.mu.Lock()
+	is.found = nil
+	is.mu.Unlock()
+	is.files.Store(0)
+	is.bytes.Store(0)
+	is.skipped.Store(0)
+	is.busy.Store(0)
+}
 
 // Name is the --scanners value.
 func (*ImageScanner) Name() string { return "secret" }
@@ -71,6 +83,8 @@ func (is *ImageScanner) Wants(e *walk.Entry) bool {
 
 // Visit scans one file.
 func (is *ImageScanner) Visit(e *walk.Entry, c *walk.Content) error {
+	start := time.Now()
+	defer func() { is.busy.Add(int64(time.Since(start))) }()
 	data, err := is.s.Read(c)
 	if err != nil {
 		// Binary or over-size files are skipped; a read error is the
@@ -95,8 +109,11 @@ func (is *ImageScanner) Visit(e *walk.Entry, c *walk.Content) error {
 	return nil
 }
 
-// Stats says how much content the scan read: files, bytes.
-func (is *ImageScanner) Stats() (files, bytes int64) { return is.files.Load(), is.bytes.Load() }
+// Stats says how much text the scanner read and scanned (files, bytes) and
+// the time its visits took (reading and matching, summed over layers).
+func (is *ImageScanner) Stats() (files, bytes int64, busy time.Duration) {
+	return is.files.Load(), is.bytes.Load(), time.Duration(is.busy.Load())
+}
 
 // Findings reports each secret with the layer that holds it, and whether a
 // later layer deleted or replaced it (it stays in the image either way).
