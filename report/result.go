@@ -115,7 +115,9 @@ func ResultTable(w io.Writer, r *Result, opts Options) error {
 		}
 		bw.printf("OS:       %s\n", clean(name))
 	}
-	bw.printf("Packages: %d\n", len(inv.Packages))
+	if len(inv.Packages) > 0 || r.Ran("vuln") {
+		bw.printf("Packages: %d\n", len(inv.Packages))
+	}
 	if r.DB != nil {
 		bw.printf("Vuln DB:  %s, updated %s (%s old)\n", clean(r.DB.Source), r.DB.UpdatedAt.Format("2006-01-02"), r.DB.Age)
 	}
