@@ -23,7 +23,7 @@ func newSBOMValidateCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate --sbom FILE [flags] [IMAGE]",
 		Short: "Check an SBOM against its schema and against what is really in the image",
-		Long: `Check an SBOM (CycloneDX 1.4-1.7 or SPDX 2.2-2.3 JSON, from bulkhead, syft,
+		Long: `Check an SBOM (CycloneDX 1.4-1.7 or SPDX 2.3 JSON, from bulkhead, syft,
 trivy or anything else):
 
   schema        valid against the format's published JSON schema (embedded;

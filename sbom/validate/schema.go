@@ -1,5 +1,6 @@
 // Package validate checks an SBOM: that it is valid against its format's
-// published JSON schema (CycloneDX 1.4–1.7, SPDX 2.2–2.3), and that it is
+// published JSON schema (CycloneDX 1.4–1.7, SPDX 2.3; SPDX 2.2 documents
+// fail the schema check until its schema is embedded), and that it is
 // complete and faithful against what is really in the image it describes —
 // packages missing from it, packages it lists that are not there, and
 // versions that differ.

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -94,7 +95,12 @@ func Validate(name string, data []byte, image *inventory.Inventory) (*Report, er
 	}
 	r := &Report{SBOM: name, Format: format, SpecVersion: version, Image: image.Target.Name}
 	r.Schema, err = Schema(data)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrUnsupported):
+		// A version without an embedded schema fails the schema check,
+		// and the completeness check still runs.
+		r.Schema = SchemaResult{Schema: format + " " + version, Errors: []string{err.Error()}}
+	case err != nil:
 		return nil, fmt.Errorf("SBOM %s: %w", name, err)
 	}
 	inv, err := Decode(data)
