@@ -21,6 +21,8 @@ type converter struct {
 	ids   map[string]*idNames // by container id; "" is the host
 	anc   []event.Ancestor
 	fd    event.FD
+	// hostRoot is where the host's /etc/passwd and /etc/group are.
+	hostRoot string
 }
 
 type idNames struct {
@@ -33,6 +35,8 @@ func newConverter(procDir string, boot time.Time, sockets []string) *converter {
 		ctrs:  newContainers(procDir, sockets),
 		boot:  boot,
 		ids:   map[string]*idNames{},
+
+		hostRoot: "/",
 	}
 }
 
@@ -44,7 +48,7 @@ func (c *converter) wall(mono uint64) time.Time {
 // container's /etc/passwd, as Falco resolves user.name inside containers.
 func (c *converter) names(ct *event.Container, pid uint32) *idNames {
 	key := ""
-	root := "/"
+	root := c.hostRoot
 	if ct != nil {
 		key = ct.ID
 		root = filepath.Join(c.procs.dir, strconv.FormatUint(uint64(pid), 10), "root")

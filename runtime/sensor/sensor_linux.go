@@ -58,6 +58,8 @@ type Sensor struct {
 	events atomic.Uint64
 	bad    atomic.Uint64
 	close  sync.Once
+	// onRaw, when set (tests), sees each raw record before decoding.
+	onRaw func([]byte)
 }
 
 // Stats are the sensor's counters.
@@ -197,6 +199,9 @@ func (s *Sensor) Run(ctx context.Context, fn func(*event.Event)) error {
 				continue
 			}
 			return fmt.Errorf("read the ring buffer: %w", err)
+		}
+		if s.onRaw != nil {
+			s.onRaw(rec.RawSample)
 		}
 		if err := decode(rec.RawSample, &r); err != nil {
 			s.bad.Add(1)
