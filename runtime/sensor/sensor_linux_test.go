@@ -17,7 +17,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/runtime/event"
 )
 
-
 // The C header and the Go decoder must agree on the layout.
 func TestHeaderLayout(t *testing.T) {
 	if got := unsafe.Sizeof(sensorHdr{}); got != hdrSize {
