@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/bulkhead-sec/bulkhead/sign/key"
+	"github.com/bulkhead-sec/bulkhead/sign/signtest"
 )
 
 func pass(pw string) key.PassFunc { return func(bool) ([]byte, error) { return []byte(pw), nil } }
@@ -183,13 +184,13 @@ func TestTamper(t *testing.T) {
 	}
 	legacyPayload := func(edit func(b []byte) []byte) func(t *testing.T, host string, tg *Target) (*key.Verifier, *Target) {
 		return func(t *testing.T, host string, tg *Target) (*key.Verifier, *Target) {
-			rewriteTagLayer(t, tagFor(tg.Digest, "sig"), nil, 0, func(b []byte, a map[string]string) ([]byte, map[string]string) { return edit(b), a })
+			signtest.RewriteTagLayer(t, tagFor(tg.Digest, "sig"), nil, 0, func(b []byte, a map[string]string) ([]byte, map[string]string) { return edit(b), a })
 			return v, tg
 		}
 	}
 	attPayload := func(edit func(env map[string]any)) func(t *testing.T, host string, tg *Target) (*key.Verifier, *Target) {
 		return func(t *testing.T, host string, tg *Target) (*key.Verifier, *Target) {
-			rewriteTagLayer(t, tagFor(tg.Digest, "att"), nil, 0, func(b []byte, a map[string]string) ([]byte, map[string]string) {
+			signtest.RewriteTagLayer(t, tagFor(tg.Digest, "att"), nil, 0, func(b []byte, a map[string]string) ([]byte, map[string]string) {
 				var env map[string]any
 				json.Unmarshal(b, &env)
 				edit(env)
@@ -201,14 +202,14 @@ func TestTamper(t *testing.T) {
 	}
 	bundleEnv := func(edit func(t *testing.T, env map[string]any)) func(t *testing.T, host string, tg *Target) (*key.Verifier, *Target) {
 		return func(t *testing.T, host string, tg *Target) (*key.Verifier, *Target) {
-			rewriteBundles(t, tg.Digest, tg.Descriptor, nil, func(b []byte) []byte {
-				return editBundleEnvelope(t, b, func(env map[string]any) { edit(t, env) })
+			signtest.RewriteBundles(t, tg.Digest, nil, func(b []byte) []byte {
+				return signtest.EditBundleEnvelope(t, b, func(env map[string]any) { edit(t, env) })
 			})
 			return v, tg
 		}
 	}
 	editPredicate := func(t *testing.T, env map[string]any) {
-		editStatement(t, env, func(st map[string]any) {
+		signtest.EditStatement(t, env, func(st map[string]any) {
 			st["predicate"].(map[string]any)["author"] = "mallory"
 		})
 	}
@@ -226,14 +227,14 @@ func TestTamper(t *testing.T) {
 			other := pushImage(t, host, "other", "SPDXJSONExample-v2.3.spdx.json")
 			p, _ := SimpleSigningPayload(other.Digest, nil)
 			sig, _ := s.SignMessage(strings.NewReader(string(p)))
-			rewriteTagLayer(t, tagFor(tg.Digest, "sig"), nil, 0, func(b []byte, a map[string]string) ([]byte, map[string]string) {
+			signtest.RewriteTagLayer(t, tagFor(tg.Digest, "sig"), nil, 0, func(b []byte, a map[string]string) ([]byte, map[string]string) {
 				a[SignatureAnnotation] = base64.StdEncoding.EncodeToString(sig)
 				return p, a
 			})
 			return v, tg
 		}, "payload signs digest"},
 		{"signature annotation changed", Legacy, false, func(t *testing.T, host string, tg *Target) (*key.Verifier, *Target) {
-			rewriteTagLayer(t, tagFor(tg.Digest, "sig"), nil, 0, func(b []byte, a map[string]string) ([]byte, map[string]string) {
+			signtest.RewriteTagLayer(t, tagFor(tg.Digest, "sig"), nil, 0, func(b []byte, a map[string]string) ([]byte, map[string]string) {
 				sig, _ := base64.StdEncoding.DecodeString(a[SignatureAnnotation])
 				sig[len(sig)/2] ^= 1
 				a[SignatureAnnotation] = base64.StdEncoding.EncodeToString(sig)
@@ -257,7 +258,7 @@ func TestTamper(t *testing.T) {
 			return v, other
 		}, "payload signs digest"},
 		{"statement subject changed", Bundle, false, bundleEnv(func(t *testing.T, env map[string]any) {
-			editStatement(t, env, func(st map[string]any) {
+			signtest.EditStatement(t, env, func(st map[string]any) {
 				st["subject"].([]any)[0].(map[string]any)["digest"].(map[string]any)["sha256"] = strings.Repeat("ab", 32)
 			})
 		}), "does not verify"},

@@ -23,6 +23,7 @@ var cosignKeys = []struct {
 	{"cosign-v1-ec.key", "hello", "ecdsa"},
 	{"cosign-sigstore.key", "hello", "ecdsa"},
 	{"cosign2-generated.key", "bulkhead-test", "ecdsa"},
+	{"cosign3-generated.key", "bulkhead-test", "ecdsa"},
 	{"cosign2-imported-ed25519.key", "bulkhead-test", "ed25519"},
 	{"cosign2-imported-rsa.key", "bulkhead-test", "rsa"},
 }
