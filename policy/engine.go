@@ -1,0 +1,541 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/match"
+	"github.com/bulkhead-sec/bulkhead/policy/cel"
+)
+
+// Image is one image reference under judgement.
+type Image struct {
+	// Ref is the reference as written (pod spec, command line).
+	Ref string `json:"ref"`
+	// Repo is registry/repository, what scopes match.
+	Repo     string `json:"repository"`
+	Registry string `json:"registry"`
+	// Digest is the manifest digest the reference points at now.
+	Digest string `json:"digest,omitempty"`
+}
+
+// Scan is what a scan of an image tells the policy; it is cached by digest.
+type Scan struct {
+	Digest string `json:"digest"`
+	// Findings are the vulnerability and secret findings, none suppressed
+	// (suppression is per rule: each rule has its own ignores and VEX).
+	Findings []finding.Finding `json:"findings"`
+	// Target is the scanned image as reports describe it (VEX products).
+	Target inventory.Target `json:"target"`
+	// Base is the detected base image ("" when not in the catalog).
+	Base       string `json:"base,omitempty"`
+	BaseReason string `json:"baseReason,omitempty"`
+	// DBUpdated is when the vulnerability data was last refreshed.
+	DBUpdated time.Time      `json:"dbUpdated"`
+	Config    *v1.ConfigFile `json:"config,omitempty"`
+	ScannedAt time.Time      `json:"scannedAt"`
+}
+
+// Facts finds out what the rules need to know about an image. An error
+// means the fact could not be had (the rule follows the fail mode); a
+// *Violation means it was had and the requirement is not met.
+type Facts interface {
+	// Resolve returns the digest a reference points at now.
+	Resolve(ctx context.Context, img *Image) (string, error)
+	// Verify checks img's signatures and attestations against the rule.
+	Verify(ctx context.Context, img *Image, r *SignatureRule) error
+	// Scan scans img (at img.Digest).
+	Scan(ctx context.Context, img *Image) (*Scan, error)
+}
+
+// Violation is a requirement checked and not met.
+type Violation struct{ Msg string }
+
+func (v *Violation) Error() string { return v.Msg }
+
+// Outcome of one rule for one image or workload.
+type Outcome string
+
+const (
+	Allow Outcome = "allow"
+	Deny  Outcome = "deny"
+	// WarnOutcome is a failed warn rule, or a rule that could not be
+	// checked under fail-open: admitted, with a warning.
+	WarnOutcome Outcome = "warn"
+)
+
+// Result is one rule's verdict on one image (or on the workload).
+type Result struct {
+	Rule    string  `json:"rule"`
+	Kind    string  `json:"kind"`
+	Mode    Mode    `json:"mode"`
+	Outcome Outcome `json:"outcome"`
+	Image   string  `json:"image,omitempty"`
+	// Message names the rule and says what failed (or passed).
+	Message string `json:"message"`
+	// Error is set when the rule could not be checked.
+	Error bool `json:"error,omitempty"`
+	// Exempted is set when an exemption turned a failure into an allow.
+	Exempted *Exemption `json:"exemption,omitempty"`
+}
+
+// Decision is the engine's answer.
+type Decision struct {
+	Allowed bool     `json:"allowed"`
+	Results []Result `json:"results"`
+	// Warnings are the messages of warn outcomes and notes about the
+	// policy itself (expired exemptions).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Denials are the results that deny.
+func (d *Decision) Denials() []Result {
+	var out []Result
+	for _, r := range d.Results {
+		if r.Outcome == Deny {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Reason is the denials' messages in one string.
+func (d *Decision) Reason() string {
+	var msgs []string
+	for _, r := range d.Denials() {
+		msgs = append(msgs, r.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Input is what is judged: the images of a workload (or of the command
+// line), the workload itself when there is one, and its namespace.
+type Input struct {
+	Namespace string
+	Images    []string
+	// Object is the workload (Pod, Deployment, ...), nil for bare images.
+	Object *kubernetes.Object
+}
+
+// Engine applies a policy file.
+type Engine struct {
+	File  *File
+	Facts Facts
+	// Now is the clock exemptions are judged by (time.Now when nil).
+	Now func() time.Time
+}
+
+// imageState memoises an image's facts within one evaluation.
+type imageState struct {
+	img     Image
+	refErr  error
+	digErr  error
+	scan    *Scan
+	scanErr error
+	scanned bool
+	pinned  bool
+}
+
+// Evaluate judges the input against every rule that applies to it.
+func (e *Engine) Evaluate(ctx context.Context, in Input) Decision {
+	now := time.Now()
+	if e.Now != nil {
+		now = e.Now()
+	}
+	failClosed := e.File.FailClosed(in.Namespace)
+	ev := &evaluation{e: e, ctx: ctx, in: in, now: now, failClosed: failClosed, warned: map[*Exemption]bool{}}
+	seen := map[string]bool{}
+	for _, ref := range in.Images {
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		st := &imageState{img: Image{Ref: ref}, pinned: strings.Contains(ref, "@sha256:")}
+		st.img.Repo, st.img.Registry, st.refErr = Repository(ref)
+		ev.images = append(ev.images, st)
+	}
+	for _, r := range e.File.Rules {
+		if !matchNamespace(r.Match.Namespaces, in.Namespace) {
+			continue
+		}
+		ev.rule(r)
+	}
+	d := Decision{Allowed: true, Results: ev.results, Warnings: ev.warnings}
+	for _, r := range d.Results {
+		switch r.Outcome {
+		case Deny:
+			d.Allowed = false
+		case WarnOutcome:
+			d.Warnings = append(d.Warnings, r.Message)
+		}
+	}
+	return d
+}
+
+type evaluation struct {
+	e          *Engine
+	ctx        context.Context
+	in         Input
+	now        time.Time
+	failClosed bool
+	images     []*imageState
+	results    []Result
+	warnings   []string
+	warned     map[*Exemption]bool
+}
+
+func (ev *evaluation) digest(st *imageState) error {
+	if st.refErr != nil {
+		return st.refErr
+	}
+	if st.img.Digest == "" && st.digErr == nil {
+		st.img.Digest, st.digErr = ev.e.Facts.Resolve(ev.ctx, &st.img)
+		if st.digErr != nil {
+			st.digErr = fmt.Errorf("resolve %s: %w", st.img.Ref, st.digErr)
+		}
+	}
+	return st.digErr
+}
+
+func (ev *evaluation) scan(st *imageState) (*Scan, error) {
+	if err := ev.digest(st); err != nil {
+		return nil, err
+	}
+	if !st.scanned {
+		st.scanned = true
+		st.scan, st.scanErr = ev.e.Facts.Scan(ev.ctx, &st.img)
+		if st.scanErr != nil {
+			st.scanErr = fmt.Errorf("scan %s: %w", st.img.Ref, st.scanErr)
+		}
+	}
+	return st.scan, st.scanErr
+}
+
+func (ev *evaluation) rule(r *Rule) {
+	obj := ev.in.Object
+	if r.PodSecurity != nil || r.Workload != nil || (r.CEL != nil && len(r.CEL.policy.ForTarget(cel.Kubernetes)) > 0) {
+		if obj != nil && obj.Pod != nil && ev.anyImageInScope(r) {
+			ev.record(r, "", ev.checkObject(r, obj))
+		}
+		if r.CEL == nil || len(r.CEL.policy.ForTarget(cel.ImageConfig)) == 0 {
+			return
+		}
+	}
+	for _, st := range ev.images {
+		if st.refErr == nil && !matchImage(r.Match.Images, st.img.Repo) {
+			continue
+		}
+		ev.record(r, st.img.Ref, ev.checkImage(r, st))
+	}
+}
+
+// anyImageInScope: a workload rule scoped to images applies to workloads
+// that run one of them.
+func (ev *evaluation) anyImageInScope(r *Rule) bool {
+	if len(r.Match.Images) == 0 {
+		return true
+	}
+	for _, st := range ev.images {
+		if st.refErr == nil && matchImage(r.Match.Images, st.img.Repo) {
+			return true
+		}
+	}
+	return false
+}
+
+// record turns a check's error into a result, applying exemptions and the
+// fail mode.
+func (ev *evaluation) record(r *Rule, image string, err error) {
+	res := Result{Rule: r.Name, Kind: r.Kind(), Mode: r.Mode, Image: image}
+	subject := ""
+	if image != "" {
+		subject = image + ": "
+	}
+	var v *Violation
+	switch {
+	case err == nil:
+		res.Outcome = Allow
+		res.Message = fmt.Sprintf("rule %q (%s): %spassed", r.Name, res.Kind, subject)
+	case errors.As(err, &v):
+		res.Message = fmt.Sprintf("rule %q (%s): %s%s", r.Name, res.Kind, subject, v.Msg)
+		res.Outcome = Deny
+		if r.Mode == Warn {
+			res.Outcome = WarnOutcome
+		}
+		if ex := ev.exemption(r, image); ex != nil {
+			res.Outcome = Allow
+			res.Exempted = ex
+			res.Message += fmt.Sprintf(" [exempted until %s by %s: %s]", ex.Expires, ex.Owner, ex.Reason)
+		}
+	default:
+		res.Error = true
+		res.Message = fmt.Sprintf("rule %q (%s): %scould not be checked: %v", r.Name, res.Kind, subject, err)
+		switch {
+		case r.Mode == Enforce && ev.failClosed:
+			res.Outcome = Deny
+			res.Message += " (fail-closed)"
+		default:
+			res.Outcome = WarnOutcome
+			if r.Mode == Enforce {
+				res.Message += " (fail-open)"
+			}
+		}
+	}
+	ev.results = append(ev.results, res)
+}
+
+// exemption finds an unexpired exemption of rule r for the image and
+// namespace; expired ones stop exempting, with a warning.
+func (ev *evaluation) exemption(r *Rule, image string) *Exemption {
+	repo := ""
+	if image != "" {
+		repo, _, _ = Repository(image)
+	}
+	for _, ex := range ev.e.File.Exemptions {
+		if ex.Rule != r.Name || !matchNamespace(ex.Namespaces, ev.in.Namespace) {
+			continue
+		}
+		if len(ex.Images) > 0 && (repo == "" || !matchImage(ex.Images, repo)) {
+			continue
+		}
+		if ev.now.After(ex.expires) {
+			if !ev.warned[ex] {
+				ev.warned[ex] = true
+				ev.warnings = append(ev.warnings, fmt.Sprintf("exemption for rule %q (owner %s, line %d) expired on %s: no longer exempting; renew or remove it", ex.Rule, ex.Owner, ex.Line, ex.Expires))
+			}
+			continue
+		}
+		return ex
+	}
+	return nil
+}
+
+func (ev *evaluation) checkImage(r *Rule, st *imageState) error {
+	if st.refErr != nil {
+		return st.refErr
+	}
+	switch {
+	case r.DigestPinning != nil:
+		if !st.pinned {
+			return &Violation{"not pinned by digest: reference it as " + st.img.Repo + "@sha256:..."}
+		}
+		return nil
+	case r.Registries != nil:
+		if !matchImage(r.Registries.Allowed, st.img.Registry) {
+			return &Violation{fmt.Sprintf("registry %s is not allowed (allowed: %s)", st.img.Registry, strings.Join(r.Registries.Allowed, ", "))}
+		}
+		return nil
+	case r.Signatures != nil:
+		if err := ev.digest(st); err != nil {
+			return err
+		}
+		return ev.e.Facts.Verify(ev.ctx, &st.img, r.Signatures)
+	}
+	sc, err := ev.scan(st)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.Vulnerabilities != nil:
+		return checkVulns(r.Vulnerabilities, sc, ev.now)
+	case r.Secrets != nil:
+		return checkSecrets(r.Secrets, sc)
+	case r.BaseImages != nil:
+		if sc.Base == "" {
+			return &Violation{fmt.Sprintf("base image not identified (%s); allowed bases: %s", sc.BaseReason, strings.Join(r.BaseImages.Allowed, ", "))}
+		}
+		if !matchImage(r.BaseImages.Allowed, sc.Base) {
+			return &Violation{fmt.Sprintf("base image %s is not allowed (allowed: %s)", sc.Base, strings.Join(r.BaseImages.Allowed, ", "))}
+		}
+		return nil
+	case r.CEL != nil:
+		return checkImageCEL(r.CEL, sc)
+	}
+	return nil
+}
+
+func checkVulns(vr *VulnerabilityRule, sc *Scan, now time.Time) error {
+	if vr.DBMaxAge > 0 && !sc.DBUpdated.IsZero() && now.Sub(sc.DBUpdated) > time.Duration(vr.DBMaxAge) {
+		return &Violation{fmt.Sprintf("the vulnerability database is from %s, older than dbMaxAge %s: run bulkhead db update", sc.DBUpdated.Format("2006-01-02"), time.Duration(vr.DBMaxAge))}
+	}
+	var fs []finding.Finding
+	for _, f := range sc.Findings {
+		if f.Kind == finding.KindVulnerability {
+			f.Suppressed = nil
+			fs = append(fs, f)
+		}
+	}
+	if len(vr.vex) > 0 {
+		match.ApplyVEX(fs, vr.vex, match.ImageIdentifiers(&sc.Target))
+	}
+	var over []string
+	for _, f := range match.Active(fs) {
+		if vr.ignored(f) || (vr.OnlyFixed && len(f.FixedVersions) == 0) || f.Severity <= vr.max {
+			continue
+		}
+		s := fmt.Sprintf("%s %s", f.Severity, f.ID)
+		if f.Package != nil {
+			s += fmt.Sprintf(" in %s %s", f.Package.Name, f.Package.Version)
+		}
+		if len(f.FixedVersions) > 0 {
+			s += " (fixed in " + strings.Join(f.FixedVersions, ", ") + ")"
+		}
+		over = append(over, s)
+	}
+	if len(over) == 0 {
+		return nil
+	}
+	sort.Strings(over)
+	return &Violation{fmt.Sprintf("%d vulnerabilities above %s: %s", len(over), vr.max, list(over, 5))}
+}
+
+func (vr *VulnerabilityRule) ignored(f finding.Finding) bool {
+	if vr.ignore[strings.ToUpper(f.ID)] {
+		return true
+	}
+	for _, a := range f.Aliases {
+		if vr.ignore[strings.ToUpper(a)] {
+			return true
+		}
+	}
+	return false
+}
+
+func checkSecrets(sr *SecretsRule, sc *Scan) error {
+	var hits []string
+	for _, f := range sc.Findings {
+		if f.Kind != finding.KindSecret || contains(sr.Ignore, f.ID) {
+			continue
+		}
+		s := f.ID
+		if f.Location != nil {
+			s += " in " + f.Location.Path
+		}
+		hits = append(hits, s)
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	sort.Strings(hits)
+	return &Violation{fmt.Sprintf("%d secrets in the image: %s", len(hits), list(hits, 5))}
+}
+
+func checkImageCEL(cr *CELRule, sc *Scan) error {
+	checks := cr.policy.ForTarget(cel.ImageConfig)
+	if len(checks) == 0 {
+		return nil
+	}
+	if sc.Config == nil {
+		return &Violation{"the image has no configuration for the imageconfig checks"}
+	}
+	vars, err := cel.ImageConfigVars(sc.Config)
+	if err != nil {
+		return err
+	}
+	var hits []string
+	for _, c := range checks {
+		places, err := c.Eval(vars)
+		if err != nil {
+			return fmt.Errorf("cel check %s: %w", c.ID, err)
+		}
+		if len(places) > 0 {
+			hits = append(hits, c.ID+": "+orElse(c.Message, c.Title))
+		}
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	return &Violation{list(hits, 5)}
+}
+
+func (ev *evaluation) checkObject(r *Rule, o *kubernetes.Object) error {
+	var fs []finding.Finding
+	var err error
+	switch {
+	case r.PodSecurity != nil:
+		all, e := r.PodSecurity.scanner.Object(o)
+		err = e
+		for _, f := range all {
+			if c := kubernetes.CheckByID(f.ID); c != nil && c.Level != kubernetes.LevelNone {
+				fs = append(fs, f)
+			}
+		}
+	case r.Workload != nil:
+		all, e := r.Workload.scanner.Object(o)
+		err = e
+		for _, f := range all {
+			if r.Workload.ids[f.ID] {
+				fs = append(fs, f)
+			}
+		}
+	case r.CEL != nil:
+		fs, err = kubernetes.NewCELChecks(r.CEL.policy).CheckObject(o)
+	}
+	if err != nil {
+		return err
+	}
+	if len(fs) == 0 {
+		return nil
+	}
+	var hits []string
+	for _, f := range fs {
+		s := f.ID + " " + f.Title
+		if f.Location != nil && f.Location.Path != "" {
+			s += " (" + fieldPath(f) + ")"
+		}
+		hits = append(hits, s)
+	}
+	what := fmt.Sprintf("%s %s", o.Kind, o.Meta.Name)
+	if r.PodSecurity != nil {
+		what += " violates Pod Security " + string(r.PodSecurity.level)
+	} else {
+		what += " fails"
+	}
+	return &Violation{what + ": " + list(hits, 6)}
+}
+
+// fieldPath is the finding's offending field when the check reported one.
+func fieldPath(f finding.Finding) string {
+	if i := strings.Index(f.Description, "spec."); i >= 0 {
+		end := strings.IndexAny(f.Description[i:], " :,)")
+		if end > 0 {
+			return f.Description[i : i+end]
+		}
+	}
+	if f.Location.StartLine > 0 {
+		return fmt.Sprintf("line %d", f.Location.StartLine)
+	}
+	return f.Location.Path
+}
+
+func list(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, "; ")
+	}
+	return strings.Join(items[:n], "; ") + fmt.Sprintf("; and %d more", len(items)-n)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func orElse(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
