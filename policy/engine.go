@@ -199,9 +199,6 @@ func (ev *evaluation) digest(st *imageState) error {
 	}
 	if st.img.Digest == "" && st.digErr == nil {
 		st.img.Digest, st.digErr = ev.e.Facts.Resolve(ev.ctx, &st.img)
-		if st.digErr != nil {
-			st.digErr = fmt.Errorf("resolve %s: %w", st.img.Ref, st.digErr)
-		}
 	}
 	return st.digErr
 }
@@ -486,13 +483,25 @@ func (ev *evaluation) checkObject(r *Rule, o *kubernetes.Object) error {
 	if len(fs) == 0 {
 		return nil
 	}
+	// One entry per check, naming the containers: "BH-K8S-003 Privileged
+	// container: container "app" runs privileged".
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].ID < fs[j].ID })
 	var hits []string
-	for _, f := range fs {
-		s := f.ID + " " + f.Title
-		if f.Location != nil && f.Location.Path != "" {
-			s += " (" + fieldPath(f) + ")"
+	for i := 0; i < len(fs); {
+		j := i
+		var details []string
+		for ; j < len(fs) && fs[j].ID == fs[i].ID; j++ {
+			if d := detail(fs[j]); d != "" && !contains(details, d) {
+				details = append(details, d)
+			}
 		}
-		hits = append(hits, s)
+		title, _, _ := strings.Cut(fs[i].Title, " (Pod Security Standards")
+		h := fs[i].ID + " " + title
+		if len(details) > 0 {
+			h += ": " + strings.Join(details, ", ")
+		}
+		hits = append(hits, h)
+		i = j
 	}
 	what := fmt.Sprintf("%s %s", o.Kind, o.Meta.Name)
 	if r.PodSecurity != nil {
@@ -503,18 +512,19 @@ func (ev *evaluation) checkObject(r *Rule, o *kubernetes.Object) error {
 	return &Violation{what + ": " + list(hits, 6)}
 }
 
-// fieldPath is the finding's offending field when the check reported one.
-func fieldPath(f finding.Finding) string {
-	if i := strings.Index(f.Description, "spec."); i >= 0 {
-		end := strings.IndexAny(f.Description[i:], " :,)")
-		if end > 0 {
-			return f.Description[i : i+end]
-		}
+// detail is what a workload finding says about where it is: its
+// description without the object's name and the admission plugin's
+// restatement ("container \"app\" runs privileged").
+func detail(f finding.Finding) string {
+	d := f.Description
+	if _, rest, ok := strings.Cut(d, ": "); ok {
+		d = rest
 	}
-	if f.Location.StartLine > 0 {
-		return fmt.Sprintf("line %d", f.Location.StartLine)
+	d, _, _ = strings.Cut(d, "; ")
+	if len(d) > 160 {
+		d = d[:160] + "..."
 	}
-	return f.Location.Path
+	return d
 }
 
 func list(items []string, n int) string {

@@ -72,4 +72,6 @@ var commands = []func(stdout, stderr io.Writer) *cobra.Command{
 	newBaseCmd, newRecommendCmd, newCompareCmd,
 	newGenerateKeyPairCmd, newSignCmd, newVerifyCmd, newAttestCmd, newVerifyAttestationCmd,
 	newRuntimeCmd,
+	newGateCmd,
+	newAdmissionCmd,
 }

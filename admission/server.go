@@ -1,0 +1,358 @@
+package admission
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
+	"github.com/bulkhead-sec/bulkhead/policy"
+)
+
+// Options configure a Server.
+type Options struct {
+	// PolicyPath is the bulkhead-policy.yaml to apply; it is reloaded when
+	// it changes.
+	PolicyPath string
+	// Facts answers what rules need to know about images (a
+	// *policy.Registry in production).
+	Facts policy.Facts
+	// CertFile and KeyFile are the serving certificate, reloaded when
+	// they change (empty: no TLS, for tests behind a TLS terminator).
+	CertFile, KeyFile string
+	// Logger receives one JSON record per decision (default: discard).
+	Logger *slog.Logger
+	// Registerer takes the metrics (default: a registry of the server's
+	// own, served on /metrics).
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// ReloadInterval is how often the policy and certificate files are
+	// checked for changes (default 5s).
+	ReloadInterval time.Duration
+}
+
+// Server is the webhook.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	engine  atomic.Pointer[policy.Engine]
+	cert    atomic.Pointer[tls.Certificate]
+	metrics *metrics
+
+	mu         sync.Mutex
+	policySum  [32]byte
+	certStamp  string
+	reloadOnce sync.Once
+}
+
+type metrics struct {
+	requests  *prometheus.CounterVec
+	decisions *prometheus.CounterVec
+	latency   prometheus.Histogram
+	reloads   *prometheus.CounterVec
+	gatherer  prometheus.Gatherer
+}
+
+func newMetrics(reg prometheus.Registerer, g prometheus.Gatherer) (*metrics, error) {
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, g = r, r
+	}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkhead_admission_requests_total", Help: "Admission reviews answered, by decision (allow, deny, invalid).",
+		}, []string{"decision"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkhead_admission_rule_results_total", Help: "Rule results in admission decisions, by rule and outcome (allow, deny, warn).",
+		}, []string{"rule", "outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bulkhead_admission_request_duration_seconds", Help: "Time to answer an admission review.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkhead_admission_reloads_total", Help: "Policy and certificate reloads, by what and result (ok, error).",
+		}, []string{"what", "result"}),
+		gatherer: g,
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.decisions, m.latency, m.reloads} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// New loads the policy (and certificate) and builds the server.
+func New(opts Options) (*Server, error) {
+	if opts.Facts == nil {
+		return nil, errors.New("admission: no Facts")
+	}
+	if opts.ReloadInterval == 0 {
+		opts.ReloadInterval = 5 * time.Second
+	}
+	s := &Server{opts: opts, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(opts.Registerer, opts.Gatherer)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	if err := s.reloadPolicy(); err != nil {
+		return nil, err
+	}
+	if opts.CertFile != "" {
+		if err := s.reloadCert(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Policy is the policy in force.
+func (s *Server) Policy() *policy.File { return s.engine.Load().File }
+
+// reloadPolicy loads the policy file when its content changed; a broken
+// file keeps the previous policy in force (and says so).
+func (s *Server) reloadPolicy() error {
+	data, err := os.ReadFile(s.opts.PolicyPath)
+	if err != nil {
+		return fmt.Errorf("read policy: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	s.mu.Lock()
+	same := sum == s.policySum && s.engine.Load() != nil
+	s.mu.Unlock()
+	if same {
+		return nil
+	}
+	f, err := policy.Parse(s.opts.PolicyPath, data, dirOf(s.opts.PolicyPath))
+	if err != nil {
+		return err
+	}
+	s.engine.Store(&policy.Engine{File: f, Facts: s.opts.Facts})
+	s.mu.Lock()
+	s.policySum = sum
+	s.mu.Unlock()
+	return nil
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return "."
+}
+
+func (s *Server) reloadCert() error {
+	stamp := fileStamp(s.opts.CertFile) + fileStamp(s.opts.KeyFile)
+	s.mu.Lock()
+	same := stamp == s.certStamp && s.cert.Load() != nil
+	s.mu.Unlock()
+	if same {
+		return nil
+	}
+	c, err := tls.LoadX509KeyPair(s.opts.CertFile, s.opts.KeyFile)
+	if err != nil {
+		return fmt.Errorf("load TLS certificate: %w", err)
+	}
+	s.cert.Store(&c)
+	s.mu.Lock()
+	s.certStamp = stamp
+	s.mu.Unlock()
+	return nil
+}
+
+func fileStamp(p string) string {
+	st, err := os.Stat(p)
+	if err != nil {
+		return "missing"
+	}
+	return fmt.Sprintf("%d/%d", st.ModTime().UnixNano(), st.Size())
+}
+
+// Reload checks the policy and certificate files once.
+func (s *Server) Reload() {
+	if err := s.reloadPolicy(); err != nil {
+		s.metrics.reloads.WithLabelValues("policy", "error").Inc()
+		s.log.Error("policy reload failed; the previous policy stays in force", "err", err.Error())
+	} else {
+		s.metrics.reloads.WithLabelValues("policy", "ok").Inc()
+	}
+	if s.opts.CertFile != "" {
+		if err := s.reloadCert(); err != nil {
+			s.metrics.reloads.WithLabelValues("certificate", "error").Inc()
+			s.log.Error("certificate reload failed; the previous certificate stays in use", "err", err.Error())
+		}
+	}
+}
+
+// Watch reloads the policy and certificate when they change, until ctx
+// ends.
+func (s *Server) Watch(ctx context.Context) {
+	t := time.NewTicker(s.opts.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Reload()
+		}
+	}
+}
+
+// TLSConfig serves the current certificate (reloaded without a restart).
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c := s.cert.Load()
+			if c == nil {
+				return nil, errors.New("no certificate loaded")
+			}
+			return c, nil
+		},
+	}
+}
+
+// Handler routes /validate, /healthz, /readyz and /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/validate", s.serveValidate)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.engine.Load() == nil || (s.opts.CertFile != "" && s.cert.Load() == nil) {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.gatherer, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (s *Server) serveValidate(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { s.metrics.latency.Observe(time.Since(start).Seconds()) }()
+	rev, err := DecodeRequest(r)
+	if err != nil {
+		status := http.StatusBadRequest
+		var re *RequestError
+		if errors.As(err, &re) {
+			status = re.Status
+		}
+		s.metrics.requests.WithLabelValues("invalid").Inc()
+		s.log.Warn("invalid admission request", "status", status, "err", err.Error(), "remote", r.RemoteAddr)
+		http.Error(w, err.Error(), status)
+		return
+	}
+	resp := s.Review(r.Context(), rev.Request)
+	out := admissionv1.AdmissionReview{TypeMeta: rev.TypeMeta, Response: resp}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(&out); err != nil {
+		http.Error(w, "encode response", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(buf.Bytes())
+}
+
+// Review decides one admission request.
+func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	start := time.Now()
+	e := s.engine.Load()
+	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	logAttrs := []any{"uid", string(req.UID), "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", string(req.Operation)}
+	finish := func(decision, why string) *admissionv1.AdmissionResponse {
+		s.metrics.requests.WithLabelValues(decision).Inc()
+		s.log.Info("admission decision", append(logAttrs, "allowed", resp.Allowed, "decision", decision, "reason", why,
+			"warnings", len(resp.Warnings), "duration_ms", float64(time.Since(start).Microseconds())/1000)...)
+		return resp
+	}
+	deny := func(msg string) *admissionv1.AdmissionResponse {
+		resp.Allowed = false
+		resp.Result = &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg}
+		return finish("deny", msg)
+	}
+	switch {
+	case req.Operation != admissionv1.Create && req.Operation != admissionv1.Update:
+		return finish("allow", "operation "+string(req.Operation)+" is not judged")
+	case e.File.ExemptNamespace(req.Namespace):
+		s.metrics.decisions.WithLabelValues("exempt-namespace", "allow").Inc()
+		return finish("allow", "namespace "+req.Namespace+" is exempt")
+	}
+	if !isWorkloadKind(req.Kind.Kind) {
+		return finish("allow", "kind "+req.Kind.Kind+" runs no pod")
+	}
+	if len(req.Object.Raw) == 0 {
+		return deny("bulkhead: the request carries no object to judge")
+	}
+	objs, err := kubernetes.ParseBytes(req.Kind.Kind+"/"+req.Name, req.Object.Raw)
+	if err != nil || len(objs) != 1 || objs[0].Pod == nil {
+		// Never allow what could not be read: that would let a crafted
+		// object through.
+		msg := "bulkhead: cannot read the " + req.Kind.Kind
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		return deny(msg)
+	}
+	obj := objs[0]
+	if obj.Meta.Namespace == "" {
+		obj.Meta.Namespace = req.Namespace
+	}
+	if obj.Meta.Name == "" {
+		obj.Meta.Name = orElse(req.Name, obj.Meta.GenerateName)
+	}
+	var imgs []string
+	for _, c := range obj.Pod.Containers() {
+		imgs = append(imgs, c.C.Image)
+	}
+	budget := time.Duration(e.File.Admission.ScanBudget)
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	d := e.Evaluate(ctx, policy.Input{Namespace: req.Namespace, Images: imgs, Object: obj})
+	for _, r := range d.Results {
+		s.metrics.decisions.WithLabelValues(r.Rule, string(r.Outcome)).Inc()
+	}
+	resp.Warnings = d.Warnings
+	if !d.Allowed {
+		logAttrs = append(logAttrs, "denials", len(d.Denials()))
+		return deny(d.Reason())
+	}
+	return finish("allow", "")
+}
+
+func orElse(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func isWorkloadKind(k string) bool {
+	for _, w := range kubernetes.WorkloadKinds() {
+		if w == k {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/policy"
+	"github.com/bulkhead-sec/bulkhead/report"
+)
+
+type gateFlags struct {
+	policy    string
+	namespace string
+	sarif     string
+	jsonOut   string
+	insecure  bool
+	dbPath    string
+	cacheDir  string
+	exitCode  int
+}
+
+// gateTarget is one thing judged: a bare image or a workload of a manifest.
+type gateTarget struct {
+	Name     string          `json:"target"`
+	File     string          `json:"file,omitempty"`
+	Line     int             `json:"line,omitempty"`
+	Decision policy.Decision `json:"decision"`
+	in       policy.Input
+}
+
+func newGateCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f gateFlags
+	cmd := &cobra.Command{
+		Use:   "gate --policy FILE IMAGE|MANIFEST...",
+		Short: "Apply a bulkhead policy to images and Kubernetes manifests (CI gate)",
+		Long: `Apply a bulkhead-policy.yaml to images and Kubernetes manifests, the way the
+admission webhook does, and fail when a rule in enforce mode denies.
+
+Each argument is an image reference, or a manifest file (.yaml, .yml, .json;
+multi-document, Lists, Helm output) whose workloads are judged with their images
+and namespace, exactly as the webhook judges them at admission. The policy's
+rules run what they need: vulnerability scans, signature verification, Pod
+Security and workload checks.
+
+The summary goes to standard output; --sarif and --json write reports (SARIF
+locations point at the manifest, or at the policy rule for image results).
+Exit status: 0 when everything is allowed (warn rules included), --exit-code
+(default 1) when a rule denies, 2 on usage or policy errors.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runGate(cmd, &f, stdout, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.policy, "policy", "p", policy.FileName, "policy file (docs/policy.md)")
+	fl.StringVarP(&f.namespace, "namespace", "n", "", "namespace bare images are judged for (default: none, every namespace-scoped rule applies)")
+	fl.StringVar(&f.sarif, "sarif", "", "write a SARIF report of denials and warnings to this file")
+	fl.StringVar(&f.jsonOut, "json", "", "write the decisions as JSON to this file (- for standard output)")
+	fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries")
+	fl.StringVar(&f.dbPath, "db", "", "vulnerability database (default: the shared one, built from the bundled snapshot on first use)")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "keep scans by digest in this directory between runs")
+	fl.IntVar(&f.exitCode, "exit-code", 1, "exit status when a rule in enforce mode denies")
+	return cmd
+}
+
+func runGate(cmd *cobra.Command, f *gateFlags, stdout io.Writer, args []string) error {
+	ctx := cmd.Context()
+	pol, err := policy.Load(f.policy)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	var targets []*gateTarget
+	for _, a := range args {
+		if !isManifestArg(a) {
+			targets = append(targets, &gateTarget{Name: a, in: policy.Input{Namespace: f.namespace, Images: []string{a}}})
+			continue
+		}
+		data, err := os.ReadFile(a)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("read manifest: %w", err)}
+		}
+		objs, err := kubernetes.ParseBytes(a, data)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		n := 0
+		for _, o := range objs {
+			if o.Pod == nil {
+				continue
+			}
+			n++
+			ns := o.Meta.Namespace
+			if ns == "" {
+				ns = f.namespace
+			}
+			in := policy.Input{Namespace: ns, Object: o}
+			for _, c := range o.Pod.Containers() {
+				in.Images = append(in.Images, c.C.Image)
+			}
+			targets = append(targets, &gateTarget{Name: fmt.Sprintf("%s/%s", o.Kind, o.Meta.Name), File: a, Line: o.Line, in: in})
+		}
+		if n == 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s has no workload (Pod, Deployment, ...) to judge\n", a)
+		}
+	}
+	facts := &policy.Registry{Insecure: f.insecure, DBPath: f.dbPath, CacheDir: f.cacheDir}
+	defer facts.Close()
+	engine := &policy.Engine{File: pol, Facts: facts}
+	denied := 0
+	for _, t := range targets {
+		t.Decision = engine.Evaluate(ctx, t.in)
+		if !t.Decision.Allowed {
+			denied++
+		}
+	}
+	writeGateSummary(stdout, pol, targets)
+	if f.sarif != "" {
+		if err := writeResult(io.Discard, "sarif", f.sarif, gateResult(pol, targets)); err != nil {
+			return err
+		}
+	}
+	if f.jsonOut != "" {
+		w := stdout
+		if f.jsonOut != "-" {
+			out, err := os.Create(f.jsonOut)
+			if err != nil {
+				return fmt.Errorf("--json: %w", err)
+			}
+			defer out.Close()
+			w = out
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"policy": pol.Source, "targets": targets}); err != nil {
+			return fmt.Errorf("write JSON report: %w", err)
+		}
+	}
+	if denied > 0 {
+		return &exitError{code: f.exitCode, err: fmt.Errorf("policy %s denies %d of %d targets", pol.Source, denied, len(targets))}
+	}
+	return nil
+}
+
+// isManifestArg: an existing file with a manifest extension is a
+// manifest; anything else is an image reference.
+func isManifestArg(a string) bool {
+	switch strings.ToLower(filepath.Ext(a)) {
+	case ".yaml", ".yml", ".json":
+	default:
+		return false
+	}
+	st, err := os.Stat(a)
+	return err == nil && st.Mode().IsRegular()
+}
+
+func writeGateSummary(w io.Writer, pol *policy.File, targets []*gateTarget) {
+	name := pol.Metadata.Name
+	if name == "" {
+		name = filepath.Base(pol.Source)
+	}
+	fmt.Fprintf(w, "bulkhead gate: policy %s (%d rules), %d targets\n\n", name, len(pol.Rules), len(targets))
+	var deny, warn, pass int
+	for _, t := range targets {
+		verdict := "ALLOWED"
+		if !t.Decision.Allowed {
+			verdict = "DENIED"
+		}
+		where := t.Name
+		if t.File != "" {
+			where = fmt.Sprintf("%s (%s:%d)", t.Name, t.File, t.Line)
+		}
+		fmt.Fprintf(w, "%s  %s\n", verdict, where)
+		for _, r := range t.Decision.Results {
+			switch r.Outcome {
+			case policy.Deny:
+				deny++
+				fmt.Fprintf(w, "  DENY  %s\n", r.Message)
+			case policy.WarnOutcome:
+				warn++
+				fmt.Fprintf(w, "  WARN  %s\n", r.Message)
+			default:
+				pass++
+				if r.Exempted != nil {
+					fmt.Fprintf(w, "  EXEMPT %s\n", r.Message)
+				}
+			}
+		}
+		for _, msg := range t.Decision.Warnings {
+			if strings.HasPrefix(msg, "exemption ") {
+				fmt.Fprintf(w, "  NOTE  %s\n", msg)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\n%d denied, %d warnings, %d passed\n", deny, warn, pass)
+}
+
+// gateResult turns denials and warnings into findings for the SARIF
+// writer: a manifest result points at its object, an image result at the
+// rule in the policy file.
+func gateResult(pol *policy.File, targets []*gateTarget) *report.Result {
+	res := &report.Result{Inventory: &inventory.Inventory{Target: inventory.Target{Name: pol.Source, Source: "policy"}}, Scanners: []string{"policy"}}
+	lines := map[string]int{}
+	for _, r := range pol.Rules {
+		lines[r.Name] = r.Line
+	}
+	for _, t := range targets {
+		for _, r := range t.Decision.Results {
+			if r.Outcome == policy.Allow {
+				continue
+			}
+			sev := finding.High
+			if r.Outcome == policy.WarnOutcome {
+				sev = finding.Medium
+			}
+			loc := &finding.Location{Path: pol.Source, StartLine: lines[r.Rule]}
+			if t.File != "" {
+				loc = &finding.Location{Path: t.File, StartLine: t.Line}
+			}
+			res.Findings = append(res.Findings, finding.Finding{
+				ID: "policy/" + r.Rule, Kind: finding.KindMisconfiguration, Severity: sev, SeveritySource: "bulkhead policy (" + string(r.Mode) + ")",
+				Title: r.Message, Target: t.Name, Location: loc,
+				Fix: "Fix what the rule names, or add an exemption with owner, reason and expiry to " + pol.Source + ".",
+			})
+		}
+	}
+	return res
+}
