@@ -9,6 +9,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -74,6 +75,21 @@ func For(cats []Cataloger, scope Scope) []Cataloger {
 	return out
 }
 
+// Streaming is implemented by catalogers whose Parse reads in.Reader once,
+// front to back, and never calls in.ReaderAt (Streams reports true). When
+// several catalogers match one file and all of them stream, the Collector
+// feeds one sequential read of the file to all of them at once instead of
+// buffering the whole file for random access; each executable in an image
+// is otherwise buffered (up to 8 MiB in memory, spooled beyond).
+type Streaming interface {
+	Streams() bool
+}
+
+func streams(c Cataloger) bool {
+	s, ok := c.(Streaming)
+	return ok && s.Streams()
+}
+
 // PURLer is implemented by catalogers whose packages have package URLs that
 // depend on the detected OS (the purl "distro" qualifier).
 type PURLer interface {
@@ -88,6 +104,8 @@ type Input struct {
 	Reader io.Reader
 	Size   int64
 	// ReaderAt gives random access; call it before reading from Reader.
+	// Streaming catalogers may be given one that always fails (when the
+	// file is streamed to several of them at once).
 	ReaderAt func() (io.ReaderAt, error)
 	// TempDir is the scan's own temp space, for parsers that need a file on
 	// disk (rpm databases). Files made there must be removed by the parser.
@@ -164,34 +182,125 @@ func matches(cat Cataloger, e *walk.Entry) bool {
 // Visit implements walk.Visitor.
 func (c *Collector) Visit(e *walk.Entry, content *walk.Content) error {
 	var matched []Cataloger
+	all := true
 	for _, cat := range c.catalogers {
 		if matches(cat, e) {
 			matched = append(matched, cat)
+			all = all && streams(cat)
 		}
 	}
-	if len(matched) > 1 {
-		if _, err := content.ReaderAt(); err != nil {
+	switch {
+	case len(matched) == 0:
+		return nil
+	case len(matched) == 1:
+		in := Input{Path: "/" + e.Path, Reader: content, Size: content.Size(), ReaderAt: content.ReaderAt, TempDir: c.tempDir}
+		pkgs, err := matched[0].Parse(c.ctx, in)
+		c.record(matched[0], e, pkgs, err)
+	case all:
+		c.fanOut(e, content, matched)
+	default:
+		// Random access for all of them: one buffered copy, read by each.
+		ra, err := content.ReaderAt()
+		if err != nil {
 			return err
 		}
-	}
-	for _, cat := range matched {
-		var r io.Reader = content
-		if len(matched) > 1 {
-			ra, _ := content.ReaderAt()
-			r = io.NewSectionReader(ra, 0, content.Size())
+		for _, cat := range matched {
+			r := io.NewSectionReader(ra, 0, content.Size())
+			in := Input{Path: "/" + e.Path, Reader: r, Size: content.Size(), ReaderAt: content.ReaderAt, TempDir: c.tempDir}
+			pkgs, err := cat.Parse(c.ctx, in)
+			c.record(cat, e, pkgs, err)
 		}
-		in := Input{Path: "/" + e.Path, Reader: r, Size: content.Size(), ReaderAt: content.ReaderAt, TempDir: c.tempDir}
-		pkgs, err := cat.Parse(c.ctx, in)
-		c.mu.Lock()
-		byPath := c.found[cat.Name()]
-		if byPath == nil {
-			byPath = map[string][]instance{}
-			c.found[cat.Name()] = byPath
-		}
-		byPath[e.Path] = append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err})
-		c.mu.Unlock()
 	}
 	return nil
+}
+
+func (c *Collector) record(cat Cataloger, e *walk.Entry, pkgs []inventory.Package, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	byPath := c.found[cat.Name()]
+	if byPath == nil {
+		byPath = map[string][]instance{}
+		c.found[cat.Name()] = byPath
+	}
+	byPath[e.Path] = append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err})
+}
+
+// fanOutChunk is how much of a file is copied to the parsers at a time.
+const fanOutChunk = 256 << 10
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, fanOutChunk); return &b }}
+
+// errStreamed is what Input.ReaderAt gives a parser that shares a stream.
+var errStreamed = errors.New("random access is not available: the file is streamed to several catalogers at once (a Streaming cataloger must not call Input.ReaderAt)")
+
+// errParserDone tells the copier that a parser returned; it never reaches
+// a parser.
+var errParserDone = errors.New("parser returned")
+
+// fanOut reads the content once and gives every byte to each parser, each
+// in its own goroutine behind its own pipe. A parser that returns early is
+// dropped; when all have returned the copying stops and the walk drains the
+// rest of the file itself. Memory is one chunk plus what the parsers keep.
+func (c *Collector) fanOut(e *walk.Entry, content *walk.Content, cats []Cataloger) {
+	type result struct {
+		pkgs []inventory.Package
+		err  error
+	}
+	results := make([]result, len(cats))
+	writers := make([]*io.PipeWriter, len(cats))
+	noRandomAccess := func() (io.ReaderAt, error) { return nil, errStreamed }
+	var wg sync.WaitGroup
+	for i, cat := range cats {
+		pr, pw := io.Pipe()
+		writers[i] = pw
+		in := Input{Path: "/" + e.Path, Reader: pr, Size: content.Size(), ReaderAt: noRandomAccess, TempDir: c.tempDir}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Closing the read side unblocks the copier's pending write
+			// and drops this parser from the fan-out.
+			defer pr.CloseWithError(errParserDone)
+			pkgs, err := cat.Parse(c.ctx, in)
+			results[i] = result{pkgs, err}
+		}()
+	}
+
+	bp := chunkPool.Get().(*[]byte)
+	buf := *bp
+	open := writers
+	for len(open) > 0 {
+		if err := c.ctx.Err(); err != nil {
+			for _, w := range open {
+				w.CloseWithError(err)
+			}
+			break
+		}
+		n, rerr := content.Read(buf)
+		if n > 0 {
+			keep := open[:0]
+			for _, w := range open {
+				// A write fails only when the parser has returned.
+				if _, err := w.Write(buf[:n]); err == nil {
+					keep = append(keep, w)
+				}
+			}
+			open = keep
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				rerr = nil // CloseWithError(nil) gives readers io.EOF
+			}
+			for _, w := range open {
+				w.CloseWithError(rerr)
+			}
+			break
+		}
+	}
+	chunkPool.Put(bp)
+	wg.Wait()
+	for i, cat := range cats {
+		c.record(cat, e, results[i].pkgs, results[i].err)
+	}
 }
 
 // Finish implements walk.Finisher: it keeps the visible instance of every

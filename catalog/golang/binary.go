@@ -42,6 +42,7 @@ var (
 	_ catalog.Cataloger    = (*Binary)(nil)
 	_ catalog.EntryMatcher = (*Binary)(nil)
 	_ catalog.Scoped       = (*Binary)(nil)
+	_ catalog.Streaming    = (*Binary)(nil)
 )
 
 // Name implements catalog.Cataloger.
@@ -49,6 +50,11 @@ func (*Binary) Name() string { return "go-binary" }
 
 // Scope implements catalog.Scoped: binaries are read in images and trees.
 func (*Binary) Scope() catalog.Scope { return catalog.ScopeAll }
+
+// Streams implements catalog.Streaming: Parse reads the stream front to back
+// and stops at the build information. (Pre-1.18 Mach-O and PE binaries,
+// which need random access, then get an error saying so.)
+func (*Binary) Streams() bool { return true }
 
 // Match implements catalog.Cataloger for callers that know only a path: files
 // directly in the usual bin directories.

@@ -49,6 +49,7 @@ var (
 	_ catalog.Cataloger    = (*Binary)(nil)
 	_ catalog.EntryMatcher = (*Binary)(nil)
 	_ catalog.Scoped       = (*Binary)(nil)
+	_ catalog.Streaming    = (*Binary)(nil)
 )
 
 // Name implements catalog.Cataloger.
@@ -80,20 +81,23 @@ func inBinDir(p string) bool {
 	return false
 }
 
+// Streams implements catalog.Streaming: Parse reads the stream once, front
+// to back, and never asks for random access (see ReadDependenciesStream).
+func (*Binary) Streams() bool { return true }
+
 // Parse implements catalog.Cataloger. Executables without the section, and
 // files that are not executables, give no packages and no error.
 func (*Binary) Parse(_ context.Context, in catalog.Input) ([]inventory.Package, error) {
-	// The section table is at the end of the file, so this needs random
-	// access. When the walk already buffered the file for several
-	// catalogers, the reader gives it.
-	ra, ok := in.Reader.(io.ReaderAt)
-	if !ok {
-		var err error
-		if ra, err = in.ReaderAt(); err != nil {
-			return nil, fmt.Errorf("rust binary %s: %w", in.Path, err)
-		}
+	var (
+		info *VersionInfo
+		err  error
+	)
+	if ra, ok := in.Reader.(io.ReaderAt); ok {
+		// Random access at no cost (a file, or a buffer the caller made).
+		info, err = ReadDependencies(ra)
+	} else {
+		info, err = ReadDependenciesStream(in.Reader, in.Size, in.TempDir)
 	}
-	info, err := ReadDependencies(ra)
 	if err != nil {
 		return nil, fmt.Errorf("rust binary %s: %w", in.Path, err)
 	}
@@ -164,6 +168,12 @@ func ReadDependencies(r io.ReaderAt) (*VersionInfo, error) {
 	default:
 		return nil, nil
 	}
+	return decodeSection(sec, err)
+}
+
+// decodeSection takes what a format's section finder returned and decodes
+// the compressed JSON.
+func decodeSection(sec io.Reader, err error) (*VersionInfo, error) {
 	if errors.Is(err, errNoSection) {
 		return nil, nil
 	}
