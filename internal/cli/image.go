@@ -25,6 +25,7 @@ type scanFlags struct {
 	tempDir  string
 	scope    catalog.Scope
 	findingFlags
+	attest attestFlags
 }
 
 func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
@@ -37,6 +38,7 @@ func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
 		fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default: the host's)")
 		fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for the registry")
 		fl.StringVarP(&f.input, "input", "i", "", "read the image from an archive file (docker-archive or oci-archive, gzip or not) or an OCI layout directory")
+		f.attest.register(cmd)
 	}
 	f.findingFlags.register(cmd, []string{scannerVuln})
 }
@@ -160,6 +162,9 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 		for _, warn := range append(append([]string{}, res.Inventory.Warnings...), res.Warnings...) {
 			fmt.Fprintln(stderr, "warning:", warn)
 		}
+	}
+	if err := f.attest.attestResult(ctx, stderr, img, f.insecure, res); err != nil {
+		return fmt.Errorf("--attest: %w", err)
 	}
 	return f.exit(res)
 }

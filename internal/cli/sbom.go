@@ -20,16 +20,26 @@ const maxSBOM = 512 << 20
 
 func newSBOMCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f scanFlags
+	var att verifyFlags
+	var fromAttestation bool
 	cmd := &cobra.Command{
-		Use:   "sbom [flags] FILE",
+		Use:   "sbom [flags] FILE | sbom --from-attestation --key KEY --insecure-ignore-tlog IMAGE",
 		Short: "Scan an existing SBOM (CycloneDX or SPDX JSON, from bulkhead, syft or trivy) for vulnerabilities",
-		Args:  cobra.ExactArgs(1),
+		Long: `Scan an existing SBOM for vulnerabilities. FILE is a CycloneDX or SPDX JSON document
+(bulkhead's, syft's, trivy's; - for stdin). With --from-attestation, IMAGE's SBOM is
+taken from a signed attestation verified with --key (cosign layouts) instead.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			scanners, err := f.active()
 			if err != nil {
 				return err
 			}
-			inv, err := readSBOM(args[0])
+			var inv *inventory.Inventory
+			if fromAttestation {
+				inv, err = sbomFromAttestation(cmd.Context(), stderr, &att, args[0])
+			} else {
+				inv, err = readSBOM(args[0])
+			}
 			if err != nil {
 				return err
 			}
@@ -49,6 +59,8 @@ func newSBOMCmd(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	f.register(cmd, false)
+	cmd.Flags().BoolVar(&fromAttestation, "from-attestation", false, "take the SBOM from IMAGE's verified CycloneDX/SPDX attestation")
+	att.register(cmd)
 	cmd.AddCommand(newSBOMValidateCmd(stdout, stderr))
 	return cmd
 }
