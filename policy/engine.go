@@ -392,7 +392,7 @@ func checkVulns(vr *VulnerabilityRule, sc *Scan, now time.Time) error {
 		return nil
 	}
 	sort.Strings(over)
-	return &Violation{fmt.Sprintf("%d vulnerabilities above %s: %s", len(over), vr.max, list(over, 5))}
+	return &Violation{fmt.Sprintf("%d %s above %s: %s", len(over), plural(len(over), "vulnerability", "vulnerabilities"), vr.max, list(over, 5))}
 }
 
 func (vr *VulnerabilityRule) ignored(f finding.Finding) bool {
@@ -423,7 +423,7 @@ func checkSecrets(sr *SecretsRule, sc *Scan) error {
 		return nil
 	}
 	sort.Strings(hits)
-	return &Violation{fmt.Sprintf("%d secrets in the image: %s", len(hits), list(hits, 5))}
+	return &Violation{fmt.Sprintf("%d %s in the image: %s", len(hits), plural(len(hits), "secret", "secrets"), list(hits, 5))}
 }
 
 func checkImageCEL(cr *CELRule, sc *Scan) error {
@@ -548,4 +548,11 @@ func orElse(a, b string) string {
 		return a
 	}
 	return b
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
