@@ -123,17 +123,21 @@ func runGate(cmd *cobra.Command, f *gateFlags, stdout io.Writer, args []string) 
 		}
 	}
 	writeGateSummary(stdout, pol, targets)
+	// A report that cannot be written is exit 2, never mistaken for a
+	// denial (1) or a pass.
 	if f.sarif != "" {
+		os.MkdirAll(filepath.Dir(f.sarif), 0o755)
 		if err := writeResult(io.Discard, "sarif", f.sarif, gateResult(pol, targets)); err != nil {
-			return err
+			return &exitError{code: 2, err: err}
 		}
 	}
 	if f.jsonOut != "" {
 		w := stdout
 		if f.jsonOut != "-" {
+			os.MkdirAll(filepath.Dir(f.jsonOut), 0o755)
 			out, err := os.Create(f.jsonOut)
 			if err != nil {
-				return fmt.Errorf("--json: %w", err)
+				return &exitError{code: 2, err: fmt.Errorf("--json: %w", err)}
 			}
 			defer out.Close()
 			w = out
@@ -141,7 +145,7 @@ func runGate(cmd *cobra.Command, f *gateFlags, stdout io.Writer, args []string) 
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(map[string]any{"policy": pol.Source, "targets": targets}); err != nil {
-			return fmt.Errorf("write JSON report: %w", err)
+			return &exitError{code: 2, err: fmt.Errorf("write JSON report: %w", err)}
 		}
 	}
 	if denied > 0 {
