@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -316,5 +317,41 @@ func BenchmarkEvaluate(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		e.Evaluate(context.Background(), in)
+	}
+}
+
+// TestScanCache: a scan stored by digest is found again by a new Registry
+// (a restarted webhook) from the disk cache, and the memory cache stays
+// bounded.
+func TestScanCache(t *testing.T) {
+	sc := demo(t)
+	dir := t.TempDir()
+	r := &Registry{CacheDir: dir}
+	r.store(sc, true)
+	again := &Registry{CacheDir: dir}
+	got := again.Cached(sc.Digest)
+	if got == nil || got.Digest != sc.Digest || len(got.Findings) != len(sc.Findings) || got.Target.Name != sc.Target.Name {
+		t.Fatalf("disk cache: %+v", got)
+	}
+	if again.Cached("sha256:0000000000000000000000000000000000000000000000000000000000000000") != nil {
+		t.Error("a digest never scanned is cached")
+	}
+	// A stale scan (older than ScanTTL) is not used.
+	old := *sc
+	old.ScannedAt = time.Now().Add(-48 * time.Hour)
+	stale := &Registry{CacheDir: t.TempDir()}
+	stale.store(&old, true)
+	if (&Registry{CacheDir: stale.CacheDir}).Cached(old.Digest) != nil {
+		t.Error("a scan older than ScanTTL was used")
+	}
+	// Memory stays bounded however many digests pass.
+	mem := &Registry{}
+	for i := 0; i < 3*maxMemoryScans; i++ {
+		s := *sc
+		s.Digest = fmt.Sprintf("sha256:%064x", i)
+		mem.store(&s, false)
+	}
+	if len(mem.scans) > maxMemoryScans {
+		t.Errorf("%d scans in memory", len(mem.scans))
 	}
 }

@@ -71,6 +71,33 @@ type timed[T any] struct {
 	at time.Time
 }
 
+// Bounds on the in-memory caches: a webhook runs for months and sees many
+// images; the disk cache holds the scans beyond these.
+const (
+	maxMemoryEntries = 4096
+	maxMemoryScans   = 256
+)
+
+// prune keeps a cache map under max entries: expired ones go first, then
+// arbitrary ones (map order), down to three quarters of max. Callers hold
+// r.mu.
+func prune[K comparable, V any](m map[K]V, max int, expired func(V) bool) {
+	if len(m) < max {
+		return
+	}
+	for k, v := range m {
+		if expired(v) {
+			delete(m, k)
+		}
+	}
+	for k := range m {
+		if len(m) <= max*3/4 {
+			break
+		}
+		delete(m, k)
+	}
+}
+
 func (r *Registry) signOptions(ctx context.Context) sign.Options {
 	o := sign.Options{Remote: image.RemoteOptions(ctx, image.Options{Insecure: r.Insecure})}
 	if r.Insecure {
@@ -99,6 +126,7 @@ func (r *Registry) target(ctx context.Context, img *Image) (*sign.Target, error)
 	}
 	tg := v.(*sign.Target)
 	r.mu.Lock()
+	prune(r.tags, maxMemoryEntries, func(t timed[*sign.Target]) bool { return time.Since(t.at) >= r.TagTTL })
 	r.tags[key] = timed[*sign.Target]{tg, time.Now()}
 	r.mu.Unlock()
 	return tg, nil
@@ -138,6 +166,7 @@ func (r *Registry) Verify(ctx context.Context, img *Image, sr *SignatureRule) er
 	var v *Violation
 	if err == nil || errors.As(err, &v) {
 		r.mu.Lock()
+		prune(r.verified, maxMemoryEntries, func(t timed[error]) bool { return time.Since(t.at) >= r.VerifyTTL })
 		r.verified[cacheKey] = timed[error]{err, time.Now()}
 		r.mu.Unlock()
 	}
@@ -227,6 +256,7 @@ func (r *Registry) store(sc *Scan, disk bool) {
 	if r.scans == nil {
 		r.scans = map[string]*Scan{}
 	}
+	prune(r.scans, maxMemoryScans, func(s *Scan) bool { return !r.fresh(s) })
 	r.scans[sc.Digest] = sc
 	r.mu.Unlock()
 	if !disk || r.CacheDir == "" {
