@@ -93,7 +93,8 @@ for r in o.get("results", []):
 def covered(n, v, i):
     return i in ids_b.get((n, v), set()) or any(i == x[2] for x in pairs_b if x[0] == n)
 missing = sorted(p for p in pairs_o if not covered(*p))
-extra = sorted({(n, v) for n, v, i in pairs_b} - {(n, v) for n, v, i in pairs_o})
+norm = lambda v: v[1:] if v.startswith("v") else v  # Go module versions: v0.3.5 vs 0.3.5
+extra = sorted({(n, norm(v)) for n, v, i in pairs_b} - {(n, norm(v)) for n, v, i in pairs_o})
 print(f"findings: bulkhead {len(pairs_b)} (package, advisory) pairs; osv-scanner {len(pairs_o)}; osv-scanner pairs bulkhead lacks: {missing or 'none'}")
 print(f"packages with findings only bulkhead reports: {extra or 'none'}")
 print("  (osv-scanner's image scan reads node packages from node_modules/.package-lock.json only; bulkhead reads each installed package.json)")
