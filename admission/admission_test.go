@@ -28,6 +28,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/policy"
+	"github.com/bulkhead-sec/bulkhead/sign/key"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
@@ -334,6 +335,36 @@ func TestHealthAndReload(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("Watch did not reload the policy")
+}
+
+// TestKeyRotationReloads: a changed key file reloads the policy even
+// though the policy file itself did not change; an unchanged one does not.
+func TestKeyRotationReloads(t *testing.T) {
+	dir := t.TempDir()
+	pub, err := os.ReadFile("../policy/testdata/release.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "release.pub"), pub, 0o644)
+	p := writePolicy(t, dir, testPolicy+"  - name: signed\n    signatures: {keys: [release.pub]}\n")
+	srv, err := New(Options{PolicyPath: p, Facts: newDemoFacts(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := srv.Policy()
+	srv.Reload()
+	if srv.Policy() != before {
+		t.Fatal("reloaded with nothing changed")
+	}
+	_, newPub, err := key.Generate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "release.pub"), newPub, 0o644)
+	srv.Reload()
+	if srv.Policy() == before {
+		t.Fatal("a rotated key file did not reload the policy")
+	}
 }
 
 func TestCertReload(t *testing.T) {

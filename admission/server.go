@@ -136,7 +136,7 @@ func (s *Server) reloadPolicy() error {
 	if err != nil {
 		return fmt.Errorf("read policy: %w", err)
 	}
-	sum := sha256.Sum256(data)
+	sum := s.policyDigest(data)
 	s.mu.Lock()
 	same := sum == s.policySum && s.engine.Load() != nil
 	s.mu.Unlock()
@@ -148,10 +148,31 @@ func (s *Server) reloadPolicy() error {
 		return err
 	}
 	s.engine.Store(&policy.Engine{File: f, Facts: s.opts.Facts})
+	sum = s.policyDigest(data) // now with the new policy's key, VEX and CEL files
 	s.mu.Lock()
 	s.policySum = sum
 	s.mu.Unlock()
 	return nil
+}
+
+// policyDigest covers the policy file and the files it loaded (keys, VEX,
+// CEL), so that rotating a key file reloads the policy too.
+func (s *Server) policyDigest(data []byte) [32]byte {
+	h := sha256.New()
+	h.Write(data)
+	if e := s.engine.Load(); e != nil {
+		for _, dep := range e.File.Dependencies() {
+			b, err := os.ReadFile(dep)
+			if err != nil {
+				b = []byte("missing")
+			}
+			fmt.Fprintf(h, "\x00%s\x00%d\x00", dep, len(b))
+			h.Write(b)
+		}
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 func dirOf(p string) string {

@@ -53,7 +53,13 @@ type File struct {
 
 	// Source is the file's name, for messages.
 	Source string `yaml:"-"`
+
+	deps []string
 }
+
+// Dependencies are the files the policy loaded besides itself (keys, VEX
+// documents, CEL files): a reload must notice when one of them changes.
+func (f *File) Dependencies() []string { return f.deps }
 
 // Metadata names the policy.
 type Metadata struct {
@@ -310,6 +316,7 @@ func Parse(name string, data []byte, dir string) (*File, error) {
 	if len(v.problems) > 0 {
 		return nil, &ValidationError{Source: name, Problems: v.problems}
 	}
+	f.deps = v.deps
 	return &f, nil
 }
 
@@ -365,6 +372,7 @@ func lines(root *yaml.Node, f *File) {
 type validator struct {
 	file, dir string
 	problems  []string
+	deps      []string
 }
 
 func (v *validator) add(line int, format string, args ...any) {
@@ -376,10 +384,14 @@ func (v *validator) add(line int, format string, args ...any) {
 }
 
 func (v *validator) path(p string) string {
-	if strings.HasPrefix(p, "env://") || filepath.IsAbs(p) || v.dir == "" {
+	if strings.HasPrefix(p, "env://") {
 		return p
 	}
-	return filepath.Join(v.dir, p)
+	if !filepath.IsAbs(p) && v.dir != "" {
+		p = filepath.Join(v.dir, p)
+	}
+	v.deps = append(v.deps, p)
+	return p
 }
 
 func (v *validator) validate(f *File) {
