@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -335,6 +336,45 @@ func TestHealthAndReload(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("Watch did not reload the policy")
+}
+
+// TestConcurrentReviews: one server judges many requests at once (the API
+// server sends them in parallel) with the same answers as one at a time;
+// run with -race.
+func TestConcurrentReviews(t *testing.T) {
+	f := newFixture(t, testPolicy)
+	bodies := map[string]bool{
+		string(review(t, "Pod", "prod", podsDir+"restricted-pass.yaml", "ghcr.io/acme/app:1")):        true,
+		string(review(t, "Pod", "prod", podsDir+"privileged.yaml", "ghcr.io/acme/app:1")):             false,
+		string(review(t, "Pod", "prod", podsDir+"restricted-pass.yaml", "ghcr.io/acme/vulnerable:1")): false,
+		string(review(t, "Deployment", "prod", "testdata/deployment.yaml", "")):                       false,
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				for body, want := range bodies {
+					rev, err := DecodeReview([]byte(body))
+					if err != nil {
+						errs <- err.Error()
+						return
+					}
+					if got := f.srv.Review(context.Background(), rev.Request).Allowed; got != want {
+						errs <- fmt.Sprintf("allowed %v, want %v", got, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
 
 // TestKeyRotationReloads: a changed key file reloads the policy even
