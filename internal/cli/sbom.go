@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -68,23 +67,9 @@ taken from a signed attestation verified with --key (cosign layouts) instead.`,
 // readSBOM decodes a CycloneDX or SPDX JSON document, told apart by their
 // marker fields.
 func readSBOM(path string) (*inventory.Inventory, error) {
-	var r io.Reader
-	if path == "-" {
-		r = os.Stdin
-	} else {
-		file, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("read SBOM: %w", err)
-		}
-		defer file.Close()
-		r = file
-	}
-	data, err := io.ReadAll(io.LimitReader(r, maxSBOM+1))
+	data, err := readSBOMBytes(path)
 	if err != nil {
-		return nil, fmt.Errorf("read SBOM %s: %w", path, err)
-	}
-	if len(data) > maxSBOM {
-		return nil, fmt.Errorf("SBOM %s is over %d MiB", path, maxSBOM>>20)
+		return nil, err
 	}
 	var probe struct {
 		BOMFormat   string `json:"bomFormat"`
