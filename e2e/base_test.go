@@ -411,16 +411,7 @@ func TestCompareTwoVersions(t *testing.T) {
 
 func TestSBOMValidateAgainstImage(t *testing.T) {
 	b := setupBases(t)
-	syft, err := exec.LookPath("syft")
-	if err != nil {
-		syft = "/root/go/bin/syft"
-		if _, err := os.Stat(syft); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatal("syft is not installed")
-			}
-			t.Skip("syft is not installed (go install github.com/anchore/syft/cmd/syft@v1.57.1)")
-		}
-	}
+	syft := syftBin(t)
 	dir := t.TempDir()
 	archive := func(name string) string {
 		p := filepath.Join(dir, name+".tar")
@@ -509,4 +500,25 @@ func TestSBOMValidateAgainstImage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syftBin returns syft v1.57.1, building it from the module proxy once per
+// machine when it is missing (about 10 minutes on 2 cores).
+func syftBin(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("syft"); err == nil {
+		return p
+	}
+	gopath := strings.TrimSpace(run(t, "go", "env", "GOPATH"))
+	p := filepath.Join(gopath, "bin", "syft")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	t.Logf("building syft v1.57.1 (once per machine)")
+	cmd := exec.Command("go", "install", "github.com/anchore/syft/cmd/syft@v1.57.1")
+	cmd.Env = append(os.Environ(), "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go install syft: %v\n%s", err, out)
+	}
+	return p
 }

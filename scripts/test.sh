@@ -13,4 +13,4 @@ if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
 echo "== go vet"
 go vet ./...
 echo "== go test"
-go test -count=1 -timeout 45m ./... 2>&1 | tee /tmp/bulkhead-test.log
+go test -count=1 -timeout 75m ./... 2>&1 | tee /tmp/bulkhead-test.log
