@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/walk"
 )
@@ -101,7 +102,7 @@ func osReleaseSamples(t *testing.T) []string {
 			files = append(files, p)
 		}
 	}
-	if dir := corpusDir(t); dir != "" {
+	if dir := testcorpus.Dir(); dir != "" {
 		more, _ := filepath.Glob(filepath.Join(dir, "pkgdb", "*", "*os-release*"))
 		files = append(files, more...)
 	}
@@ -447,7 +448,7 @@ func TestDetectorWalk(t *testing.T) {
 // (the committed fixtures), and whether etc/os-release is a symlink is read
 // from the tar header.
 func TestDetectorRootfs(t *testing.T) {
-	dir := corpusDir(t)
+	dir := testcorpus.Dir()
 	if dir == "" {
 		t.Skip("shared corpus not found")
 	}
@@ -517,25 +518,6 @@ func symlinkTarget(t *testing.T, tarball, name string) string {
 			}
 			return ""
 		}
-	}
-}
-
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		c := filepath.Join(dir, "..", "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
 	}
 }
 

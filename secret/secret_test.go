@@ -25,6 +25,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 )
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -231,7 +233,7 @@ var corpusExceptions = map[string]string{
 }
 
 func TestSharedCorpusHasNoSecrets(t *testing.T) {
-	root := sharedCorpus()
+	root := testcorpus.Dir()
 	if root == "" {
 		t.Skip("../shared/corpus not present")
 	}
@@ -352,22 +354,6 @@ func TestMatchValue(t *testing.T) {
 	if _, ok := MatchValue("GOLANG_VERSION", "1.23.7"); ok {
 		t.Error("version matched")
 	}
-}
-
-// sharedCorpus finds ../shared/corpus from the repository root, or "".
-func sharedCorpus() string {
-	dir, _ := os.Getwd()
-	for i := 0; i < 6; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "corpus")
-			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				return p
-			}
-			return ""
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
 }
 
 func FuzzScan(f *testing.F) {

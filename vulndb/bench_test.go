@@ -6,12 +6,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 )
 
 // corpusSources lists every ecosystem folder of the shared corpus, or the
 // committed fixtures when the corpus is absent.
 func corpusSources(b *testing.B) []string {
-	dir := corpusDir()
+	dir := testcorpus.Dir("osv")
 	if dir == "" {
 		return []string{"testdata/osv"}
 	}

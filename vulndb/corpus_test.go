@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 )
 
 // TestCorpusMatchesBundled imports the whole shared corpus from its JSON
@@ -14,7 +16,7 @@ import (
 // against the corpus or a snapshot encoding that loses records. Skipped
 // without ../shared/corpus (the fixture tests above cover the same code).
 func TestCorpusMatchesBundled(t *testing.T) {
-	corpus := corpusDir()
+	corpus := testcorpus.Dir("osv")
 	if corpus == "" || testing.Short() {
 		t.Skip("no ../shared/corpus/osv")
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/walk"
 )
@@ -154,7 +155,7 @@ func awkNameVersions(t *testing.T, path string) []string {
 
 func TestParseMatchesAwk(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*_installed")
-	if dir := corpusDir(t); dir != "" {
+	if dir := testcorpus.Dir(); dir != "" {
 		more, _ := filepath.Glob(filepath.Join(dir, "pkgdb", "apk", "*_installed"))
 		files = append(files, more...)
 	}
@@ -169,27 +170,6 @@ func TestParseMatchesAwk(t *testing.T) {
 				t.Errorf("parser and awk disagree:\n got %q\nwant %q", got, want)
 			}
 		})
-	}
-}
-
-// corpusDir finds ../shared/corpus from the repository root, or "" when it
-// is not there (a clone without the shared data).
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		c := filepath.Join(dir, "..", "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
 	}
 }
 
@@ -367,7 +347,7 @@ func TestMatch(t *testing.T) {
 // real Alpine minirootfs tarballs of the corpus, and checks the packages
 // against awk's reading of the database extracted from the same tarball.
 func TestCollectorOverRootfs(t *testing.T) {
-	dir := corpusDir(t)
+	dir := testcorpus.Dir()
 	if dir == "" {
 		t.Skip("shared corpus not found")
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/walk"
 )
@@ -216,7 +217,7 @@ func TestParseMatchesDpkgQuery(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*status*")
 	more, _ := filepath.Glob("testdata/syft_distroless_status.d/*")
 	files = append(files, more...)
-	if dir := corpusDir(t); dir != "" {
+	if dir := testcorpus.Dir(); dir != "" {
 		// The corpus holds the same files today; read it too so that files
 		// added there later are covered.
 		c, _ := filepath.Glob(filepath.Join(dir, "pkgdb", "dpkg", "*status*"))
@@ -242,25 +243,6 @@ func TestParseMatchesDpkgQuery(t *testing.T) {
 	// Guard against a dpkg-query that rejects everything.
 	if _, err := exec.LookPath("dpkg-query"); err == nil && compared < 10 {
 		t.Errorf("only %d fixtures compared with dpkg-query", compared)
-	}
-}
-
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		c := filepath.Join(dir, "..", "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
 	}
 }
 

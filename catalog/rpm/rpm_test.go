@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
@@ -265,26 +266,11 @@ func writeTemp(t testing.TB, data []byte) string {
 // corpusDir finds ../shared/corpus beside the repository root.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+	c := testcorpus.Dir("pkgdb", "rpm")
+	if c == "" {
+		t.Skip("no ../shared/corpus beside the repository; the committed fixtures are tested by TestFixtures")
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			c := filepath.Join(filepath.Dir(dir), "shared", "corpus", "pkgdb", "rpm")
-			if _, err := os.Stat(c); err == nil {
-				return c
-			}
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	t.Skip("no ../shared/corpus beside the repository; the committed fixtures are tested by TestFixtures")
-	return ""
+	return c
 }
 
 // TestCorpus runs over every database of the shared corpus: each must parse,

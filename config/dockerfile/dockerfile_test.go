@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 )
 
 func lintString(t testing.TB, src string) []finding.Finding {
@@ -205,7 +206,7 @@ func TestModelMap(t *testing.T) {
 // error, never a panic) and lints.
 func TestParseCorpus(t *testing.T) {
 	files, _ := filepath.Glob("testdata/buildkit/*.Dockerfile")
-	if shared := sharedCorpus(); shared != "" {
+	if shared := testcorpus.Dir(); shared != "" {
 		more, _ := filepath.Glob(filepath.Join(shared, "dockerfiles/buildkit-parser-testfiles/*/*/Dockerfile"))
 		files = append(files, more...)
 	}
@@ -245,22 +246,6 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%q: %v", src, fs)
 		}
 	}
-}
-
-// sharedCorpus finds ../shared/corpus from the repository root, or "".
-func sharedCorpus() string {
-	dir, _ := os.Getwd()
-	for i := 0; i < 6; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "corpus")
-			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				return p
-			}
-			return ""
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
 }
 
 func FuzzLint(f *testing.F) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 )
 
 // kicsMapping says which bulkhead checks answer a KICS Kubernetes query.
@@ -236,14 +237,9 @@ func TestKICSCorpus(t *testing.T) {
 // skips.
 func corpusDir(t *testing.T, sub string) string {
 	t.Helper()
-	wd, _ := os.Getwd()
-	for d := wd; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "..", "shared", "corpus", sub)
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			t.Skipf("no shared corpus %s above %s", sub, wd)
-		}
+	p := testcorpus.Dir(sub)
+	if p == "" {
+		t.Skipf("no shared corpus %s beside the repository", sub)
 	}
+	return p
 }

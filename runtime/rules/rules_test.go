@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 	"github.com/bulkhead-sec/bulkhead/runtime/event"
 )
 
@@ -169,7 +170,7 @@ func TestParsePriority(t *testing.T) {
 // TestWholeCorpus loads every rules file of the shared corpus when it is
 // present (it is not part of the repository).
 func TestWholeCorpus(t *testing.T) {
-	root := findCorpus()
+	root := testcorpus.Dir()
 	if root == "" {
 		t.Skip("../shared/corpus not found")
 	}
@@ -200,16 +201,4 @@ func TestWholeCorpus(t *testing.T) {
 			t.Logf("%s/%s: %d active, %d skipped", dir, base, len(rs.Active()), len(rs.Skipped))
 		}
 	}
-}
-
-func findCorpus() string {
-	dir, _ := os.Getwd()
-	for i := 0; i < 8; i++ {
-		c := filepath.Join(dir, "..", "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
 }

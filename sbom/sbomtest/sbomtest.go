@@ -20,6 +20,7 @@ import (
 	"github.com/package-url/packageurl-go"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/bulkhead-sec/bulkhead/internal/testcorpus"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
@@ -318,26 +319,7 @@ func Validate(s *jsonschema.Schema, doc []byte) error {
 
 // CorpusDir returns the shared corpus directory (../shared/corpus beside the
 // repository) when it exists, walking up from the working directory, or "".
-func CorpusDir() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		c := filepath.Join(dir, "..", "shared", "corpus")
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-				return c
-			}
-			return ""
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+func CorpusDir() string { return testcorpus.Dir() }
 
 // Indent re-indents JSON for readable diffs.
 func Indent(b []byte) string {
