@@ -13,9 +13,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/gzip"
-
-	"github.com/bulkhead-sec/bulkhead/walk"
 )
 
 // OpenArchive opens a docker-archive (`docker save`) or an oci-archive file,
@@ -37,23 +34,22 @@ func OpenArchive(file string, opts Options) (*Image, error) {
 		}
 	}()
 	cleanup = append(cleanup, func() { f.Close() })
-	counted := &countReader{r: f}
+	// A compressed archive is bounded like a layer: a gzip bomb must not
+	// fill the temp space.
+	counted := &hashingReader{r: f}
 	br := bufio.NewReader(counted)
-	magic, _ := br.Peek(2)
-	if bytes.Equal(magic, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(br)
+	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		plain, closeDec, err := decompress(br)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
+		defer closeDec()
 		tmp, err := os.CreateTemp(opts.TempDir, "archive-*.tar")
 		if err != nil {
 			return nil, fmt.Errorf("decompress %s: %w", file, err)
 		}
 		cleanup = append(cleanup, func() { tmp.Close(); os.Remove(tmp.Name()) })
-		// The compressed archive is bounded like a layer: a gzip bomb must
-		// not fill the temp space.
-		out := &countReader{r: zr}
-		if _, err := io.Copy(tmp, &bombGuard{r: out, in: counted}); err != nil {
+		if _, err := io.Copy(tmp, &hashingReader{r: plain, stored: counted}); err != nil {
 			return nil, fmt.Errorf("decompress %s: %w", file, err)
 		}
 		f = tmp
@@ -77,32 +73,6 @@ func OpenArchive(file string, opts Options) (*Image, error) {
 	img.cleanup = append(img.cleanup, cleanup...)
 	done = true
 	return img, nil
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// bombGuard stops a decompression that expands more than maxRatio times
-// once past ratioFloor bytes.
-type bombGuard struct {
-	r  *countReader
-	in *countReader
-}
-
-func (b *bombGuard) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if b.r.n > ratioFloor && b.in.n > 0 && b.r.n/b.in.n > maxRatio {
-		return n, fmt.Errorf("%w: archive expands %d times; refusing a likely decompression bomb", walk.ErrLayerTooLarge, b.r.n/b.in.n)
-	}
-	return n, err
 }
 
 type dockerManifest struct {
@@ -230,13 +200,16 @@ func (a *archiveLayer) Uncompressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReader(sr)
-	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w", path.Base(a.path), err)
-		}
-		return zr, nil
+	plain, closeDec, err := decompress(bufio.NewReader(sr))
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", path.Base(a.path), err)
 	}
-	return io.NopCloser(br), nil
+	return readCloser{plain, closeDec}, nil
 }
+
+type readCloser struct {
+	io.Reader
+	close func()
+}
+
+func (r readCloser) Close() error { r.close(); return nil }

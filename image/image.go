@@ -177,28 +177,10 @@ func openVerified(l storedLayer) (io.ReadCloser, error) {
 	if l.digest.Hex != "" {
 		stored.h = newHasher(l.digest)
 	}
-	br := bufio.NewReaderSize(stored, 64<<10)
-	magic, _ := br.Peek(4)
-	var plain io.Reader
-	var closeDec func()
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			raw.Close()
-			return nil, fmt.Errorf("open gzip layer: %w", err)
-		}
-		zr.Multistream(true)
-		plain, closeDec = zr, func() { zr.Close() }
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<29))
-		if err != nil {
-			raw.Close()
-			return nil, fmt.Errorf("open zstd layer: %w", err)
-		}
-		plain, closeDec = zr, zr.Close
-	default:
-		plain, closeDec = br, func() {}
+	plain, closeDec, err := decompress(bufio.NewReaderSize(stored, 64<<10))
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("open layer: %w", err)
 	}
 	un := &hashingReader{r: plain, want: l.diffID, what: "uncompressed layer (diffID)", stored: stored}
 	// The diffID is checked when the stored bytes have no digest to check
@@ -209,6 +191,28 @@ func openVerified(l storedLayer) (io.ReadCloser, error) {
 		un.h = newHasher(l.diffID)
 	}
 	return &verifiedLayer{Reader: un, un: un, stored: stored, closeRaw: raw.Close, closeDec: closeDec}, nil
+}
+
+// decompress reads gzip, zstd or plain bytes, told apart by their magic
+// numbers; closeDec releases the decoder.
+func decompress(br *bufio.Reader) (r io.Reader, closeDec func(), err error) {
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip: %w", err)
+		}
+		zr.Multistream(true)
+		return zr, func() { zr.Close() }, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<29))
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
 }
 
 func newHasher(h v1.Hash) hash.Hash {
@@ -237,7 +241,7 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 			h.h.Write(p[:n])
 		}
 		if h.stored != nil && h.n > ratioFloor && h.stored.n > 0 && h.n/h.stored.n > maxRatio {
-			return n, fmt.Errorf("%w: layer expands %d times (%d bytes from %d); refusing a likely decompression bomb", walk.ErrLayerTooLarge, h.n/h.stored.n, h.n, h.stored.n)
+			return n, fmt.Errorf("%w: content expands %d times (%d bytes from %d); refusing a likely decompression bomb", walk.ErrLayerTooLarge, h.n/h.stored.n, h.n, h.stored.n)
 		}
 	}
 	if err == io.EOF && !h.done {

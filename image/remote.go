@@ -132,7 +132,7 @@ func fromV1(img v1.Image, ref, source string, opts Options) (*Image, error) {
 				return nil, fmt.Errorf("fetch layer %s: %w", desc.Digest, err)
 			}
 			if opts.Progress != nil {
-				return &progressReader{rc: rc, total: desc.Size, fn: opts.Progress}, nil
+				return &progressReader{rc: rc, fn: opts.Progress}, nil
 			}
 			return rc, nil
 		}
@@ -146,10 +146,8 @@ func fromV1(img v1.Image, ref, source string, opts Options) (*Image, error) {
 }
 
 type progressReader struct {
-	rc    io.ReadCloser
-	n     int64
-	total int64
-	fn    func(n int64)
+	rc io.ReadCloser
+	fn func(n int64)
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
