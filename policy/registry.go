@@ -308,15 +308,7 @@ func (r *Registry) Scan(ctx context.Context, img *Image) (*Scan, error) {
 
 func (r *Registry) openDB() (*vulndb.DB, vulndb.Status, error) {
 	r.dbOnce.Do(func() {
-		path := r.DBPath
-		if path == "" {
-			path = vulndb.DefaultPath()
-		}
-		if _, err := vulndb.EnsureBundled(path); err != nil {
-			r.dbErr = err
-			return
-		}
-		r.db, r.dbErr = vulndb.Open(path)
+		r.db, _, r.dbErr = vulndb.OpenForScan(r.DBPath)
 		if r.dbErr == nil {
 			r.dbInfo, r.dbErr = r.db.Status()
 		}

@@ -99,6 +99,20 @@ func EncodeSnapshot(records []*osvschema.Vulnerability) ([]byte, error) {
 	return enc.EncodeAll(raw, nil), nil
 }
 
+// OpenForScan opens the database a scan uses: path, or DefaultPath when
+// empty, first built from the bundled snapshot when no file is there. It
+// reports whether it built one.
+func OpenForScan(path string) (db *DB, built bool, err error) {
+	if path == "" {
+		path = DefaultPath()
+	}
+	if built, err = EnsureBundled(path); err != nil {
+		return nil, false, err
+	}
+	db, err = Open(path)
+	return db, built, err
+}
+
 // EnsureBundled builds the database at path from the embedded snapshot when
 // no file exists there, so a first scan works offline with no `db` step. It
 // leaves an existing file alone (even a damaged one: Open reports that, with

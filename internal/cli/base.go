@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/base"
@@ -50,28 +48,11 @@ type scannedImage struct {
 
 // scanImageRef opens and scans one image (any source image.Open reads).
 func scanImageRef(ctx context.Context, ref string, f *imageFlags, stderr io.Writer) (*scannedImage, error) {
-	tmp, err := os.MkdirTemp(f.tempDir, "bulkhead-")
+	img, tmp, prog, done, err := openImage(ctx, ref, f, stderr)
 	if err != nil {
-		return nil, fmt.Errorf("make a temp directory: %w (set --temp-dir or TMPDIR)", err)
-	}
-	defer os.RemoveAll(tmp)
-	opts := image.Options{Insecure: f.insecure, TempDir: tmp}
-	if f.platform != "" {
-		p, err := v1.ParsePlatform(f.platform)
-		if err != nil {
-			return nil, fmt.Errorf("--platform %q: %w", f.platform, err)
-		}
-		opts.Platform = p
-	}
-	prog := newProgress(stderr, f.quiet)
-	opts.Progress = prog.bytes
-	prog.status("opening " + ref)
-	img, err := image.Open(ctx, ref, opts)
-	if err != nil {
-		prog.clear()
 		return nil, err
 	}
-	defer img.Close()
+	defer done()
 	out := &scannedImage{}
 	if img.Image != nil && img.Source != image.SourceRootfs && img.Source != image.SourceDir {
 		if m, err := img.Manifest(); err == nil && m != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -16,14 +17,11 @@ import (
 
 // scanFlags are the flags shared by the commands that scan a target.
 type scanFlags struct {
-	format   string
-	output   string
-	quiet    bool
-	platform string
-	insecure bool
-	input    string
-	tempDir  string
-	scope    catalog.Scope
+	format string
+	output string
+	input  string
+	scope  catalog.Scope
+	imageFlags
 	findingFlags
 	attest attestFlags
 }
@@ -106,6 +104,36 @@ func newFSCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
+// openImage makes the command's own temp directory and opens ref in it,
+// drawing a progress line. Everything the command writes to disk (a
+// decompressed archive, an image saved from a daemon, spooled files) lives
+// there; done closes the image and removes it.
+func openImage(ctx context.Context, ref string, f *imageFlags, stderr io.Writer) (img *image.Image, tmp string, prog *progress, done func(), err error) {
+	tmp, err = os.MkdirTemp(f.tempDir, "bulkhead-")
+	if err != nil {
+		return nil, "", nil, nil, fmt.Errorf("make a temp directory: %w (set --temp-dir or TMPDIR)", err)
+	}
+	opts := image.Options{Insecure: f.insecure, TempDir: tmp}
+	if f.platform != "" {
+		p, err := v1.ParsePlatform(f.platform)
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, "", nil, nil, fmt.Errorf("--platform %q: %w", f.platform, err)
+		}
+		opts.Platform = p
+	}
+	prog = newProgress(stderr, f.quiet)
+	opts.Progress = prog.bytes
+	prog.status("opening " + ref)
+	img, err = image.Open(ctx, ref, opts)
+	if err != nil {
+		prog.clear()
+		os.RemoveAll(tmp)
+		return nil, "", nil, nil, err
+	}
+	return img, tmp, prog, func() { img.Close(); os.RemoveAll(tmp) }, nil
+}
+
 func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref string) error {
 	ctx := cmd.Context()
 	if _, ok := formats[f.format]; !ok {
@@ -115,31 +143,11 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 	if err != nil {
 		return err
 	}
-	// Everything the command writes to disk (a decompressed archive, an
-	// image saved from a daemon, spooled files) lives in one directory of
-	// its own, removed when it ends.
-	tmp, err := os.MkdirTemp(f.tempDir, "bulkhead-")
+	img, tmp, prog, done, err := openImage(ctx, ref, &f.imageFlags, stderr)
 	if err != nil {
-		return fmt.Errorf("make a temp directory: %w (set --temp-dir or TMPDIR)", err)
-	}
-	defer os.RemoveAll(tmp)
-	opts := image.Options{Insecure: f.insecure, TempDir: tmp}
-	if f.platform != "" {
-		p, err := v1.ParsePlatform(f.platform)
-		if err != nil {
-			return fmt.Errorf("--platform %q: %w", f.platform, err)
-		}
-		opts.Platform = p
-	}
-	prog := newProgress(stderr, f.quiet)
-	opts.Progress = prog.bytes
-	prog.status("opening " + ref)
-	img, err := image.Open(ctx, ref, opts)
-	if err != nil {
-		prog.clear()
 		return err
 	}
-	defer img.Close()
+	defer done()
 	var walkScanners []scan.Scanner
 	for _, s := range scanners {
 		if mk, ok := imageScanners[s]; ok {
@@ -158,11 +166,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 	if err := writeResult(stdout, f.format, f.output, res); err != nil {
 		return err
 	}
-	if !f.quiet && f.format != "table" {
-		for _, warn := range append(append([]string{}, res.Inventory.Warnings...), res.Warnings...) {
-			fmt.Fprintln(stderr, "warning:", warn)
-		}
-	}
+	warnOutsideTable(stderr, f.format, f.quiet, res)
 	if err := f.attest.attestResult(ctx, stderr, img, f.insecure, res); err != nil {
 		return fmt.Errorf("--attest: %w", err)
 	}

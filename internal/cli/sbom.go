@@ -49,11 +49,7 @@ taken from a signed attestation verified with --key (cosign layouts) instead.`,
 			if err := writeResult(stdout, f.format, f.output, res); err != nil {
 				return err
 			}
-			if !f.quiet && f.format != "table" {
-				for _, warn := range append(append([]string{}, inv.Warnings...), res.Warnings...) {
-					fmt.Fprintln(stderr, "warning:", warn)
-				}
-			}
+			warnOutsideTable(stderr, f.format, f.quiet, res)
 			return f.exit(res)
 		},
 	}

@@ -92,19 +92,12 @@ func (f *findingFlags) active() ([]string, error) {
 // openDB opens the vulnerability database, building it from the bundled
 // snapshot when none exists yet. Staleness is a warning, never silent.
 func openDB(path string, maxAge time.Duration, warn func(string)) (*vulndb.DB, *report.DBInfo, error) {
-	if path == "" {
-		path = vulndb.DefaultPath()
-	}
-	built, err := vulndb.EnsureBundled(path)
+	db, built, err := vulndb.OpenForScan(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	if built {
-		warn(fmt.Sprintf("no vulnerability database at %s: built it from the snapshot bundled in this binary", path))
-	}
-	db, err := vulndb.Open(path)
-	if err != nil {
-		return nil, nil, err
+		warn(fmt.Sprintf("no vulnerability database at %s: built it from the snapshot bundled in this binary", db.Path()))
 	}
 	st, err := db.Status()
 	if err != nil {
@@ -200,4 +193,15 @@ func writeResult(stdout io.Writer, format, output string, res *report.Result) er
 		return fmt.Errorf("write %s report: %w", format, err)
 	}
 	return nil
+}
+
+// warnOutsideTable prints a result's warnings on stderr for the formats
+// that do not show them themselves (all but the table), unless quiet.
+func warnOutsideTable(stderr io.Writer, format string, quiet bool, res *report.Result) {
+	if quiet || format == "table" {
+		return
+	}
+	for _, warn := range append(append([]string{}, res.Inventory.Warnings...), res.Warnings...) {
+		fmt.Fprintln(stderr, "warning:", warn)
+	}
 }
