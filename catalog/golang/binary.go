@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path"
 	"runtime/debug"
 	"strings"
 
@@ -18,19 +17,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
-
-// Bounds on the files offered to the binary cataloger.
-const (
-	// MinBinarySize: no Go binary is smaller (the smallest, stripped, are
-	// around a megabyte); smaller files are scripts and links.
-	MinBinarySize = 1 << 10
-	// MaxBinarySize: larger files are skipped unread. The largest Go
-	// binaries seen in images are a few hundred megabytes.
-	MaxBinarySize = 512 << 20
-)
-
-// binDirs hold executables even when an image lost their mode bits.
-var binDirs = []string{"bin/", "sbin/", "usr/bin/", "usr/sbin/", "usr/local/bin/", "usr/local/sbin/"}
 
 // Binary reads the build information of Go executables.
 type Binary struct{}
@@ -58,32 +44,12 @@ func (*Binary) Streams() bool { return true }
 
 // Match implements catalog.Cataloger for callers that know only a path: files
 // directly in the usual bin directories.
-func (*Binary) Match(p string) bool { return InBinDir(p) }
+func (*Binary) Match(p string) bool { return catalog.InBinDir(p) }
 
 // MatchEntry implements catalog.EntryMatcher: regular files with an execute
 // bit (or in a bin directory, or named .exe) of plausible size.
 func (*Binary) MatchEntry(p string, mode fs.FileMode, size int64) bool {
-	return IsExecutableCandidate(p, mode, size)
-}
-
-// IsExecutableCandidate is the selection shared by the binary catalogers.
-func IsExecutableCandidate(p string, mode fs.FileMode, size int64) bool {
-	if size < MinBinarySize || size > MaxBinarySize || !mode.IsRegular() {
-		return false
-	}
-	return mode&0o111 != 0 || InBinDir(p) || strings.HasSuffix(strings.ToLower(p), ".exe")
-}
-
-// InBinDir reports whether p (relative, no leading slash) is a file directly
-// in one of the usual bin directories.
-func InBinDir(p string) bool {
-	dir := path.Dir(p) + "/"
-	for _, d := range binDirs {
-		if dir == d {
-			return true
-		}
-	}
-	return false
+	return catalog.IsExecutable(p, mode, size)
 }
 
 // Parse implements catalog.Cataloger. Files that are not executables, or are

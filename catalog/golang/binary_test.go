@@ -391,7 +391,7 @@ func TestMatchEntry(t *testing.T) {
 		{"opt/app/app.exe", 0o644, 5 << 20, true},
 		{"etc/passwd", 0o644, 5 << 20, false},
 		{"usr/bin/tiny", 0o755, 100, false},
-		{"usr/bin/huge", 0o755, MaxBinarySize + 1, false},
+		{"usr/bin/huge", 0o755, catalog.MaxBinarySize + 1, false},
 		{"usr/bin/dir", fs.ModeDir | 0o755, 5 << 20, false},
 		{"usr/bin/link", fs.ModeSymlink | 0o777, 5 << 20, false},
 	} {

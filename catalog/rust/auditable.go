@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path"
-	"strings"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/inventory"
@@ -22,8 +20,6 @@ import (
 // Bounds on binaries and their embedded dependency lists. cargo-auditable
 // writes a few kilobytes of compressed JSON (about 100 bytes per crate).
 const (
-	MinBinarySize = 1 << 10
-	MaxBinarySize = 512 << 20
 	// MaxSectionSize bounds the compressed section.
 	MaxSectionSize = 8 << 20
 	// MaxJSONSize bounds the decompressed JSON: a zlib bomb stops here.
@@ -36,8 +32,6 @@ var (
 	peSections    = []string{".dep-v0", "rdep-v0"}
 	machoSections = []string{".dep-v0", "rust-deps-v0"}
 )
-
-var binDirs = []string{"bin/", "sbin/", "usr/bin/", "usr/sbin/", "usr/local/bin/", "usr/local/sbin/"}
 
 // Binary reads the dependency lists cargo-auditable embeds in executables.
 type Binary struct{}
@@ -59,26 +53,12 @@ func (*Binary) Name() string { return "cargo-auditable" }
 func (*Binary) Scope() catalog.Scope { return catalog.ScopeAll }
 
 // Match implements catalog.Cataloger: files directly in the bin directories.
-func (*Binary) Match(p string) bool { return inBinDir(p) }
+func (*Binary) Match(p string) bool { return catalog.InBinDir(p) }
 
-// MatchEntry implements catalog.EntryMatcher: regular files with an execute
-// bit, in a bin directory, or named .exe, of plausible size. The same
-// selection as the Go binary cataloger's.
+// MatchEntry implements catalog.EntryMatcher: the executables every binary
+// cataloger reads (catalog.IsExecutable).
 func (*Binary) MatchEntry(p string, mode fs.FileMode, size int64) bool {
-	if size < MinBinarySize || size > MaxBinarySize || !mode.IsRegular() {
-		return false
-	}
-	return mode&0o111 != 0 || inBinDir(p) || strings.HasSuffix(strings.ToLower(p), ".exe")
-}
-
-func inBinDir(p string) bool {
-	dir := path.Dir(p) + "/"
-	for _, d := range binDirs {
-		if dir == d {
-			return true
-		}
-	}
-	return false
+	return catalog.IsExecutable(p, mode, size)
 }
 
 // Streams implements catalog.Streaming: Parse reads the stream once, front
