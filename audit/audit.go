@@ -326,8 +326,10 @@ func isAdd(cb string) bool {
 	return strings.HasPrefix(s, "ADD ")
 }
 
+// clip shortens a history line for a finding's description, its secrets
+// redacted (secret.RedactValue, as in the report's layer list).
 func clip(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(secret.RedactValue("", s)), " ")
 	if len(s) > 160 {
 		return s[:159] + "…"
 	}

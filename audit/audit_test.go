@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/secret"
+	"github.com/bulkhead-sec/bulkhead/secret/imagescan"
 )
 
 type tarFile struct {
@@ -231,7 +232,7 @@ func TestSecretsAcrossLayers(t *testing.T) {
 	l0 := layer(t, []tarFile{{name: "root/.aws/credentials", body: "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"}, {name: "bin/tool", body: "\x00\x01AKIAIOSFODNN7EXAMPLE"}})
 	l1 := layer(t, []tarFile{{name: "root/.aws/.wh.credentials", body: ""}, {name: "etc/app.conf", body: "db_url = postgres://app:Zr8qT2mVx9pL@db:5432/app\n"}})
 	img, _ := mutate.AppendLayers(empty.Image, l0, l1)
-	sc := secret.NewImageScanner(secret.Default())
+	sc := imagescan.New(secret.Default())
 	res := scanImage(t, writeImage(t, img), sc)
 	var got []string
 	for _, f := range res.Findings {

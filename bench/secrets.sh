@@ -21,5 +21,5 @@ case "$img" in
   *) ref="oci-archive:$img"; tar -tf "$img" oci-layout >/dev/null 2>&1 || ref="docker-archive:$img" ;;
 esac
 echo "image: $img ($(du -m "$img" | cut -f1) MB archive)"
-BULKHEAD_BENCH_IMAGE=$ref go test -count=1 -run TestImageThroughput -v ./secret/ | grep -E 'walk|secret scanner|findings|^ok|FAIL'
+BULKHEAD_BENCH_IMAGE=$ref go test -count=1 -run TestImageThroughput -v ./secret/imagescan/ | grep -E 'walk|secret scanner|findings|^ok|FAIL'
 go test -count=1 -run '^$' -bench BenchmarkScan -benchtime 5x ./secret/ | grep -E 'Benchmark|ok'

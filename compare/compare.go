@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/secret"
 )
 
 // Side is one scanned image.
@@ -264,9 +265,11 @@ func Config(a, b *v1.ConfigFile) []ConfigChange {
 		cb = b.Config
 	}
 	var out []ConfigChange
+	// Values are compared raw and shown redacted (secret.RedactValue), as
+	// everywhere a report repeats the image config.
 	add := func(field, before, after string) {
 		if before != after {
-			out = append(out, ConfigChange{Field: field, Before: before, After: after})
+			out = append(out, ConfigChange{Field: field, Before: secret.RedactValue("", before), After: secret.RedactValue("", after)})
 		}
 	}
 	add("user", ca.User, cb.User)

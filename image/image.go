@@ -23,6 +23,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/secret"
 	"github.com/bulkhead-sec/bulkhead/walk"
 )
 
@@ -49,6 +50,12 @@ type Image struct {
 	// RepoTags and RepoDigests come from archives and daemons.
 	RepoTags    []string
 	RepoDigests []string
+	// ManifestAnnotations and IndexAnnotations are the annotations of the
+	// image manifest and of the index entry that named it, where the
+	// source has them (nil otherwise). Raw: they go to scanners, never to a
+	// report as they are.
+	ManifestAnnotations map[string]string
+	IndexAnnotations    map[string]string
 
 	layers  []storedLayer
 	config  *v1.ConfigFile
@@ -74,20 +81,25 @@ func (i *Image) Close() error {
 	return nil
 }
 
-// Config returns the image configuration (never nil after Open).
+// Config returns the image configuration (never nil after Open), as the
+// image has it: scanners read it raw. What goes from it into a report goes
+// through Target and InventoryLayers, which redact it.
 func (i *Image) Config() *v1.ConfigFile { return i.config }
 
-// Target describes the image for an inventory.
+// Target describes the image for an inventory. Every string taken from the
+// image's configuration or annotations (labels, user, history lines, tags
+// named by annotations) is passed through secret.RedactValue: a report
+// never repeats a secret that a build left in the config.
 func (i *Image) Target() inventory.Target {
-	t := inventory.Target{Name: i.Name, Source: i.Source, RepoTags: i.RepoTags, RepoDigests: i.RepoDigests}
+	t := inventory.Target{Name: i.Name, Source: i.Source, RepoTags: redactAll(i.RepoTags), RepoDigests: redactAll(i.RepoDigests)}
 	if i.Digest.Hex != "" {
 		t.Digest = i.Digest.String()
 	}
 	if i.config != nil {
-		t.Arch = i.config.Architecture
-		t.OSName = i.config.OS
-		t.User = i.config.Config.User
-		t.Labels = i.config.Config.Labels
+		t.Arch = secret.RedactValue("", i.config.Architecture)
+		t.OSName = secret.RedactValue("", i.config.OS)
+		t.User = secret.RedactValue("", i.config.Config.User)
+		t.Labels = secret.RedactMap(i.config.Config.Labels)
 	}
 	if i.Source != SourceRootfs && i.Source != SourceDir && i.Image != nil {
 		if id, err := i.Image.ConfigName(); err == nil {
@@ -103,7 +115,19 @@ func (i *Image) Target() inventory.Target {
 	return t
 }
 
-// InventoryLayers describes the layers for package locations.
+func redactAll(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for j, s := range ss {
+		out[j] = secret.RedactValue("", s)
+	}
+	return out
+}
+
+// InventoryLayers describes the layers for package locations (their
+// created_by lines redacted, see setLayers).
 func (i *Image) InventoryLayers() []inventory.Layer {
 	out := make([]inventory.Layer, len(i.layers))
 	for j, l := range i.layers {
@@ -126,7 +150,9 @@ func (i *Image) WalkLayers() []walk.Layer {
 
 // setLayers fills layer descriptions from the config: diffIDs and the
 // history's created_by lines (history entries marked empty_layer have no
-// layer).
+// layer). The created_by lines are redacted (secret.RedactValue) here, once:
+// every layer description of the walk, the inventory and the findings comes
+// from them.
 func (i *Image) setLayers(cfg *v1.ConfigFile, layers []storedLayer) error {
 	i.config = cfg
 	if len(cfg.RootFS.DiffIDs) != 0 && len(cfg.RootFS.DiffIDs) != len(layers) {
@@ -135,7 +161,7 @@ func (i *Image) setLayers(cfg *v1.ConfigFile, layers []storedLayer) error {
 	var createdBy []string
 	for _, h := range cfg.History {
 		if !h.EmptyLayer {
-			createdBy = append(createdBy, h.CreatedBy)
+			createdBy = append(createdBy, secret.RedactValue("", h.CreatedBy))
 		}
 	}
 	for j := range layers {

@@ -14,6 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/bulkhead-sec/bulkhead/secret"
 )
 
 // maxMetadata bounds manifests, indexes and configs read into memory.
@@ -192,7 +194,7 @@ func openOCI(s blobStore, name, source, tag string, opts Options) (*Image, error
 	if err != nil {
 		return nil, err
 	}
-	out := &Image{Image: img, Name: name, Source: source, Digest: desc.Digest}
+	out := &Image{Image: img, Name: name, Source: source, Digest: desc.Digest, ManifestAnnotations: m.Annotations, IndexAnnotations: desc.Annotations}
 	if ref := desc.Annotations["io.containerd.image.name"]; ref != "" {
 		out.RepoTags = []string{ref}
 	}
@@ -271,7 +273,7 @@ func refNames(ds []v1.Descriptor) []string {
 	var out []string
 	for _, d := range ds {
 		if rn := d.Annotations[refNameAnnotation]; rn != "" {
-			out = append(out, rn)
+			out = append(out, secret.RedactValue("", rn))
 		} else {
 			out = append(out, d.Digest.String())
 		}

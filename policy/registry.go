@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/secret"
+	"github.com/bulkhead-sec/bulkhead/secret/imagescan"
 	"github.com/bulkhead-sec/bulkhead/sign"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
@@ -352,7 +353,7 @@ func (r *Registry) scan(ctx context.Context, img *Image) (*Scan, error) {
 // ScanImage scans an opened image for what policies need: vulnerabilities
 // (all of them, unsuppressed), secrets and, with a catalog, its base.
 func ScanImage(ctx context.Context, opened *image.Image, db match.Source, dbUpdated time.Time, catalog *base.Catalog, tmp string) (*Scan, error) {
-	res, err := scan.Image(ctx, opened, scan.Options{TempDir: tmp, Scanners: []scan.Scanner{secret.NewImageScanner(secret.Default())}})
+	res, err := scan.Image(ctx, opened, scan.Options{TempDir: tmp, Scanners: []scan.Scanner{imagescan.New(secret.Default())}})
 	if err != nil {
 		return nil, err
 	}

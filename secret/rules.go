@@ -155,10 +155,11 @@ func validJWT(v string) bool {
 }
 
 // placeholder reports whether a value is a stand-in, not a credential:
-// variables, templates, masks and the words people write in examples.
+// variables, templates, masks (a value Redact already hid, "ghp_R8*****")
+// and the words people write in examples.
 func placeholder(v string) bool {
 	l := strings.ToLower(v)
-	if strings.ContainsAny(v, "$%{}<>[]()") || strings.Trim(l, "*x.-_") == "" {
+	if strings.ContainsAny(v, "$%{}<>[]()") || strings.Trim(l, "*x.-_") == "" || strings.Contains(v, "*****") {
 		return true
 	}
 	for _, w := range []string{"password", "passwd", "secret", "changeme", "example", "placeholder", "redacted", "your", "user", "pass", "token", "dummy", "foobar", "test"} {

@@ -433,15 +433,8 @@ func ScanReader(path string, r io.Reader) []finding.Finding {
 // rules see "PASSWORD=...". The generic rule counts only when the name is
 // credential-like.
 func MatchValue(name, value string) (Match, bool) {
-	data := []byte(name + "=" + value)
-	for _, m := range Default().Matches(data) {
-		if m.start <= len(name) {
-			continue // the match lies in the name, not the value
-		}
-		if m.Rule.ID == "generic-secret" && !SensitiveName(name) {
-			continue
-		}
-		return m, true
+	if ms := Default().ValueMatches(name, value); len(ms) > 0 {
+		return ms[0], true
 	}
 	return Match{}, false
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/secret"
+	"github.com/bulkhead-sec/bulkhead/secret/imagescan"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
@@ -30,7 +31,7 @@ const (
 // imageScanners are the scanners that ride the image walk, by --scanners
 // name: a new one is one entry here (vuln runs on the inventory, after).
 var imageScanners = map[string]func(f *scanFlags) scan.Scanner{
-	"secret":    func(*scanFlags) scan.Scanner { return secret.NewImageScanner(secret.Default()) },
+	"secret":    func(*scanFlags) scan.Scanner { return imagescan.New(secret.Default()) },
 	"misconfig": func(*scanFlags) scan.Scanner { return audit.New() },
 }
 

@@ -1,4 +1,4 @@
-package secret
+package imagescan
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/scan"
+	"github.com/bulkhead-sec/bulkhead/secret"
 )
 
 // TestImageThroughput prints secret-scanning throughput on a real image
@@ -20,7 +21,7 @@ func TestImageThroughput(t *testing.T) {
 		t.Skip("set BULKHEAD_BENCH_IMAGE to an image archive (bench/secrets.sh)")
 	}
 	ctx := context.Background()
-	run := func(sc *ImageScanner) time.Duration {
+	run := func(sc *Scanner) time.Duration {
 		best := time.Duration(1 << 62)
 		for i := 0; i < 3; i++ {
 			img, err := image.Open(ctx, path, image.Options{TempDir: t.TempDir()})
@@ -52,7 +53,7 @@ func TestImageThroughput(t *testing.T) {
 		return best
 	}
 	base := run(nil)
-	sc := NewImageScanner(Default())
+	sc := New(secret.Default())
 	with := run(sc)
 	files, bytes, busy := sc.Stats()
 	mb := float64(bytes) / 1e6

@@ -1,4 +1,8 @@
-package secret
+// Package imagescan is the "secret" scanner of an image scan: it runs the
+// secret package's rules over every text file of every layer during the
+// single walk, and over the image's configuration (history, labels, ENV,
+// annotations) after it.
+package imagescan
 
 import (
 	"context"
@@ -11,7 +15,9 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/scan"
+	"github.com/bulkhead-sec/bulkhead/secret"
 	"github.com/bulkhead-sec/bulkhead/walk"
 )
 
@@ -24,11 +30,12 @@ var skipExts = map[string]bool{
 	".mp3": true, ".mp4": true, ".wav": true, ".ogg": true, ".pdf": true, ".deb": true, ".rpm": true, ".apk": true,
 }
 
-// ImageScanner is the "secret" scanner of an image: it reads every regular
+// Scanner is the "secret" scanner of an image: it reads every regular
 // file of every layer (a secret deleted by a later layer is still in the
-// image) during the single walk.
-type ImageScanner struct {
-	s *Scanner
+// image) during the single walk, and the image's configuration strings
+// (secret.ConfigStrings) after it.
+type Scanner struct {
+	s *secret.Scanner
 
 	mu    sync.Mutex
 	found []layerMatch
@@ -39,16 +46,16 @@ type ImageScanner struct {
 type layerMatch struct {
 	path  string
 	layer int
-	m     Match
+	m     secret.Match
 }
 
-// NewImageScanner wraps a Scanner for the image walk.
-func NewImageScanner(s *Scanner) *ImageScanner { return &ImageScanner{s: s} }
+// New wraps a secret.Scanner for the image walk.
+func New(s *secret.Scanner) *Scanner { return &Scanner{s: s} }
 
-var _ scan.Scanner = (*ImageScanner)(nil)
+var _ scan.Scanner = (*Scanner)(nil)
 
 // reset forgets what an earlier walk found (benchmarks reuse a scanner).
-func (is *ImageScanner) reset() {
+func (is *Scanner) reset() {
 	is.mu.Lock()
 	is.found = nil
 	is.mu.Unlock()
@@ -59,18 +66,18 @@ func (is *ImageScanner) reset() {
 }
 
 // Name is the --scanners value.
-func (*ImageScanner) Name() string { return "secret" }
+func (*Scanner) Name() string { return "secret" }
 
 // Visitor joins the walk.
-func (is *ImageScanner) Visitor() walk.Visitor { return is }
+func (is *Scanner) Visitor() walk.Visitor { return is }
 
 // Wants every regular, non-empty file within the size bound that is not
 // allow-listed or of a binary format.
-func (is *ImageScanner) Wants(e *walk.Entry) bool {
+func (is *Scanner) Wants(e *walk.Entry) bool {
 	if e.Kind != walk.KindFile || e.Size == 0 {
 		return false
 	}
-	if e.Size > is.s.maxSize {
+	if e.Size > is.s.MaxFileSize() {
 		is.skipped.Add(1)
 		return false
 	}
@@ -82,14 +89,14 @@ func (is *ImageScanner) Wants(e *walk.Entry) bool {
 }
 
 // Visit scans one file.
-func (is *ImageScanner) Visit(e *walk.Entry, c *walk.Content) error {
+func (is *Scanner) Visit(e *walk.Entry, c *walk.Content) error {
 	start := time.Now()
 	defer func() { is.busy.Add(int64(time.Since(start))) }()
 	data, err := is.s.Read(c)
 	if err != nil {
 		// Binary or over-size files are skipped; a read error is the
 		// walk's to report.
-		if err == ErrBinary || err == ErrTooLarge {
+		if err == secret.ErrBinary || err == secret.ErrTooLarge {
 			return nil
 		}
 		return fmt.Errorf("secret scan %s: %w", e.Path, err)
@@ -111,13 +118,13 @@ func (is *ImageScanner) Visit(e *walk.Entry, c *walk.Content) error {
 
 // Stats says how much text the scanner read and scanned (files, bytes) and
 // the time its visits took (reading and matching, summed over layers).
-func (is *ImageScanner) Stats() (files, bytes int64, busy time.Duration) {
+func (is *Scanner) Stats() (files, bytes int64, busy time.Duration) {
 	return is.files.Load(), is.bytes.Load(), time.Duration(is.busy.Load())
 }
 
 // Findings reports each secret with the layer that holds it, and whether a
 // later layer deleted or replaced it (it stays in the image either way).
-func (is *ImageScanner) Findings(_ context.Context, r *scan.Result) ([]finding.Finding, error) {
+func (is *Scanner) Findings(_ context.Context, r *scan.Result) ([]finding.Finding, error) {
 	is.mu.Lock()
 	found := append([]layerMatch{}, is.found...)
 	is.mu.Unlock()
@@ -136,7 +143,7 @@ func (is *ImageScanner) Findings(_ context.Context, r *scan.Result) ([]finding.F
 	}
 	var out []finding.Finding
 	for _, lm := range found {
-		f := NewFinding("/"+lm.path, lm.m)
+		f := secret.NewFinding("/"+lm.path, lm.m)
 		if target != "" {
 			f.Target = target
 		}
@@ -154,5 +161,39 @@ func (is *ImageScanner) Findings(_ context.Context, r *scan.Result) ([]finding.F
 		}
 		out = append(out, f)
 	}
-	return out, nil
+	return append(out, is.configFindings(r, target)...), nil
+}
+
+// configFindings scans the image config's strings, and the manifest's and
+// the index's annotations where the image has them.
+func (is *Scanner) configFindings(r *scan.Result, target string) []finding.Finding {
+	if r == nil || r.Image == nil || r.Image.Config() == nil {
+		return nil
+	}
+	img := r.Image
+	cfg := img.Config()
+	var layers []inventory.Layer
+	if r.Inventory != nil {
+		layers = r.Inventory.Target.Layers
+	}
+	// History entry -> layer: entries marked empty_layer have none, and a
+	// history that does not match the layers names none.
+	layerAt := make([]int, len(cfg.History))
+	n := 0
+	for i, e := range cfg.History {
+		layerAt[i] = -1
+		if !e.EmptyLayer {
+			layerAt[i] = n
+			n++
+		}
+	}
+	layerOf := func(h int) *inventory.Layer {
+		if n != len(layers) || h < 0 || h >= len(layerAt) || layerAt[h] < 0 {
+			return nil
+		}
+		l := layers[layerAt[h]]
+		return &l
+	}
+	strs := secret.ConfigStrings(cfg, img.ManifestAnnotations, img.IndexAnnotations)
+	return is.s.ScanConfig(strs, target, layerOf)
 }
