@@ -292,7 +292,7 @@ type Status struct {
 	Data DataAge `json:"data_age"`
 	// Written and Writer are when the file was last written and by what
 	// (an update, an import, the snapshot).
-	Written    time.Time         `json:"written,omitempty"`
+	Written    time.Time         `json:"written,omitzero"`
 	Writer     string            `json:"writer,omitempty"`
 	Records    int               `json:"records"`
 	Withdrawn  int               `json:"withdrawn"`

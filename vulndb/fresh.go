@@ -72,14 +72,14 @@ type Freshness struct {
 	// "" for the database-wide baseline.
 	Ecosystem string `json:"ecosystem"`
 	// AsOf: the data is at least this current. Zero when unknown.
-	AsOf time.Time `json:"as_of"`
+	AsOf time.Time `json:"as_of,omitzero"`
 	// Kind is what dated it: KindBundled, KindUpdate, KindFullImport or
 	// KindUnknown.
 	Kind string `json:"kind"`
 	// Source is where that data came from (snapshot, URL, imported files).
 	Source string `json:"source,omitempty"`
 	// Refreshed is when the refresh ran (wall clock), for information only.
-	Refreshed time.Time `json:"refreshed,omitempty"`
+	Refreshed time.Time `json:"refreshed,omitzero"`
 }
 
 // Known reports whether the data has a date.
