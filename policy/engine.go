@@ -39,10 +39,16 @@ type Scan struct {
 	// Base is the detected base image ("" when not in the catalog).
 	Base       string `json:"base,omitempty"`
 	BaseReason string `json:"baseReason,omitempty"`
-	// DBUpdated is when the vulnerability data was last refreshed.
-	DBUpdated time.Time      `json:"dbUpdated"`
-	Config    *v1.ConfigFile `json:"config,omitempty"`
-	ScannedAt time.Time      `json:"scannedAt"`
+	// DBUpdated: the oldest vulnerability data the scan used (the
+	// ecosystems its packages were looked up in) is at least this
+	// current; zero when it cannot be dated.
+	DBUpdated time.Time `json:"dbUpdated"`
+	// DBEcosystem and DBSource say whose data that is and where it came
+	// from.
+	DBEcosystem string         `json:"dbEcosystem,omitempty"`
+	DBSource    string         `json:"dbSource,omitempty"`
+	Config      *v1.ConfigFile `json:"config,omitempty"`
+	ScannedAt   time.Time      `json:"scannedAt"`
 }
 
 // Facts finds out what the rules need to know about an image. An error
@@ -361,8 +367,17 @@ func (ev *evaluation) checkImage(r *Rule, st *imageState) error {
 }
 
 func checkVulns(vr *VulnerabilityRule, sc *Scan, now time.Time) error {
-	if vr.DBMaxAge > 0 && !sc.DBUpdated.IsZero() && now.Sub(sc.DBUpdated) > time.Duration(vr.DBMaxAge) {
-		return &Violation{fmt.Sprintf("the vulnerability database is from %s, older than dbMaxAge %s: run bulkhead db update", sc.DBUpdated.Format("2006-01-02"), time.Duration(vr.DBMaxAge))}
+	if vr.DBMaxAge > 0 {
+		of := ""
+		if sc.DBEcosystem != "" {
+			of = " for " + sc.DBEcosystem
+		}
+		if sc.DBUpdated.IsZero() {
+			return &Violation{fmt.Sprintf("the age of the vulnerability data%s is unknown (%s), so it cannot be shown to be newer than dbMaxAge %s: run bulkhead db update", of, sc.DBSource, time.Duration(vr.DBMaxAge))}
+		}
+		if now.Sub(sc.DBUpdated) > time.Duration(vr.DBMaxAge) {
+			return &Violation{fmt.Sprintf("the vulnerability data%s is from %s, older than dbMaxAge %s: run bulkhead db update", of, sc.DBUpdated.Format("2006-01-02"), time.Duration(vr.DBMaxAge))}
+		}
 	}
 	var fs []finding.Finding
 	for _, f := range sc.Findings {

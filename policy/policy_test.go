@@ -125,14 +125,13 @@ func demo(t testing.TB) *Scan {
 			return
 		}
 		defer db.Close()
-		st, _ := db.Status()
 		img, err := image.Open(context.Background(), "oci-archive:../testdata/images/alpine-demo.oci.tar", image.Options{TempDir: dir})
 		if err != nil {
 			demoErr = err
 			return
 		}
 		defer img.Close()
-		demoScan, demoErr = ScanImage(context.Background(), img, db, st.Updated, nil, dir)
+		demoScan, demoErr = ScanImage(context.Background(), img, db, nil, dir)
 	})
 	if demoErr != nil {
 		t.Fatal(demoErr)

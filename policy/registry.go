@@ -333,7 +333,7 @@ func (r *Registry) Close() error {
 }
 
 func (r *Registry) scan(ctx context.Context, img *Image) (*Scan, error) {
-	db, info, err := r.openDB()
+	db, _, err := r.openDB()
 	if err != nil {
 		return nil, err
 	}
@@ -347,27 +347,36 @@ func (r *Registry) scan(ctx context.Context, img *Image) (*Scan, error) {
 		return nil, err
 	}
 	defer opened.Close()
-	return ScanImage(ctx, opened, db, info.Updated, r.catalog, tmp)
+	return ScanImage(ctx, opened, db, r.catalog, tmp)
 }
 
 // ScanImage scans an opened image for what policies need: vulnerabilities
-// (all of them, unsuppressed), secrets and, with a catalog, its base.
-func ScanImage(ctx context.Context, opened *image.Image, db match.Source, dbUpdated time.Time, catalog *base.Catalog, tmp string) (*Scan, error) {
+// (all of them, unsuppressed), secrets and, with a catalog, its base. The
+// scan is dated by the oldest data of the ecosystems its packages were
+// looked up in, not by the database's last write.
+func ScanImage(ctx context.Context, opened *image.Image, db *vulndb.DB, catalog *base.Catalog, tmp string) (*Scan, error) {
 	res, err := scan.Image(ctx, opened, scan.Options{TempDir: tmp, Scanners: []scan.Scanner{imagescan.New(secret.Default())}})
 	if err != nil {
 		return nil, err
 	}
-	vulns, err := match.Match(ctx, res.Inventory, db, match.Options{})
+	tr := db.Track()
+	vulns, err := match.Match(ctx, res.Inventory, tr, match.Options{})
+	if err != nil {
+		return nil, err
+	}
+	age, err := tr.DataAge()
 	if err != nil {
 		return nil, err
 	}
 	sc := &Scan{
-		Digest:    opened.Digest.String(),
-		Findings:  append(res.Findings, vulns...),
-		Target:    res.Inventory.Target,
-		DBUpdated: dbUpdated,
-		Config:    opened.Config(),
-		ScannedAt: time.Now(),
+		Digest:      opened.Digest.String(),
+		Findings:    append(res.Findings, vulns...),
+		Target:      res.Inventory.Target,
+		DBUpdated:   age.Oldest.AsOf,
+		DBEcosystem: age.Oldest.Ecosystem,
+		DBSource:    age.Oldest.Source,
+		Config:      opened.Config(),
+		ScannedAt:   time.Now(),
 	}
 	if catalog != nil {
 		var diffIDs []string

@@ -26,12 +26,29 @@ type Result struct {
 	Warnings []string
 }
 
-// DBInfo says which vulnerability database a scan used.
+// DBInfo says which vulnerability database a scan used and how old the
+// data it used is: the oldest of the ecosystems its packages were looked up
+// in, not the database's last write.
 type DBInfo struct {
-	Source    string    `json:"source,omitempty"`
+	// Source is where the oldest data used came from.
+	Source string `json:"source,omitempty"`
+	// UpdatedAt: the oldest data used is at least this current; zero when
+	// it cannot be dated (Age then says "unknown").
 	UpdatedAt time.Time `json:"updatedAt,omitempty"`
 	Age       string    `json:"age,omitempty"`
 	Records   int       `json:"records,omitempty"`
+	// OldestEcosystem is the ecosystem of that oldest data.
+	OldestEcosystem string `json:"oldestEcosystem,omitempty"`
+	// Ecosystems is the age of each ecosystem the scan used.
+	Ecosystems []DBEcosystem `json:"ecosystems,omitempty"`
+}
+
+// DBEcosystem is how current one ecosystem's data is.
+type DBEcosystem struct {
+	Name      string    `json:"name"`
+	UpdatedAt time.Time `json:"updatedAt,omitempty"`
+	Kind      string    `json:"kind,omitempty"`
+	Source    string    `json:"source,omitempty"`
 }
 
 // Ran reports whether a scanner ran.
@@ -119,7 +136,15 @@ func ResultTable(w io.Writer, r *Result, opts Options) error {
 		bw.printf("Packages: %d\n", len(inv.Packages))
 	}
 	if r.DB != nil {
-		bw.printf("Vuln DB:  %s, updated %s (%s old)\n", clean(r.DB.Source), r.DB.UpdatedAt.Format("2006-01-02"), r.DB.Age)
+		oldest := ""
+		if r.DB.OldestEcosystem != "" {
+			oldest = "; oldest data: " + clean(r.DB.OldestEcosystem)
+		}
+		if r.DB.UpdatedAt.IsZero() {
+			bw.printf("Vuln DB:  %s, age unknown%s\n", clean(r.DB.Source), oldest)
+		} else {
+			bw.printf("Vuln DB:  %s, data as of %s (%s old%s)\n", clean(r.DB.Source), r.DB.UpdatedAt.Format("2006-01-02"), r.DB.Age, oldest)
+		}
 	}
 	var active, suppressed []finding.Finding
 	for _, f := range r.Findings {

@@ -145,18 +145,40 @@ func EnsureBundled(path string) (built bool, err error) {
 	if _, err := os.Stat(path); err == nil {
 		return false, nil // built by another process while we waited
 	}
-	res := &Result{}
-	opts := &Options{}
-	if err := loadWith(context.Background(), w, snapshotProducer(snapshotData, m), parseSnapshotRecord, "", opts, res); err != nil {
+	if err := buildSnapshot(w, snapshotData, m); err != nil {
 		return false, fmt.Errorf("build database from the bundled snapshot: %w", err)
 	}
-	if res.Skipped > 0 || res.Records != m.Records {
-		return false, fmt.Errorf("bundled snapshot: read %d records, manifest says %d (%d invalid: %v)", res.Records, m.Records, res.Skipped, res.Problems)
-	}
-	if err := w.commit(m.Date, SourceBundled); err != nil {
-		return false, err
-	}
 	return true, nil
+}
+
+// BuildSnapshot builds a new database at path from a snapshot stream (as
+// EncodeSnapshot writes it) that m describes (its sha256, record count and
+// date), replacing any database there. Its data is dated m.Date for every
+// ecosystem.
+func BuildSnapshot(path string, data []byte, m SnapshotManifest) error {
+	w, err := beginWrite(path, true)
+	if err != nil {
+		return err
+	}
+	defer w.abort()
+	return buildSnapshot(w, data, m)
+}
+
+func buildSnapshot(w *writer, data []byte, m SnapshotManifest) error {
+	res := &Result{}
+	opts := &Options{}
+	if err := loadWith(context.Background(), w, snapshotProducer(data, m), parseSnapshotRecord, "", opts, res); err != nil {
+		return err
+	}
+	if res.Skipped > 0 || res.Records != m.Records {
+		return fmt.Errorf("snapshot: read %d records, manifest says %d (%d invalid: %v)", res.Records, m.Records, res.Skipped, res.Problems)
+	}
+	// The snapshot's date is its newest record's `modified`: every
+	// ecosystem's data is at least that current, no more.
+	if err := w.setBaseline(Freshness{AsOf: m.Date, Kind: KindBundled, Source: SourceBundled, Refreshed: time.Now().UTC()}); err != nil {
+		return err
+	}
+	return w.commit(SourceBundled)
 }
 
 // snapshotProducer checks the snapshot against its manifest and emits its

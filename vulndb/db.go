@@ -278,16 +278,27 @@ func (db *DB) Ecosystems() (ecos []string, err error) {
 
 // Status describes what the database holds and how fresh it is.
 type Status struct {
-	Path          string            `json:"path"`
-	SchemaVersion int               `json:"schema_version"`
-	Built         time.Time         `json:"built"`   // when this file's first build ran
-	Updated       time.Time         `json:"updated"` // when its data was last refreshed from a source (a bundled snapshot: the snapshot's date)
-	Source        string            `json:"source"`  // where the last refresh came from
-	Records       int               `json:"records"`
-	Withdrawn     int               `json:"withdrawn"`
-	Size          int64             `json:"size_bytes"`
-	Ecosystems    []EcosystemStatus `json:"ecosystems"`
-	Feeds         []FeedStatus      `json:"feeds,omitempty"`
+	Path          string    `json:"path"`
+	SchemaVersion int       `json:"schema_version"`
+	Built         time.Time `json:"built"` // when this file's first build ran
+	// Updated is how current the database's oldest data is (see
+	// Freshness): the ecosystem dated earliest, or zero when some
+	// ecosystem's data cannot be dated. It is never the time of the last
+	// write: adding a few records does not make the rest current.
+	Updated time.Time `json:"updated"`
+	// Source is where that oldest data came from.
+	Source string `json:"source"`
+	// Data is the age per ecosystem held and the oldest of them.
+	Data DataAge `json:"data_age"`
+	// Written and Writer are when the file was last written and by what
+	// (an update, an import, the snapshot).
+	Written    time.Time         `json:"written,omitzero"`
+	Writer     string            `json:"writer,omitempty"`
+	Records    int               `json:"records"`
+	Withdrawn  int               `json:"withdrawn"`
+	Size       int64             `json:"size_bytes"`
+	Ecosystems []EcosystemStatus `json:"ecosystems"`
+	Feeds      []FeedStatus      `json:"feeds,omitempty"`
 }
 
 // EcosystemStatus counts the non-withdrawn records naming one ecosystem.
@@ -330,8 +341,18 @@ func readStatus(tx *bolt.Tx, path string) (Status, error) {
 		return st, corruptf(path, "no meta bucket")
 	}
 	st.Built = parseTime(meta.Get(keyBuilt))
-	st.Updated = parseTime(meta.Get(keyUpdated))
-	st.Source = string(meta.Get(keySource))
+	st.Written = parseTime(meta.Get(keyWritten))
+	st.Writer = string(meta.Get(keyWriter))
+	fresh, err := readFreshness(tx)
+	if err != nil {
+		return st, corruptf(path, "%v", err)
+	}
+	if fresh.legacy {
+		// An older bulkhead kept only the last writer.
+		st.Written, st.Writer = parseTime(meta.Get(keyUpdated)), string(meta.Get(keySource))
+	}
+	st.Data = fresh.age(heldEcosystems(tx, fresh))
+	st.Updated, st.Source = st.Data.Oldest.AsOf, st.Data.Oldest.Source
 	if n, err := strconv.Atoi(string(meta.Get([]byte("records")))); err == nil {
 		st.Records = n
 	}
@@ -374,45 +395,48 @@ func parseTime(b []byte) time.Time {
 	return t
 }
 
-// Age is how old the data is: time since it was last refreshed from its
-// source (for the bundled snapshot, since the snapshot's newest record).
-func (s Status) Age() time.Duration {
-	if s.Updated.IsZero() {
-		return 0
-	}
-	return time.Since(s.Updated)
-}
+// Age is how old the database's oldest data is (see Updated); data that
+// cannot be dated is older than any limit.
+func (s Status) Age() time.Duration { return s.Data.Age() }
 
 // DefaultMaxAge is the default for --db-max-age.
 const DefaultMaxAge = 7 * 24 * time.Hour
 
-// StaleError says the data is older than the allowed age. It is a warning:
-// the CLI prints it and scans anyway.
+// StaleError says the data is older than the allowed age, or cannot be
+// dated. It is a warning: the CLI prints it and scans anyway.
 type StaleError struct {
 	Age, MaxAge time.Duration
 	Updated     time.Time
 	Source      string
+	// Ecosystem is the ecosystem whose data is the oldest ("" when the
+	// database-wide baseline).
+	Ecosystem string
+	// Unknown: the data has no date (Age is then meaningless).
+	Unknown bool
 }
 
 func (e *StaleError) Error() string {
-	return fmt.Sprintf("vulnerability database is %s old (data from %s, source: %s), older than --db-max-age %s: findings may be missing; run `bulkhead db update` or import a fresh export",
-		humanAge(e.Age), e.Updated.UTC().Format("2006-01-02"), e.Source, humanAge(e.MaxAge))
+	what := "vulnerability database"
+	if e.Ecosystem != "" {
+		what = fmt.Sprintf("vulnerability data for %s", e.Ecosystem)
+	}
+	if e.Unknown {
+		return fmt.Sprintf("the age of the %s is unknown (%s), so it cannot be shown to be newer than --db-max-age %s: findings may be missing; run `bulkhead db update`, or import a complete OSV export of the ecosystem with `bulkhead db import --full-ecosystem NAME FILE`",
+			what, e.Source, humanAge(e.MaxAge))
+	}
+	return fmt.Sprintf("%s is %s old (data as of %s, source: %s), older than --db-max-age %s: findings may be missing; run `bulkhead db update` or import a fresh export",
+		what, humanAge(e.Age), e.Updated.UTC().Format("2006-01-02"), e.Source, humanAge(e.MaxAge))
 }
 
-// CheckAge returns a *StaleError when the data is older than maxAge (a
-// maxAge of 0 or less disables the check).
-func (s Status) CheckAge(maxAge time.Duration) error {
-	if maxAge <= 0 {
-		return nil
-	}
-	if age := s.Age(); age > maxAge {
-		return &StaleError{Age: age, MaxAge: maxAge, Updated: s.Updated, Source: s.Source}
-	}
-	return nil
-}
+// CheckAge returns a *StaleError when the database's oldest data is older
+// than maxAge or cannot be dated (a maxAge of 0 or less disables the check).
+// A scan should check the DataAge of the ecosystems it used instead.
+func (s Status) CheckAge(maxAge time.Duration) error { return s.Data.CheckAge(maxAge) }
 
 func humanAge(d time.Duration) string {
 	switch {
+	case d == unknownAge:
+		return "unknown"
 	case d >= 48*time.Hour:
 		return fmt.Sprintf("%d days", int(d.Hours()/24))
 	case d >= time.Hour:

@@ -26,13 +26,18 @@
 //
 // Layout (schema version in the meta bucket):
 //
-//	meta        schema, built, updated, source, records, withdrawn
+//	meta        schema, built, updated, source (the oldest data: read by older
+//	            bulkheads), written, writer (the last write), baseline
+//	            (JSON Freshness for ecosystems without their own), records,
+//	            withdrawn
 //	records     id -> 1-byte codec + zstd(protobuf wire form of the record)
 //	withdrawn   id -> "" for each withdrawn record (stored, never returned)
 //	index       ecosystem "\x00" normalized name -> sorted ids, "\n"-separated
 //	ecosystems  ecosystem -> JSON {records}
 //	feeds       OSV bucket ecosystem -> JSON {watermark, updated, records, source}
 //	members     feed -> {id -> ""}: which records a feed's all.zip held
+//	freshness   base ecosystem -> JSON Freshness: how current its data is
+//	            (see fresh.go: only a full refresh dates an ecosystem)
 //
 // Records are parsed with protojson (DiscardUnknown, so a record with a field
 // newer than the bindings still loads) and stored in protobuf wire form

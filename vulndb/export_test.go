@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -38,8 +39,8 @@ func TestExportRoundTrip(t *testing.T) {
 	// look newer than the data it received.
 	a, _ := openT(t, src).Status()
 	b, _ := openT(t, dst).Status()
-	if !a.Updated.Equal(b.Updated) || a.Source != b.Source {
-		t.Errorf("status changed in transit: %v %q vs %v %q", a.Updated, a.Source, b.Updated, b.Source)
+	if !a.Updated.Equal(b.Updated) || a.Source != b.Source || !reflect.DeepEqual(a.Data, b.Data) {
+		t.Errorf("status changed in transit: %+v vs %+v", a.Data, b.Data)
 	}
 }
 

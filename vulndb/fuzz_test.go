@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ossf/osv-schema/bindings/go/osvschema"
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -18,6 +19,7 @@ func FuzzParseRecord(f *testing.F) {
 		f.Add(fx.data)
 	}
 	f.Add([]byte(`[{"id":"GO-2020-0014"}]`))
+	f.Add([]byte(osvJSON("GO-T-1", strings.Repeat("E", MaxEcosystemLen+1), "m", time.Now())))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, p := range parseItem("fuzz", data) {
 			if p.err != nil {
@@ -29,8 +31,8 @@ func FuzzParseRecord(f *testing.F) {
 			}
 			for _, k := range indexKeys(v) {
 				eco, name := splitIndexKey([]byte(k))
-				if eco == "" || strings.ContainsRune(eco+name, 0) {
-					t.Fatalf("bad index key %q", k)
+				if eco == "" || strings.ContainsRune(eco+name, 0) || len(eco) > MaxEcosystemLen || len(k) > bolt.MaxKeySize {
+					t.Fatalf("bad index key %.100q (%d bytes)", k, len(k))
 				}
 			}
 			pb, err := proto.MarshalOptions{Deterministic: true}.Marshal(v)
@@ -46,11 +48,18 @@ func FuzzParseRecord(f *testing.F) {
 }
 
 // FuzzImport imports arbitrary bytes as a JSON file next to a real record:
-// the import either fails cleanly or gives a database that opens and answers.
+// one bad file never fails the import (it is skipped, named), and the
+// database opens and answers, also after a full import of the ecosystem.
 func FuzzImport(f *testing.F) {
 	for _, fx := range fixtures(f)[:6] {
 		f.Add(fx.data)
 	}
+	big := strings.Repeat("x", 100<<10)
+	now := time.Now()
+	f.Add([]byte(osvJSON("GO-T-1", big, "m", now)))
+	f.Add([]byte(osvJSON("GO-T-1", "Go", big, now)))
+	f.Add([]byte(osvJSON("GO-T-"+big, "Go", "m", now)))
+	f.Add([]byte("[" + osvJSON("GO-T-1", "Go", "m", now) + "," + osvJSON("GO-T-2", "Debian:"+big, "m", now) + "]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
 		src := filepath.Join(dir, "src")
@@ -59,7 +68,10 @@ func FuzzImport(f *testing.F) {
 		os.WriteFile(filepath.Join(src, "real.json"), fileBytes(t, "testdata/osv/Go/GO-2020-0014.json"), 0o644)
 		path := filepath.Join(dir, "osv.db")
 		if _, err := Import(t.Context(), path, []string{src}, Options{}); err != nil {
-			return
+			t.Fatalf("one bad file failed the import: %v", err)
+		}
+		if _, err := Import(t.Context(), path, []string{src}, Options{FullEcosystem: "Go"}); err != nil {
+			t.Fatalf("full import: %v", err)
 		}
 		db, err := Open(path)
 		if err != nil {
@@ -77,6 +89,11 @@ func FuzzImport(f *testing.F) {
 		}
 		if got, _ := db.Lookup("Go", "golang.org/x/net"); len(got) == 0 && !bytes.Contains(data, []byte("GO-2020-0014")) {
 			t.Fatal("real record lost")
+		}
+		tr := db.Track()
+		tr.Lookup("Go", "x")
+		if a, err := tr.DataAge(); err != nil || a.Oldest.Ecosystem != "Go" || a.Oldest.Kind != KindFullImport {
+			t.Fatalf("data age after a full import: %+v %v", a, err)
 		}
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,14 @@ type Options struct {
 	// Replace starts from an empty database instead of adding to the
 	// current one (Import).
 	Replace bool
+	// FullEcosystem declares the imported files a complete OSV export of
+	// this ecosystem (base name: "PyPI", "Debian"), such as the OSV
+	// bucket's <Ecosystem>/all.zip (Import). Its records that the import
+	// does not hold are then removed, as Update does with a new all.zip,
+	// and its data is dated by the newest `modified` among the imported
+	// records that name it. Without it an import adds records and dates
+	// nothing.
+	FullEcosystem string
 	// Ecosystems limits Update to these OSV ecosystems, as named in the
 	// bucket's ecosystems.txt ("Go", "PyPI", "Debian", "AlmaLinux"...).
 	Ecosystems []string
@@ -71,7 +80,12 @@ type Result struct {
 	Deleted   int      // records removed (gone from a feed's all.zip, or 404)
 	Skipped   int      // files that were not valid OSV records
 	Problems  []string // the first few reasons for skips
-	Feeds     []FeedResult
+	// Ecosystems counts the records read per base ecosystem they name.
+	Ecosystems map[string]int
+	// Fresh lists the ecosystems whose data this write dated (refreshed
+	// fully); an import without FullEcosystem dates none.
+	Fresh []Freshness
+	Feeds []FeedResult
 	// Discarded is set when the previous database could not be read and
 	// the build started from empty.
 	Discarded error
@@ -94,6 +108,21 @@ func (r *Result) skip(name string, err error) {
 	}
 }
 
+func (r *Result) countEcosystems(v *osvschema.Vulnerability) {
+	var seen []string
+	for _, a := range v.GetAffected() {
+		e := baseEcosystem(a.GetPackage().GetEcosystem())
+		if e == "" || slices.Contains(seen, e) {
+			continue
+		}
+		seen = append(seen, e)
+		if r.Ecosystems == nil {
+			r.Ecosystems = map[string]int{}
+		}
+		r.Ecosystems[e]++
+	}
+}
+
 // Import reads OSV records from sources (zip files of OSV JSON such as an
 // OSV bucket all.zip, directories searched recursively for *.json, single
 // JSON files holding one record or an array of records) into the database
@@ -109,12 +138,31 @@ func Import(ctx context.Context, dbPath string, sources []string, opts Options) 
 			return nil, fmt.Errorf("import: %w", err)
 		}
 	}
+	full := opts.FullEcosystem
+	if full != "" {
+		if err := checkEcosystemName(full); err != nil {
+			return nil, fmt.Errorf("import --full-ecosystem: %w", err)
+		}
+		if strings.Contains(full, ":") {
+			return nil, fmt.Errorf("import --full-ecosystem %q: name the ecosystem without its release (%q): OSV exports whole ecosystems", full, baseEcosystem(full))
+		}
+	}
 	w, err := beginWrite(dbPath, opts.Replace)
 	if err != nil {
 		return nil, err
 	}
 	defer w.abort()
 	res := &Result{Discarded: w.discarded}
+	var before []string
+	if full != "" {
+		w.strictFeed = true
+		before = w.feedMembers(full)
+		if len(before) > 0 {
+			if err := w.tx.Bucket(bucketMembers).DeleteBucket([]byte(full)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	produce := func(emit emitFunc) error {
 		for _, s := range sources {
 			if err := readSource(ctx, s, emit); err != nil {
@@ -123,18 +171,41 @@ func Import(ctx context.Context, dbPath string, sources []string, opts Options) 
 		}
 		return nil
 	}
-	if err := load(ctx, w, produce, "", &opts, res); err != nil {
+	if err := load(ctx, w, produce, full, &opts, res); err != nil {
 		return res, err
 	}
 	if res.Records == 0 {
 		return res, fmt.Errorf("import: no OSV records found in %s (%d files skipped)", strings.Join(sources, ", "), res.Skipped)
 	}
-	opts.progress(Progress{Stage: "write", Done: int64(res.Records), Total: int64(res.Records)})
 	abs := make([]string, len(sources))
 	for i, s := range sources {
 		abs[i], _ = filepath.Abs(s)
 	}
-	return res, w.commit(time.Now(), "import "+strings.Join(abs, ", "))
+	writer := "import " + strings.Join(abs, ", ")
+	if full != "" {
+		if res.Ecosystems[full] == 0 {
+			return res, fmt.Errorf("import --full-ecosystem %s: none of the %d records names ecosystem %q, so this is not its export; check the name against the records (OSV spells them e.g. PyPI, crates.io, Debian, Alpine)", full, res.Records, full)
+		}
+		deleted, err := w.pruneFeed(full, before)
+		if err != nil {
+			return res, err
+		}
+		res.Deleted += deleted
+		now := time.Now().UTC()
+		// An OSV zip does not say when it was exported: its newest record
+		// is a lower bound, never the time of this import.
+		f := Freshness{Ecosystem: full, AsOf: w.newest[full], Kind: KindFullImport, Source: writer, Refreshed: now}
+		if err := w.setFresh(f); err != nil {
+			return res, err
+		}
+		// A later `db update` goes on incrementally from this export.
+		if err := w.setFeed(full, feedMeta{Watermark: w.newest[full], Updated: now, Source: writer}); err != nil {
+			return res, err
+		}
+		res.Fresh = append(res.Fresh, f)
+	}
+	opts.progress(Progress{Stage: "write", Done: int64(res.Records), Total: int64(res.Records)})
+	return res, w.commit(writer)
 }
 
 type emitFunc func(name string, data []byte) error
@@ -304,6 +375,7 @@ func loadWith(ctx context.Context, w *writer, produce func(emitFunc) error, pars
 			continue
 		}
 		res.Records++
+		res.countEcosystems(p.v)
 		if Withdrawn(p.v) {
 			res.Withdrawn++
 		}

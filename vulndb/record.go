@@ -51,11 +51,17 @@ func checkRecord(v *osvschema.Vulnerability) error {
 		return errNoID
 	}
 	if !idPattern.MatchString(v.GetId()) {
-		return fmt.Errorf("OSV record id %q is not a valid identifier", v.GetId())
+		return fmt.Errorf("OSV record id %.80q (%d bytes) is not a valid identifier", v.GetId(), len(v.GetId()))
 	}
 	for _, a := range v.GetAffected() {
-		if strings.ContainsRune(a.GetPackage().GetEcosystem(), 0) || strings.ContainsRune(a.GetPackage().GetName(), 0) {
+		eco, name := a.GetPackage().GetEcosystem(), a.GetPackage().GetName()
+		switch {
+		case strings.ContainsRune(eco, 0) || strings.ContainsRune(name, 0):
 			return fmt.Errorf("OSV record %s: NUL byte in an affected package", v.GetId())
+		case len(eco) > MaxEcosystemLen:
+			return fmt.Errorf("OSV record %s: affected ecosystem %.40q... is %d bytes, over the %d-byte limit", v.GetId(), eco, len(eco), MaxEcosystemLen)
+		case len(name) > MaxNameLen:
+			return fmt.Errorf("OSV record %s: affected package name %.40q... is %d bytes, over the %d-byte limit", v.GetId(), name, len(name), MaxNameLen)
 		}
 	}
 	return nil

@@ -79,6 +79,11 @@ func Update(ctx context.Context, dbPath string, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	for _, eco := range ecosystems {
+		if err := checkEcosystemName(eco); err != nil {
+			return nil, fmt.Errorf("ecosystem %.80q: %w", eco, err)
+		}
+	}
 	w, err := beginWrite(dbPath, false)
 	if err != nil {
 		return nil, err
@@ -86,11 +91,13 @@ func Update(ctx context.Context, dbPath string, opts Options) (*Result, error) {
 	defer w.abort()
 	u.w = w
 	res := &Result{Discarded: w.discarded}
+	all := !explicit
 	for _, eco := range ecosystems {
 		fr, err := u.feed(ctx, eco, res)
 		if errors.Is(err, errHTTPNotFound) && !explicit {
 			fr.Err = err
 			res.Feeds = append(res.Feeds, fr)
+			all = false // the baseline is not refreshed: this one was not
 			continue
 		}
 		if errors.Is(err, errHTTPNotFound) {
@@ -101,8 +108,31 @@ func Update(ctx context.Context, dbPath string, opts Options) (*Result, error) {
 		}
 		res.Feeds = append(res.Feeds, fr)
 	}
+	if all && len(res.Fresh) > 0 {
+		// Every ecosystem the bucket lists is current: so is the
+		// absence of data for the others, as of the oldest of them.
+		oldest := res.Fresh[0]
+		for _, f := range res.Fresh[1:] {
+			if f.older(oldest) {
+				oldest = f
+			}
+		}
+		oldest.Source = "OSV " + u.base + " (every listed ecosystem)"
+		if err := w.setBaseline(oldest); err != nil {
+			return res, err
+		}
+	}
 	u.opts.progress(Progress{Stage: "write", Done: int64(res.Records), Total: int64(res.Records)})
-	return res, w.commit(time.Now(), "OSV "+u.base)
+	return res, w.commit("OSV " + u.base)
+}
+
+// exportTime is when the server says the file was written (Last-Modified:
+// the bucket's export time), else now.
+func exportTime(h http.Header, now time.Time) time.Time {
+	if t, err := http.ParseTime(h.Get("Last-Modified")); err == nil && t.Before(now) {
+		return t.UTC()
+	}
+	return now
 }
 
 type updater struct {
@@ -171,7 +201,7 @@ func (u *updater) feed(ctx context.Context, eco string, res *Result) (FeedResult
 	fr := FeedResult{Name: eco}
 	m, ok := u.w.feed(eco)
 	if ok && !u.opts.Full && !m.Watermark.IsZero() && u.w.discarded == nil {
-		changes, newest, err := u.changedSince(ctx, eco, m.Watermark)
+		changes, newest, asOf, err := u.changedSince(ctx, eco, m.Watermark)
 		if err != nil {
 			return fr, err
 		}
@@ -186,31 +216,44 @@ func (u *updater) feed(ctx context.Context, eco string, res *Result) (FeedResult
 				m.Watermark = newest
 			}
 			m.Updated, m.Source = time.Now().UTC(), u.url(eco)
-			return fr, u.w.setFeed(eco, m)
+			if err := u.w.setFeed(eco, m); err != nil {
+				return fr, err
+			}
+			return fr, u.fresh(res, Freshness{Ecosystem: eco, AsOf: asOf, Kind: KindUpdate, Source: u.url(eco, "modified_id.csv"), Refreshed: m.Updated})
 		}
 	}
-	n, watermark, err := u.full(ctx, eco, res)
+	n, watermark, asOf, err := u.full(ctx, eco, res)
 	fr.Changed = n
 	if err != nil {
 		return fr, err
 	}
-	return fr, u.w.setFeed(eco, feedMeta{Watermark: watermark, Updated: time.Now().UTC(), Source: u.url(eco, "all.zip")})
+	now := time.Now().UTC()
+	if err := u.w.setFeed(eco, feedMeta{Watermark: watermark, Updated: now, Source: u.url(eco, "all.zip")}); err != nil {
+		return fr, err
+	}
+	return fr, u.fresh(res, Freshness{Ecosystem: eco, AsOf: asOf, Kind: KindUpdate, Source: u.url(eco, "all.zip"), Refreshed: now})
+}
+
+func (u *updater) fresh(res *Result, f Freshness) error {
+	res.Fresh = append(res.Fresh, f)
+	return u.w.setFresh(f)
 }
 
 // changedSince reads modified_id.csv up to the first line not newer than
 // the watermark (the file is sorted newest first).
-func (u *updater) changedSince(ctx context.Context, eco string, watermark time.Time) (ids []string, newest time.Time, err error) {
+func (u *updater) changedSince(ctx context.Context, eco string, watermark time.Time) (ids []string, newest, asOf time.Time, err error) {
 	src := u.url(eco, "modified_id.csv")
 	resp, err := u.get(ctx, src)
 	if err != nil {
-		return nil, newest, err
+		return nil, newest, asOf, err
 	}
 	defer resp.Body.Close()
+	asOf = exportTime(resp.Header, time.Now().UTC())
 	ids, newest, err = parseModifiedIDs(resp.Body, watermark)
 	if err != nil {
-		return nil, newest, fmt.Errorf("read %s: %w", src, err)
+		return nil, newest, asOf, fmt.Errorf("read %s: %w", src, err)
 	}
-	return ids, newest, nil
+	return ids, newest, asOf, nil
 }
 
 // parseModifiedIDs reads "<time>,<id>" lines (the bucket-wide file writes
@@ -334,22 +377,22 @@ func (u *updater) fetchRecord(ctx context.Context, eco, id string) ([]byte, erro
 
 // full downloads all.zip, loads it as the feed's new contents and removes
 // the records the feed held before but no longer lists.
-func (u *updater) full(ctx context.Context, eco string, res *Result) (changed int, watermark time.Time, err error) {
+func (u *updater) full(ctx context.Context, eco string, res *Result) (changed int, watermark, asOf time.Time, err error) {
 	src := u.url(eco, "all.zip")
-	zipPath, err := u.download(ctx, eco, src)
+	zipPath, asOf, err := u.download(ctx, eco, src)
 	if err != nil {
-		return 0, watermark, err
+		return 0, watermark, asOf, err
 	}
 	defer os.Remove(zipPath)
 	zr, err := zip.OpenReader(zipPath)
 	if err != nil {
-		return 0, watermark, fmt.Errorf("open %s: %w (truncated or not a zip)", src, err)
+		return 0, watermark, asOf, fmt.Errorf("open %s: %w (truncated or not a zip)", src, err)
 	}
 	defer zr.Close()
 
 	before := u.w.feedMembers(eco)
 	if err := u.w.tx.Bucket(bucketMembers).DeleteBucket([]byte(eco)); err != nil && len(before) > 0 {
-		return 0, watermark, err
+		return 0, watermark, asOf, err
 	}
 	written := res.Written
 	produce := func(emit emitFunc) error {
@@ -359,7 +402,7 @@ func (u *updater) full(ctx context.Context, eco string, res *Result) (changed in
 	}
 	track := &Result{}
 	if err := load(ctx, u.w, produce, eco, &u.opts, track); err != nil {
-		return 0, watermark, err
+		return 0, watermark, asOf, err
 	}
 	res.Records += track.Records
 	res.Written += track.Written
@@ -369,40 +412,32 @@ func (u *updater) full(ctx context.Context, eco string, res *Result) (changed in
 	}
 	res.Skipped += track.Skipped - len(track.Problems)
 	if track.Records == 0 && len(zr.File) > 0 {
-		return 0, watermark, fmt.Errorf("%s holds no valid OSV record (%d skipped)", src, track.Skipped)
+		return 0, watermark, asOf, fmt.Errorf("%s holds no valid OSV record (%d skipped)", src, track.Skipped)
 	}
-	now := map[string]bool{}
-	for _, id := range u.w.feedMembers(eco) {
-		now[id] = true
-	}
-	deleted := 0
-	for _, id := range before {
-		if !now[id] {
-			if err := u.w.remove(eco, id); err != nil {
-				return 0, watermark, err
-			}
-			deleted++
-		}
+	deleted, err := u.w.pruneFeed(eco, before)
+	if err != nil {
+		return 0, watermark, asOf, err
 	}
 	res.Deleted += deleted
 	watermark = u.w.newest[eco]
-	return res.Written - written + deleted, watermark, nil
+	return res.Written - written + deleted, watermark, asOf, nil
 }
 
 // download streams url into a temporary file beside the database, bounded
 // in size, with progress in bytes.
-func (u *updater) download(ctx context.Context, eco, src string) (string, error) {
+func (u *updater) download(ctx context.Context, eco, src string) (path string, asOf time.Time, err error) {
 	resp, err := u.get(ctx, src)
 	if err != nil {
-		return "", err
+		return "", asOf, err
 	}
 	defer resp.Body.Close()
+	asOf = exportTime(resp.Header, time.Now().UTC())
 	if resp.ContentLength > u.opts.MaxDownload {
-		return "", fmt.Errorf("%s is %d bytes, over the %d-byte limit", src, resp.ContentLength, u.opts.MaxDownload)
+		return "", asOf, fmt.Errorf("%s is %d bytes, over the %d-byte limit", src, resp.ContentLength, u.opts.MaxDownload)
 	}
 	f, err := os.CreateTemp(filepath.Dir(u.w.path), ".download-*.zip")
 	if err != nil {
-		return "", fmt.Errorf("create download file: %w", err)
+		return "", asOf, fmt.Errorf("create download file: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -416,16 +451,16 @@ func (u *updater) download(ctx context.Context, eco, src string) (string, error)
 	}}
 	n, err := io.Copy(pw, io.LimitReader(resp.Body, u.opts.MaxDownload+1))
 	if err != nil {
-		return "", fmt.Errorf("download %s: %w", src, err)
+		return "", asOf, fmt.Errorf("download %s: %w", src, err)
 	}
 	if n > u.opts.MaxDownload {
-		return "", fmt.Errorf("download %s: over the %d-byte limit", src, u.opts.MaxDownload)
+		return "", asOf, fmt.Errorf("download %s: over the %d-byte limit", src, u.opts.MaxDownload)
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return "", fmt.Errorf("download %s: got %d of %d bytes", src, n, resp.ContentLength)
+		return "", asOf, fmt.Errorf("download %s: got %d of %d bytes", src, n, resp.ContentLength)
 	}
 	ok = true
-	return f.Name(), nil
+	return f.Name(), asOf, nil
 }
 
 type progressWriter struct {

@@ -143,7 +143,7 @@ func TestUpdateFullThenIncremental(t *testing.T) {
 		t.Errorf("ring: %v", got)
 	}
 	st, _ := db.Status()
-	if st.Records != len(uniqueIDs(fx)) || len(st.Feeds) != 6 || !strings.HasPrefix(st.Source, "OSV http://127.0.0.1") {
+	if st.Records != len(uniqueIDs(fx)) || len(st.Feeds) != 6 || !strings.HasPrefix(st.Writer, "OSV http://127.0.0.1") || st.Age() > time.Minute {
 		t.Errorf("status %+v", st)
 	}
 	db.Close()

@@ -110,7 +110,9 @@ func checkFixtureDB(t *testing.T, path string, fx []*fixture) {
 	if !sort.StringsAreSorted(ecos) || len(ecos) != len(got) {
 		t.Errorf("Ecosystems() = %v", ecos)
 	}
-	if st.Updated.IsZero() || st.Built.IsZero() || !strings.HasPrefix(st.Source, "import ") || st.SchemaVersion != SchemaVersion {
+	// A partial import into an empty database dates nothing: its age is
+	// unknown, never the time of the import.
+	if !st.Updated.IsZero() || st.Data.Known() || st.Built.IsZero() || st.Written.IsZero() || !strings.HasPrefix(st.Writer, "import ") || st.SchemaVersion != SchemaVersion {
 		t.Errorf("status metadata %+v", st)
 	}
 	// The records come back whole.
@@ -285,17 +287,21 @@ func TestCheckAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CheckAge(DefaultMaxAge); err != nil {
-		t.Errorf("fresh import is stale: %v", err)
+	// Partial imports only: the age is unknown, which is stale.
+	var se *StaleError
+	if err := st.CheckAge(DefaultMaxAge); !errors.As(err, &se) || !se.Unknown || !strings.Contains(err.Error(), "is unknown") || !strings.Contains(err.Error(), "--full-ecosystem") {
+		t.Errorf("undated import: %v", err)
 	}
 	if err := st.CheckAge(0); err != nil {
 		t.Errorf("max age 0 should disable the check: %v", err)
 	}
-	old := st
-	old.Updated = time.Now().Add(-10 * 24 * time.Hour)
-	var se *StaleError
+	fresh := DataAge{Oldest: Freshness{Ecosystem: "Go", AsOf: time.Now().Add(-time.Hour), Kind: KindUpdate, Source: "x"}}
+	if err := fresh.CheckAge(DefaultMaxAge); err != nil {
+		t.Errorf("an hour-old update is stale: %v", err)
+	}
+	old := DataAge{Oldest: Freshness{Ecosystem: "Go", AsOf: time.Now().Add(-10 * 24 * time.Hour), Kind: KindUpdate, Source: "x"}}
 	err = old.CheckAge(DefaultMaxAge)
-	if !errors.As(err, &se) || se.Age < 10*24*time.Hour-time.Minute || !strings.Contains(err.Error(), "10 days old") || !strings.Contains(err.Error(), "db update") {
+	if !errors.As(err, &se) || se.Age < 10*24*time.Hour-time.Minute || se.Ecosystem != "Go" || !strings.Contains(err.Error(), "10 days old") || !strings.Contains(err.Error(), "db update") {
 		t.Errorf("stale check: %v", err)
 	}
 }

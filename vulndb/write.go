@@ -47,6 +47,10 @@ type writer struct {
 	// discarded is set when an existing file could not be read and the
 	// build started empty.
 	discarded error
+	// strictFeed files a record under its feed only when it names the
+	// feed's ecosystem (a full import: other records in the same files are
+	// not part of that ecosystem's export).
+	strictFeed bool
 }
 
 // beginWrite takes the update lock and prepares the temporary file: a copy
@@ -95,8 +99,26 @@ func beginWrite(path string, fresh bool) (w *writer, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open temporary database: %w", err)
 	}
+	// A database from before per-ecosystem freshness: keep what it can
+	// prove about its age before anything is written.
+	var legacy *freshTable
+	err = w.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) != nil && tx.Bucket(bucketFreshness) == nil {
+			t := legacyFreshness(tx)
+			legacy = &t
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	if err := w.begin(); err != nil {
 		return nil, err
+	}
+	if legacy != nil {
+		if err := w.writeTable(*legacy); err != nil {
+			return nil, fmt.Errorf("carry over the database's freshness: %w", err)
+		}
 	}
 	meta := w.tx.Bucket(bucketMeta)
 	if meta.Get(keyBuilt) == nil {
@@ -111,7 +133,7 @@ func (w *writer) begin() error {
 		return fmt.Errorf("begin database write: %w", err)
 	}
 	w.tx = tx
-	for _, b := range [][]byte{bucketMeta, bucketRecords, bucketIndex, bucketEcosystems, bucketFeeds, bucketMembers, bucketWithdrawn} {
+	for _, b := range [][]byte{bucketMeta, bucketRecords, bucketIndex, bucketEcosystems, bucketFeeds, bucketMembers, bucketWithdrawn, bucketFreshness} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -180,6 +202,9 @@ func (w *writer) put(v *osvschema.Vulnerability, pb []byte, feed string) (change
 		return false, nil // the same id twice in one run: the newer record wins
 	}
 	w.seen[id] = s
+	if feed != "" && w.strictFeed && !names(v, feed) {
+		feed = ""
+	}
 	if t := modifiedOf(v); feed != "" && t.After(w.newest[feed]) {
 		w.newest[feed] = t
 	}
@@ -313,13 +338,44 @@ func (w *writer) setFeed(name string, m feedMeta) error {
 	return w.tx.Bucket(bucketFeeds).Put([]byte(name), v)
 }
 
+// names reports whether a record has an affected package in the base
+// ecosystem eco.
+func names(v *osvschema.Vulnerability, eco string) bool {
+	for _, a := range v.GetAffected() {
+		if baseEcosystem(a.GetPackage().GetEcosystem()) == eco {
+			return true
+		}
+	}
+	return false
+}
+
+// pruneFeed removes the records a feed held before (ids) but no longer
+// holds after a full load of it.
+func (w *writer) pruneFeed(feed string, before []string) (deleted int, err error) {
+	now := map[string]bool{}
+	for _, id := range w.feedMembers(feed) {
+		now[id] = true
+	}
+	for _, id := range before {
+		if !now[id] {
+			if err := w.remove(feed, id); err != nil {
+				return deleted, err
+			}
+			deleted++
+		}
+	}
+	return deleted, nil
+}
+
 // commit recomputes the per-ecosystem counts, stamps the metadata, makes the
-// file durable and renames it over the live database.
-func (w *writer) commit(updated time.Time, source string) error {
+// file durable and renames it over the live database. writer says what
+// wrote it; the age of the data is what the freshness records say, never
+// the time of this write.
+func (w *writer) commit(writer string) error {
 	if err := w.flush(); err != nil {
 		return err
 	}
-	if err := w.stamp(updated, source); err != nil {
+	if err := w.stamp(writer); err != nil {
 		return err
 	}
 	if err := w.tx.Commit(); err != nil {
@@ -377,7 +433,7 @@ func (w *writer) compact() error {
 	return nil
 }
 
-func (w *writer) stamp(updated time.Time, source string) error {
+func (w *writer) stamp(writer string) error {
 	// Count, per ecosystem, the distinct records the index names.
 	sets := map[string]map[string]bool{}
 	err := w.tx.Bucket(bucketIndex).ForEach(func(k, v []byte) error {
@@ -408,12 +464,26 @@ func (w *writer) stamp(updated time.Time, source string) error {
 			return err
 		}
 	}
+	fresh, err := readFreshness(w.tx)
+	if err != nil {
+		return err
+	}
+	oldest := fresh.age(heldEcosystems(w.tx, fresh)).Oldest
+	// "updated" and "source" are what older bulkheads read as the data's
+	// age: the oldest data, and for undated data the Unix epoch, so that
+	// they warn rather than take it for fresh.
+	updated := oldest.AsOf
+	if !oldest.Known() {
+		updated = time.Unix(0, 0)
+	}
 	meta := w.tx.Bucket(bucketMeta)
 	records := w.tx.Bucket(bucketRecords).Stats().KeyN
 	withdrawn := w.tx.Bucket(bucketWithdrawn).Stats().KeyN
 	for k, v := range map[string]string{
 		string(keyUpdated): updated.UTC().Format(time.RFC3339Nano),
-		string(keySource):  source,
+		string(keySource):  oldest.Source,
+		string(keyWritten): time.Now().UTC().Format(time.RFC3339Nano),
+		string(keyWriter):  writer,
 		"records":          strconv.Itoa(records),
 		"withdrawn":        strconv.Itoa(withdrawn),
 	} {

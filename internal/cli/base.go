@@ -90,19 +90,23 @@ func (f *matchFlags) register(cmd *cobra.Command) {
 // counts compare like with like.
 type vulnMatcher struct {
 	db       *vulndb.DB
+	maxAge   time.Duration
 	info     *report.DBInfo
 	opts     match.Options
 	warnings []string
+	// used: every ecosystem looked up so far; last: those of the last
+	// inventory matched.
+	used map[string]bool
+	last []string
 }
 
 func (f *matchFlags) open() (*vulnMatcher, error) {
-	m := &vulnMatcher{}
-	warn := func(s string) { m.warnings = append(m.warnings, s) }
-	db, info, err := openDB(f.dbPath, f.dbMaxAge, warn)
+	m := &vulnMatcher{maxAge: f.dbMaxAge, used: map[string]bool{}}
+	db, err := openDB(f.dbPath, m.warn)
 	if err != nil {
 		return nil, err
 	}
-	m.db, m.info = db, info
+	m.db = db
 	ign, err := match.LoadIgnoreFile(f.ignoreFile, f.ignoreFile == ".bulkheadignore")
 	if err != nil {
 		db.Close()
@@ -114,18 +118,43 @@ func (f *matchFlags) open() (*vulnMatcher, error) {
 
 func (m *vulnMatcher) Close() error { return m.db.Close() }
 
+func (m *vulnMatcher) warn(s string) { m.warnings = append(m.warnings, s) }
+
 func (m *vulnMatcher) match(ctx context.Context, inv *inventory.Inventory) ([]finding.Finding, error) {
 	opts := m.opts
 	opts.Warn = func(string) {} // per-package notes of the matcher are the image report's business
-	fs, err := match.Match(ctx, inv, m.db, opts)
+	tr := m.db.Track()
+	fs, err := match.Match(ctx, inv, tr, opts)
 	if err != nil {
 		return nil, err
+	}
+	m.last = tr.Used()
+	for _, e := range m.last {
+		m.used[e] = true
 	}
 	return match.Active(fs), nil
 }
 
-func (m *vulnMatcher) counts() *base.VulnCounts {
-	return &base.VulnCounts{DBSource: m.info.Source, DBUpdated: m.info.UpdatedAt}
+// counts dates one image's counts by the data its packages used (used:
+// the ecosystems looked up; none: the whole database).
+func (m *vulnMatcher) counts(used []string) (*base.VulnCounts, error) {
+	age, err := m.db.DataAge(used)
+	if err != nil {
+		return nil, err
+	}
+	return &base.VulnCounts{DBSource: age.Oldest.Source, DBUpdated: age.Oldest.AsOf}, nil
+}
+
+// finish describes the data all the matches used and warns when it is
+// stale; call it once, after the last match.
+func (m *vulnMatcher) finish() error {
+	used := make([]string, 0, len(m.used))
+	for e := range m.used {
+		used = append(used, e)
+	}
+	info, err := dbInfo(m.db, used, m.maxAge, m.warn)
+	m.info = info
+	return err
 }
 
 func newBaseCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -198,6 +227,9 @@ images you have instead.`,
 				fmt.Fprintf(stdout, "indexed %s: %s, %s, %d packages, %s vulnerabilities, libc %s\n",
 					ref, e.OSName(), base.HumanSize(e.Size), len(e.Packages), vulnWords(e.Vulns), e.Libc)
 			}
+			if err := m.finish(); err != nil {
+				return err
+			}
 			for _, w := range m.warnings {
 				fmt.Fprintln(stderr, "warning:", w)
 			}
@@ -238,7 +270,11 @@ func indexOne(ctx context.Context, ref string, f *imageFlags, m *vulnMatcher, st
 	if ref == base.Scratch {
 		// The empty image: nothing to pull, nothing in it.
 		inv := &inventory.Inventory{Target: inventory.Target{Name: base.Scratch, Source: "scratch"}}
-		e := base.Profile(ref, inv, nil, nil, m.counts())
+		counts, err := m.counts(nil)
+		if err != nil {
+			return nil, err
+		}
+		e := base.Profile(ref, inv, nil, nil, counts)
 		return &e, nil
 	}
 	s, err := scanImageRef(ctx, ref, f, stderr)
@@ -249,7 +285,11 @@ func indexOne(ctx context.Context, ref string, f *imageFlags, m *vulnMatcher, st
 	if err != nil {
 		return nil, err
 	}
-	e := base.Profile(ref, s.Inventory, s.Tree, fs, m.counts())
+	counts, err := m.counts(m.last)
+	if err != nil {
+		return nil, err
+	}
+	e := base.Profile(ref, s.Inventory, s.Tree, fs, counts)
 	return &e, nil
 }
 
@@ -289,7 +329,10 @@ func newBaseListCmd(stdout io.Writer) *cobra.Command {
 				if e.Vulns != nil {
 					v := e.Vulns.BySev
 					vulns = fmt.Sprintf("%d/%d/%d/%d/%d", v["CRITICAL"], v["HIGH"], v["MEDIUM"], v["LOW"], v["UNKNOWN"])
-					date = e.Vulns.DBUpdated.Format("2006-01-02")
+					date = "unknown"
+					if !e.Vulns.DBUpdated.IsZero() {
+						date = e.Vulns.DBUpdated.Format("2006-01-02")
+					}
 				}
 				user := e.User
 				if user == "" {

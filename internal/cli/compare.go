@@ -68,6 +68,9 @@ a vulnerability of HIGH or above, for CI.`,
 					sides[i].Config = s.Image.Config()
 				}
 			}
+			if err := m.finish(); err != nil {
+				return err
+			}
 			d := compare.Compare(sides[0], sides[1])
 			w := stdout
 			if output != "" {

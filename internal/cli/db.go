@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -137,6 +138,7 @@ incrementally. A failed or interrupted update leaves the previous database as it
 
 func newDBImportCmd(f *dbFlags, stdout, stderr io.Writer) *cobra.Command {
 	var replace bool
+	var fullEcosystem string
 	cmd := &cobra.Command{
 		Use:   "import PATH...",
 		Short: "Import OSV records from zip files, directories or JSON files, or install an export file",
@@ -145,19 +147,26 @@ bucket all.zip), directories searched recursively for *.json, or single JSON fil
 (one record, or an array of records). Records are added to the current database
 unless --replace is given.
 
+An import adds records; it does not date the database, since a few fresh
+records say nothing about the rest. When the files are a complete OSV export
+of one ecosystem (the OSV bucket's <Ecosystem>/all.zip), say so with
+--full-ecosystem <Ecosystem>: that ecosystem's records missing from the export
+are removed and its data is dated by the newest 'modified' time among its
+records (an OSV zip does not carry its export time, so that is a lower bound).
+
 A single file made by 'bulkhead db export' is recognised and installed as with
 'bulkhead db import-export', after its checksum is verified.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 && vulndb.IsExportFile(args[0]) {
-				if replace {
-					return errors.New("--replace does not apply to an export file: installing one always replaces the database")
+				if replace || fullEcosystem != "" {
+					return errors.New("--replace and --full-ecosystem do not apply to an export file: installing one replaces the database, with the data ages it records")
 				}
 				return importExport(f, args[0], stdout)
 			}
 			prog, done := dbProgress(stderr, f.quiet)
 			start := time.Now()
-			res, err := vulndb.Import(cmd.Context(), f.dbPath(), args, vulndb.Options{Replace: replace, Progress: prog})
+			res, err := vulndb.Import(cmd.Context(), f.dbPath(), args, vulndb.Options{Replace: replace, FullEcosystem: fullEcosystem, Progress: prog})
 			done()
 			if res != nil {
 				reportDiscarded(stderr, res)
@@ -166,12 +175,29 @@ A single file made by 'bulkhead db export' is recognised and installed as with
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "imported %d records (%d new or changed, %d withdrawn) into %s in %s\n",
-				res.Records, res.Written, res.Withdrawn, f.dbPath(), time.Since(start).Round(time.Millisecond))
+			removed := ""
+			if res.Deleted > 0 {
+				removed = fmt.Sprintf("; %d removed (no longer in the %s export)", res.Deleted, fullEcosystem)
+			}
+			fmt.Fprintf(stdout, "imported %d records (%d new or changed, %d withdrawn%s) into %s in %s\n",
+				res.Records, res.Written, res.Withdrawn, removed, f.dbPath(), time.Since(start).Round(time.Millisecond))
+			for _, fr := range res.Fresh {
+				fmt.Fprintf(stdout, "%s data dated %s (newest record in the export)\n", fr.Ecosystem, fr.AsOf.UTC().Format("2006-01-02 15:04 UTC"))
+			}
+			if fullEcosystem == "" {
+				ecos := make([]string, 0, len(res.Ecosystems))
+				for e := range res.Ecosystems {
+					ecos = append(ecos, e)
+				}
+				sort.Strings(ecos)
+				fmt.Fprintf(stderr, "note: a partial import dates no data: the age of %s data is unchanged (see bulkhead db status); "+
+					"if a file is a complete OSV export of one ecosystem (its all.zip), import it with --full-ecosystem NAME\n", strings.Join(ecos, ", "))
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&replace, "replace", false, "start from an empty database instead of adding to the current one")
+	cmd.Flags().StringVar(&fullEcosystem, "full-ecosystem", "", "the files are a complete OSV export of this ecosystem (e.g. PyPI from PyPI/all.zip): remove its records the export lacks and date its data by the export's newest record")
 	return cmd
 }
 
@@ -191,8 +217,12 @@ func importExport(f *dbFlags, file string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "installed %s: %d records, sha256 %s verified, data updated %s\n",
-		f.dbPath(), m.Status.Records, m.DB.SHA256[:16], m.Status.Updated.UTC().Format("2006-01-02 15:04 UTC"))
+	asOf := "unknown"
+	if !m.Status.Updated.IsZero() {
+		asOf = m.Status.Updated.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	fmt.Fprintf(stdout, "installed %s: %d records, sha256 %s verified, oldest data as of %s\n",
+		f.dbPath(), m.Status.Records, m.DB.SHA256[:16], asOf)
 	return nil
 }
 
@@ -246,10 +276,16 @@ func newDBStatusCmd(f *dbFlags, stdout, stderr io.Writer) *cobra.Command {
 			if format == "json" {
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
+				// age_seconds is null when some ecosystem's data is undated.
+				var age *int64
+				if st.Data.Known() {
+					a := int64(st.Age().Seconds())
+					age = &a
+				}
 				return enc.Encode(struct {
 					vulndb.Status
-					AgeSeconds int64 `json:"age_seconds"`
-				}{st, int64(st.Age().Seconds())})
+					AgeSeconds *int64 `json:"age_seconds"`
+				}{st, age})
 			}
 			writeStatus(stdout, st)
 			if err := st.CheckAge(time.Duration(maxAge)); err != nil {
@@ -265,12 +301,22 @@ func newDBStatusCmd(f *dbFlags, stdout, stderr io.Writer) *cobra.Command {
 
 func writeStatus(w io.Writer, st vulndb.Status) {
 	fmt.Fprintf(w, "Database:  %s (%.1f MB, schema %d)\n", st.Path, float64(st.Size)/1e6, st.SchemaVersion)
-	src := st.Source
-	if src == vulndb.SourceBundled {
-		src += " (run `bulkhead db update` for current data)"
+	o := st.Data.Oldest
+	what := "the oldest ecosystem"
+	if o.Ecosystem != "" {
+		what = o.Ecosystem + ", the oldest ecosystem"
 	}
-	fmt.Fprintf(w, "Source:    %s\n", src)
-	fmt.Fprintf(w, "Updated:   %s (%s ago)\n", st.Updated.UTC().Format("2006-01-02 15:04 UTC"), humanDuration(st.Age()))
+	if o.Known() {
+		fmt.Fprintf(w, "Data age:  %s (%s: data as of %s, %s)\n", humanDuration(o.Age()), what, o.AsOf.UTC().Format("2006-01-02 15:04 UTC"), o.Source)
+	} else {
+		fmt.Fprintf(w, "Data age:  unknown (%s: %s)\n", what, o.Source)
+	}
+	if o.Kind == vulndb.KindBundled || !o.Known() {
+		fmt.Fprintln(w, "           run `bulkhead db update` for current data")
+	}
+	if !st.Written.IsZero() {
+		fmt.Fprintf(w, "Written:   %s by %s\n", st.Written.UTC().Format("2006-01-02 15:04 UTC"), st.Writer)
+	}
 	fmt.Fprintf(w, "Records:   %d (%d withdrawn)\n\n", st.Records, st.Withdrawn)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ECOSYSTEM\tRECORDS")
@@ -278,6 +324,19 @@ func writeStatus(w io.Writer, st vulndb.Status) {
 		fmt.Fprintf(tw, "%s\t%d\n", e.Name, e.Records)
 	}
 	tw.Flush()
+	if len(st.Data.Ecosystems) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "DATA OF\tAS OF\tAGE\tDATED BY\tSOURCE")
+		for _, e := range st.Data.Ecosystems {
+			asOf := "unknown"
+			if e.Known() {
+				asOf = e.AsOf.UTC().Format("2006-01-02 15:04")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Ecosystem, asOf, ageText(e), e.Kind, e.Source)
+		}
+		tw.Flush()
+	}
 	if len(st.Feeds) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -1,13 +1,24 @@
 package cli
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ossf/osv-schema/bindings/go/osvschema"
+
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/report"
+	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
 func runDB(t *testing.T, args ...string) (string, string, error) {
@@ -31,13 +42,17 @@ func TestDBCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "imported 21 records (20 new or changed, 2 withdrawn)") {
 		t.Fatalf("import: %q %v", out, err)
 	}
-	out, stderr, err := runDB(t, "status", "--db", db)
-	if err != nil || !strings.Contains(out, "Records:   20 (2 withdrawn)") || !strings.Contains(out, "AlmaLinux:8") || stderr != "" {
+	out, stderr, err := runDB(t, "status", "--db", db, "--db-max-age", "0")
+	if err != nil || !strings.Contains(out, "Records:   20 (2 withdrawn)") || !strings.Contains(out, "AlmaLinux:8") || !strings.Contains(out, "Data age:  unknown") || stderr != "" {
 		t.Fatalf("status: %q %q %v", out, stderr, err)
 	}
-	// A one-hour limit on a fresh import: no warning; 0s max age disables.
-	if _, stderr, _ := runDB(t, "status", "--db", db, "--db-max-age", "1h"); stderr != "" {
-		t.Errorf("fresh database warned: %q", stderr)
+	// Partial imports date nothing: the age is unknown, which warns at any
+	// limit; 0 disables.
+	if _, stderr, _ := runDB(t, "status", "--db", db, "--db-max-age", "1h"); !strings.Contains(stderr, "is unknown") || !strings.Contains(stderr, "--full-ecosystem") {
+		t.Errorf("undated database did not warn: %q", stderr)
+	}
+	if _, stderr, _ := runDB(t, "status", "--db", db, "--db-max-age", "0"); stderr != "" {
+		t.Errorf("--db-max-age 0 warned: %q", stderr)
 	}
 	out, _, err = runDB(t, "status", "--db", db, "--format", "json")
 	var st struct {
@@ -48,7 +63,8 @@ func TestDBCommands(t *testing.T) {
 		} `json:"ecosystems"`
 		AgeSeconds *int64 `json:"age_seconds"`
 	}
-	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Records != 20 || len(st.Ecosystems) == 0 || st.AgeSeconds == nil {
+	// age_seconds is null: partial imports only, the data is undated.
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Records != 20 || len(st.Ecosystems) == 0 || st.AgeSeconds != nil {
 		t.Fatalf("status json: %q %v", out, err)
 	}
 
@@ -86,14 +102,19 @@ func TestDBCommands(t *testing.T) {
 func TestOpenVulnDBBuildsBundledAndWarns(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db", "osv.db")
 	var warnings []string
-	db, info, err := openDB(path, 24*time.Hour, func(s string) { warnings = append(warnings, s) })
+	warn := func(s string) { warnings = append(warnings, s) }
+	db, err := openDB(path, warn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	info, err := dbInfo(db, nil, 24*time.Hour, warn)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The snapshot's data is older than a day: the scan is told so.
 	all := strings.Join(warnings, "\n")
-	if !strings.Contains(all, "bundled in this binary") || !strings.Contains(all, "vulnerability database is") {
+	if !strings.Contains(all, "bundled in this binary") || !strings.Contains(all, "vulnerability data for AlmaLinux is") {
 		t.Errorf("warnings: %q", all)
 	}
 	if info == nil || !strings.Contains(info.Source, "bundled snapshot") || info.Records == 0 {
@@ -101,6 +122,95 @@ func TestOpenVulnDBBuildsBundledAndWarns(t *testing.T) {
 	}
 	if vs, err := db.Lookup("Go", "stdlib"); err != nil || len(vs) == 0 {
 		t.Errorf("bundled lookup: %d %v", len(vs), err)
+	}
+}
+
+// The reported case: a database built from a 103-day-old snapshot, then a
+// four-record import. Status, the scan's metadata and its warning still
+// say 103 days; a complete export of an ecosystem refreshes that one.
+func TestImportKeepsSnapshotAge(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "osv.db")
+	date := time.Now().Add(-103 * 24 * time.Hour).UTC().Truncate(time.Second)
+	rec := func(id, eco, name string, mod time.Time) string {
+		return fmt.Sprintf(`{"id":%q,"modified":%q,"affected":[{"package":{"ecosystem":%q,"name":%q},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"9.0"}]}]}]}`,
+			id, mod.UTC().Format(time.RFC3339), eco, name)
+	}
+	v, err := vulndb.ParseRecord([]byte(rec("SNAP-1", "Go", "example.com/old", date)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := vulndb.EncodeSnapshot([]*osvschema.Vulnerability{v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if err := vulndb.BuildSnapshot(path, data, vulndb.SnapshotManifest{Date: date, Records: 1, SHA256: hex.EncodeToString(sum[:])}); err != nil {
+		t.Fatal(err)
+	}
+	zipFile := func(name string, recs ...string) string {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		for i, r := range recs {
+			w, _ := zw.Create(fmt.Sprintf("%d.json", i))
+			w.Write([]byte(r))
+		}
+		zw.Close()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	now := time.Now()
+	four := zipFile("four.zip", rec("T-1", "PyPI", "a", now), rec("T-2", "PyPI", "b", now), rec("T-3", "npm", "c", now), rec("T-4", "npm", "d", now))
+	_, stderr, err := runDB(t, "import", "--db", path, four)
+	if err != nil || !strings.Contains(stderr, "partial import dates no data") || !strings.Contains(stderr, "PyPI, npm") {
+		t.Fatalf("import: %q %v", stderr, err)
+	}
+	out, stderr, err := runDB(t, "status", "--db", path)
+	if err != nil || !strings.Contains(out, "Data age:  103 days") || !strings.Contains(stderr, "103 days old") {
+		t.Errorf("status after a partial import: %q %q %v", out, stderr, err)
+	}
+
+	// A scan of packages from other ecosystems (and of the imported ones).
+	inv := &inventory.Inventory{Target: inventory.Target{Name: "test"}, Packages: []inventory.Package{
+		{Name: "rack", Version: "1.0", Type: inventory.TypeGem},
+		{Name: "serde", Version: "1.0", Type: inventory.TypeCargo},
+		{Name: "a", Version: "1.0", Type: "pypi"},
+	}}
+	scan := func() *report.Result {
+		t.Helper()
+		f := &findingFlags{dbPath: path, dbMaxAge: 7 * 24 * time.Hour, ignoreFile: ".bulkheadignore"}
+		res, err := f.findings(t.Context(), inv, []string{scannerVuln}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := scan()
+	if res.DB == nil || res.DB.Age != "103 days" || !res.DB.UpdatedAt.Equal(date) || res.DB.Source != vulndb.SourceBundled {
+		t.Errorf("scan metadata: %+v", res.DB)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "103 days old") {
+		t.Errorf("no staleness warning: %q", res.Warnings)
+	}
+
+	// Complete exports of the three ecosystems the scan uses refresh them.
+	for _, eco := range []string{"RubyGems", "crates.io", "PyPI"} {
+		all := zipFile("all.zip", rec("F-"+eco, eco, "z", now.Add(-time.Hour)))
+		out, _, err := runDB(t, "import", "--db", path, "--full-ecosystem", eco, all)
+		if err != nil || !strings.Contains(out, eco+" data dated") {
+			t.Fatalf("full import of %s: %q %v", eco, out, err)
+		}
+	}
+	res = scan()
+	if res.DB == nil || time.Since(res.DB.UpdatedAt) > 2*time.Hour || strings.Contains(strings.Join(res.Warnings, "\n"), "old") {
+		t.Errorf("after full imports: %+v %q", res.DB, res.Warnings)
+	}
+	// The database as a whole still holds 103-day-old Go data.
+	if out, _, _ := runDB(t, "status", "--db", path); !strings.Contains(out, "Data age:  103 days (Go") {
+		t.Errorf("status: %q", out)
 	}
 }
 

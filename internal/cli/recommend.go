@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -104,6 +105,9 @@ packages the application installs, a runtime its packages need.`,
 				}
 				return err
 			}
+			if err := m.finish(); err != nil {
+				return err
+			}
 			if format == "json" {
 				doc := struct {
 					*base.Recommendation
@@ -127,6 +131,14 @@ packages the application installs, a runtime its packages need.`,
 	fl.StringVar(&baseRef, "base", "", "take this catalog entry as the image's base instead of detecting it")
 	fl.BoolVar(&detectOnly, "detect-only", false, "only say which base the image was built from (exit 2 when it is not in the catalog)")
 	return cmd
+}
+
+// dateOrEmpty formats t as a date, or "" when zero.
+func dateOrEmpty(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format("2006-01-02")
 }
 
 func textOr(s, d string) string {
@@ -175,7 +187,7 @@ func recommendTable(w io.Writer, rec *base.Recommendation, m *vulnMatcher) error
 	fmt.Fprintf(w, "Current base: %s, libc %s, %s, %d packages, vulnerabilities C/H/M/L/U %s, user %s, shell %s, package manager %s\n",
 		termSafe(cur.OS), cur.Libc, base.HumanSize(cur.Size), cur.Packages, sevSlashes(cur.Vulns), textOr(cur.User, "root"), listOrNone(cur.Shells), listOrNone(cur.PackageManagers))
 	if m.info != nil {
-		fmt.Fprintf(w, "Vuln DB:      %s, updated %s\n", termSafe(m.info.Source), m.info.UpdatedAt.Format("2006-01-02"))
+		fmt.Fprintf(w, "Vuln DB:      %s, data as of %s\n", termSafe(m.info.Source), textOr(dateOrEmpty(m.info.UpdatedAt), "unknown"))
 	}
 	if len(rec.Candidates) == 0 {
 		fmt.Fprintln(w, "\nNo other base in the catalog to compare with: index candidates with `bulkhead base index REF...`.")

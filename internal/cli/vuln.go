@@ -91,30 +91,50 @@ func (f *findingFlags) active() ([]string, error) {
 }
 
 // openDB opens the vulnerability database, building it from the bundled
-// snapshot when none exists yet. Staleness is a warning, never silent.
-func openDB(path string, maxAge time.Duration, warn func(string)) (*vulndb.DB, *report.DBInfo, error) {
+// snapshot when none exists yet.
+func openDB(path string, warn func(string)) (*vulndb.DB, error) {
 	db, built, err := vulndb.OpenForScan(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if built {
 		warn(fmt.Sprintf("no vulnerability database at %s: built it from the snapshot bundled in this binary", db.Path()))
 	}
+	return db, nil
+}
+
+// dbInfo describes the data a scan used: the ecosystems it looked up
+// (vulndb.Tracked.Used; none: the whole database), dated by the oldest of
+// them. Data older than maxAge, or undated, is a warning, never silent.
+func dbInfo(db *vulndb.DB, used []string, maxAge time.Duration, warn func(string)) (*report.DBInfo, error) {
 	st, err := db.Status()
 	if err != nil {
-		db.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	if err := st.CheckAge(maxAge); err != nil {
+	age, err := db.DataAge(used)
+	if err != nil {
+		return nil, err
+	}
+	if err := age.CheckAge(maxAge); err != nil {
 		var stale *vulndb.StaleError
 		if !errors.As(err, &stale) {
-			db.Close()
-			return nil, nil, err
+			return nil, err
 		}
 		warn(err.Error())
 	}
-	info := &report.DBInfo{Source: st.Source, UpdatedAt: st.Updated, Age: humanDuration(st.Age()), Records: st.Records}
-	return db, info, nil
+	info := &report.DBInfo{Source: age.Oldest.Source, UpdatedAt: age.Oldest.AsOf, Age: ageText(age.Oldest), Records: st.Records, OldestEcosystem: age.Oldest.Ecosystem}
+	for _, e := range age.Ecosystems {
+		info.Ecosystems = append(info.Ecosystems, report.DBEcosystem{Name: e.Ecosystem, UpdatedAt: e.AsOf, Kind: e.Kind, Source: e.Source})
+	}
+	return info, nil
+}
+
+// ageText is a freshness's age in words ("unknown" when undated).
+func ageText(f vulndb.Freshness) string {
+	if !f.Known() {
+		return "unknown"
+	}
+	return humanDuration(f.Age())
 }
 
 // findings runs the inventory scanners (vuln) and adds the findings the
@@ -126,12 +146,11 @@ func (f *findingFlags) findings(ctx context.Context, inv *inventory.Inventory, s
 		if s != scannerVuln {
 			continue
 		}
-		db, info, err := openDB(f.dbPath, f.dbMaxAge, warn)
+		db, err := openDB(f.dbPath, warn)
 		if err != nil {
 			return nil, err
 		}
 		defer db.Close()
-		res.DB = info
 		opts := match.Options{IgnoreUnfixed: f.ignoreUnfixed, Warn: warn}
 		for _, s := range f.severity {
 			sev, err := finding.ParseSeverity(s)
@@ -152,11 +171,16 @@ func (f *findingFlags) findings(ctx context.Context, inv *inventory.Inventory, s
 			}
 			opts.VEX = append(opts.VEX, doc)
 		}
-		fs, err := match.Match(ctx, inv, db, opts)
+		tr := db.Track()
+		fs, err := match.Match(ctx, inv, tr, opts)
 		if err != nil {
 			return nil, err
 		}
 		res.Findings = append(res.Findings, fs...)
+		// The age of the data this scan used, not the database's newest.
+		if res.DB, err = dbInfo(db, tr.Used(), f.dbMaxAge, warn); err != nil {
+			return nil, err
+		}
 	}
 	match.Sort(res.Findings)
 	return res, nil
