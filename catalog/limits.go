@@ -3,7 +3,10 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // DefaultMaxPackages is the most packages one database file (an apk
@@ -13,16 +16,29 @@ import (
 // hostile (a 15 MB apk database can list a million one-line packages, which
 // would cost gigabytes downstream). A file over the limit is rejected whole
 // with a TooManyPackagesError, reported as a warning naming the file; the
-// catalogers that read such files take a MaxPackages option to change it.
+// catalogers that read such files take a MaxPackages option to change it,
+// and the environment variable MaxPackagesEnv changes the default.
 const DefaultMaxPackages = 100_000
 
-// MaxPackagesOr returns limit when it is positive and DefaultMaxPackages
-// otherwise, for catalogers whose zero-valued option means "the default".
+// MaxPackagesEnv names the environment variable that, set to a positive
+// number, replaces DefaultMaxPackages for the catalogers left at the default.
+const MaxPackagesEnv = "BULKHEAD_MAX_PACKAGES"
+
+var envMaxPackages = sync.OnceValue(func() int {
+	n, err := strconv.Atoi(os.Getenv(MaxPackagesEnv))
+	if err != nil || n <= 0 {
+		return DefaultMaxPackages
+	}
+	return n
+})
+
+// MaxPackagesOr returns limit when it is positive and otherwise the default:
+// DefaultMaxPackages, or the value of MaxPackagesEnv when that is set.
 func MaxPackagesOr(limit int) int {
 	if limit > 0 {
 		return limit
 	}
-	return DefaultMaxPackages
+	return envMaxPackages()
 }
 
 // TooManyPackagesError says that a file lists more packages than the limit.
@@ -33,7 +49,7 @@ type TooManyPackagesError struct {
 }
 
 func (e *TooManyPackagesError) Error() string {
-	return fmt.Sprintf("more than %d packages in one %s, far more than any real one: none of its packages are reported (corrupt or hostile input; if it is genuine, raise the cataloger's MaxPackages)", e.Limit, e.What)
+	return fmt.Sprintf("more than %d packages in one %s, far more than any real one: none of its packages are reported (corrupt or hostile input; if it is genuine, set %s to a higher limit)", e.Limit, e.What, MaxPackagesEnv)
 }
 
 // CheckPackageCount is called before a parser keeps one more package, with

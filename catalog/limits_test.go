@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"unsafe"
@@ -91,5 +93,23 @@ func TestPackageBlocks(t *testing.T) {
 	s := b.Slice()
 	if len(s) != 2500 || cap(s) != 2500 || s[0].Name != "0" || s[2499].Name != "2499" || b.Len() != 0 {
 		t.Errorf("len %d cap %d", len(s), cap(s))
+	}
+}
+
+// TestMaxPackagesEnv runs this test binary again with the variable set: the
+// default is read once per process.
+func TestMaxPackagesEnv(t *testing.T) {
+	if os.Getenv("BULKHEAD_TEST_CHILD") == "1" {
+		fmt.Println("limit", catalog.MaxPackagesOr(0), catalog.MaxPackagesOr(7))
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMaxPackagesEnv$")
+	cmd.Env = append(os.Environ(), "BULKHEAD_TEST_CHILD=1", catalog.MaxPackagesEnv+"=250000")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "limit 250000 7") {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got := catalog.MaxPackagesOr(0); got != catalog.DefaultMaxPackages {
+		t.Errorf("without the variable: %d", got)
 	}
 }
