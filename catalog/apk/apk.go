@@ -68,7 +68,7 @@ func (*Cataloger) Match(path string) bool {
 func (c *Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
 	pkgs, err := ParseLimit(ctx, in.Reader, c.MaxPackages)
 	if err != nil {
-		return nil, fmt.Errorf("apk database %s: %w", in.Path, err)
+		return pkgs, fmt.Errorf("apk database %s: %w", in.Path, err)
 	}
 	return pkgs, nil
 }
@@ -82,7 +82,8 @@ type record struct {
 // Parse reads an apk installed database: records of "X:value" lines
 // separated by blank lines (apk-tools' "installed" format). Records without
 // a name (P) or version (V) are skipped; lines longer than MaxLine are
-// skipped. It fails only on a read error, cancellation, or more than
+// skipped, and counted in a *catalog.PartialError returned with the
+// packages. It fails only on a read error, cancellation, or more than
 // catalog.DefaultMaxPackages packages.
 func Parse(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
 	return ParseLimit(ctx, r, 0)
@@ -198,7 +199,11 @@ func ParseLimit(ctx context.Context, r io.Reader, maxPackages int) ([]inventory.
 	if err := flush(); err != nil {
 		return nil, err
 	}
-	return pkgs.Slice(), nil
+	var problem error
+	if k := lr.Skipped(); k > 0 {
+		problem = fmt.Errorf("%d lines longer than %d bytes were skipped, and any field on them with them", k, MaxLine)
+	}
+	return pkgs.Slice(), catalog.Partial(problem)
 }
 
 // SplitLicense turns an apk L: field into licence entries. A valid SPDX
