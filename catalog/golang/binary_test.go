@@ -380,10 +380,10 @@ func TestMalformedBuildInfo(t *testing.T) {
 		t.Fatal("no dep line in the module information")
 	}
 	for _, tc := range []struct {
-		name  string
-		data  []byte
-		want  string // in the warning
-		pkgs  int    // kept
+		name string
+		data []byte
+		want string // in the warning
+		pkgs int    // kept
 	}{
 		{"pointer size", edit(func(b []byte) { b[m+14] = 0x7f }), fmt.Sprintf("malformed Go build information at offset %d (pointer size 127)", m), 0},
 		{"version length", edit(func(b []byte) { b[m+32] = 0xff; b[m+33] = 0xff; b[m+34] = 0x7f }), "unreadable toolchain version", 0},
