@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 
@@ -137,6 +138,9 @@ type instance struct {
 	layer int
 	pkgs  []inventory.Package
 	err   error
+	// problems are the parts of the file the parser skipped (a
+	// PartialError): warnings that go with pkgs.
+	problems []error
 }
 
 // Collector is the walk visitor that runs catalogers.
@@ -222,7 +226,11 @@ func (c *Collector) record(cat Cataloger, e *walk.Entry, pkgs []inventory.Packag
 		byPath = map[string][]instance{}
 		c.found[cat.Name()] = byPath
 	}
-	byPath[e.Path] = append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err})
+	err, problems := splitPartial(err)
+	if err != nil {
+		pkgs = nil // a failed parse voids what it returned
+	}
+	byPath[e.Path] = append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err, problems: problems})
 }
 
 // fanOutChunk is how much of a file is copied to the parsers at a time.
@@ -304,8 +312,16 @@ func (c *Collector) fanOut(e *walk.Entry, content *walk.Content, cats []Cataloge
 }
 
 // Finish implements walk.Finisher: it keeps the visible instance of every
-// input and attributes packages to layers.
+// input and attributes packages to layers. The parsed instances are dropped
+// afterwards, so that only the final package list stays in memory.
 func (c *Collector) Finish(t *walk.Tree) error {
+	layers := make([]*inventory.Layer, len(c.layers))
+	for i := range c.layers {
+		l := c.layers[i]
+		layers[i] = &l // one copy per layer, shared by its packages
+	}
+	var lists [][]inventory.Package
+	total := 0
 	for _, cat := range c.catalogers {
 		byPath := c.found[cat.Name()]
 		paths := make([]string, 0, len(byPath))
@@ -314,18 +330,28 @@ func (c *Collector) Finish(t *walk.Tree) error {
 		}
 		sort.Strings(paths)
 		for _, p := range paths {
-			pkgs, warns := c.resolve(cat.Name(), p, byPath[p], t)
-			c.packages = append(c.packages, pkgs...)
+			pkgs, warns := c.resolve(cat.Name(), p, byPath[p], t, layers)
+			lists = append(lists, pkgs)
+			total += len(pkgs)
 			c.warnings = append(c.warnings, warns...)
 		}
+	}
+	c.found = nil
+	if len(c.packages) == 0 && len(lists) == 1 {
+		c.packages = lists[0] // one database: no copy
+		return nil
+	}
+	c.packages = slices.Grow(c.packages, total)
+	for i, l := range lists {
+		c.packages = append(c.packages, l...)
+		lists[i] = nil
 	}
 	return nil
 }
 
-func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree) ([]inventory.Package, []string) {
+func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, layers []*inventory.Layer) ([]inventory.Package, []string) {
 	// Newest layer first.
 	sort.Slice(insts, func(i, j int) bool { return insts[i].layer > insts[j].layer })
-	var warns []string
 	top := -1
 	for i, in := range insts {
 		if t.State(p, in.layer) == walk.Visible {
@@ -340,6 +366,10 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree) ([]i
 	if vis.err != nil {
 		return nil, []string{fmt.Sprintf("%s: /%s: %v", name, p, vis.err)}
 	}
+	var warns []string
+	for _, prob := range vis.problems {
+		warns = append(warns, fmt.Sprintf("%s: /%s: %v", name, p, prob))
+	}
 	// The chain of earlier copies that a later layer overwrote without
 	// deleting in between: the package database's history.
 	chain := []instance{vis}
@@ -349,28 +379,44 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree) ([]i
 		}
 		chain = append(chain, in)
 	}
-	present := make([]map[string]bool, len(chain))
-	for i, in := range chain {
-		present[i] = make(map[string]bool, len(in.pkgs))
-		for k := range in.pkgs {
-			present[i][in.pkgs[k].Key()] = true
+	var present []map[string]bool
+	if len(chain) > 1 {
+		present = make([]map[string]bool, len(chain))
+		for i, in := range chain[1:] {
+			present[i+1] = make(map[string]bool, len(in.pkgs))
+			for k := range in.pkgs {
+				present[i+1][in.pkgs[k].Key()] = true
+			}
 		}
 	}
-	out := make([]inventory.Package, 0, len(vis.pkgs))
-	for _, pkg := range vis.pkgs {
+	// The parser's slice is the Collector's now: set the fields in place,
+	// and give the packages without locations of their own one shared
+	// backing array rather than one allocation each.
+	out := vis.pkgs
+	var locs []inventory.Location
+	for i := range out {
+		pkg := &out[i]
 		intro := vis.layer
-		k := pkg.Key()
-		for i := 1; i < len(chain) && present[i][k]; i++ {
-			intro = chain[i].layer
+		if present != nil {
+			k := pkg.Key()
+			for j := 1; j < len(chain) && present[j][k]; j++ {
+				intro = chain[j].layer
+			}
 		}
 		pkg.FoundBy = name
 		loc := inventory.Location{Path: "/" + p}
-		if intro >= 0 && intro < len(c.layers) {
-			l := c.layers[intro]
-			loc.Layer = &l
+		if intro >= 0 && intro < len(layers) {
+			loc.Layer = layers[intro]
 		}
-		pkg.Locations = append([]inventory.Location{loc}, pkg.Locations...)
-		out = append(out, pkg)
+		if len(pkg.Locations) > 0 {
+			pkg.Locations = append([]inventory.Location{loc}, pkg.Locations...)
+			continue
+		}
+		if locs == nil {
+			locs = make([]inventory.Location, len(out)-i)
+		}
+		locs[0] = loc
+		pkg.Locations, locs = locs[:1:1], locs[1:]
 	}
 	return out, warns
 }
@@ -378,7 +424,8 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree) ([]i
 // Packages returns the packages found, after Finish.
 func (c *Collector) Packages() []inventory.Package { return c.packages }
 
-// Warnings are the files that could not be parsed.
+// Warnings are the files that could not be parsed, and the parts of files
+// that were skipped (see PartialError), each naming its file.
 func (c *Collector) Warnings() []string { return c.warnings }
 
 // Catalogers returns the catalogers the collector runs.

@@ -20,12 +20,11 @@ import (
 )
 
 // Bounds on hostile input. A real database has lines of a few hundred bytes
-// and at most some thousands of packages.
+// and at most some thousands of packages; the number of packages is bounded
+// by catalog.DefaultMaxPackages (Cataloger.MaxPackages).
 const (
 	// MaxLine is the longest line read; longer lines are skipped whole.
 	MaxLine = 1 << 20
-	// MaxPackages is the most packages read from one database.
-	MaxPackages = 1 << 20
 
 	// SPDX validation takes time quadratic in the expression's length, so
 	// it is done only on licence fields of real-world size, and only for
@@ -36,16 +35,18 @@ const (
 	maxValidations   = 4096
 )
 
-// maxPackages is MaxPackages, lowered by tests.
-var maxPackages = MaxPackages
-
 // DBPaths are where apk keeps its database. The second is the same file seen
 // through a merged /usr, where lib is a symlink to usr/lib and the layer tar
 // names the real path.
 var DBPaths = []string{"lib/apk/db/installed", "usr/lib/apk/db/installed"}
 
-// Cataloger reads apk installed databases.
-type Cataloger struct{}
+// Cataloger reads apk installed databases. The zero value is ready to use.
+type Cataloger struct {
+	// MaxPackages is the most packages one database may list; a database
+	// with more is rejected whole (catalog.TooManyPackagesError). Zero
+	// means catalog.DefaultMaxPackages.
+	MaxPackages int
+}
 
 // New returns the apk cataloger.
 func New() *Cataloger { return &Cataloger{} }
@@ -64,10 +65,10 @@ func (*Cataloger) Match(path string) bool {
 }
 
 // Parse implements catalog.Cataloger.
-func (*Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
-	pkgs, err := Parse(ctx, in.Reader)
+func (c *Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
+	pkgs, err := ParseLimit(ctx, in.Reader, c.MaxPackages)
 	if err != nil {
-		return nil, fmt.Errorf("apk database %s: %w", in.Path, err)
+		return pkgs, fmt.Errorf("apk database %s: %w", in.Path, err)
 	}
 	return pkgs, nil
 }
@@ -81,14 +82,30 @@ type record struct {
 // Parse reads an apk installed database: records of "X:value" lines
 // separated by blank lines (apk-tools' "installed" format). Records without
 // a name (P) or version (V) are skipped; lines longer than MaxLine are
-// skipped. It fails only on a read error, cancellation, or more than
-// MaxPackages packages.
+// skipped, and counted in a *catalog.PartialError returned with the
+// packages. It fails only on a read error, cancellation, or more than
+// catalog.DefaultMaxPackages packages.
 func Parse(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
+	return ParseLimit(ctx, r, 0)
+}
+
+// ParseLimit is Parse with a limit on the number of packages (zero:
+// catalog.DefaultMaxPackages). It stops reading at the first package past
+// the limit and returns a *catalog.TooManyPackagesError.
+//
+// Memory is what the packages returned need and little more: the file is
+// read line by line and only the kept fields of the current record are
+// copied out (never the file lists, F: and R:, nor checksums); values that
+// repeat across packages (versions, architectures, origins, maintainers,
+// licences) are stored once; packages are gathered in fixed-size blocks
+// and copied once into a slice of exactly their number.
+func ParseLimit(ctx context.Context, r io.Reader, maxPackages int) ([]inventory.Package, error) {
 	lr := lines.NewReader(r, MaxLine)
 	var (
-		pkgs     []inventory.Package
+		pkgs     catalog.PackageBlocks
 		cur      record
 		licCache = map[string][]string{}
+		strs     = catalog.NewInterner(0)
 		n        int
 	)
 	flush := func() error {
@@ -96,8 +113,8 @@ func Parse(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
 		if !cur.seen || cur.name == "" || cur.version == "" {
 			return nil
 		}
-		if len(pkgs) >= maxPackages {
-			return fmt.Errorf("more than %d packages: this is not an apk database", maxPackages)
+		if err := catalog.CheckPackageCount(pkgs.Len(), maxPackages, "apk database"); err != nil {
+			return err
 		}
 		p := inventory.Package{
 			Name:       cur.name,
@@ -123,9 +140,11 @@ func Parse(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
 			default:
 				lic = splitFields(strings.Fields(cur.license))
 			}
-			p.Licenses = append([]string(nil), lic...)
+			// Shared by every package with the same field: the
+			// Collector and its consumers do not modify Licenses.
+			p.Licenses = lic[:len(lic):len(lic)]
 		}
-		pkgs = append(pkgs, p)
+		pkgs.Append(p)
 		return nil
 	}
 	for {
@@ -153,6 +172,7 @@ func Parse(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
 		// Only the kept fields' values are copied out of the line: most
 		// lines are file names (F:, R:) and checksums (Z:).
 		val := func() string { return string(bytes.TrimSpace(line[2:])) }
+		shared := func() string { return strs.Bytes(bytes.TrimSpace(line[2:])) }
 		switch line[0] {
 		case 'P':
 			// A second name in one record means the blank line between
@@ -164,22 +184,26 @@ func Parse(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
 			}
 			cur.name = val()
 		case 'V':
-			cur.version = val()
+			cur.version = shared()
 		case 'A':
-			cur.arch = val()
+			cur.arch = shared()
 		case 'o':
-			cur.origin = val()
+			cur.origin = shared()
 		case 'L':
-			cur.license = val()
+			cur.license = shared()
 		case 'm':
-			cur.maintainer = val()
+			cur.maintainer = shared()
 		}
 		cur.seen = true
 	}
 	if err := flush(); err != nil {
 		return nil, err
 	}
-	return pkgs, nil
+	var problem error
+	if k := lr.Skipped(); k > 0 {
+		problem = fmt.Errorf("%d lines longer than %d bytes were skipped, and any field on them with them", k, MaxLine)
+	}
+	return pkgs.Slice(), catalog.Partial(problem)
 }
 
 // SplitLicense turns an apk L: field into licence entries. A valid SPDX

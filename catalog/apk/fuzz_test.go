@@ -3,10 +3,13 @@ package apk
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
@@ -22,6 +25,10 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("P:a\r\nV:1\r\nL:( MIT OR\r\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		pkgs, err := Parse(context.Background(), bytes.NewReader(in))
+		var pe *catalog.PartialError
+		if errors.As(err, &pe) && strings.Contains(err.Error(), "longer than") {
+			err = nil // over-long lines skipped, and said to be
+		}
 		if err != nil {
 			t.Fatalf("Parse failed on in-memory input: %v", err)
 		}

@@ -27,16 +27,13 @@ import (
 )
 
 // Bounds on hostile input. Real status files have lines of a few kilobytes
-// at most and some thousands of packages.
+// at most and some thousands of packages; the number of packages is bounded
+// by catalog.DefaultMaxPackages (Cataloger.MaxPackages).
 const (
-	// MaxLine is the longest line read; longer lines are skipped whole.
+	// MaxLine is the longest line read; longer lines are skipped whole,
+	// with a warning.
 	MaxLine = 1 << 20
-	// MaxPackages is the most packages read from one file.
-	MaxPackages = 1 << 20
 )
-
-// maxPackages is MaxPackages, lowered by tests.
-var maxPackages = MaxPackages
 
 // Paths of the databases, relative to the image root.
 const (
@@ -46,8 +43,14 @@ const (
 	opkgStatusVL = "var/lib/opkg/status" // older opkg builds
 )
 
-// Cataloger reads dpkg and opkg status databases.
-type Cataloger struct{}
+// Cataloger reads dpkg and opkg status databases. The zero value is ready
+// to use.
+type Cataloger struct {
+	// MaxPackages is the most packages one status file (or one status.d
+	// file) may list; a file with more is rejected whole
+	// (catalog.TooManyPackagesError). Zero means catalog.DefaultMaxPackages.
+	MaxPackages int
+}
 
 // New returns the dpkg cataloger.
 func New() *Cataloger { return &Cataloger{} }
@@ -76,15 +79,14 @@ func isStatusD(path string) bool {
 	return ok && rest != "" && !strings.Contains(rest, "/") && !strings.HasSuffix(rest, ".md5sums")
 }
 
-// Parse implements catalog.Cataloger.
-func (*Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
-	parse := ParseStatus
-	if isStatusD(strings.TrimPrefix(in.Path, "/")) {
-		parse = ParseStatusD
-	}
-	pkgs, err := parse(ctx, in.Reader)
+// Parse implements catalog.Cataloger. Besides the packages it may return a
+// *catalog.PartialError: the file did not end with a newline (its last
+// package is still read) or had lines over MaxLine (skipped).
+func (c *Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
+	statusD := isStatusD(strings.TrimPrefix(in.Path, "/"))
+	pkgs, err := parse(ctx, in.Reader, statusD, c.MaxPackages)
 	if err != nil {
-		return nil, fmt.Errorf("dpkg database %s: %w", in.Path, err)
+		return pkgs, fmt.Errorf("dpkg database %s: %w", in.Path, err)
 	}
 	return pkgs, nil
 }
@@ -98,15 +100,19 @@ func (*Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Pack
 // disk). Packages that are only unpacked, half-configured, awaiting or
 // pending triggers, or that left only their config files are not counted,
 // nor are stanzas without a Status field, which dpkg reads as not installed.
+//
+// Over catalog.DefaultMaxPackages packages it fails with a
+// *catalog.TooManyPackagesError; a file without a final newline, or with
+// lines over MaxLine, gives its packages and a *catalog.PartialError.
 func ParseStatus(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
-	return parse(ctx, r, false)
+	return parse(ctx, r, false, 0)
 }
 
 // ParseStatusD reads one file of a distroless var/lib/dpkg/status.d
 // directory. These files are written by image builders, not by dpkg, and
 // usually have no Status field: a stanza without one is installed.
 func ParseStatusD(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
-	return parse(ctx, r, true)
+	return parse(ctx, r, true, 0)
 }
 
 // stanza is the part of one paragraph bulkhead keeps.
@@ -115,17 +121,22 @@ type stanza struct {
 	hasPkg, hasStatus                              bool
 }
 
-func parse(ctx context.Context, r io.Reader, missingStatusInstalled bool) ([]inventory.Package, error) {
+func parse(ctx context.Context, r io.Reader, missingStatusInstalled bool, maxPackages int) ([]inventory.Package, error) {
 	lr := lines.NewReader(r, MaxLine)
 	var (
-		pkgs []inventory.Package
+		pkgs catalog.PackageBlocks
 		seen = map[string]bool{}
+		strs = catalog.NewInterner(0)
 		cur  stanza
+		last string // the name of the last stanza read
 		n    int
 	)
 	flush := func() error {
 		s := cur
 		cur = stanza{}
+		if s.pkg != "" {
+			last = s.pkg
+		}
 		if s.pkg == "" || s.version == "" {
 			return nil // dpkg rejects an installed package without a version
 		}
@@ -138,11 +149,11 @@ func parse(ctx context.Context, r io.Reader, missingStatusInstalled bool) ([]inv
 		}
 		p := newPackage(s)
 		if k := p.Key(); !seen[k] {
-			if len(pkgs) >= maxPackages {
-				return fmt.Errorf("more than %d packages: this is not a dpkg status file", maxPackages)
+			if err := catalog.CheckPackageCount(pkgs.Len(), maxPackages, "dpkg status file"); err != nil {
+				return err
 			}
 			seen[k] = true
-			pkgs = append(pkgs, p)
+			pkgs.Append(p)
 		}
 		return nil
 	}
@@ -178,6 +189,7 @@ func parse(ctx context.Context, r io.Reader, missingStatusInstalled bool) ([]inv
 		}
 		key := bytes.TrimSpace(line[:i])
 		val := func() string { return string(bytes.TrimSpace(line[i+1:])) }
+		shared := func() string { return strs.Bytes(bytes.TrimSpace(line[i+1:])) }
 		// Field names are case-insensitive (deb822). Only the kept fields'
 		// values are copied out of the line.
 		switch {
@@ -191,21 +203,34 @@ func parse(ctx context.Context, r io.Reader, missingStatusInstalled bool) ([]inv
 			}
 			cur.pkg, cur.hasPkg = val(), true
 		case bytes.EqualFold(key, fVersion):
-			cur.version = val()
+			cur.version = shared()
 		case bytes.EqualFold(key, fArchitecture):
-			cur.arch = val()
+			cur.arch = shared()
 		case bytes.EqualFold(key, fStatus):
-			cur.status, cur.hasStatus = val(), true
+			cur.status, cur.hasStatus = shared(), true
 		case bytes.EqualFold(key, fSource):
-			cur.source = val()
+			cur.source = shared()
 		case bytes.EqualFold(key, fMaintainer):
-			cur.maintainer = val()
+			cur.maintainer = shared()
 		}
 	}
 	if err := flush(); err != nil {
 		return nil, err
 	}
-	return pkgs, nil
+	var problems []error
+	if lr.Unterminated() {
+		// dpkg ends every stanza with a newline: the file was cut, and
+		// its last line may be too. What it holds is kept.
+		what := "its last line was read as it stands"
+		if last != "" {
+			what = fmt.Sprintf("its last stanza (Package: %s) was read as it stands", last)
+		}
+		problems = append(problems, fmt.Errorf("the file does not end with a newline, so it may be truncated: %s; check the image's package database (dpkg --audit)", what))
+	}
+	if k := lr.Skipped(); k > 0 {
+		problems = append(problems, fmt.Errorf("%d lines longer than %d bytes were skipped, and any field on them with them", k, MaxLine))
+	}
+	return pkgs.Slice(), catalog.Partial(problems...)
 }
 
 var (

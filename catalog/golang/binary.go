@@ -53,21 +53,30 @@ func (*Binary) MatchEntry(p string, mode fs.FileMode, size int64) bool {
 }
 
 // Parse implements catalog.Cataloger. Files that are not executables, or are
-// executables without Go build information, give no packages and no error.
+// executables of other languages, give no packages and no error. A Go
+// executable whose build information is damaged or missing gives an error
+// (a warning naming the file); one whose module list alone is unreadable
+// gives the toolchain's stdlib package and a *catalog.PartialError.
 func (*Binary) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
 	bi, err := ReadBuildInfo(in.Reader)
+	var pkgs []inventory.Package
+	if bi != nil {
+		pkgs = Packages(bi)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("go binary %s: %w", in.Path, err)
+		return pkgs, fmt.Errorf("go binary %s: %w", in.Path, err)
 	}
-	if bi == nil {
-		return nil, nil
-	}
-	return Packages(bi), nil
+	return pkgs, nil
 }
 
 // ReadBuildInfo reads the build information of a Go executable from a
-// stream, reading no further than the build information. It returns nil for
-// non-executables and executables without it.
+// stream, reading no further than the build information. It returns nil, nil
+// for non-executables and for executables that are not Go programs. For a
+// file that holds the build-information magic where the linker puts it but
+// no valid build information after it, it returns a *MalformedError; for a
+// Go executable (one with a Go build ID) without build information, an
+// error saying so; and when the version could be read but not the module
+// list, the build information (version only) with a *catalog.PartialError.
 //
 // Binaries built before Go 1.18 keep pointers to their strings instead of the
 // strings; in ELF files the scan resolves them from the strings it passed. In
@@ -82,8 +91,19 @@ func ReadBuildInfo(r io.Reader) (*debug.BuildInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bi != nil || !s.pointerFormat {
+	switch {
+	case bi != nil && s.modErr != nil:
+		return bi, catalog.Partial(s.modErr)
+	case bi != nil:
 		return bi, nil
+	case s.pointerFormat:
+		// A pre-1.18 blob: resolved below.
+	case s.bad != nil:
+		return nil, s.bad
+	case s.goBuildID:
+		return nil, errNoBuildInfo
+	default:
+		return nil, nil
 	}
 	ra, ok := r.(io.ReaderAt)
 	if !ok {

@@ -1,13 +1,17 @@
 package golang
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
 	"debug/buildinfo"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +23,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/walk"
 )
 
 // streamOnly hides any io.ReaderAt behind a plain reader, as the walk gives
@@ -329,8 +334,9 @@ func TestNotGo(t *testing.T) {
 			t.Errorf("%s: %v", p, pkgs)
 		}
 	}
-	// A copy of the magic that is not a build-info blob (as in binaries
-	// that link debug/buildinfo) is skipped.
+	// A copy of the magic where the linker puts the blob, and no valid
+	// blob anywhere: reported as malformed (a Go program that links
+	// debug/buildinfo has the string, but also its own valid blob).
 	fake := make([]byte, 8192)
 	copy(fake, "\x7fELF\x02\x01\x01")
 	copy(fake[4096:], buildInfoMagic)
@@ -338,9 +344,90 @@ func TestNotGo(t *testing.T) {
 	fake[4096+15] = 2
 	fake[4096+32] = 3
 	copy(fake[4096+33:], "abc")
-	if bi, err := ReadBuildInfo(bytes.NewReader(fake)); bi != nil || err != nil {
+	var me *MalformedError
+	if bi, err := ReadBuildInfo(bytes.NewReader(fake)); bi != nil || !errors.As(err, &me) || me.Offset != 4096 {
 		t.Errorf("fake blob: %v, %v", bi, err)
 	}
+	// Unaligned copies are data, not blobs: nothing to say.
+	copy(fake[4096:], make([]byte, 64))
+	copy(fake[4100:], buildInfoMagic)
+	if bi, err := ReadBuildInfo(bytes.NewReader(fake)); bi != nil || err != nil {
+		t.Errorf("unaligned copy: %v, %v", bi, err)
+	}
+}
+
+// TestMalformedBuildInfo damages the build information of a real Go
+// binary in the ways a hostile image could to hide its modules, and checks
+// that each is a warning naming the file, never a silent "not Go".
+func TestMalformedBuildInfo(t *testing.T) {
+	dir := builds(t)
+	bin, err := os.ReadFile(filepath.Join(dir, "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(bin, buildInfoMagic); n != 1 {
+		t.Fatalf("%d copies of the magic in the test binary, want 1", n)
+	}
+	m := bytes.Index(bin, buildInfoMagic)
+	edit := func(f func(b []byte)) []byte {
+		b := bytes.Clone(bin)
+		f(b)
+		return b
+	}
+	dep := bytes.Index(bin[m:], []byte("\ndep\t"))
+	uuid := bytes.Index(bin[m:], []byte("github.com/google/uuid\tv1.6.0\t"))
+	if dep < 0 || uuid < 0 {
+		t.Fatal("no dep line in the module information")
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string // in the warning
+		pkgs int    // kept
+	}{
+		{"pointer size", edit(func(b []byte) { b[m+14] = 0x7f }), fmt.Sprintf("malformed Go build information at offset %d (pointer size 127)", m), 0},
+		{"version length", edit(func(b []byte) { b[m+32] = 0xff; b[m+33] = 0xff; b[m+34] = 0x7f }), "unreadable toolchain version", 0},
+		{"version text", edit(func(b []byte) { b[m+33] = 'X' }), "toolchain version", 0},
+		{"magic flipped", edit(func(b []byte) { b[m+1] ^= 0xff }), "carries a Go build ID", 0},
+		{"whole magic zeroed", edit(func(b []byte) { copy(b[m:], make([]byte, len(buildInfoMagic))) }), "without Go build information", 0},
+		// Go's parser skips a line it does not know: the others are kept,
+		// the hidden module is warned about.
+		{"dep line damaged", edit(func(b []byte) { b[m+dep+2] = 'X' }), "1 lines of an unknown kind", 6},
+		// The version is read, the module list is not: stdlib is kept.
+		{"module list unreadable", edit(func(b []byte) { copy(b[m+uuid:], "github.com/google/uuid v1.6.0 ") }), "module information", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			layer := layerOf(t, map[string][]byte{"usr/bin/hello": tc.data})
+			col := catalog.NewCollector(context.Background(), []catalog.Cataloger{NewBinary()}, []inventory.Layer{{Index: 0}}, t.TempDir())
+			if _, err := walk.Walk(context.Background(), []walk.Layer{layer}, []walk.Visitor{col}, walk.Options{TempDir: t.TempDir()}); err != nil {
+				t.Fatal(err)
+			}
+			w := col.Warnings()
+			if len(w) != 1 || !strings.HasPrefix(w[0], "go-binary: /usr/bin/hello: ") || !strings.Contains(w[0], tc.want) {
+				t.Errorf("warnings %q, want one naming /usr/bin/hello and %q", w, tc.want)
+			}
+			if got := col.Packages(); len(got) != tc.pkgs || (tc.pkgs == 1 && got[0].Name != "stdlib") {
+				t.Errorf("packages %+v, want %d", got, tc.pkgs)
+			}
+		})
+	}
+}
+
+// layerOf is a one-layer tar of executables.
+func layerOf(t testing.TB, files map[string][]byte) walk.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(files[name])
+	}
+	tw.Close()
+	return walk.Layer{Info: walk.LayerInfo{Index: 0}, Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(buf.Bytes())), nil
+	}}
 }
 
 // A blob split across reads of any size is found.

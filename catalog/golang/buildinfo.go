@@ -28,6 +28,16 @@ var (
 	infoStart = []byte("0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6")
 	infoEnd   = []byte("\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2")
 	goPrefix  = []byte("go1.")
+	// The Go linker marks every executable with a build ID
+	// (cmd/internal/buildid): in ELF files as a note of type 4 owned by
+	// "Go" (.note.go.buildid, in the first page), in Mach-O and PE files
+	// as a string at the start of the text segment. A Go binary without
+	// build information still carries it.
+	elfBuildIDNotes = [][]byte{
+		[]byte("\x04\x00\x00\x00Go\x00\x00"), // note type 4 and name, little-endian
+		[]byte("\x00\x00\x00\x04Go\x00\x00"), // big-endian
+	}
+	textBuildID = []byte("\xff Go build ID: \"")
 )
 
 const (
@@ -51,6 +61,9 @@ const (
 	// these counts.
 	maxVersionCandidates = 4096
 	maxModInfoCandidates = 16
+	// buildIDWithin is how far into the file the Go build ID is looked
+	// for: the text segment starts within the first pages.
+	buildIDWithin = 1 << 20
 )
 
 // errNotExecutable marks input that is not an ELF, Mach-O or PE file.
@@ -175,6 +188,49 @@ type scanner struct {
 	// pointerFormat is set when a pre-1.18 blob was found but could not be
 	// resolved from the stream alone.
 	pointerFormat bool
+	// bad describes the first candidate blob (the magic, 16-byte
+	// aligned) that was not valid build information.
+	bad *MalformedError
+	// modErr is set when the blob's version was read but its module
+	// information was not.
+	modErr error
+	// goBuildID is set when the Go linker's build ID was seen: the file
+	// is a Go executable.
+	goBuildID bool
+	idPos     int64 // where the build ID search goes on from
+}
+
+// MalformedError says that a file holds the Go build-information magic
+// where the linker puts it, but what follows is not build information: a
+// corrupt or doctored Go binary, whose modules cannot be listed.
+type MalformedError struct {
+	Offset int64
+	Reason string
+}
+
+func (e *MalformedError) Error() string {
+	return fmt.Sprintf("malformed Go build information at offset %d (%s): its modules cannot be listed; the binary is corrupt or was altered (go version -m shows what Go reads)", e.Offset, e.Reason)
+}
+
+// errNoBuildInfo: a Go executable (it has a Go build ID) without build
+// information.
+var errNoBuildInfo = errors.New("a Go executable (it carries a Go build ID) without Go build information: built with Go before 1.13, or the build information was removed or damaged; its modules cannot be listed")
+
+// findBuildID looks for the Go build ID in the window, within the first
+// buildIDWithin bytes of the file.
+func (s *scanner) findBuildID() {
+	if s.goBuildID || s.idPos >= buildIDWithin {
+		return
+	}
+	from := max(s.idPos, s.f.base)
+	if from >= s.f.end() {
+		return
+	}
+	if bytes.Contains(s.f.buf[from-s.f.base:], textBuildID) {
+		s.goBuildID = true
+	}
+	// The last bytes may hold the start of a match: search them again.
+	s.idPos = max(from, s.f.end()-int64(len(textBuildID)-1))
 }
 
 // scanBuildInfo reads the Go build information from an executable stream.
@@ -194,6 +250,10 @@ func scanBuildInfo(r io.Reader, s *scanner) (*debug.BuildInfo, error) {
 	}
 	if ft == formatELF {
 		s.order, s.segs = elfSegments(head)
+		// The notes follow the program headers in the first page.
+		for _, m := range elfBuildIDNotes {
+			s.goBuildID = s.goBuildID || bytes.Contains(head, m)
+		}
 	}
 	s.f.buf = head
 	if n < headSize {
@@ -205,6 +265,7 @@ func scanBuildInfo(r io.Reader, s *scanner) (*debug.BuildInfo, error) {
 func (s *scanner) scan() (*debug.BuildInfo, error) {
 	var pos, recPos int64
 	for {
+		s.findBuildID()
 		limit := s.f.end()
 		if !s.f.eof {
 			limit -= overlap
@@ -222,9 +283,12 @@ func (s *scanner) scan() (*debug.BuildInfo, error) {
 			}
 			s.record(recPos, m)
 			recPos = m
-			bi, ok := s.header(m)
-			if ok {
+			bi, reason := s.header(m)
+			if bi != nil {
 				return bi, s.f.err
+			}
+			if s.bad == nil && reason != "" {
+				s.bad = &MalformedError{Offset: m, Reason: reason}
 			}
 			if s.f.base > pos {
 				// Resolving a pre-1.18 blob read ahead and dropped
@@ -299,26 +363,27 @@ func (s *scanner) record(from, to int64) {
 	}
 }
 
-// header reads the blob at file offset m. ok is false when it is not a
-// valid blob (a copy of the magic in data, say).
-func (s *scanner) header(m int64) (*debug.BuildInfo, bool) {
+// header reads the blob at file offset m. It returns nil and the reason
+// when it is not a valid blob (a copy of the magic in data, or a damaged
+// blob); the reason is empty for a pre-1.18 blob that needs random access.
+func (s *scanner) header(m int64) (*debug.BuildInfo, string) {
 	h := s.f.ensure(m, headerSize)
 	if len(h) < headerSize {
-		return nil, false
+		return nil, "cut short by the end of the file"
 	}
 	ptrSize, flags := int(h[14]), h[15]
 	if ptrSize != 4 && ptrSize != 8 {
-		return nil, false
+		return nil, fmt.Sprintf("pointer size %d", ptrSize)
 	}
 	var vers, mod string
 	if flags&2 != 0 {
 		var ok bool
 		off := m + headerSize
 		if vers, off, ok = s.varintString(off, maxVersion); !ok {
-			return nil, false
+			return nil, "unreadable toolchain version"
 		}
 		if mod, _, ok = s.varintString(off, maxModInfo); !ok {
-			return nil, false
+			return nil, "unreadable module information"
 		}
 	} else {
 		var order binary.ByteOrder = binary.LittleEndian
@@ -331,26 +396,57 @@ func (s *scanner) header(m int64) (*debug.BuildInfo, bool) {
 		vers, mod, ok = s.pointers(m, p1, p2, ptrSize, order)
 		if !ok {
 			s.pointerFormat = true
-			return nil, false
+			return nil, ""
 		}
 	}
 	if !validVersion(vers) {
-		return nil, false
+		return nil, fmt.Sprintf("toolchain version %.40q", vers)
 	}
 	// As debug/buildinfo: strip the sentinels, or drop a string without them.
+	var modErr error
 	if len(mod) >= 33 && mod[len(mod)-17] == '\n' {
 		mod = mod[16 : len(mod)-16]
 	} else {
+		if mod != "" {
+			modErr = fmt.Errorf("module information of %d bytes without its sentinels", len(mod))
+		}
 		mod = ""
+	}
+	if n := unknownLines(mod); n > 0 && modErr == nil {
+		// debug.ParseBuildInfo skips them: a damaged "dep" line would
+		// hide its module without a word.
+		modErr = fmt.Errorf("%d lines of an unknown kind (a damaged dep or mod line hides its module)", n)
 	}
 	bi, err := debug.ParseBuildInfo(mod)
 	if err != nil {
 		// Go's own reader keeps the version when the module
-		// information is unreadable; so does this one.
+		// information is unreadable; so does this one, and says so.
 		bi = &debug.BuildInfo{}
+		modErr = err
+	}
+	if modErr != nil {
+		s.modErr = &MalformedError{Offset: m, Reason: "module information: " + modErr.Error()}
 	}
 	bi.GoVersion = vers
-	return bi, true
+	return bi, ""
+}
+
+// unknownLines counts the non-empty lines of module information that are
+// none of the kinds the Go toolchain writes (runtime/debug: path, mod, dep,
+// =>, build).
+func unknownLines(mod string) int {
+	n := 0
+	for line := range strings.SplitSeq(mod, "\n") {
+		if line == "" {
+			continue
+		}
+		switch kind, _, _ := strings.Cut(line, "\t"); kind {
+		case "path", "mod", "dep", "=>", "build":
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 func (s *scanner) varintString(off int64, max int) (string, int64, bool) {

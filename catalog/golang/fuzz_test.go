@@ -3,8 +3,10 @@ package golang
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -32,6 +34,9 @@ func FuzzReadBuildInfo(f *testing.F) {
 	old = append(old, 8, 0)
 	old = append(old, make([]byte, 16)...)
 	f.Add(old)
+	// A damaged dep line, and a Go build ID note without a blob.
+	f.Add(append(bytes.Clone(elf), blob("go1.22.3", strings.Replace(mod, "dep\t", "dXp\t", 1))...))
+	f.Add(append(append(bytes.Clone(elf[:64]), "\x04\x00\x00\x00Go\x00\x00"...), elf[76:]...))
 	f.Add([]byte("MZ"))
 	f.Add([]byte("#!/bin/sh\n"))
 	// Seeds from the go.mod fixtures too: any bytes must be safe.
@@ -42,8 +47,9 @@ func FuzzReadBuildInfo(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		bi, err := ReadBuildInfo(bytes.NewReader(in))
-		if err != nil {
-			return
+		var me *MalformedError
+		if bi != nil && err != nil && !errors.As(err, &me) {
+			t.Fatalf("build information with an error that is not a MalformedError: %v", err)
 		}
 		if bi != nil {
 			for _, p := range Packages(bi) {

@@ -132,8 +132,10 @@ func (*Cataloger) Match(p string) bool { return isArchive(path.Base(p)) }
 
 // Parse implements catalog.Cataloger. Packages found in nested archives
 // carry a Location "outer.war:WEB-INF/lib/inner.jar" (one ":" per level).
-// A nested archive that is corrupt or over a bound is skipped; its error is
-// returned only when the archive yields no package at all.
+// A nested archive that is corrupt, over a bound (size, compression ratio,
+// total) or nested deeper than MaxDepth is skipped, and named in a
+// *catalog.PartialError returned with the packages found, so that the scan
+// warns about it.
 func (c *Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
 	ra, size, cleanup, err := readerAt(in)
 	if err != nil {
@@ -147,8 +149,8 @@ func (c *Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Pa
 		}
 		return nil, fmt.Errorf("java archive %s: %w", in.Path, err)
 	}
-	if len(w.pkgs) == 0 && w.firstErr != nil {
-		return nil, fmt.Errorf("java archive %s: %w", in.Path, w.firstErr)
+	if err := catalog.Partial(w.problems...); err != nil {
+		return w.pkgs, fmt.Errorf("java archive %s: %w", in.Path, err)
 	}
 	return w.pkgs, nil
 }
@@ -201,12 +203,22 @@ type walker struct {
 	tempDir  string
 	budget   int64 // uncompressed bytes left to open
 	pkgs     []inventory.Package
-	firstErr error
+	// problems are the parts skipped, for the warnings (catalog.Partial
+	// keeps the first catalog.MaxProblems distinct ones).
+	problems []error
+	dropped  int
 }
 
+// maxNotes bounds the problems kept in memory for one top-level archive.
+const maxNotes = 4 * catalog.MaxProblems
+
 func (w *walker) note(err error) {
-	if w.firstErr == nil {
-		w.firstErr = err
+	if len(w.problems) < maxNotes {
+		w.problems = append(w.problems, err)
+		return
+	}
+	if w.dropped++; w.dropped == 1 {
+		w.problems = append(w.problems, errors.New("more problems in this archive were not recorded"))
 	}
 }
 
@@ -224,9 +236,6 @@ func (w *walker) archive(ra io.ReaderAt, size int64, top, fileName, location str
 		return fmt.Errorf("open zip: %w", err)
 	}
 	w.identify(zr, ra, size, fileName, location)
-	if depth+1 > w.opts.MaxDepth {
-		return nil
-	}
 	for _, f := range zr.File {
 		if !isArchive(strings.ToLower(f.Name)) || strings.HasSuffix(f.Name, "/") {
 			continue
@@ -236,6 +245,12 @@ func (w *walker) archive(ra io.ReaderAt, size int64, top, fileName, location str
 			loc = top
 		}
 		loc += ":" + f.Name
+		if depth+1 > w.opts.MaxDepth {
+			// Not opened, and said so: a hostile image must not hide a
+			// library by nesting it deeper than the limit.
+			w.note(fmt.Errorf("%s: nested %d archives deep, over the limit of %d: not opened, its packages are not listed", loc, depth+1, w.opts.MaxDepth))
+			continue
+		}
 		if err := w.nested(f, ra, loc, depth+1); err != nil {
 			if ctxErr := w.ctx.Err(); ctxErr != nil {
 				return ctxErr

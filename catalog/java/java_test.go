@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -299,6 +301,21 @@ func TestNestedArchives(t *testing.T) {
 	}
 }
 
+// partialProblems returns the problems of a PartialError, failing the test
+// when err is not one.
+func partialProblems(t *testing.T, err error) []string {
+	t.Helper()
+	var pe *catalog.PartialError
+	if !errors.As(err, &pe) {
+		t.Fatalf("got %v, want a catalog.PartialError", err)
+	}
+	var out []string
+	for _, p := range pe.Problems {
+		out = append(out, p.Error())
+	}
+	return out
+}
+
 func TestDepthLimit(t *testing.T) {
 	// xz at depth 6: a.jar > l1.jar > ... > l5.jar > xz-1.9.jar.
 	inner := jar(t, "xz-1.9.jar")
@@ -307,21 +324,64 @@ func TestDepthLimit(t *testing.T) {
 		inner = buildZip(t, entry{name: "lib/" + name, data: inner})
 		name = "l" + string(rune('0'+i)) + ".jar"
 	}
-	for _, tt := range []struct {
-		depth int
-		want  int
-	}{{4, 0}, {6, 1}} {
-		pkgs, err := parseBytes(t, New(WithLimits(tt.depth, 0, 0, 0)), "/a.jar", inner)
-		if err != nil {
+	pkgs, err := parseBytes(t, New(WithLimits(6, 0, 0, 0)), "/a.jar", inner)
+	if err != nil || len(pkgs) != 1 {
+		t.Fatalf("depth 6: %d packages, %v", len(pkgs), err)
+	}
+	if pkgs[0].Locations[0].Path != "/a.jar:lib/l2.jar:lib/l3.jar:lib/l4.jar:lib/l5.jar:lib/xz-1.9.jar" {
+		t.Errorf("location %q", pkgs[0].Locations[0].Path)
+	}
+	// Under a lower limit the jar is not opened, and that is said.
+	pkgs, err = parseBytes(t, New(WithLimits(4, 0, 0, 0)), "/a.jar", inner)
+	if len(pkgs) != 0 {
+		t.Errorf("depth 4: %d packages", len(pkgs))
+	}
+	probs := partialProblems(t, err)
+	if len(probs) != 1 || !strings.Contains(probs[0], "/a.jar:lib/l2.jar:lib/l3.jar:lib/l4.jar:lib/l5.jar:lib/xz-1.9.jar: nested 5 archives deep, over the limit of 4") {
+		t.Errorf("depth 4: problems %q", probs)
+	}
+}
+
+// TestTooDeepBesideALibrary: a library hidden too deep in an archive that
+// also holds a visible one was dropped without a word; the scan now warns,
+// naming the nested path, and keeps the visible library.
+func TestTooDeepBesideALibrary(t *testing.T) {
+	hidden := buildZip(t, entry{name: "x/l2.jar", data: buildZip(t, entry{name: "l3.jar", data: jar(t, "xz-1.9.jar")})})
+	app := buildZip(t,
+		entry{name: "WEB-INF/lib/slf4j-api-1.7.32.jar", data: jar(t, "slf4j-api-1.7.32.jar")},
+		entry{name: "WEB-INF/lib/l1.jar", data: hidden},
+	)
+	col := collectLayer(t, New(WithLimits(2, 0, 0, 0)), map[string][]byte{"srv/app.war": app})
+	if got := founds(col.Packages()); len(got) != 1 || got[0].purl != slf4j {
+		t.Errorf("packages %v, want slf4j alone", got)
+	}
+	w := col.Warnings()
+	want := "java: /srv/app.war: /srv/app.war:WEB-INF/lib/l1.jar:x/l2.jar:l3.jar: nested 3 archives deep, over the limit of 2"
+	if len(w) != 1 || !strings.HasPrefix(w[0], want) {
+		t.Errorf("warnings %q, want one starting %q", w, want)
+	}
+}
+
+// collectLayer runs the cataloger in a walk over one layer of files.
+func collectLayer(t *testing.T, c catalog.Cataloger, files map[string][]byte) *catalog.Collector {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
-		if len(pkgs) != tt.want {
-			t.Errorf("depth %d: %d packages, want %d", tt.depth, len(pkgs), tt.want)
-		}
-		if tt.want == 1 && pkgs[0].Locations[0].Path != "/a.jar:lib/l2.jar:lib/l3.jar:lib/l4.jar:lib/l5.jar:lib/xz-1.9.jar" {
-			t.Errorf("location %q", pkgs[0].Locations[0].Path)
-		}
+		tw.Write(files[name])
 	}
+	tw.Close()
+	layer := walk.Layer{Info: walk.LayerInfo{Index: 0}, Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(buf.Bytes())), nil
+	}}
+	col := catalog.NewCollector(context.Background(), []catalog.Cataloger{c}, []inventory.Layer{{Index: 0}}, t.TempDir())
+	if _, err := walk.Walk(context.Background(), []walk.Layer{layer}, []walk.Visitor{col}, walk.Options{TempDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	return col
 }
 
 func TestZipBomb(t *testing.T) {
@@ -331,14 +391,25 @@ func TestZipBomb(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ratio") || !strings.Contains(err.Error(), "bomb.jar") {
 		t.Errorf("err = %v", err)
 	}
-	// Next to a real library, the bomb is skipped and the library found.
+	// Next to a real library, the bomb is skipped, the library found, and
+	// the bomb named in a warning (it used to be dropped silently).
 	mixed := buildZip(t,
 		entry{name: "WEB-INF/lib/bomb.jar", data: zeros},
 		entry{name: "WEB-INF/lib/slf4j-api-1.7.32.jar", data: jar(t, "slf4j-api-1.7.32.jar")},
 	)
 	pkgs, err := parseBytes(t, New(), "/mixed.war", mixed)
-	if err != nil || len(pkgs) != 1 || pkgs[0].PURL != slf4j {
-		t.Errorf("got %v %+v", err, pkgs)
+	if len(pkgs) != 1 || pkgs[0].PURL != slf4j {
+		t.Errorf("got %+v", pkgs)
+	}
+	if probs := partialProblems(t, err); len(probs) != 1 || !strings.HasPrefix(probs[0], "/mixed.war:WEB-INF/lib/bomb.jar: ") || !strings.Contains(probs[0], "ratio") {
+		t.Errorf("problems %q", probs)
+	}
+	col := collectLayer(t, New(), map[string][]byte{"app/mixed.war": mixed})
+	if w := col.Warnings(); len(w) != 1 || !strings.HasPrefix(w[0], "java: /app/mixed.war: /app/mixed.war:WEB-INF/lib/bomb.jar: ") || !strings.Contains(w[0], "zip bomb") {
+		t.Errorf("warnings %q", w)
+	}
+	if n := len(col.Packages()); n != 1 {
+		t.Errorf("%d packages through the Collector", n)
 	}
 	// Entry size and total limits.
 	lib := buildZip(t, entry{name: "lib/commons-lang3.jar", data: jar(t, "commons-lang3-3.12.0.jar")})

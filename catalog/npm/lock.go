@@ -118,8 +118,8 @@ func (c *collector) add(name, version string, dev, main bool, lic []string) erro
 		}
 		return nil
 	}
-	if len(c.pkgs) >= maxPackages {
-		return fmt.Errorf("more than %d packages: not a lockfile bulkhead can read", maxPackages)
+	if err := catalog.CheckPackageCount(len(c.pkgs), maxPackages, "lockfile"); err != nil {
+		return err
 	}
 	p := newPackage(name, version)
 	p.Dev, p.Main, p.Licenses = dev, main, lic

@@ -42,14 +42,16 @@ const (
 	// MaxLockSize is the largest lockfile read. The package-lock.json of a
 	// big monorepo is some tens of megabytes.
 	MaxLockSize = 256 << 20
-	// MaxPackages is the most packages read from one lockfile.
-	MaxPackages = 1 << 20
+	// MaxPackages is the most packages read from one lockfile: the limit
+	// shared by the catalogers of package databases.
+	MaxPackages = catalog.DefaultMaxPackages
 	// maxNameLen bounds package names: npm allows 214 characters.
 	maxNameLen = 512
 )
 
-// maxPackages is MaxPackages, lowered by tests.
-var maxPackages = MaxPackages
+// maxPackages is the limit in force: catalog.MaxPackagesOr(0) (MaxPackages,
+// or BULKHEAD_MAX_PACKAGES), lowered by tests.
+var maxPackages = catalog.MaxPackagesOr(0)
 
 const manifestName = "package.json"
 

@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/anchore/go-rpmdb/pkg/bdb"
+
+	"github.com/bulkhead-sec/bulkhead/catalog"
 )
 
 // The checks here walk a database file the way go-rpmdb v0.2.2 will, before
@@ -38,7 +40,9 @@ const (
 
 // check detects the format as go-rpmdb's Open does (SQLite, then NDB, then
 // BerkeleyDB) and validates the structures its reader will follow.
-func check(path string, limit int64) (checked, error) {
+// A database holding more than maxPackages packages (catalog.MaxPackagesOr)
+// fails with a *catalog.TooManyPackagesError before go-rpmdb reads any.
+func check(path string, limit int64, maxPackages int) (checked, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return checked{}, err
@@ -64,17 +68,20 @@ func check(path string, limit int64) (checked, error) {
 	switch {
 	case string(head[:16]) == sqliteMagic:
 		n, err := checkSQLite(path)
+		if err == nil {
+			err = catalog.CheckPackageCount(n-1, maxPackages, "rpm database")
+		}
 		if err != nil {
 			return checked{}, fmt.Errorf("SQLite: %w", err)
 		}
 		return checked{format: "SQLite", rows: n}, nil
 	case binary.LittleEndian.Uint32(head[:4]) == ndbMagic:
-		if err := checkNDB(f, size, head[:]); err != nil {
+		if err := checkNDB(f, size, head[:], maxPackages); err != nil {
 			return checked{}, fmt.Errorf("NDB: %w", err)
 		}
 		return checked{format: "NDB", rows: -1}, nil
 	default:
-		if err := checkBDB(f, size); err != nil {
+		if err := checkBDB(f, size, maxPackages); err != nil {
 			return checked{}, fmt.Errorf("BerkeleyDB: %w", err)
 		}
 		return checked{format: "BerkeleyDB", rows: -1}, nil
@@ -103,7 +110,7 @@ func fits(start, n, pageSize int) bool {
 // checkBDB mirrors bdb.(*BerkeleyDB).Read: every page up to LastPageNo that
 // is a hash page lists key/value offsets; each HOFFPAGE value points to a
 // chain of overflow pages holding one package header.
-func checkBDB(f *os.File, size int64) error {
+func checkBDB(f *os.File, size int64, maxPackages int) error {
 	meta := make([]byte, 512)
 	if _, err := f.ReadAt(meta, 0); err != nil {
 		return fmt.Errorf("read metadata page: %w", err)
@@ -121,6 +128,7 @@ func checkBDB(f *os.File, size int64) error {
 	swapped := hm.Swapped
 	pages := size / int64(pageSize)
 	budget := overflowBudget(size)
+	pkgs := 0
 	page := make([]byte, pageSize)
 	hdr := make([]byte, bdb.PageHeaderSize)
 	for pageNo := int64(0); pageNo <= int64(hm.LastPageNo); pageNo++ {
@@ -155,6 +163,11 @@ func checkBDB(f *os.File, size int64) error {
 			if page[idx] != bdb.HashOffIndexPageType {
 				continue
 			}
+			// go-rpmdb reads one package per off-page value.
+			if err := catalog.CheckPackageCount(pkgs, maxPackages, "rpm database"); err != nil {
+				return err
+			}
+			pkgs++
 			if !fits(int(idx), bdb.HashOffPageSize, pageSize) {
 				return corrupt("hash page %d: off-page entry at %d runs past the page", pageNo, idx)
 			}
@@ -212,7 +225,7 @@ const (
 )
 
 // checkNDB mirrors ndb.Open and ndb.(*RpmNDB).Read.
-func checkNDB(f *os.File, size int64, head []byte) error {
+func checkNDB(f *os.File, size int64, head []byte, maxPackages int) error {
 	version := binary.LittleEndian.Uint32(head[4:8])
 	slotPages := binary.LittleEndian.Uint32(head[12:16])
 	if version != 0 {
@@ -230,6 +243,7 @@ func checkNDB(f *os.File, size int64, head []byte) error {
 		return fmt.Errorf("read slot pages: %w", err)
 	}
 	budget := overflowBudget(size)
+	pkgs := 0
 	var bh [ndbBlobHeaderLen]byte
 	for i := 0; i+ndbSlotSize <= len(slots); i += ndbSlotSize {
 		s := slots[i : i+ndbSlotSize]
@@ -240,6 +254,10 @@ func checkNDB(f *os.File, size int64, head []byte) error {
 		if pkgIndex == 0 {
 			continue // free slot
 		}
+		if err := catalog.CheckPackageCount(pkgs, maxPackages, "rpm database"); err != nil {
+			return err
+		}
+		pkgs++
 		off := int64(binary.LittleEndian.Uint32(s[8:12])) * ndbBlockSize
 		if off+ndbBlobHeaderLen > size {
 			return corrupt("package %d: blob offset %d is past the end of the file", pkgIndex, off)

@@ -39,6 +39,10 @@ const DefaultMaxSize = 1 << 30
 type Cataloger struct {
 	// MaxSize overrides DefaultMaxSize when positive.
 	MaxSize int64
+	// MaxPackages is the most packages one database may hold; a database
+	// with more is rejected whole (catalog.TooManyPackagesError) before
+	// go-rpmdb reads it. Zero means catalog.DefaultMaxPackages.
+	MaxPackages int
 }
 
 var (
@@ -94,7 +98,7 @@ func (c *Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Pa
 	}
 	defer cleanup()
 
-	infos, err := readDB(path, limit)
+	infos, err := readDB(path, limit, c.MaxPackages)
 	if err != nil {
 		return nil, fmt.Errorf("read rpm database %s: %w", in.Path, err)
 	}
@@ -112,8 +116,8 @@ func (c *Cataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Pa
 var errNotRPMDB = errors.New("not an rpm database (neither SQLite, NDB nor BerkeleyDB hash)")
 
 // readDB checks the file and then lets go-rpmdb list its packages.
-func readDB(path string, limit int64) ([]*rpmdb.PackageInfo, error) {
-	chk, err := check(path, limit)
+func readDB(path string, limit int64, maxPackages int) ([]*rpmdb.PackageInfo, error) {
+	chk, err := check(path, limit, maxPackages)
 	if err != nil {
 		return nil, err
 	}

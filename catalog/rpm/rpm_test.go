@@ -210,7 +210,7 @@ func TestFixtures(t *testing.T) {
 					t.Errorf("%s: vendor %q, licenses %q, source %q: want all set", p.Name, p.Maintainer, p.Licenses, p.SourceName)
 				}
 			}
-			chk, err := check(writeTemp(t, data), DefaultMaxSize)
+			chk, err := check(writeTemp(t, data), DefaultMaxSize, 0)
 			if err != nil || chk.format != fx.format {
 				t.Errorf("check: format %q, %v; want %s", chk.format, err, fx.format)
 			}
@@ -780,7 +780,7 @@ func TestSmallDBs(t *testing.T) {
 			t.Errorf("%s (%d bytes): %d packages, %v", name, len(b), len(pkgs), err)
 			continue
 		}
-		chk, err := check(writeTemp(t, b), DefaultMaxSize)
+		chk, err := check(writeTemp(t, b), DefaultMaxSize, 0)
 		if err != nil || chk.format != name {
 			t.Errorf("%s detected as %q, %v", name, chk.format, err)
 		}
@@ -837,7 +837,7 @@ func BenchmarkCheck(b *testing.B) {
 		path := writeTemp(b, fixtureData(b, fx))
 		b.Run(fx.file, func(b *testing.B) {
 			for b.Loop() {
-				if _, err := check(path, DefaultMaxSize); err != nil {
+				if _, err := check(path, DefaultMaxSize, 0); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -100,8 +100,8 @@ func ParseGemfileLock(ctx context.Context, r io.Reader) ([]inventory.Package, er
 		if seen[k] {
 			return
 		}
-		if len(pkgs) >= maxPackages {
-			failed = fmt.Errorf("more than %d gems: not a lockfile bulkhead can read", maxPackages)
+		if err := catalog.CheckPackageCount(len(pkgs), maxPackages, "Gemfile.lock"); err != nil {
+			failed = err
 			return
 		}
 		seen[k] = true

@@ -31,12 +31,14 @@ const (
 	// MaxLine is the longest line read; longer lines (a gemspec's list of
 	// files) are skipped.
 	MaxLine = 64 << 10
-	// MaxPackages is the most gems read from one Gemfile.lock.
-	MaxPackages = 1 << 20
+	// MaxPackages is the most gems read from one Gemfile.lock: the limit
+	// shared by the catalogers of package databases.
+	MaxPackages = catalog.DefaultMaxPackages
 )
 
-// maxPackages is MaxPackages, lowered by tests.
-var maxPackages = MaxPackages
+// maxPackages is the limit in force: catalog.MaxPackagesOr(0) (MaxPackages,
+// or BULKHEAD_MAX_PACKAGES), lowered by tests.
+var maxPackages = catalog.MaxPackagesOr(0)
 
 // Gemspecs reads installed gems' specifications.
 type Gemspecs struct{}

@@ -15,7 +15,18 @@ type Reader struct {
 	br  *bufio.Reader
 	buf []byte
 	max int
+	// skipped counts the over-long lines; unterminated is set when the
+	// last line had no end-of-line.
+	skipped      int
+	unterminated bool
 }
+
+// Skipped is the number of lines skipped for being longer than the maximum.
+func (l *Reader) Skipped() int { return l.skipped }
+
+// Unterminated reports whether the input ended without an end-of-line: its
+// last line (returned, or skipped when over-long) may be cut short.
+func (l *Reader) Unterminated() bool { return l.unterminated }
 
 // NewReader reads r; lines longer than max bytes are skipped whole.
 func NewReader(r io.Reader, max int) *Reader {
@@ -31,6 +42,7 @@ func (l *Reader) Next() ([]byte, error) {
 		if !tooLong {
 			if len(l.buf)+len(chunk) > l.max+2 { // +2: room for CRLF
 				tooLong, l.buf = true, l.buf[:0]
+				l.skipped++
 			} else {
 				l.buf = append(l.buf, chunk...)
 			}
@@ -45,6 +57,9 @@ func (l *Reader) Next() ([]byte, error) {
 			}
 			return trimEOL(l.buf), nil
 		case errors.Is(err, io.EOF):
+			if len(chunk) > 0 || len(l.buf) > 0 || tooLong {
+				l.unterminated = true
+			}
 			if tooLong || len(l.buf) == 0 {
 				return nil, io.EOF
 			}
