@@ -15,6 +15,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/bulkhead-sec/bulkhead/image/imageref"
 )
 
 // envKeychain gives BULKHEAD_USERNAME / BULKHEAD_PASSWORD to every registry.
@@ -54,26 +56,30 @@ func RemoteOptions(ctx context.Context, opts Options) []remote.Option {
 		remote.WithPlatform(p),
 		remote.WithUserAgent("bulkhead"),
 	}
+	// Every registry request goes through the redirect guard: a manifest
+	// request redirected to another repository is an error, never followed.
+	var tr http.RoundTripper = remote.DefaultTransport
 	if opts.Insecure {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for --insecure
-		ro = append(ro, remote.WithTransport(tr))
+		t := remote.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for --insecure
+		tr = t
 	}
-	return ro
+	return append(ro, remote.WithTransport(imageref.GuardRedirects(tr)))
 }
 
-// ParseReference parses an image reference, allowing plain HTTP when
-// insecure (localhost and loopback registries are plain HTTP anyway).
+// ParseReference parses an image reference into its canonical form
+// (package imageref: what is judged is what is pulled), allowing plain HTTP
+// when insecure (localhost and loopback registries are plain HTTP anyway).
 func ParseReference(ref string, insecure bool) (name.Reference, error) {
 	var nopts []name.Option
 	if insecure {
 		nopts = append(nopts, name.Insecure)
 	}
-	r, err := name.ParseReference(ref, nopts...)
+	r, err := imageref.Parse(ref, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not an image reference, an archive file or a layout directory: %w", ref, err)
+		return nil, fmt.Errorf("%w; it is not an archive file or a layout directory either", err)
 	}
-	return r, nil
+	return r.Reference(), nil
 }
 
 // OpenRemote pulls an image's manifest and config from a registry; layers are

@@ -10,9 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulkhead-sec/bulkhead/finding"
-	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/openvex/go-vex/pkg/vex"
+	"github.com/package-url/packageurl-go"
+
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/image/imageref"
+	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
 // maxVEXFile bounds one VEX document.
@@ -92,27 +95,24 @@ func checkVEX(d *VEXDocument) (*VEXDocument, error) {
 }
 
 // ImageIdentifiers lists the identifiers a VEX statement's product may use
-// for the scanned image: its digest, its references, and an OCI purl.
+// for the scanned image: its digest, its references, and an OCI purl. A
+// registry (or daemon) reference is given in canonical form (package
+// imageref: index.docker.io/library/nginx for nginx), so that the spelling
+// of the scanned reference does not change which statements apply.
 func ImageIdentifiers(t *inventory.Target) []string {
 	var ids []string
+	seen := map[string]bool{}
 	add := func(s string) {
-		if s != "" {
+		if s != "" && !seen[s] {
+			seen[s] = true
 			ids = append(ids, s)
 		}
 	}
 	add(t.Digest)
 	add(t.ID)
-	add(t.Name)
-	for _, r := range t.RepoDigests {
-		add(r)
-	}
-	if t.Digest != "" {
-		repo := t.Name
-		if i := strings.LastIndex(repo, "@"); i >= 0 {
-			repo = repo[:i]
-		}
-		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-			repo = repo[:i]
+	purls := func(repo string) {
+		if t.Digest == "" {
+			return
 		}
 		name := repo
 		if i := strings.LastIndex(name, "/"); i >= 0 {
@@ -124,7 +124,76 @@ func ImageIdentifiers(t *inventory.Target) []string {
 			add(base + "?repository_url=" + url.QueryEscape(strings.ToLower(repo)))
 		}
 	}
+	switch t.Source {
+	case "registry", "daemon", "":
+		for _, n := range append([]string{t.Name}, t.RepoDigests...) {
+			r, err := imageref.Parse(n)
+			if err != nil {
+				add(n)
+				continue
+			}
+			add(r.String())
+			if t.Digest != "" {
+				add(r.Repo() + "@" + t.Digest)
+			}
+			purls(r.Repo())
+		}
+		return ids
+	}
+	// An archive, layout or directory: its name as given.
+	add(t.Name)
+	for _, r := range t.RepoDigests {
+		add(r)
+	}
+	repo := t.Name
+	if i := strings.LastIndex(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	}
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	purls(repo)
 	return ids
+}
+
+// canonicalProduct is a VEX product with its image identifiers in the
+// canonical form ImageIdentifiers uses: an image reference canonicalised,
+// an OCI purl's repository_url canonicalised. Other identifiers (package
+// purls, CPEs, names) are unchanged.
+func canonicalProduct(c vex.Component) vex.Component {
+	out := c
+	out.ID = canonicalProductID(c.ID)
+	if len(c.Identifiers) > 0 {
+		out.Identifiers = make(map[vex.IdentifierType]string, len(c.Identifiers))
+		for k, v := range c.Identifiers {
+			out.Identifiers[k] = canonicalProductID(v)
+		}
+	}
+	return out
+}
+
+func canonicalProductID(id string) string {
+	if strings.HasPrefix(id, "pkg:oci/") {
+		p, err := packageurl.FromString(id)
+		if err != nil {
+			return id
+		}
+		q := p.Qualifiers.Map()
+		if ru, ok := q["repository_url"]; ok {
+			if r, err := imageref.Parse(ru); err == nil {
+				q["repository_url"] = r.Repo()
+				p.Qualifiers = packageurl.QualifiersFromMap(q)
+			}
+		}
+		return p.ToString()
+	}
+	if strings.HasPrefix(id, "pkg:") || !strings.ContainsAny(id, "/:@") {
+		return id
+	}
+	if r, err := imageref.Parse(id); err == nil {
+		return r.String()
+	}
+	return id
 }
 
 // ApplyVEX marks findings covered by the documents' statements. For each
@@ -134,6 +203,7 @@ func ImageIdentifiers(t *inventory.Target) []string {
 // decides. not_affected and fixed suppress (justification and impact
 // statement kept); affected and under_investigation do not.
 func ApplyVEX(fs []finding.Finding, docs []*VEXDocument, image []string) {
+	canon := map[*vex.Component]vex.Component{} // products in canonical form, by statement product
 	for i := range fs {
 		f := &fs[i]
 		if f.Suppressed != nil || f.Package == nil {
@@ -151,7 +221,7 @@ func ApplyVEX(fs []finding.Finding, docs []*VEXDocument, image []string) {
 				continue
 			}
 			for _, s := range d.Doc.Statements {
-				if !vulnMatches(&s, ids) || !productMatches(&s, f.Package.PURL, image) {
+				if !vulnMatches(&s, ids) || !productMatches(&s, f.Package.PURL, image, canon) {
 					continue
 				}
 				t := time.Time{}
@@ -210,7 +280,7 @@ func vulnMatches(s *vex.Statement, ids []string) bool {
 	return false
 }
 
-func productMatches(s *vex.Statement, purl string, image []string) bool {
+func productMatches(s *vex.Statement, purl string, image []string, canon map[*vex.Component]vex.Component) bool {
 	for i := range s.Products {
 		p := &s.Products[i]
 		// The package itself is the product.
@@ -218,8 +288,16 @@ func productMatches(s *vex.Statement, purl string, image []string) bool {
 			return true
 		}
 		// The image is the product; the package a subcomponent of it.
+		if len(image) == 0 {
+			continue
+		}
+		product, ok := canon[&p.Component]
+		if !ok {
+			product = canonicalProduct(p.Component)
+			canon[&p.Component] = product
+		}
 		for _, img := range image {
-			if !p.Component.Matches(img) {
+			if !product.Matches(img) {
 				continue
 			}
 			if len(p.Subcomponents) == 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/image/imageref"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/policy/cel"
@@ -21,7 +22,10 @@ import (
 type Image struct {
 	// Ref is the reference as written (pod spec, command line).
 	Ref string `json:"ref"`
-	// Repo is registry/repository, what scopes match.
+	// Canonical is the reference in canonical form (package imageref):
+	// what is judged and pulled ("" when the reference was rejected).
+	Canonical string `json:"canonical,omitempty"`
+	// Repo is registry/repository in canonical form, what scopes match.
 	Repo     string `json:"repository"`
 	Registry string `json:"registry"`
 	// Digest is the manifest digest the reference points at now.
@@ -143,6 +147,7 @@ type Engine struct {
 // imageState memoises an image's facts within one evaluation.
 type imageState struct {
 	img     Image
+	ref     *imageref.Ref
 	refErr  error
 	digErr  error
 	scan    *Scan
@@ -165,8 +170,17 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) Decision {
 			continue
 		}
 		seen[ref] = true
-		st := &imageState{img: Image{Ref: ref}, pinned: strings.Contains(ref, "@sha256:")}
-		st.img.Repo, st.img.Registry, st.refErr = Repository(ref)
+		// Canonicalised once, here: every scope, message and fact below
+		// uses the canonical form, so a reference spelt differently from
+		// the repository the registry serves cannot escape a scope.
+		st := &imageState{img: Image{Ref: ref}}
+		if st.ref, st.refErr = imageref.Parse(ref); st.refErr == nil {
+			st.img.Canonical, st.img.Repo, st.img.Registry = st.ref.String(), st.ref.Repo(), st.ref.Registry
+			st.pinned = st.ref.Pinned()
+			if st.ref.IgnoredTag != "" {
+				ev.warnings = append(ev.warnings, fmt.Sprintf("%s: the tag %q next to the digest is ignored; %s is what is judged and pulled", ref, st.ref.IgnoredTag, st.img.Canonical))
+			}
+		}
 		ev.images = append(ev.images, st)
 	}
 	for _, r := range e.File.Rules {
@@ -227,7 +241,7 @@ func (ev *evaluation) rule(r *Rule) {
 	obj := ev.in.Object
 	if r.PodSecurity != nil || r.Workload != nil || (r.CEL != nil && len(r.CEL.policy.ForTarget(cel.Kubernetes)) > 0) {
 		if obj != nil && obj.Pod != nil && ev.anyImageInScope(r) {
-			ev.record(r, "", ev.checkObject(r, obj))
+			ev.record(r, nil, ev.checkObject(r, obj))
 		}
 		if r.CEL == nil || len(r.CEL.policy.ForTarget(cel.ImageConfig)) == 0 {
 			return
@@ -237,7 +251,7 @@ func (ev *evaluation) rule(r *Rule) {
 		if st.refErr == nil && !matchImage(r.Match.Images, st.img.Repo) {
 			continue
 		}
-		ev.record(r, st.img.Ref, ev.checkImage(r, st))
+		ev.record(r, st, ev.checkImage(r, st))
 	}
 }
 
@@ -257,11 +271,16 @@ func (ev *evaluation) anyImageInScope(r *Rule) bool {
 
 // record turns a check's error into a result, applying exemptions and the
 // fail mode.
-func (ev *evaluation) record(r *Rule, image string, err error) {
-	res := Result{Rule: r.Name, Kind: r.Kind(), Mode: r.Mode, Image: image}
+func (ev *evaluation) record(r *Rule, st *imageState, err error) {
+	res := Result{Rule: r.Name, Kind: r.Kind(), Mode: r.Mode}
 	subject := ""
-	if image != "" {
-		subject = image + ": "
+	if st != nil {
+		// The canonical form is what was judged; the reference as written
+		// follows when it differs.
+		res.Image, subject = st.img.Ref, st.img.Ref+": "
+		if st.ref != nil {
+			res.Image, subject = st.ref.String(), st.ref.Describe()+": "
+		}
 	}
 	var v *Violation
 	switch {
@@ -274,7 +293,7 @@ func (ev *evaluation) record(r *Rule, image string, err error) {
 		if r.Mode == Warn {
 			res.Outcome = WarnOutcome
 		}
-		if ex := ev.exemption(r, image); ex != nil {
+		if ex := ev.exemption(r, st); ex != nil {
 			res.Outcome = Allow
 			res.Exempted = ex
 			res.Message += fmt.Sprintf(" [exempted until %s by %s: %s]", ex.Expires, ex.Owner, ex.Reason)
@@ -298,10 +317,10 @@ func (ev *evaluation) record(r *Rule, image string, err error) {
 
 // exemption finds an unexpired exemption of rule r for the image and
 // namespace; expired ones stop exempting, with a warning.
-func (ev *evaluation) exemption(r *Rule, image string) *Exemption {
+func (ev *evaluation) exemption(r *Rule, st *imageState) *Exemption {
 	repo := ""
-	if image != "" {
-		repo, _, _ = Repository(image)
+	if st != nil {
+		repo = st.img.Repo // canonical; "" when the reference was rejected
 	}
 	for _, ex := range ev.e.File.Exemptions {
 		if ex.Rule != r.Name || !matchNamespace(ex.Namespaces, ev.in.Namespace) {
@@ -324,6 +343,11 @@ func (ev *evaluation) exemption(r *Rule, image string) *Exemption {
 
 func (ev *evaluation) checkImage(r *Rule, st *imageState) error {
 	if st.refErr != nil {
+		var rej *imageref.Error
+		if errors.As(st.refErr, &rej) {
+			// Rejected, not unknown: no fail mode lets it through.
+			return &Violation{st.refErr.Error()}
+		}
 		return st.refErr
 	}
 	switch {
@@ -356,7 +380,7 @@ func (ev *evaluation) checkImage(r *Rule, st *imageState) error {
 		if sc.Base == "" {
 			return &Violation{fmt.Sprintf("base image not identified (%s); allowed bases: %s", sc.BaseReason, strings.Join(r.BaseImages.Allowed, ", "))}
 		}
-		if !matchImage(r.BaseImages.Allowed, sc.Base) {
+		if !matchBase(r.BaseImages.Allowed, sc.Base) {
 			return &Violation{fmt.Sprintf("base image %s is not allowed (allowed: %s)", sc.Base, strings.Join(r.BaseImages.Allowed, ", "))}
 		}
 		return nil

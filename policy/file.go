@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/image/imageref"
 	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/policy/cel"
 	"github.com/bulkhead-sec/bulkhead/sign"
@@ -115,7 +116,9 @@ type Rule struct {
 type Scope struct {
 	// Images are registry/repository globs ("ghcr.io/acme/**",
 	// "127.0.0.1:*/app"): "*" stays within a path segment, "**" spans
-	// segments. Docker Hub names are index.docker.io/library/NAME.
+	// segments. They match the canonical reference (package imageref):
+	// Docker Hub names are index.docker.io/library/NAME, hosts lower case,
+	// no :443 or :80.
 	Images []string `yaml:"images"`
 	// Namespaces are namespace globs (path.Match syntax).
 	Namespaces []string `yaml:"namespaces"`
@@ -483,6 +486,7 @@ func (v *validator) rule(r *Rule) {
 		v.add(at, "rule %q: mode %q; use enforce or warn", r.Name, r.Mode)
 	}
 	v.globs(at, fmt.Sprintf("rule %q match.images", r.Name), r.Match.Images, true)
+	canonicalPatterns(r.Match.Images, imageref.ImagePattern)
 	v.globs(at, fmt.Sprintf("rule %q match.namespaces", r.Name), r.Match.Namespaces, false)
 	kinds := r.kinds()
 	switch len(kinds) {
@@ -587,11 +591,13 @@ func (v *validator) rule(r *Rule) {
 			v.add(at, "rule %q: registries.allowed is empty (no image could run)", r.Name)
 		}
 		v.globs(at, fmt.Sprintf("rule %q registries.allowed", r.Name), r.Registries.Allowed, true)
+		canonicalPatterns(r.Registries.Allowed, imageref.HostPattern)
 	case r.BaseImages != nil:
 		if len(r.BaseImages.Allowed) == 0 {
 			v.add(at, "rule %q: baseImages.allowed is empty (no image could run)", r.Name)
 		}
 		v.globs(at, fmt.Sprintf("rule %q baseImages.allowed", r.Name), r.BaseImages.Allowed, true)
+		canonicalPatterns(r.BaseImages.Allowed, imageref.ImagePattern)
 	case r.CEL != nil:
 		cr := r.CEL
 		inline := cr.Checks.Kind != 0
@@ -677,7 +683,18 @@ func (v *validator) exemption(e *Exemption, rules map[string]bool) {
 		e.expires = t
 	}
 	v.globs(at, fmt.Sprintf("exemption for rule %q images", e.Rule), e.Images, true)
+	canonicalPatterns(e.Images, imageref.ImagePattern)
 	v.globs(at, fmt.Sprintf("exemption for rule %q namespaces", e.Rule), e.Namespaces, false)
+}
+
+// canonicalPatterns puts the registry part of image and host globs in the
+// canonical form references are matched in (package imageref), so that
+// "docker.io/library/*" matches alpine and "Registry.Local:05000/**"
+// matches registry.local:5000/app.
+func canonicalPatterns(gs []string, canon func(string) string) {
+	for i, g := range gs {
+		gs[i] = canon(g)
+	}
 }
 
 func parseExpiry(s string) (time.Time, error) {

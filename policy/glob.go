@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/bulkhead-sec/bulkhead/image/imageref"
 )
 
 // globCache keeps compiled image globs: the webhook matches the same few
@@ -61,6 +61,17 @@ func matchImage(globs []string, s string) bool {
 	return false
 }
 
+// matchBase matches a base reference (as the base catalog names it) as
+// written or in canonical form, so that "alpine:3.*" and
+// "docker.io/library/alpine:3.*" both allow the catalog's alpine:3.19.
+func matchBase(globs []string, base string) bool {
+	if matchImage(globs, base) {
+		return true
+	}
+	r, err := imageref.Parse(base)
+	return err == nil && matchImage(globs, r.String())
+}
+
 // matchName matches a namespace glob (path.Match syntax).
 func matchName(g, s string) (bool, error) {
 	return path.Match(g, s)
@@ -82,13 +93,14 @@ func matchNamespace(globs []string, ns string) bool {
 }
 
 // Repository returns the registry/repository a reference names, as
-// scopes match it ("alpine" -> "index.docker.io/library/alpine"), and its
-// registry host.
+// scopes match it: the canonical form of package imageref ("alpine" ->
+// "index.docker.io/library/alpine", "Registry.Local:05000/t/app" ->
+// "registry.local:5000/t/app"), and its registry host. A reference a
+// registry would route to another repository is an *imageref.Error.
 func Repository(ref string) (repo, registry string, err error) {
-	r, err := name.ParseReference(ref, name.WeakValidation)
+	r, err := imageref.Parse(ref)
 	if err != nil {
-		return "", "", fmt.Errorf("image reference %q: %w", ref, err)
+		return "", "", err
 	}
-	c := r.Context()
-	return c.RegistryStr() + "/" + c.RepositoryStr(), c.RegistryStr(), nil
+	return r.Repo(), r.Registry, nil
 }

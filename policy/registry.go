@@ -108,19 +108,24 @@ func (r *Registry) signOptions(ctx context.Context) sign.Options {
 }
 
 func (r *Registry) target(ctx context.Context, img *Image) (*sign.Target, error) {
-	key := img.Ref
+	// The canonical reference when the engine made one; sign.Resolve
+	// canonicalises anyway, so both spellings resolve the same repository.
+	key := img.Canonical
+	if key == "" {
+		key = img.Ref
+	}
 	r.mu.Lock()
 	if r.tags == nil {
 		r.tags = map[string]timed[*sign.Target]{}
 	}
 	t, ok := r.tags[key]
 	r.mu.Unlock()
-	pinned := strings.Contains(img.Ref, "@sha256:")
+	pinned := strings.Contains(key, "@sha256:")
 	if ok && (pinned || time.Since(t.at) < r.TagTTL) {
 		return t.v, nil
 	}
 	v, err, _ := r.flight.Do("resolve\x00"+key, func() (any, error) {
-		return sign.Resolve(ctx, img.Ref, r.signOptions(ctx))
+		return sign.Resolve(ctx, key, r.signOptions(ctx))
 	})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/gobwas/glob"
 	"gopkg.in/yaml.v3"
 
+	"github.com/bulkhead-sec/bulkhead/image/imageref"
 	"github.com/bulkhead-sec/bulkhead/sign/key"
 )
 
@@ -27,8 +28,11 @@ import (
 //	    annotations: {env: prod}         # the signature's payload must carry these
 //	    attestations: [cyclonedx, vuln]  # each must be attested by one of the keys
 //
-// Images are matched as registry/repository (index.docker.io/library/alpine
-// for alpine); "*" stays within one path segment, "**" spans segments.
+// Images are matched as registry/repository in canonical form (package
+// imageref: index.docker.io/library/alpine for alpine or docker.io/alpine,
+// registry.local:5000 for Registry.Local:05000); the registry part of a
+// glob is put in the same form. "*" stays within one path segment, "**"
+// spans segments.
 // Every policy whose images match applies; an image no policy matches is
 // rejected.
 type Policy struct {
@@ -102,7 +106,7 @@ func ParsePolicy(b []byte, dir string) (*Policy, error) {
 			return nil, fmt.Errorf("policy %s: no keys (keyless verification is not supported yet)", r.Name)
 		}
 		for _, g := range r.Images {
-			cg, err := glob.Compile(g, '/')
+			cg, err := glob.Compile(imageref.ImagePattern(g), '/')
 			if err != nil {
 				return nil, fmt.Errorf("policy %s: image glob %q: %w", r.Name, g, err)
 			}
@@ -151,7 +155,13 @@ type RuleResult struct {
 // have signed it (with the annotations), and each required attestation
 // must verify with one of the keys.
 func (p *Policy) Verify(ctx context.Context, t *Target, o VerifyOptions, pass key.PassFunc) ([]RuleResult, error) {
-	repo := t.Digest.Context().Name()
+	// The repository is judged in canonical form whatever built the
+	// target (Resolve gives it already).
+	c, err := imageref.Parse(t.Digest.String())
+	if err != nil {
+		return nil, err
+	}
+	repo := c.Repo()
 	rules := p.Match(repo)
 	if len(rules) == 0 {
 		return nil, fmt.Errorf("%s: no policy covers this repository; add its registry/repository to a policy's images", repo)

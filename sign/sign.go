@@ -30,6 +30,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/bulkhead-sec/bulkhead/image/imageref"
 )
 
 // Media types, annotations and predicate types of the cosign layouts.
@@ -79,7 +81,8 @@ type Options struct {
 
 // Target is an image resolved to the digest that is signed.
 type Target struct {
-	// Ref is the reference as given.
+	// Ref is the reference in canonical form (package imageref): a tag
+	// written next to a digest is dropped, the digest is what is pulled.
 	Ref name.Reference
 	// Digest is the repository at the manifest digest.
 	Digest name.Digest
@@ -89,12 +92,16 @@ type Target struct {
 
 // Resolve turns a reference into the digest it points at now: a tag is
 // resolved once, and everything after works on the digest, so a tag moved
-// meanwhile cannot mix two images.
+// meanwhile cannot mix two images. The reference is canonicalised first
+// (package imageref), so Target.Ref and Target.Digest name the repository
+// that is pulled, and a reference a registry would route to another
+// repository is an *imageref.Error.
 func Resolve(ctx context.Context, ref string, o Options) (*Target, error) {
-	r, err := name.ParseReference(ref, o.Name...)
+	c, err := imageref.Parse(ref, o.Name...)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not an image reference: %w", ref, err)
+		return nil, err
 	}
+	r := c.Reference()
 	desc, err := remote.Head(r, withContext(ctx, o.Remote)...)
 	if err != nil {
 		// Some registries refuse HEAD; GET answers the same question.
@@ -112,8 +119,13 @@ func Resolve(ctx context.Context, ref string, o Options) (*Target, error) {
 	return &Target{Ref: r, Digest: r.Context().Digest(desc.Digest.String()), Descriptor: *desc}, nil
 }
 
+// withContext adds ctx to the options; a registry transport guarded
+// against redirects to other repositories comes first, so that callers
+// without one (sign.Options{}) are guarded too (image.RemoteOptions gives a
+// guarded one that replaces it).
 func withContext(ctx context.Context, ro []remote.Option) []remote.Option {
-	return append(append([]remote.Option{}, ro...), remote.WithContext(ctx))
+	out := []remote.Option{remote.WithTransport(imageref.GuardRedirects(remote.DefaultTransport))}
+	return append(append(out, ro...), remote.WithContext(ctx))
 }
 
 // tagFor is cosign's sha256-<hex>.<suffix> tag of a digest.
