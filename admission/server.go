@@ -281,8 +281,9 @@ func (s *Server) serveValidate(w http.ResponseWriter, r *http.Request) {
 			status = re.Status
 		}
 		s.metrics.requests.WithLabelValues("invalid").Inc()
-		s.log.Warn("invalid admission request", "status", status, "err", err.Error(), "remote", r.RemoteAddr)
-		http.Error(w, err.Error(), status)
+		msg := policy.Shorten(err.Error(), maxMessage)
+		s.log.Warn("invalid admission request", "status", status, "err", msg, "remote", r.RemoteAddr)
+		http.Error(w, msg, status)
 		return
 	}
 	resp := s.Review(r.Context(), rev.Request)
@@ -301,7 +302,8 @@ func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	start := time.Now()
 	e := s.engine.Load()
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
-	logAttrs := []any{"uid", string(req.UID), "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", string(req.Operation)}
+	short := func(s string) string { return policy.Shorten(s, policy.MaxEcho) }
+	logAttrs := []any{"uid", short(string(req.UID)), "kind", short(req.Kind.Kind), "namespace", short(req.Namespace), "name", short(req.Name), "operation", short(string(req.Operation))}
 	finish := func(decision, why string) *admissionv1.AdmissionResponse {
 		s.metrics.requests.WithLabelValues(decision).Inc()
 		s.log.Info("admission decision", append(logAttrs, "allowed", resp.Allowed, "decision", decision, "reason", why,
@@ -309,19 +311,20 @@ func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		return resp
 	}
 	deny := func(msg string) *admissionv1.AdmissionResponse {
+		msg = policy.Shorten(msg, maxMessage)
 		resp.Allowed = false
 		resp.Result = &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg}
 		return finish("deny", msg)
 	}
 	switch {
 	case req.Operation != admissionv1.Create && req.Operation != admissionv1.Update:
-		return finish("allow", "operation "+string(req.Operation)+" is not judged")
+		return finish("allow", "operation "+short(string(req.Operation))+" is not judged")
 	case e.File.ExemptNamespace(req.Namespace):
 		s.metrics.decisions.WithLabelValues("exempt-namespace", "allow").Inc()
-		return finish("allow", "namespace "+req.Namespace+" is exempt")
+		return finish("allow", "namespace "+short(req.Namespace)+" is exempt")
 	}
 	if !isWorkloadKind(req.Kind.Kind) {
-		return finish("allow", "kind "+req.Kind.Kind+" runs no pod")
+		return finish("allow", "kind "+short(req.Kind.Kind)+" runs no pod")
 	}
 	if len(req.Object.Raw) == 0 {
 		return deny("bulkhead: the request carries no object to judge")
@@ -330,7 +333,7 @@ func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	if err != nil || len(objs) != 1 || objs[0].Pod == nil {
 		// Never allow what could not be read: that would let a crafted
 		// object through.
-		msg := "bulkhead: cannot read the " + req.Kind.Kind
+		msg := "bulkhead: cannot read the " + short(req.Kind.Kind)
 		if err != nil {
 			msg += ": " + err.Error()
 		}
@@ -347,19 +350,65 @@ func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	for _, c := range obj.Pod.Containers() {
 		imgs = append(imgs, c.C.Image)
 	}
+	// One deadline for the whole review, measured from when the request
+	// arrived: every image's lookups share it, and once it has passed no
+	// further lookup is started.
 	budget := time.Duration(e.File.Admission.ScanBudget)
-	ctx, cancel := context.WithTimeout(ctx, budget)
+	ctx, cancel := context.WithDeadline(ctx, start.Add(budget))
 	defer cancel()
-	d := e.Evaluate(ctx, policy.Input{Namespace: req.Namespace, Images: imgs, Object: obj})
+	in := policy.Input{Namespace: req.Namespace, Images: imgs, Object: obj, MaxImages: e.File.Admission.MaxImages}
+	done := make(chan policy.Decision, 1)
+	go func() { done <- e.Evaluate(ctx, in) }()
+	// Lookups stop at the deadline, but the workload checks are plain
+	// computation that a huge pod can stretch past it: the answer does
+	// not wait for them beyond a short grace.
+	hard := time.NewTimer(time.Until(start.Add(budget + budgetGrace)))
+	defer hard.Stop()
+	var d policy.Decision
+	select {
+	case d = <-done:
+	case <-hard.C:
+		msg := fmt.Sprintf("bulkhead: the review did not finish within admission.scanBudget (%s); the workload is unusually large (%d containers) or its registries are slow", budget, len(imgs))
+		if e.File.FailClosed(req.Namespace) {
+			s.metrics.decisions.WithLabelValues("scan-budget", string(policy.Deny)).Inc()
+			return deny(msg + " (fail-closed)")
+		}
+		s.metrics.decisions.WithLabelValues("scan-budget", string(policy.WarnOutcome)).Inc()
+		resp.Warnings = []string{msg + " (fail-open)"}
+		return finish("allow", msg)
+	}
 	for _, r := range d.Results {
 		s.metrics.decisions.WithLabelValues(r.Rule, string(r.Outcome)).Inc()
 	}
-	resp.Warnings = d.Warnings
+	resp.Warnings = capWarnings(d.Warnings)
 	if !d.Allowed {
 		logAttrs = append(logAttrs, "denials", len(d.Denials()))
 		return deny(d.Reason())
 	}
 	return finish("allow", "")
+}
+
+// budgetGrace is how long past the scan budget an answer may wait for an
+// evaluation still running.
+const budgetGrace = 250 * time.Millisecond
+
+// maxMessage bounds the denial message and each warning of a response
+// (the API server relays them to the user), maxWarnings their number.
+const (
+	maxMessage  = 8 << 10
+	maxWarnings = 20
+)
+
+func capWarnings(ws []string) []string {
+	var out []string
+	for i, w := range ws {
+		if i == maxWarnings {
+			out = append(out, fmt.Sprintf("and %d more warnings", len(ws)-maxWarnings))
+			break
+		}
+		out = append(out, policy.Shorten(w, maxMessage))
+	}
+	return out
 }
 
 func orElse(a, b string) string {

@@ -118,11 +118,19 @@ func (d *Decision) Denials() []Result {
 	return out
 }
 
-// Reason is the denials' messages in one string.
+// MaxReasons is how many denials Reason lists; the rest are counted.
+const MaxReasons = 10
+
+// Reason is the denials' messages in one string: the first MaxReasons,
+// then how many more there are (a workload with many images can fail a
+// rule once per image).
 func (d *Decision) Reason() string {
 	var msgs []string
 	for _, r := range d.Denials() {
 		msgs = append(msgs, r.Message)
+	}
+	if len(msgs) > MaxReasons {
+		return strings.Join(msgs[:MaxReasons], "; ") + fmt.Sprintf("; and %d more %s", len(msgs)-MaxReasons, plural(len(msgs)-MaxReasons, "denial", "denials"))
 	}
 	return strings.Join(msgs, "; ")
 }
@@ -134,7 +142,25 @@ type Input struct {
 	Images    []string
 	// Object is the workload (Pod, Deployment, ...), nil for bare images.
 	Object *kubernetes.Object
+	// MaxImages bounds the distinct images whose facts (digest,
+	// signatures, scan) are looked up (0: no bound). Beyond it, rules
+	// that need facts are not checked image by image: each gives one
+	// *TooManyImagesError result, which follows the fail mode; rules that
+	// need no registry (digest pinning, registries, workload checks) still
+	// run.
+	MaxImages int
 }
+
+// TooManyImagesError is a workload with more distinct images than
+// Input.MaxImages.
+type TooManyImagesError struct{ Images, Max int }
+
+func (e *TooManyImagesError) Error() string {
+	return fmt.Sprintf("the workload has %d distinct images, over the limit of %d (admission.maxImages): none was looked up; split the workload or raise the limit", e.Images, e.Max)
+}
+
+// needsFacts: the rule's per-image check asks the registry.
+func (r *Rule) needsFacts() bool { return r.DigestPinning == nil && r.Registries == nil }
 
 // Engine applies a policy file.
 type Engine struct {
@@ -183,6 +209,9 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) Decision {
 		}
 		ev.images = append(ev.images, st)
 	}
+	if in.MaxImages > 0 && len(ev.images) > in.MaxImages {
+		ev.tooMany = &TooManyImagesError{Images: len(ev.images), Max: in.MaxImages}
+	}
 	for _, r := range e.File.Rules {
 		if !matchNamespace(r.Match.Namespaces, in.Namespace) {
 			continue
@@ -211,6 +240,17 @@ type evaluation struct {
 	results    []Result
 	warnings   []string
 	warned     map[*Exemption]bool
+	// tooMany is set when the input has more images than allowed.
+	tooMany *TooManyImagesError
+}
+
+// spent is the error for a fact not asked for because the request's time
+// budget ran out: once the deadline has passed, no image costs anything.
+func (ev *evaluation) spent(what string) error {
+	if err := ev.ctx.Err(); err != nil {
+		return fmt.Errorf("%s not checked: the request's time budget ran out (%w)", what, err)
+	}
+	return nil
 }
 
 func (ev *evaluation) digest(st *imageState) error {
@@ -218,7 +258,9 @@ func (ev *evaluation) digest(st *imageState) error {
 		return st.refErr
 	}
 	if st.img.Digest == "" && st.digErr == nil {
-		st.img.Digest, st.digErr = ev.e.Facts.Resolve(ev.ctx, &st.img)
+		if st.digErr = ev.spent(st.img.Ref); st.digErr == nil {
+			st.img.Digest, st.digErr = ev.e.Facts.Resolve(ev.ctx, &st.img)
+		}
 	}
 	return st.digErr
 }
@@ -229,6 +271,10 @@ func (ev *evaluation) scan(st *imageState) (*Scan, error) {
 	}
 	if !st.scanned {
 		st.scanned = true
+		if err := ev.spent("scan of " + st.img.Ref); err != nil {
+			st.scanErr = err
+			return nil, err
+		}
 		st.scan, st.scanErr = ev.e.Facts.Scan(ev.ctx, &st.img)
 		if st.scanErr != nil {
 			st.scanErr = fmt.Errorf("scan %s: %w", st.img.Ref, st.scanErr)
@@ -246,6 +292,12 @@ func (ev *evaluation) rule(r *Rule) {
 		if r.CEL == nil || len(r.CEL.policy.ForTarget(cel.ImageConfig)) == 0 {
 			return
 		}
+	}
+	if ev.tooMany != nil && r.needsFacts() {
+		if ev.anyImageInScope(r) {
+			ev.record(r, "", ev.tooMany)
+		}
+		return
 	}
 	for _, st := range ev.images {
 		if st.refErr == nil && !matchImage(r.Match.Images, st.img.Repo) {
@@ -312,8 +364,16 @@ func (ev *evaluation) record(r *Rule, st *imageState, err error) {
 			}
 		}
 	}
+	if image != "" {
+		repo, _, _ := Repository(image)
+		res.Message = shortenIn(res.Message, image, repo)
+	}
+	res.Message = Shorten(res.Message, maxMessage)
 	ev.results = append(ev.results, res)
 }
+
+// maxMessage bounds one result's message.
+const maxMessage = 4 << 10
 
 // exemption finds an unexpired exemption of rule r for the image and
 // namespace; expired ones stop exempting, with a warning.
@@ -363,6 +423,9 @@ func (ev *evaluation) checkImage(r *Rule, st *imageState) error {
 		return nil
 	case r.Signatures != nil:
 		if err := ev.digest(st); err != nil {
+			return err
+		}
+		if err := ev.spent("signatures of " + st.img.Ref); err != nil {
 			return err
 		}
 		return ev.e.Facts.Verify(ev.ctx, &st.img, r.Signatures)
@@ -529,10 +592,16 @@ func (ev *evaluation) checkObject(r *Rule, o *kubernetes.Object) error {
 	for i := 0; i < len(fs); {
 		j := i
 		var details []string
+		seen := map[string]bool{}
 		for ; j < len(fs) && fs[j].ID == fs[i].ID; j++ {
-			if d := detail(fs[j]); d != "" && !contains(details, d) {
+			if d := detail(fs[j]); d != "" && !seen[strings.ToLower(d)] {
+				seen[strings.ToLower(d)] = true
 				details = append(details, d)
 			}
+		}
+		// A pod can have thousands of containers: name a few.
+		if len(details) > maxDetails {
+			details = append(details[:maxDetails], fmt.Sprintf("and %d more", len(details)-maxDetails))
 		}
 		title, _, _ := strings.Cut(fs[i].Title, " (Pod Security Standards")
 		h := fs[i].ID + " " + title
@@ -550,6 +619,9 @@ func (ev *evaluation) checkObject(r *Rule, o *kubernetes.Object) error {
 	}
 	return &Violation{what + ": " + list(hits, 6)}
 }
+
+// maxDetails is how many places one workload check's message names.
+const maxDetails = 5
 
 // detail is what a workload finding says about where it is: its
 // description without the object's name and the admission plugin's

@@ -83,7 +83,19 @@ type Admission struct {
 	// an image not yet in the cache (default 20s); the scan carries on in
 	// the background and fills the cache.
 	ScanBudget Duration `yaml:"scanBudget"`
+	// MaxImages bounds the distinct images of one request whose facts are
+	// looked up (default DefaultMaxImages). Kubernetes sets no limit on a
+	// pod's containers (only the object's size), so a pod can name
+	// thousands of images; beyond this many, the rules that need the
+	// registry give one "too many images" result that follows the fail
+	// mode.
+	MaxImages int `yaml:"maxImages"`
 }
+
+// DefaultMaxImages is admission.maxImages when unset: far above real pods
+// (a few containers, init containers and sidecars), far below what one
+// scan budget can look up.
+const DefaultMaxImages = 64
 
 // NamespacePolicy is a per-namespace fail mode.
 type NamespacePolicy struct {
@@ -455,6 +467,12 @@ func (v *validator) admission(a *Admission) {
 	}
 	if a.ScanBudget == 0 {
 		a.ScanBudget = Duration(20 * time.Second)
+	}
+	switch {
+	case a.MaxImages < 0:
+		v.add(0, "admission.maxImages %d: use a positive number (default %d)", a.MaxImages, DefaultMaxImages)
+	case a.MaxImages == 0:
+		a.MaxImages = DefaultMaxImages
 	}
 }
 

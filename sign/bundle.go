@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -155,76 +156,82 @@ func pushBundle(ctx context.Context, t *Target, bundleJSON []byte, predicateType
 	return nil
 }
 
-// storedBundle is a bundle found among an image's referrers.
-type storedBundle struct {
-	// Manifest is the referrer manifest's digest.
-	Manifest v1.Hash
-	Blob     []byte
-}
-
-// readBundles lists t's referrers (API or tag fallback) and reads the
-// Sigstore bundles among them.
-func readBundles(ctx context.Context, t *Target, max int64, o Options) ([]storedBundle, error) {
+// eachBundle lists t's referrers (API or tag fallback) and calls fn with
+// each Sigstore bundle among them, one at a time (read, verified by fn,
+// dropped). More than lim.MaxEntries bundle referrers is an error before
+// any is read; a referrer manifest or bundle over its limit is passed to
+// fn with a *LimitError and not read.
+func eachBundle(ctx context.Context, t *Target, max int64, limit string, o Options, fn func(referrer v1.Hash, blob []byte, err error)) error {
+	lim := o.Limits.withDefaults()
 	ro := withContext(ctx, o.Remote)
 	idx, err := remote.Referrers(t.Digest, ro...)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, nil
+			return nil
 		}
-		return nil, registryError("list referrers of "+t.Digest.String(), err)
+		return registryError("list referrers of "+t.Digest.String(), err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return nil, registryError("list referrers of "+t.Digest.String(), err)
+		return registryError("list referrers of "+t.Digest.String(), err)
 	}
-	if len(im.Manifests) > maxLayers {
-		return nil, fmt.Errorf("%s has %d referrers, over %d", t.Digest, len(im.Manifests), maxLayers)
-	}
-	var out []storedBundle
+	var cands []v1.Descriptor
 	for _, d := range im.Manifests {
 		// Registries give the manifest's artifactType or, like
 		// go-containerregistry's own, its config media type.
-		if d.ArtifactType != BundleMediaType && d.ArtifactType != EmptyConfigMediaType && d.ArtifactType != "" {
-			continue
+		if d.ArtifactType == BundleMediaType || d.ArtifactType == EmptyConfigMediaType || d.ArtifactType == "" {
+			cands = append(cands, d)
+		}
+	}
+	if len(cands) > lim.MaxEntries {
+		return &LimitError{What: "the referrers of " + t.Digest.String(), Limit: "MaxEntries", Got: int64(len(cands)), Max: int64(lim.MaxEntries), Unit: "bundle referrers"}
+	}
+	for _, d := range cands {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read referrers of %s: %w", t.Digest, err)
 		}
 		ref := t.Digest.Context().Digest(d.Digest.String())
+		if d.Size > lim.MaxManifest {
+			fn(d.Digest, nil, &LimitError{What: "referrer manifest " + ref.String(), Limit: "MaxManifest", Got: d.Size, Max: lim.MaxManifest, Unit: "bytes"})
+			continue
+		}
 		desc, err := remote.Get(ref, ro...)
 		if err != nil {
-			return nil, registryError("read referrer "+ref.String(), err)
+			return registryError("read referrer "+ref.String(), err)
 		}
-		if len(desc.Manifest) > maxManifest {
-			return nil, fmt.Errorf("referrer %s: manifest over %d bytes", ref, maxManifest)
+		if int64(len(desc.Manifest)) > lim.MaxManifest {
+			fn(d.Digest, nil, &LimitError{What: "referrer manifest " + ref.String(), Limit: "MaxManifest", Got: int64(len(desc.Manifest)), Max: lim.MaxManifest, Unit: "bytes"})
+			continue
+		}
+		if !desc.MediaType.IsImage() {
+			continue // an index: not a bundle
 		}
 		var m v1.Manifest
 		if err := json.Unmarshal(desc.Manifest, &m); err != nil {
-			return nil, fmt.Errorf("referrer %s: bad manifest: %w", ref, err)
+			return fmt.Errorf("referrer %s: bad manifest: %w", ref, err)
 		}
 		if m.Subject == nil || m.Subject.Digest.String() != t.Digest.DigestStr() {
 			continue // listed under this image but about another one
+		}
+		// The image reads layers by the manifest's descriptors, so a
+		// blob is never read past the size its descriptor gives.
+		img, err := desc.Image()
+		if err != nil {
+			return fmt.Errorf("referrer %s: %w", ref, err)
 		}
 		for _, l := range m.Layers {
 			if string(l.MediaType) != BundleMediaType {
 				continue
 			}
-			if l.Size > max {
-				return nil, fmt.Errorf("referrer %s: bundle is %d bytes, over %d", ref, l.Size, max)
+			b, err := readLayer(img, l, max, limit, "bundle "+l.Digest.String()+" of referrer "+d.Digest.String())
+			var le *LimitError
+			if err != nil && !errors.As(err, &le) {
+				return err
 			}
-			bl, err := remote.Layer(t.Digest.Context().Digest(l.Digest.String()), ro...)
-			if err != nil {
-				return nil, registryError("read bundle "+l.Digest.String(), err)
-			}
-			rc, err := bl.Compressed()
-			if err != nil {
-				return nil, registryError("read bundle "+l.Digest.String(), err)
-			}
-			b, err := readBounded(rc, max, "bundle "+l.Digest.String())
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, storedBundle{Manifest: d.Digest, Blob: b})
+			fn(d.Digest, b, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // verifyBundle checks a bundle's DSSE signature with the key, and that its

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
@@ -146,57 +148,84 @@ func equalAnnotations(a, b map[string]string) bool {
 	return true
 }
 
-// storedLayer is one layer of a .sig or .att image with its descriptor.
+// storedLayer is one layer of a .sig or .att image with its descriptor;
+// Index is its place in the manifest.
 type storedLayer struct {
-	Desc v1.Descriptor
-	Blob []byte
+	Index int
+	Desc  v1.Descriptor
+	Blob  []byte
 }
 
-// readTagLayers reads the layers of mediaType from the image at tag. A
-// missing tag is no layers, not an error; any other registry failure is an
-// error (never "unsigned, so fine").
-func readTagLayers(ctx context.Context, tag name.Tag, mediaType string, max int64, o Options) ([]storedLayer, error) {
+// tagImage reads the manifest at tag, checking its size (HEAD) before it
+// is fetched; the image is then read by digest, so the layers read are
+// those of the manifest checked. A missing tag is a nil image.
+func tagImage(ctx context.Context, tag name.Tag, lim Limits, o Options) (v1.Image, *v1.Manifest, error) {
 	ro := withContext(ctx, o.Remote)
-	img, err := remote.Image(tag, ro...)
+	var ref name.Reference = tag
+	desc, err := remote.Head(tag, ro...)
+	var terr *transport.Error
+	switch {
+	case isNotFound(err):
+		return nil, nil, nil
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusMethodNotAllowed:
+		// No HEAD: GET is bounded by go-containerregistry's manifest limit.
+	case err != nil:
+		return nil, nil, registryError("read "+tag.String(), err)
+	default:
+		if desc.Size > lim.MaxManifest {
+			return nil, nil, &LimitError{What: "manifest of " + tag.String(), Limit: "MaxManifest", Got: desc.Size, Max: lim.MaxManifest, Unit: "bytes"}
+		}
+		ref = tag.Context().Digest(desc.Digest.String())
+	}
+	img, err := remote.Image(ref, ro...)
 	if isNotFound(err) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, registryError("read "+tag.String(), err)
+		return nil, nil, registryError("read "+tag.String(), err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
 		if isNotFound(err) {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return nil, registryError("read "+tag.String(), err)
+		return nil, nil, registryError("read "+tag.String(), err)
 	}
-	if len(m.Layers) > maxLayers {
-		return nil, fmt.Errorf("%s has %d layers, over %d", tag, len(m.Layers), maxLayers)
+	return img, m, nil
+}
+
+// eachTagLayer calls fn with each layer of mediaType of the image at tag,
+// one at a time (a layer's bytes are dropped once fn returns, unless fn
+// keeps them). skip, when set, drops layers by descriptor before they are
+// fetched. A layer over max is passed to fn with a *LimitError and not
+// read; an image with more than lim.MaxEntries layers is an error before
+// any is read. A missing tag is no layers, not an error; any other
+// registry failure is an error (never "unsigned, so fine").
+func eachTagLayer(ctx context.Context, tag name.Tag, mediaType string, max int64, limit string, o Options, skip func(v1.Descriptor) bool, fn func(l storedLayer, err error)) error {
+	lim := o.Limits.withDefaults()
+	img, m, err := tagImage(ctx, tag, lim, o)
+	if err != nil || img == nil {
+		return err
 	}
-	var out []storedLayer
-	for _, d := range m.Layers {
-		if string(d.MediaType) != mediaType {
+	if len(m.Layers) > lim.MaxEntries {
+		return &LimitError{What: tag.String(), Limit: "MaxEntries", Got: int64(len(m.Layers)), Max: int64(lim.MaxEntries), Unit: "layers"}
+	}
+	for i, d := range m.Layers {
+		if string(d.MediaType) != mediaType || (skip != nil && skip(d)) {
 			continue
 		}
-		if d.Size > max {
-			return nil, fmt.Errorf("%s: layer %s is %d bytes, over %d", tag, d.Digest, d.Size, max)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read %s: %w", tag, err)
 		}
-		l, err := img.LayerByDigest(d.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("%s: layer %s: %w", tag, d.Digest, err)
+		what := fmt.Sprintf("%s layer %d (%s)", tag.TagStr(), i, d.Digest)
+		b, err := readLayer(img, d, max, limit, what)
+		var le *LimitError
+		if err != nil && !errors.As(err, &le) {
+			return err
 		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return nil, registryError(fmt.Sprintf("read %s layer %s", tag, d.Digest), err)
-		}
-		b, err := readBounded(rc, max, fmt.Sprintf("%s layer %s", tag, d.Digest))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, storedLayer{Desc: d, Blob: b})
+		fn(storedLayer{Index: i, Desc: d, Blob: b}, err)
 	}
-	return out, nil
+	return nil
 }
 
 // verifyLegacySignature checks one layer of a .sig image.

@@ -61,14 +61,70 @@ const (
 	Bundle Layout = "bundle"
 )
 
-// Limits on what is read from a registry: signature payloads and
-// attestations are small JSON documents, SBOM attestations can be large.
+// Limits bound what verification reads from a registry, which may be
+// hostile (anyone with push access to a repository can fill its .sig and
+// .att tags and its referrers). Layers are read one at a time, each
+// checked against its descriptor's size before it is fetched and never
+// read past that size, so memory is bounded by one layer, not by the
+// whole image. Zero fields take the defaults.
+type Limits struct {
+	// MaxEntries is the most layers of a .sig or .att image, and the most
+	// Sigstore bundle referrers of an image, that are looked at (default
+	// 100, the number of signatures or attestations cosign verify
+	// accepts). More is an error naming the limit: nothing is fetched.
+	MaxEntries int
+	// MaxPayload bounds one signature layer or signature bundle (default
+	// 1 MiB; a simple-signing payload is a few hundred bytes).
+	MaxPayload int64
+	// MaxAttestation bounds one attestation layer or bundle (default 128
+	// MiB, cosign's COSIGN_MAX_ATTACHMENT_SIZE default: SBOM attestations
+	// can be large). A larger layer is rejected unread.
+	MaxAttestation int64
+	// MaxManifest bounds a .sig/.att or referrer manifest (default 4 MiB).
+	MaxManifest int64
+}
+
+// Default limits.
 const (
-	maxManifest    = 4 << 20
-	maxPayload     = 1 << 20
-	maxAttestation = 256 << 20
-	maxLayers      = 1000
+	DefaultMaxEntries     = 100
+	DefaultMaxPayload     = 1 << 20
+	DefaultMaxAttestation = 128 << 20
+	DefaultMaxManifest    = 4 << 20
 )
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = DefaultMaxEntries
+	}
+	if l.MaxPayload <= 0 {
+		l.MaxPayload = DefaultMaxPayload
+	}
+	if l.MaxAttestation <= 0 {
+		l.MaxAttestation = DefaultMaxAttestation
+	}
+	if l.MaxManifest <= 0 {
+		l.MaxManifest = DefaultMaxManifest
+	}
+	return l
+}
+
+// LimitError is a stored signature, attestation or manifest over one of
+// the Limits; it is reported before the data is fetched.
+type LimitError struct {
+	// What is over the limit ("tag sha256-....sig", "layer sha256:...").
+	What string
+	// Limit names the limit (the Limits field).
+	Limit string
+	// Got and Max are the count or size found and the limit.
+	Got, Max int64
+	// Unit is "layers", "referrers" or "bytes".
+	Unit string
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%s has %d %s, over the limit of %d (%s): not read; someone with push access may have filled it, so inspect the repository and delete what is not yours (cosign clean removes a whole .sig/.att tag)",
+		e.What, e.Got, e.Unit, e.Max, e.Limit)
+}
 
 // Options are how the registry is reached.
 type Options struct {
@@ -77,6 +133,8 @@ type Options struct {
 	Remote []remote.Option
 	// Name are reference parsing options (name.Insecure for plain HTTP).
 	Name []name.Option
+	// Limits bound what verification reads (zero: the defaults).
+	Limits Limits
 }
 
 // Target is an image resolved to the digest that is signed.
@@ -164,16 +222,37 @@ func registryError(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// readBounded reads all of r, failing beyond max bytes. Reading to EOF
+// readLayer reads one blob described by d, at most max bytes: d's size is
+// checked before anything is fetched, and the blob is never read past it,
+// so a registry that lies about a layer's size costs no more than the size
+// it claimed. The buffer is made once at the claimed size. Reading to EOF
 // matters: go-containerregistry checks a blob's digest at EOF.
-func readBounded(rc io.ReadCloser, max int64, what string) ([]byte, error) {
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", what, err)
+func readLayer(img v1.Image, d v1.Descriptor, max int64, limit, what string) ([]byte, error) {
+	if d.Size > max {
+		return nil, &LimitError{What: what, Limit: limit, Got: d.Size, Max: max, Unit: "bytes"}
 	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s is over %d bytes", what, max)
+	if d.Size < 0 {
+		return nil, fmt.Errorf("%s: descriptor size %d is negative", what, d.Size)
+	}
+	l, err := img.LayerByDigest(d.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, registryError("read "+what, err)
+	}
+	defer rc.Close()
+	b := make([]byte, d.Size)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, fmt.Errorf("read %s (%d bytes by its descriptor): %w", what, d.Size, err)
+	}
+	var one [1]byte
+	switch n, err := io.ReadFull(rc, one[:]); {
+	case n > 0:
+		return nil, fmt.Errorf("read %s: the registry sent more than the %d bytes its descriptor says", what, d.Size)
+	case err != io.EOF:
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	return b, nil
 }

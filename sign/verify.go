@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/bulkhead-sec/bulkhead/sign/key"
@@ -206,49 +207,54 @@ func (e *VerifyError) Error() string {
 func VerifySignatures(ctx context.Context, t *Target, v *key.Verifier, o VerifyOptions) ([]Verified, error) {
 	want := t.Descriptor.Digest
 	verr := &VerifyError{What: "signature", Target: t.Digest.String()}
+	lim := o.Limits.withDefaults()
 	var ok []Verified
 	if o.wants(Legacy) {
 		tag := tagFor(t.Digest, "sig")
 		verr.Looked = append(verr.Looked, "tag "+tag.TagStr())
-		layers, err := readTagLayers(ctx, tag, SimpleSigningMediaType, maxPayload, o.Options)
-		if err != nil {
-			return nil, err
-		}
-		for i, l := range layers {
-			where := fmt.Sprintf("%s layer %d", tag.TagStr(), i)
-			anns, err := verifyLegacySignature(l, v, want)
+		err := eachTagLayer(ctx, tag, SimpleSigningMediaType, lim.MaxPayload, "MaxPayload", o.Options, nil, func(l storedLayer, err error) {
+			where := fmt.Sprintf("%s layer %d", tag.TagStr(), l.Index)
+			var anns map[string]any
+			if err == nil {
+				anns, err = verifyLegacySignature(l, v, want)
+			}
 			if err == nil {
 				err = checkAnnotations(anns, o.Annotations)
 			}
 			if err != nil {
 				verr.Rejections = append(verr.Rejections, Rejection{Legacy, where, err})
-				continue
+				return
 			}
 			ok = append(ok, Verified{Layout: Legacy, Where: where, Payload: l.Blob, Annotations: anns})
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if o.wants(Bundle) {
 		verr.Looked = append(verr.Looked, "referrers of "+t.Digest.DigestStr())
-		bundles, err := readBundles(ctx, t, maxPayload, o.Options)
-		if err != nil {
-			return nil, err
-		}
-		for _, b := range bundles {
-			where := "referrer " + b.Manifest.String()
-			st, err := verifiedStatement(ctx, b.Blob, v, t)
+		err := eachBundle(ctx, t, lim.MaxPayload, "MaxPayload", o.Options, func(ref v1.Hash, blob []byte, err error) {
+			where := "referrer " + ref.String()
+			var st *rawStatement
+			if err == nil {
+				st, err = verifiedStatement(ctx, blob, v, t)
+			}
 			if err != nil {
 				verr.Rejections = append(verr.Rejections, Rejection{Bundle, where, err})
-				continue
+				return
 			}
 			if st.PredicateType != CosignSignPredicateType {
-				continue // an attestation, not a signature
+				return // an attestation, not a signature
 			}
 			anns := st.subjectAnnotations(want)
 			if err := checkAnnotations(anns, o.Annotations); err != nil {
 				verr.Rejections = append(verr.Rejections, Rejection{Bundle, where, err})
-				continue
+				return
 			}
 			ok = append(ok, Verified{Layout: Bundle, Where: where, Payload: st.raw, PredicateType: st.PredicateType, Annotations: anns})
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if len(ok) == 0 {
@@ -297,6 +303,7 @@ func VerifyAttestations(ctx context.Context, t *Target, v *key.Verifier, o Verif
 		what = "attestation of type " + o.PredicateType
 	}
 	verr := &VerifyError{What: what, Target: t.Digest.String()}
+	lim := o.Limits.withDefaults()
 	var ok []Verified
 	accept := func(layout Layout, where string, st *ParsedStatement, raw []byte) {
 		if o.PredicateType != "" && st.PredicateType != o.PredicateType {
@@ -307,46 +314,53 @@ func VerifyAttestations(ctx context.Context, t *Target, v *key.Verifier, o Verif
 	if o.wants(Legacy) {
 		tag := tagFor(t.Digest, "att")
 		verr.Looked = append(verr.Looked, "tag "+tag.TagStr())
-		layers, err := readTagLayers(ctx, tag, DSSEMediaType, maxAttestation, o.Options)
-		if err != nil {
-			return nil, err
-		}
-		for i, l := range layers {
-			where := fmt.Sprintf("%s layer %d", tag.TagStr(), i)
-			if o.PredicateType != "" {
-				if pt, set := l.Desc.Annotations[PredicateTypeAnnotation]; set && pt != o.PredicateType {
-					continue
-				}
+		// Layers annotated with another predicate type are not fetched.
+		var skip func(v1.Descriptor) bool
+		if o.PredicateType != "" {
+			skip = func(d v1.Descriptor) bool {
+				pt, set := d.Annotations[PredicateTypeAnnotation]
+				return set && pt != o.PredicateType
 			}
-			payload, err := VerifyDSSE(ctx, l.Blob, v)
+		}
+		err := eachTagLayer(ctx, tag, DSSEMediaType, lim.MaxAttestation, "MaxAttestation", o.Options, skip, func(l storedLayer, err error) {
+			where := fmt.Sprintf("%s layer %d", tag.TagStr(), l.Index)
+			var payload []byte
+			if err == nil {
+				payload, err = VerifyDSSE(ctx, l.Blob, v)
+			}
 			var st *ParsedStatement
 			if err == nil {
 				st, err = ParseStatement(payload, want)
 			}
 			if err != nil {
 				verr.Rejections = append(verr.Rejections, Rejection{Legacy, where, err})
-				continue
+				return
 			}
 			accept(Legacy, where, st, payload)
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if o.wants(Bundle) {
 		verr.Looked = append(verr.Looked, "referrers of "+t.Digest.DigestStr())
-		bundles, err := readBundles(ctx, t, maxAttestation, o.Options)
-		if err != nil {
-			return nil, err
-		}
-		for _, b := range bundles {
-			where := "referrer " + b.Manifest.String()
-			st, err := verifiedStatement(ctx, b.Blob, v, t)
+		err := eachBundle(ctx, t, lim.MaxAttestation, "MaxAttestation", o.Options, func(ref v1.Hash, blob []byte, err error) {
+			where := "referrer " + ref.String()
+			var st *rawStatement
+			if err == nil {
+				st, err = verifiedStatement(ctx, blob, v, t)
+			}
 			if err != nil {
 				verr.Rejections = append(verr.Rejections, Rejection{Bundle, where, err})
-				continue
+				return
 			}
 			if st.PredicateType == CosignSignPredicateType {
-				continue // a signature
+				return // a signature
 			}
 			accept(Bundle, where, st.ParsedStatement, st.raw)
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if len(ok) == 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"k8s.io/pod-security-admission/api"
@@ -166,9 +167,27 @@ func (s *Scanner) findings(o *Object, c *Check, hits []Hit) []finding.Finding {
 func describe(o *Object, h Hit) string {
 	msg := fmt.Sprintf("%s %s: %s", o.Kind, objectName(o), h.Message)
 	if h.Detail != "" {
-		msg += "; pod-security-admission: " + h.Detail
+		// The admission library's detail names every offending container,
+		// and each container's finding repeats it: cap it, or a pod with
+		// thousands of containers costs quadratic time and memory.
+		msg += "; pod-security-admission: " + shortDetail(h.Detail)
 	}
 	return msg
+}
+
+// maxDetail bounds the pod-security-admission detail repeated in each
+// finding.
+const maxDetail = 1 << 10
+
+func shortDetail(d string) string {
+	if len(d) <= maxDetail {
+		return d
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(d[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", d[:cut], len(d))
 }
 
 func objectName(o *Object) string {
