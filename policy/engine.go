@@ -295,7 +295,7 @@ func (ev *evaluation) rule(r *Rule) {
 	}
 	if ev.tooMany != nil && r.needsFacts() {
 		if ev.anyImageInScope(r) {
-			ev.record(r, "", ev.tooMany)
+			ev.record(r, nil, ev.tooMany)
 		}
 		return
 	}
@@ -364,9 +364,14 @@ func (ev *evaluation) record(r *Rule, st *imageState, err error) {
 			}
 		}
 	}
-	if image != "" {
-		repo, _, _ := Repository(image)
-		res.Message = shortenIn(res.Message, image, repo)
+	if st != nil {
+		// Longest first: the written reference contains the repository.
+		subjects := []string{st.img.Ref, st.img.Repo}
+		if st.ref != nil {
+			subjects = append(subjects, st.ref.String(), st.ref.Describe())
+		}
+		sort.Slice(subjects, func(i, j int) bool { return len(subjects[i]) > len(subjects[j]) })
+		res.Message = shortenIn(res.Message, subjects...)
 	}
 	res.Message = Shorten(res.Message, maxMessage)
 	ev.results = append(ev.results, res)
