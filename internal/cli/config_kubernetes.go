@@ -3,8 +3,8 @@ package cli
 import (
 	"bytes"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"path/filepath"
 	"regexp"
 	"strings"
