@@ -25,7 +25,13 @@ type Store struct {
 	strIdx  map[string]uint32
 	full    []finding.Finding // findings that do not fit the compact form
 	items   []storeItem
-	descs   map[string]string // recent descriptions, to share repeats
+	// Descriptions are kept in two parts split at the first ": " (in a
+	// manifest, "Pod web" and "container app runs privileged"): the first
+	// is shared by the findings of one object, the second by those of one
+	// check on many objects. descIdx shares recent repeats.
+	descs   []string
+	descIdx map[string]uint32
+	supps   []*finding.Suppression
 	sorted  bool
 }
 
@@ -34,8 +40,8 @@ type storeItem struct {
 	target     uint32
 	path       uint32 // index in strs + 1; 0: no location
 	start, end int32
-	desc       string
-	supp       *finding.Suppression
+	head, tail uint32 // the description: descs[head] + ": " + descs[tail-1], or descs[head] alone when tail is 0
+	supp       uint32 // index in supps + 1; 0: not suppressed
 }
 
 const fullItem = math.MaxUint32
@@ -45,7 +51,7 @@ const maxSharedDescs = 4096
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{ruleIdx: map[string][]uint32{}, strIdx: map[string]uint32{}, descs: map[string]string{}}
+	return &Store{ruleIdx: map[string][]uint32{}, strIdx: map[string]uint32{}, descs: []string{""}, descIdx: map[string]uint32{"": 0}}
 }
 
 // Len is the number of findings.
@@ -60,12 +66,31 @@ func (s *Store) str(v string) uint32 {
 	return uint32(len(s.strs) - 1)
 }
 
+// desc returns the index of a description part.
+func (s *Store) desc(v string) uint32 {
+	if i, ok := s.descIdx[v]; ok {
+		return i
+	}
+	if len(s.descIdx) >= maxSharedDescs {
+		clear(s.descIdx)
+		s.descIdx[""] = 0
+	}
+	s.descs = append(s.descs, v)
+	s.descIdx[v] = uint32(len(s.descs) - 1)
+	return uint32(len(s.descs) - 1)
+}
+
 // Add stores a finding.
 func (s *Store) Add(f finding.Finding) {
 	s.sorted = false
-	it := storeItem{target: s.str(f.Target), supp: f.Suppressed}
+	it := storeItem{target: s.str(f.Target)}
+	if f.Suppressed != nil {
+		s.supps = append(s.supps, f.Suppressed)
+		it.supp = uint32(len(s.supps))
+	}
 	if f.Package != nil || len(f.CVSS) > 0 || len(f.FixedVersions) > 0 || (f.Location != nil && f.Location.Layer != nil) ||
-		f.Location != nil && (f.Location.StartLine > math.MaxInt32 || f.Location.EndLine > math.MaxInt32) || len(s.full) >= math.MaxInt32 {
+		f.Location != nil && (f.Location.StartLine > math.MaxInt32 || f.Location.EndLine > math.MaxInt32) ||
+		len(s.full) >= math.MaxInt32 || len(s.descs) >= math.MaxUint32-2 {
 		s.full = append(s.full, f)
 		it.rule, it.start = fullItem, int32(len(s.full)-1)
 		s.items = append(s.items, it)
@@ -91,15 +116,11 @@ func (s *Store) Add(f finding.Finding) {
 		it.start, it.end = int32(f.Location.StartLine), int32(f.Location.EndLine)
 	}
 	if !s.DropDescriptions {
-		d, ok := s.descs[f.Description]
-		if !ok {
-			if len(s.descs) >= maxSharedDescs {
-				clear(s.descs)
-			}
-			d = f.Description
-			s.descs[d] = d
+		if i := strings.Index(f.Description, ": "); i >= 0 {
+			it.head, it.tail = s.desc(f.Description[:i]), s.desc(f.Description[i+2:])+1
+		} else {
+			it.head = s.desc(f.Description)
 		}
-		it.desc = d
 	}
 	s.items = append(s.items, it)
 }
@@ -156,19 +177,29 @@ func (s *Store) Sort() {
 func (s *Store) finding(it *storeItem, f *finding.Finding) {
 	if it.rule == fullItem {
 		*f = s.full[it.start]
-		f.Suppressed = it.supp
+		f.Suppressed = s.supp(it)
 		return
 	}
 	*f = s.rules[it.rule]
 	if !s.DropDescriptions {
-		f.Description = it.desc
+		f.Description = s.descs[it.head]
+		if it.tail > 0 {
+			f.Description += ": " + s.descs[it.tail-1]
+		}
 	}
 	f.Target = s.strs[it.target]
 	f.Location = nil
 	if it.path > 0 {
 		f.Location = &finding.Location{Path: s.strs[it.path-1], StartLine: int(it.start), EndLine: int(it.end)}
 	}
-	f.Suppressed = it.supp
+	f.Suppressed = s.supp(it)
+}
+
+func (s *Store) supp(it *storeItem) *finding.Suppression {
+	if it.supp == 0 {
+		return nil
+	}
+	return s.supps[it.supp-1]
 }
 
 // Each calls fn with every finding in order, stopping at its first error.
@@ -202,7 +233,7 @@ func (s *Store) Filter(keep func(f *finding.Finding) bool) {
 func (s *Store) Active() int {
 	n := 0
 	for i := range s.items {
-		if s.items[i].supp == nil {
+		if s.items[i].supp == 0 {
 			n++
 		}
 	}
