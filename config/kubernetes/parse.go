@@ -211,7 +211,7 @@ func (d *Decoder) Next() ([]*Object, error) {
 		got, err := d.next()
 		if d.MaxObjects > 0 && d.objs+len(got) > d.MaxObjects {
 			got = got[:d.MaxObjects-d.objs]
-			err = fmt.Errorf("%s: document %d: more than %d objects in one stream (%w); split the stream into smaller files, or raise the limit if it is trusted", d.name, d.doc, d.MaxObjects, ErrTooManyObjects)
+			err = fmt.Errorf("%s: document %d: more than %d objects in one stream (%w); split the stream into smaller files, or raise the limit if the stream is trusted", d.name, d.doc, d.MaxObjects, ErrTooManyObjects)
 		}
 		d.objs += len(got)
 		if err != nil {

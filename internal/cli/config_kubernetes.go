@@ -96,6 +96,9 @@ func (k *kubernetesConfigScanner) scan(name string, data []byte, emit func([]fin
 		if errors.Is(perr, io.EOF) {
 			return nil
 		}
+		if errors.Is(perr, kubernetes.ErrTooManyObjects) {
+			return fmt.Errorf("%w (--max-objects %d; 0 for no limit)", perr, k.maxObjects)
+		}
 		if perr != nil {
 			return perr
 		}

@@ -58,7 +58,7 @@ func TestConfigMaxObjects(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr %s", code, errb.String())
 	}
-	for _, want := range []string{"many.yaml", "more than 10 objects", "split", "--skip-unreadable"} {
+	for _, want := range []string{"many.yaml", "more than 10 objects", "split", "--max-objects 10", "--skip-unreadable"} {
 		if !strings.Contains(errb.String(), want) {
 			t.Errorf("stderr lacks %q: %s", want, errb.String())
 		}
