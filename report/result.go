@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +19,9 @@ import (
 type Result struct {
 	Inventory *inventory.Inventory
 	Findings  []finding.Finding
+	// Store, when set, holds the findings instead of Findings (a scan that
+	// may find very many); the writers read it one finding at a time.
+	Store *Store
 	// Scanners that ran ("vuln", "misconfig", "secret"); the table shows
 	// packages when no finding scanner ran.
 	Scanners []string
@@ -61,6 +66,34 @@ func (r *Result) Ran(scanner string) bool {
 	return false
 }
 
+// each calls fn with every finding, from Store when set, else Findings.
+func (r *Result) each(fn func(f *finding.Finding) error) error {
+	if r.Store != nil {
+		return r.Store.Each(fn)
+	}
+	for i := range r.Findings {
+		if err := fn(&r.Findings[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// summary counts the findings that count by severity.
+func (r *Result) summary() map[string]int {
+	if r.Store == nil {
+		return Summary(r.Findings)
+	}
+	out := Summary(nil)
+	r.Store.Each(func(f *finding.Finding) error {
+		if f.Suppressed == nil {
+			out[f.Severity.String()]++
+		}
+		return nil
+	})
+	return out
+}
+
 // ResultDocument is the JSON report with findings: the inventory document
 // plus "findings" (each a finding.Finding: id, kind, aliases, severity and
 // its source, package name/version/purl/type/path/layer, fixed versions,
@@ -85,15 +118,50 @@ func ResultJSON(w io.Writer, r *Result) error {
 		cp.Warnings = append(append([]string{}, inv.Warnings...), r.Warnings...)
 		inv = &cp
 	}
-	findings := r.Findings
-	if findings == nil {
-		findings = []finding.Finding{}
-	}
-	doc := ResultDocument{SchemaVersion: SchemaVersion, Inventory: inv, Scanners: r.Scanners, DB: r.DB, Findings: findings, Summary: Summary(r.Findings)}
-	enc := json.NewEncoder(w)
+	// The document is written around its findings, one at a time, so a
+	// report of a million findings is not held in memory twice over.
+	doc := ResultDocument{SchemaVersion: SchemaVersion, Inventory: inv, Scanners: r.Scanners, DB: r.DB, Findings: []finding.Finding{}, Summary: r.summary()}
+	var head bytes.Buffer
+	enc := json.NewEncoder(&head)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("write JSON report: %w", err)
+	}
+	const slot = "\n  \"findings\": []"
+	i := bytes.Index(head.Bytes(), []byte(slot))
+	if i < 0 {
+		return fmt.Errorf("write JSON report: no findings slot")
+	}
+	i += len(slot) - 1
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(head.Bytes()[:i])
+	var one bytes.Buffer
+	fenc := json.NewEncoder(&one)
+	fenc.SetIndent("    ", "  ")
+	fenc.SetEscapeHTML(false)
+	n := 0
+	err := r.each(func(f *finding.Finding) error {
+		one.Reset()
+		if err := fenc.Encode(f); err != nil {
+			return err
+		}
+		if n > 0 {
+			bw.WriteByte(',')
+		}
+		n++
+		bw.WriteString("\n    ")
+		_, err := bw.Write(bytes.TrimSuffix(one.Bytes(), []byte("\n")))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write JSON report: %w", err)
+	}
+	if n > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.Write(head.Bytes()[i:])
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write JSON report: %w", err)
 	}
 	return nil
@@ -123,7 +191,8 @@ func ResultTable(w io.Writer, r *Result, opts Options) error {
 		return Table(w, r.Inventory, opts)
 	}
 	inv := r.Inventory
-	bw := &errWriter{w: w}
+	buf := bufio.NewWriterSize(w, 64<<10)
+	bw := &errWriter{w: buf}
 	bw.printf("Target:   %s (%s)\n", clean(inv.Target.Name), inv.Target.Source)
 	if inv.OS != nil {
 		name := inv.OS.PrettyName
@@ -146,30 +215,32 @@ func ResultTable(w io.Writer, r *Result, opts Options) error {
 			bw.printf("Vuln DB:  %s, data as of %s (%s old%s)\n", clean(r.DB.Source), r.DB.UpdatedAt.Format("2006-01-02"), r.DB.Age, oldest)
 		}
 	}
-	var active, suppressed []finding.Finding
-	for _, f := range r.Findings {
-		if f.Suppressed != nil {
-			suppressed = append(suppressed, f)
-		} else {
-			active = append(active, f)
+	// Vulnerabilities are sorted by package here; the other findings (a
+	// config scan may have millions) are printed in two passes over the
+	// result, one for the column widths, one for the rows.
+	var vulns []finding.Finding
+	nActive, nSuppressed, nOthers := 0, 0, 0
+	r.each(func(f *finding.Finding) error {
+		switch {
+		case f.Suppressed != nil:
+			nSuppressed++
+		case f.Kind == finding.KindVulnerability:
+			nActive++
+			vulns = append(vulns, *f)
+		default:
+			nActive++
+			nOthers++
 		}
-	}
-	sum := Summary(r.Findings)
-	bw.printf("Findings: %d (CRITICAL: %d, HIGH: %d, MEDIUM: %d, LOW: %d, UNKNOWN: %d)", len(active),
+		return nil
+	})
+	sum := r.summary()
+	bw.printf("Findings: %d (CRITICAL: %d, HIGH: %d, MEDIUM: %d, LOW: %d, UNKNOWN: %d)", nActive,
 		sum["CRITICAL"], sum["HIGH"], sum["MEDIUM"], sum["LOW"], sum["UNKNOWN"])
-	if len(suppressed) > 0 {
-		bw.printf(", %d suppressed", len(suppressed))
+	if nSuppressed > 0 {
+		bw.printf(", %d suppressed", nSuppressed)
 	}
 	bw.printf("\n\n")
 
-	var vulns, others []finding.Finding
-	for _, f := range active {
-		if f.Kind == finding.KindVulnerability {
-			vulns = append(vulns, f)
-		} else {
-			others = append(others, f)
-		}
-	}
 	if len(vulns) > 0 {
 		sort.SliceStable(vulns, func(i, j int) bool {
 			a, b := vulns[i].Package, vulns[j].Package
@@ -194,13 +265,12 @@ func ResultTable(w io.Writer, r *Result, opts Options) error {
 		}
 		writeRows(bw, rows, sev, opts.Color)
 	}
-	if len(others) > 0 {
+	if nOthers > 0 {
 		if len(vulns) > 0 {
 			bw.printf("\n")
 		}
-		rows := [][]string{{"ID", "SEVERITY", "LOCATION", "MESSAGE"}}
-		sev := []finding.Severity{0}
-		for _, f := range others {
+		header := []string{"ID", "SEVERITY", "LOCATION", "MESSAGE"}
+		row := func(f *finding.Finding) []string {
 			loc := ""
 			if f.Location != nil {
 				loc = f.Location.Path
@@ -208,13 +278,27 @@ func ResultTable(w io.Writer, r *Result, opts Options) error {
 					loc += fmt.Sprintf(":%d", f.Location.StartLine)
 				}
 			}
-			rows = append(rows, []string{f.ID, f.Severity.String(), loc, truncate(f.Title, 70)})
-			sev = append(sev, f.Severity)
+			return []string{f.ID, f.Severity.String(), loc, truncate(f.Title, 70)}
 		}
-		writeRows(bw, rows, sev, opts.Color)
+		others := func(fn func(f *finding.Finding)) {
+			r.each(func(f *finding.Finding) error {
+				if f.Suppressed == nil && f.Kind != finding.KindVulnerability {
+					fn(f)
+				}
+				return nil
+			})
+		}
+		widths := make([]int, len(header))
+		rowWidths(widths, header)
+		others(func(f *finding.Finding) { rowWidths(widths, row(f)) })
+		writeRow(bw, header, widths, 0, opts.Color, true)
+		others(func(f *finding.Finding) { writeRow(bw, row(f), widths, f.Severity, opts.Color, false) })
 	}
 	for _, warn := range append(append([]string{}, inv.Warnings...), r.Warnings...) {
 		bw.printf("warning: %s\n", clean(warn))
+	}
+	if bw.err == nil {
+		bw.err = buf.Flush()
 	}
 	return bw.err
 }
@@ -240,30 +324,40 @@ var severityColor = map[finding.Severity]string{
 func writeRows(bw *errWriter, rows [][]string, sev []finding.Severity, color bool) {
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {
-		for i, c := range r {
-			if w := displayWidth(clean(c)); w > widths[i] {
-				widths[i] = w
-			}
-		}
+		rowWidths(widths, r)
 	}
 	for ri, r := range rows {
-		var line strings.Builder
-		for i, c := range r {
-			c = clean(c)
-			cell := c
-			if i < len(r)-1 {
-				cell += strings.Repeat(" ", widths[i]-displayWidth(c)+2)
-			}
-			if color && ri > 0 && i == 3 && len(r) == 6 || color && ri > 0 && i == 1 && len(r) == 4 {
-				cell = severityColor[sev[ri]] + cell + "\033[0m"
-			}
-			if color && ri == 0 {
-				cell = "\033[1m" + cell + "\033[0m"
-			}
-			line.WriteString(cell)
-		}
-		bw.printf("%s\n", strings.TrimRight(line.String(), " "))
+		writeRow(bw, r, widths, sev[ri], color, ri == 0)
 	}
+}
+
+// rowWidths widens widths to fit a row.
+func rowWidths(widths []int, r []string) {
+	for i, c := range r {
+		if w := displayWidth(clean(c)); w > widths[i] {
+			widths[i] = w
+		}
+	}
+}
+
+// writeRow prints one row in columns of the widths.
+func writeRow(bw *errWriter, r []string, widths []int, sev finding.Severity, color, header bool) {
+	var line strings.Builder
+	for i, c := range r {
+		c = clean(c)
+		cell := c
+		if i < len(r)-1 {
+			cell += strings.Repeat(" ", widths[i]-displayWidth(c)+2)
+		}
+		if color && !header && i == 3 && len(r) == 6 || color && !header && i == 1 && len(r) == 4 {
+			cell = severityColor[sev] + cell + "\033[0m"
+		}
+		if color && header {
+			cell = "\033[1m" + cell + "\033[0m"
+		}
+		line.WriteString(cell)
+	}
+	bw.printf("%s\n", strings.TrimRight(line.String(), " "))
 }
 
 type errWriter struct {

@@ -1,8 +1,11 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -51,16 +54,25 @@ func SARIF(w io.Writer, r *Result, toolVersion string) error {
 	run.Tool.Driver.Version = &toolVersion
 	run.Tool.Driver.FullName = strPtr("bulkhead container security scanner")
 
-	fs := append([]finding.Finding(nil), r.Findings...)
-	sort.SliceStable(fs, func(i, j int) bool { return fs[i].ID < fs[j].ID })
+	each := r.each
+	if r.Store != nil {
+		r.Store.Sort()
+	} else {
+		fs := append([]finding.Finding(nil), r.Findings...)
+		sort.SliceStable(fs, func(i, j int) bool { return fs[i].ID < fs[j].ID })
+		each = (&Result{Inventory: r.Inventory, Findings: fs}).each
+	}
+	// First pass: the rules and the files (few); the results (maybe
+	// millions) are written one at a time in the second.
 	rules := map[string]int{}
-	for _, f := range fs {
+	artifacts := map[string]bool{}
+	each(func(f *finding.Finding) error {
 		if _, ok := rules[f.ID]; !ok {
 			rule := run.AddRule(f.ID).
-				WithName(ruleName(f)).
+				WithName(ruleName(*f)).
 				WithShortDescription(sarif.NewMultiformatMessageString(orDefault(f.Title, f.ID))).
 				WithFullDescription(sarif.NewMultiformatMessageString(orDefault(truncate(f.Description, 2000), orDefault(f.Title, f.ID)))).
-				WithHelp(sarif.NewMultiformatMessageString(help(f)).WithMarkdown(helpMarkdown(f)))
+				WithHelp(sarif.NewMultiformatMessageString(help(*f)).WithMarkdown(helpMarkdown(*f)))
 			if len(f.References) > 0 {
 				rule.WithHelpURI(f.References[0])
 			}
@@ -79,12 +91,32 @@ func SARIF(w io.Writer, r *Result, toolVersion string) error {
 			rule.WithDefaultConfiguration(sarif.NewReportingConfiguration().WithLevel(sarifLevel(f.Severity)))
 			rules[f.ID] = len(run.Tool.Driver.Rules) - 1
 		}
-		uri, region := sarifLocation(r, f)
-		run.AddDistinctArtifact(uri)
-		res := run.CreateResultForRule(f.ID).
+		if uri, _ := sarifLocation(r, *f); !artifacts[uri] {
+			artifacts[uri] = true
+			run.AddDistinctArtifact(uri)
+		}
+		return nil
+	})
+	log.AddRun(run)
+	head, err := json.MarshalIndent(log, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write SARIF: %w", err)
+	}
+	const slot = "\n      \"results\": []"
+	i := bytes.Index(head, []byte(slot))
+	if i < 0 {
+		return fmt.Errorf("write SARIF: no results slot")
+	}
+	i += len(slot) - 1
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(head[:i])
+	n := 0
+	err = each(func(f *finding.Finding) error {
+		uri, region := sarifLocation(r, *f)
+		res := sarif.NewRuleResult(f.ID).
 			WithRuleIndex(rules[f.ID]).
 			WithLevel(sarifLevel(f.Severity)).
-			WithMessage(sarif.NewTextMessage(message(f)))
+			WithMessage(sarif.NewTextMessage(message(*f)))
 		loc := sarif.NewPhysicalLocation().WithArtifactLocation(sarif.NewSimpleArtifactLocation(uri)).WithRegion(region)
 		res.AddLocation(sarif.NewLocationWithPhysicalLocation(loc))
 		if f.Suppressed != nil {
@@ -94,12 +126,29 @@ func SARIF(w io.Writer, r *Result, toolVersion string) error {
 			res.AddSuppression(sarif.NewSuppression("external").
 				WithJustifcation(just).
 				WithStatus("accepted").
-				WithGuid(guid(f.ID + "\x00" + uri + "\x00" + message(f))).
+				WithGuid(guid(f.ID + "\x00" + uri + "\x00" + message(*f))).
 				WithLocation(sarif.NewLocationWithPhysicalLocation(loc)))
 		}
+		b, err := json.MarshalIndent(res, "        ", "  ")
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			bw.WriteByte(',')
+		}
+		n++
+		bw.WriteString("\n        ")
+		_, err = bw.Write(b)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write SARIF: %w", err)
 	}
-	log.AddRun(run)
-	if err := log.PrettyWrite(w); err != nil {
+	if n > 0 {
+		bw.WriteString("\n      ")
+	}
+	bw.Write(head[i:])
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write SARIF: %w", err)
 	}
 	return nil

@@ -102,7 +102,7 @@ var Checks = []*Check{
 		Fix: "Set resources.limits.cpu.", Link: resourceLink, run: checkLimit(corev1.ResourceCPU)},
 	{ID: "BH-K8S-103", Severity: finding.Low, Title: "No memory limit",
 		Fix: "Set resources.limits.memory.", Link: resourceLink, run: checkLimit(corev1.ResourceMemory)},
-	{ID: "BH-K8S-104", Severity: finding.Low, Title: "Service account token mounted automatically",
+	{ID: automountCheckID, Severity: finding.Low, Title: "Service account token mounted automatically",
 		Fix:  "Set automountServiceAccountToken: false on the pod spec (or the ServiceAccount) unless the pod calls the API server.",
 		Link: "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/#opt-out-of-api-credential-automounting", run: checkAutomount},
 	{ID: "BH-K8S-105", Severity: finding.Medium, Title: "Image without a tag or with latest",
@@ -163,6 +163,10 @@ func checkLimit(res corev1.ResourceName) func(o *Object, _ *streamContext) []Hit
 		return hits
 	}
 }
+
+// automountCheckID is checkAutomount's ID: a Stream holds these findings
+// until the stream's ServiceAccounts are known.
+const automountCheckID = "BH-K8S-104"
 
 func checkAutomount(o *Object, sc *streamContext) []Hit {
 	if o.Kind == "ServiceAccount" {

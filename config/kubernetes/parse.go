@@ -152,35 +152,103 @@ func Parse(name string, r io.Reader) ([]*Object, error) {
 
 // ParseBytes is Parse over bytes in memory.
 func ParseBytes(name string, data []byte) ([]*Object, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	d := NewDecoder(name, data)
 	var objs []*Object
-	for doc := 0; ; doc++ {
-		var n yaml.Node
-		err := decodeDoc(dec, &n)
+	for {
+		got, err := d.Next()
+		objs = append(objs, got...)
 		if errors.Is(err, io.EOF) {
 			return objs, nil
 		}
 		if err != nil {
-			return objs, fmt.Errorf("%s: document %d: %w (is it YAML or JSON?%s)", name, doc+1, err, templateHint(data))
-		}
-		if n.Kind == 0 || len(n.Content) == 0 {
-			continue
-		}
-		c := &converter{lines: map[string]int{}}
-		v, err := c.value(n.Content[0], "", 0)
-		if err != nil {
-			return objs, fmt.Errorf("%s: document %d: %w%s", name, doc+1, err, templateHint(data))
-		}
-		m, ok := v.(map[string]any)
-		if !ok {
-			continue // a scalar or a list: not an object (comments-only docs land here too)
-		}
-		got, err := objects(name, doc, "", m, c.lines, 0)
-		objs = append(objs, got...)
-		if err != nil {
 			return objs, err
 		}
 	}
+}
+
+// DefaultMaxObjects is the Decoder's default bound on the objects of one
+// stream: Helm output of a large chart is a few thousand.
+const DefaultMaxObjects = 10_000
+
+// ErrTooManyObjects is wrapped by the error of a stream with more objects
+// than its Decoder allows.
+var ErrTooManyObjects = errors.New("too many objects")
+
+// Decoder reads a manifest stream one YAML document at a time, so a long
+// stream costs the memory of its largest document, not of all of them.
+type Decoder struct {
+	name string
+	data []byte
+	dec  *yaml.Decoder
+	doc  int
+	objs int
+	done error
+	// MaxObjects bounds the objects returned over the stream (List items
+	// count one each); 0 means no bound. Past it Next returns an error
+	// wrapping ErrTooManyObjects.
+	MaxObjects int
+}
+
+// NewDecoder reads the stream in data under name ("-" for stdin), with
+// MaxObjects set to 0 (no bound).
+func NewDecoder(name string, data []byte) *Decoder {
+	return &Decoder{name: name, data: data, dec: yaml.NewDecoder(bytes.NewReader(data))}
+}
+
+// Objects is how many objects Next has returned so far.
+func (d *Decoder) Objects() int { return d.objs }
+
+// Next returns the objects of the next document that has any (none for an
+// empty document or one that is not a Kubernetes object; several for a
+// List). It returns io.EOF after the last document. A document that fails
+// to parse ends the stream with an error that names it; objects decoded
+// from it before the error are returned with the error.
+func (d *Decoder) Next() ([]*Object, error) {
+	if d.done != nil {
+		return nil, d.done
+	}
+	for {
+		got, err := d.next()
+		if d.MaxObjects > 0 && d.objs+len(got) > d.MaxObjects {
+			got = got[:d.MaxObjects-d.objs]
+			err = fmt.Errorf("%s: document %d: more than %d objects in one stream (%w); split the stream into smaller files, or raise the limit if the stream is trusted", d.name, d.doc, d.MaxObjects, ErrTooManyObjects)
+		}
+		d.objs += len(got)
+		if err != nil {
+			d.done = err
+			return got, err
+		}
+		if len(got) > 0 {
+			return got, nil
+		}
+	}
+}
+
+// next decodes one document.
+func (d *Decoder) next() ([]*Object, error) {
+	doc := d.doc
+	d.doc++
+	var n yaml.Node
+	err := decodeDoc(d.dec, &n)
+	if errors.Is(err, io.EOF) {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: document %d: %w (is it YAML or JSON?%s)", d.name, doc+1, err, templateHint(d.data))
+	}
+	if n.Kind == 0 || len(n.Content) == 0 {
+		return nil, nil
+	}
+	c := &converter{lines: map[string]int{}}
+	v, err := c.value(n.Content[0], "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: document %d: %w%s", d.name, doc+1, err, templateHint(d.data))
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, nil // a scalar or a list: not an object (comments-only docs land here too)
+	}
+	return objects(d.name, doc, "", m, c.lines, 0)
 }
 
 // templateHint suggests rendering when the text looks like an unrendered

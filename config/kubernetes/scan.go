@@ -80,27 +80,42 @@ func New(opts Options) (*Scanner, error) {
 // a pod's ServiceAccount decides whether its token is mounted.
 type streamContext struct {
 	automount map[string]*bool // namespace/name of a ServiceAccount -> its automountServiceAccountToken
+	// pending is set for a Stream, whose accounts are not all known yet;
+	// waiting then names the account the last lookup missed.
+	pending bool
+	waiting string
 }
 
 func newStreamContext(objs []*Object) *streamContext {
 	sc := &streamContext{automount: map[string]*bool{}}
 	for _, o := range objs {
-		if o.Kind == "ServiceAccount" && strings.HasPrefix(o.APIVersion, "v1") {
-			var v *bool
-			if b, ok := o.Raw["automountServiceAccountToken"].(bool); ok {
-				v = &b
-			}
-			sc.automount[o.Meta.Namespace+"/"+o.Meta.Name] = v
-		}
+		sc.add(o)
 	}
 	return sc
+}
+
+// add records a ServiceAccount.
+func (sc *streamContext) add(o *Object) {
+	if o.Kind == "ServiceAccount" && strings.HasPrefix(o.APIVersion, "v1") {
+		var v *bool
+		if b, ok := o.Raw["automountServiceAccountToken"].(bool); ok {
+			v = &b
+		}
+		sc.automount[o.Meta.Namespace+"/"+o.Meta.Name] = v
+	}
 }
 
 func (sc *streamContext) serviceAccountAutomount(ns, name string) *bool {
 	if sc == nil {
 		return nil
 	}
-	return sc.automount[ns+"/"+name]
+	a, ok := sc.automount[ns+"/"+name]
+	if !ok && sc.pending {
+		// the account may come later in the stream: the caller's finding
+		// waits for Finish
+		sc.waiting = ns + "/" + name
+	}
+	return a
 }
 
 // Scan checks every object and returns the findings, sorted by file, line
@@ -118,6 +133,92 @@ func (s *Scanner) Scan(objs []*Object) ([]finding.Finding, error) {
 	}
 	SortFindings(out)
 	return out, nil
+}
+
+// Stream checks the objects of one stream as they are decoded, holding
+// none of them: Check each document's objects, then Finish. The findings
+// are those Scan gives for the whole stream; a pod whose token mounting
+// the stream's ServiceAccount decides, when that account comes later in
+// the stream, has that one finding held (compactly) until Finish.
+type Stream struct {
+	s       *Scanner
+	sc      *streamContext
+	pending []pendingAutomount
+	tmpl    map[string]*finding.Finding // what the held findings share, by title
+}
+
+// pendingAutomount is a pod's automount finding waiting on the
+// ServiceAccount namespace/name, kept as what differs from pod to pod.
+type pendingAutomount struct {
+	account string
+	tmpl    *finding.Finding
+	loc     finding.Location
+	desc    string
+	supp    *finding.Suppression
+}
+
+// NewStream starts checking one stream.
+func (s *Scanner) NewStream() *Stream {
+	return &Stream{s: s, sc: &streamContext{automount: map[string]*bool{}, pending: true}}
+}
+
+// Check checks the objects of one document and returns their findings,
+// sorted by line and ID.
+func (st *Stream) Check(objs []*Object) ([]finding.Finding, error) {
+	for _, o := range objs {
+		st.sc.add(o)
+	}
+	var out []finding.Finding
+	for _, o := range objs {
+		st.sc.waiting = ""
+		fs, err := st.s.object(o, st.sc)
+		if err != nil {
+			return out, err
+		}
+		if st.sc.waiting != "" {
+			kept := fs[:0]
+			for _, f := range fs {
+				if f.ID == automountCheckID && f.Location != nil {
+					st.hold(st.sc.waiting, f)
+					continue
+				}
+				kept = append(kept, f)
+			}
+			fs = kept
+		}
+		out = append(out, fs...)
+	}
+	SortFindings(out)
+	return out, nil
+}
+
+func (st *Stream) hold(account string, f finding.Finding) {
+	t := st.tmpl[f.Title+"\x00"+f.Target]
+	if t == nil {
+		t = &finding.Finding{ID: f.ID, Kind: f.Kind, Severity: f.Severity, SeveritySource: f.SeveritySource, Title: f.Title, Target: f.Target, Fix: f.Fix, References: f.References}
+		if st.tmpl == nil {
+			st.tmpl = map[string]*finding.Finding{}
+		}
+		st.tmpl[f.Title+"\x00"+f.Target] = t
+	}
+	st.pending = append(st.pending, pendingAutomount{account: account, tmpl: t, loc: *f.Location, desc: f.Description, supp: f.Suppressed})
+}
+
+// Finish returns the held findings the stream's ServiceAccounts did not
+// clear, sorted by line.
+func (st *Stream) Finish() []finding.Finding {
+	var out []finding.Finding
+	for _, p := range st.pending {
+		if a := st.sc.automount[p.account]; a == nil || *a {
+			f := *p.tmpl
+			loc := p.loc
+			f.Location, f.Description, f.Suppressed = &loc, p.desc, p.supp
+			out = append(out, f)
+		}
+	}
+	st.pending = nil
+	SortFindings(out)
+	return out
 }
 
 // Object checks one object on its own.

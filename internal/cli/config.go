@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/bulkhead-sec/bulkhead/config/dockerfile"
+	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
@@ -23,8 +25,10 @@ import (
 	"github.com/bulkhead-sec/bulkhead/secret"
 )
 
-// configChecker checks one file of its kind.
-type configChecker func(name string, data []byte) ([]finding.Finding, error)
+// configChecker checks one file of its kind, handing its findings to emit
+// as it goes (a manifest stream of many documents is checked one document
+// at a time, and nothing of a document is held after it).
+type configChecker func(name string, data []byte, emit func([]finding.Finding)) error
 
 // configKind is one kind of configuration file `bulkhead config` checks.
 // A kind plugs in with one line in its own file, no edit here:
@@ -84,23 +88,23 @@ func setupDockerfileKind(fl *pflag.FlagSet) func(pol *cel.Policy) (configChecker
 			opts.Severity = map[string]finding.Severity{"BH-DF-008": sev}
 		}
 		checks := pol.ForTarget(cel.Dockerfile)
-		return func(name string, data []byte) ([]finding.Finding, error) {
+		return func(name string, data []byte, emit func([]finding.Finding)) error {
 			f, err := dockerfile.Parse(name, bytes.NewReader(data))
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if name != "-" {
 				f.SetDockerignore(dockerfile.DockerignoreBeside(name))
 			}
-			fs := dockerfile.Lint(f, opts)
+			emit(dockerfile.Lint(f, opts))
 			if len(checks) > 0 {
 				more, err := celDockerfile(f, checks)
+				emit(more)
 				if err != nil {
-					return fs, err
+					return err
 				}
-				fs = append(fs, more...)
 			}
-			return fs, nil
+			return nil
 		}, nil
 	}
 }
@@ -148,7 +152,13 @@ type configFlags struct {
 	format, output, ignoreFile, policy, kind, secretConfig string
 	severity, scanners                                     []string
 	exitCode                                               int
+	skipUnreadable                                         bool
 }
+
+// errConfigUnread is returned (exit code 1, after the report is written)
+// when a file could not be read or checked in full and --skip-unreadable
+// was not given.
+var errConfigUnread = errors.New("not every file was checked")
 
 func newConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f configFlags
@@ -177,6 +187,7 @@ for standard input (give --type unless the content says what it is):
 	fl.StringVar(&f.kind, "type", "", "treat every input as this kind: "+strings.Join(configKindNames(), ", ")+" (default: detect)")
 	fl.StringSliceVar(&f.scanners, "scanners", []string{"misconfig", "secret"}, "misconfig (the kind's checks) and/or secret (secret rules over each file)")
 	fl.StringVar(&f.secretConfig, "secret-config", "", "secret scanning config: allow-list of paths, rules, values (YAML)")
+	fl.BoolVar(&f.skipUnreadable, "skip-unreadable", false, "warn about a file that cannot be read or checked in full (unreadable, not a regular file, over 16 MiB, over --max-objects) and exit 0; without it such a file fails the run with exit code 1")
 	builders := map[string]func(*cel.Policy) (configChecker, error){}
 	for _, name := range configKindNames() {
 		builders[name] = configKinds[name].Setup(fl)
@@ -270,25 +281,65 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 	if secrets {
 		res.Scanners = append(res.Scanners, "secret")
 	}
+	// Findings go into a compact store as each file (each document of a
+	// manifest stream) is checked: a stream of 100,000 pods has over a
+	// million findings.
+	store := report.NewStore()
+	store.DropDescriptions = f.format == "table" || f.format == "sarif"
+	res.Store = store
+	now := time.Now()
+	keep := func(fs []finding.Finding) {
+		if sevs != nil {
+			kept := fs[:0]
+			for _, fd := range fs {
+				if sevs[fd.Severity] {
+					kept = append(kept, fd)
+				}
+			}
+			fs = kept
+		}
+		ign.Apply(fs, now) // its warnings (expired entries) are taken once below
+		store.AddAll(fs)
+	}
+	var unread []string
+	failed := func(err error) {
+		res.Warnings = append(res.Warnings, err.Error())
+		unread = append(unread, err.Error())
+	}
 	checked := 0
 	check := func(name string, data []byte, kind string) {
 		checked++
-		var fs []finding.Finding
+		// secret findings on a line a misconfiguration already reports as
+		// a secret are dropped (BH-DF-009 on an ENV line, say)
+		covered := map[string]bool{}
 		if misconfig && kind != "" {
-			got, err := checkers[kind](name, data)
-			if err != nil {
+			err := checkers[kind](name, data, func(fs []finding.Finding) {
+				for _, h := range fs {
+					if h.Location != nil && (h.ID == "BH-DF-009" || strings.Contains(strings.ToLower(h.Title), "secret")) {
+						covered[coveredKey(h)] = true
+					}
+				}
+				keep(fs)
+			})
+			if errors.Is(err, kubernetes.ErrTooManyObjects) {
+				failed(err)
+			} else if err != nil {
 				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %v", name, err))
 			}
-			fs = append(fs, got...)
 		}
 		if secrets && !secret.IsBinary(data) && !sc.AllowedPath(name) {
 			got, err := sc.Scan(name, bytes.NewReader(data))
 			if err != nil {
 				res.Warnings = append(res.Warnings, err.Error())
 			}
-			fs = append(fs, dropCovered(fs, got)...)
+			kept := got[:0]
+			for _, a := range got {
+				if a.Location == nil || !covered[coveredKey(a)] {
+					kept = append(kept, a)
+				}
+			}
+			keep(kept)
 		}
-		res.Findings = append(res.Findings, fs...)
 	}
 	for _, arg := range args {
 		if arg == "-" {
@@ -297,7 +348,7 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 				return fmt.Errorf("read standard input: %w", err)
 			}
 			if len(data) > maxConfigFile {
-				return fmt.Errorf("standard input is over %d bytes", maxConfigFile)
+				return fmt.Errorf("standard input is over %d bytes; split it into files of at most %d MiB", maxConfigFile, maxConfigFile>>20)
 			}
 			kind := detectKind("-", data, f.kind)
 			if kind == "" && !secrets {
@@ -313,7 +364,7 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 		for _, cf := range files {
 			data, err := readConfigFile(cf.name)
 			if err != nil {
-				res.Warnings = append(res.Warnings, err.Error())
+				failed(err)
 				continue
 			}
 			kind := cf.kind
@@ -334,17 +385,8 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 	if checked == 0 {
 		res.Warnings = append(res.Warnings, "no Dockerfile or manifest found in "+strings.Join(args, " "))
 	}
-	if sevs != nil {
-		kept := res.Findings[:0]
-		for _, fd := range res.Findings {
-			if sevs[fd.Severity] {
-				kept = append(kept, fd)
-			}
-		}
-		res.Findings = kept
-	}
-	res.Warnings = append(res.Warnings, ign.Apply(res.Findings, time.Now())...)
-	match.Sort(res.Findings)
+	res.Warnings = append(res.Warnings, ign.Apply(nil, now)...)
+	store.Sort()
 	if err := writeResult(stdout, f.format, f.output, res); err != nil {
 		return err
 	}
@@ -353,29 +395,18 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 			fmt.Fprintln(stderr, "warning:", w)
 		}
 	}
-	if n := len(match.Active(res.Findings)); f.exitCode != 0 && n > 0 {
+	if len(unread) > 0 && !f.skipUnreadable {
+		return fmt.Errorf("%w: %d could not be read or checked in full (%s); fix or remove them, or give --skip-unreadable to report them as warnings", errConfigUnread, len(unread), strings.Join(unread, "; "))
+	}
+	if n := store.Active(); f.exitCode != 0 && n > 0 {
 		return &exitError{code: f.exitCode, err: fmt.Errorf("%d findings", n)}
 	}
 	return nil
 }
 
-// dropCovered drops secret findings on a line a misconfiguration finding
-// already reports as a secret (BH-DF-009 on an ENV line, say).
-func dropCovered(have, add []finding.Finding) []finding.Finding {
-	lines := map[string]bool{}
-	for _, h := range have {
-		if h.Location != nil && (h.ID == "BH-DF-009" || strings.Contains(strings.ToLower(h.Title), "secret")) {
-			lines[fmt.Sprintf("%s:%d", h.Location.Path, h.Location.StartLine)] = true
-		}
-	}
-	var out []finding.Finding
-	for _, a := range add {
-		if a.Location != nil && lines[fmt.Sprintf("%s:%d", a.Location.Path, a.Location.StartLine)] {
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
+// coveredKey is where a finding is, for dropping duplicate secret findings.
+func coveredKey(f finding.Finding) string {
+	return fmt.Sprintf("%s:%d", f.Location.Path, f.Location.StartLine)
 }
 
 func detectKind(name string, data []byte, forced string) string {
@@ -420,6 +451,14 @@ func configFiles(arg, forced string) ([]configFile, error) {
 }
 
 func readConfigFile(name string) ([]byte, error) {
+	// a FIFO or device named on the command line would block or never end
+	st, err := os.Stat(name)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("config: %s is not a regular file (%s); skipped", name, st.Mode().Type())
+	}
 	fh, err := os.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -430,7 +469,7 @@ func readConfigFile(name string) ([]byte, error) {
 		return nil, fmt.Errorf("config: read %s: %w", name, err)
 	}
 	if len(data) > maxConfigFile {
-		return nil, fmt.Errorf("config: %s is over %d bytes; skipped", name, maxConfigFile)
+		return nil, fmt.Errorf("config: %s is over %d bytes (%d MiB); skipped: split it into smaller files", name, maxConfigFile, maxConfigFile>>20)
 	}
 	return data, nil
 }

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,11 +26,14 @@ var _ = registerConfigKind(configKind{Name: "kubernetes", Detect: looksLikeKuber
 type kubernetesConfigOptions struct {
 	PSS        string
 	PSSVersion string
+	// MaxObjects bounds the objects of one manifest stream (0: no bound).
+	MaxObjects int
 }
 
 func (o *kubernetesConfigOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.PSS, "pss", "restricted", "Pod Security Standards level pods are held to: baseline or restricted")
 	fs.StringVar(&o.PSSVersion, "pss-version", "latest", "Pod Security Standards version (latest or v1.N), as in the pod-security.kubernetes.io/enforce-version label")
+	fs.IntVar(&o.MaxObjects, "max-objects", kubernetes.DefaultMaxObjects, "most Kubernetes objects checked in one file or stream (0: no limit); past it the file fails the run (see --skip-unreadable)")
 }
 
 func setupKubernetesKind(fl *pflag.FlagSet) func(pol *cel.Policy) (configChecker, error) {
@@ -45,13 +50,17 @@ func setupKubernetesKind(fl *pflag.FlagSet) func(pol *cel.Policy) (configChecker
 
 // kubernetesConfigScanner checks manifest streams; build it once.
 type kubernetesConfigScanner struct {
-	s *kubernetes.Scanner
+	s          *kubernetes.Scanner
+	maxObjects int
 }
 
 func newKubernetesConfigScanner(o kubernetesConfigOptions, pol *cel.Policy) (*kubernetesConfigScanner, error) {
 	lvl, err := kubernetes.ParseLevel(o.PSS)
 	if err != nil {
 		return nil, fmt.Errorf("--pss: %w", err)
+	}
+	if o.MaxObjects < 0 {
+		return nil, fmt.Errorf("--max-objects %d: give a positive number, or 0 for no limit", o.MaxObjects)
 	}
 	opts := kubernetes.Options{Level: lvl, Version: o.PSSVersion}
 	if pol != nil {
@@ -63,28 +72,50 @@ func newKubernetesConfigScanner(o kubernetesConfigOptions, pol *cel.Policy) (*ku
 	if err != nil {
 		return nil, err
 	}
-	return &kubernetesConfigScanner{s: s}, nil
+	return &kubernetesConfigScanner{s: s, maxObjects: o.MaxObjects}, nil
 }
 
-// scan parses one manifest stream and checks every object in it. A stream
-// that fails to parse part-way still has the objects before the bad
-// document checked; the error says which document failed.
-func (k *kubernetesConfigScanner) scan(name string, data []byte) ([]finding.Finding, error) {
-	objs, perr := kubernetes.ParseBytes(name, data)
-	fs, err := k.s.Scan(objs)
-	if err != nil {
-		return fs, err
+// scan checks a manifest stream one document at a time, emitting each
+// document's findings and dropping the document. A stream that fails to
+// parse part-way still has the objects before the bad document checked;
+// the error says which document failed. A stream over the object limit
+// has its first objects checked and an error wrapping
+// kubernetes.ErrTooManyObjects.
+func (k *kubernetesConfigScanner) scan(name string, data []byte, emit func([]finding.Finding)) error {
+	d := kubernetes.NewDecoder(name, data)
+	d.MaxObjects = k.maxObjects
+	st := k.s.NewStream()
+	defer func() { emit(st.Finish()) }()
+	for {
+		objs, perr := d.Next()
+		fs, err := st.Check(objs)
+		emit(fs)
+		if err != nil {
+			return err
+		}
+		if errors.Is(perr, io.EOF) {
+			return nil
+		}
+		if errors.Is(perr, kubernetes.ErrTooManyObjects) {
+			return fmt.Errorf("%w (--max-objects %d; 0 for no limit)", perr, k.maxObjects)
+		}
+		if perr != nil {
+			return perr
+		}
 	}
-	return fs, perr
 }
 
-// scanKubernetesConfig is scan with a scanner made for one call.
+// scanKubernetesConfig is scan with a scanner made for one call, returning
+// the findings.
 func scanKubernetesConfig(name string, data []byte, o kubernetesConfigOptions, pol *cel.Policy) ([]finding.Finding, error) {
 	k, err := newKubernetesConfigScanner(o, pol)
 	if err != nil {
 		return nil, err
 	}
-	return k.scan(name, data)
+	var out []finding.Finding
+	err = k.scan(name, data, func(fs []finding.Finding) { out = append(out, fs...) })
+	kubernetes.SortFindings(out)
+	return out, err
 }
 
 var (
