@@ -31,11 +31,23 @@ type chunked[T any] struct {
 	n      int
 }
 
+// add appends v. Pointers from at stay valid only until the next add: the
+// first chunk starts small (a small walk stays small) and grows.
 func (c *chunked[T]) add(v T) uint32 {
-	if c.n>>chunkBits == len(c.chunks) {
-		c.chunks = append(c.chunks, make([]T, chunkLen))
+	i := c.n >> chunkBits
+	if i == len(c.chunks) {
+		size := chunkLen
+		if i == 0 {
+			size = 64
+		}
+		c.chunks = append(c.chunks, make([]T, 0, size))
 	}
-	c.chunks[c.n>>chunkBits][c.n&chunkMask] = v
+	if len(c.chunks[i]) == cap(c.chunks[i]) {
+		grown := make([]T, len(c.chunks[i]), min(2*cap(c.chunks[i]), chunkLen))
+		copy(grown, c.chunks[i])
+		c.chunks[i] = grown
+	}
+	c.chunks[i] = append(c.chunks[i], v)
 	c.n++
 	return uint32(c.n - 1)
 }
@@ -63,11 +75,20 @@ func (a *arena) last() []byte {
 // fill.
 func (a *arena) reserve(n int) (uint32, []byte) {
 	if len(a.chunks) == 0 || len(a.last())+n > arenaChunk {
-		a.chunks = append(a.chunks, make([]byte, 0, arenaChunk))
+		size := arenaChunk
+		if len(a.chunks) == 0 {
+			size = 4 * maxPathLen // the first chunk grows as needed
+		}
+		a.chunks = append(a.chunks, make([]byte, 0, size))
 	}
 	off := a.end()
 	c := &a.chunks[len(a.chunks)-1]
 	l := len(*c)
+	if l+n > cap(*c) {
+		grown := make([]byte, l, min(max(2*cap(*c), l+n), arenaChunk))
+		copy(grown, *c)
+		*c = grown
+	}
 	*c = (*c)[:l+n]
 	a.used += int64(n)
 	return uint32(off), (*c)[l : l+n]
