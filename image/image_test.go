@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -453,5 +454,31 @@ func TestPlatformFromIndex(t *testing.T) {
 		if img.Digest != c.want || img.Config().Architecture != plat.Architecture {
 			t.Errorf("%s: got %s (%s)", c.platform, img.Digest, img.Config().Architecture)
 		}
+	}
+}
+
+// An archive of many empty entries is refused at the index limit, before it
+// costs memory.
+func TestArchiveEntryLimit(t *testing.T) {
+	defer func(n int) { maxArchiveEntries = n }(maxArchiveEntries)
+	maxArchiveEntries = 100
+	p := filepath.Join(t.TempDir(), "bomb.tar")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for i := 0; i < 102; i++ {
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%d", i), Typeflag: tar.TypeReg, Mode: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = OpenArchive(p, Options{TempDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "more than 100 entries") || !strings.Contains(err.Error(), "bomb.tar") {
+		t.Fatalf("err = %v, want the entry limit naming the file", err)
 	}
 }

@@ -21,9 +21,12 @@ type tarFile struct {
 	offset, size int64
 }
 
-// maxArchiveEntries bounds the index of an image archive (a docker-archive
-// has a handful of files per layer).
-const maxArchiveEntries = 1 << 20
+// maxArchiveEntries bounds the index of an image archive, which keeps every
+// file name in memory: a docker-archive or an oci-archive has a handful of
+// files per layer and per manifest, so 65536 admits thousands of layers
+// while a hostile archive of empty entries costs a few MB. (A variable for
+// tests.)
+var maxArchiveEntries = 1 << 16
 
 func indexTar(f *os.File) (*tarIndex, error) {
 	idx := &tarIndex{f: f, files: map[string]tarFile{}}
@@ -34,7 +37,7 @@ func indexTar(f *os.File) (*tarIndex, error) {
 	links := map[string]string{}
 	for n := 0; ; n++ {
 		if n > maxArchiveEntries {
-			return nil, fmt.Errorf("archive has more than %d entries; is it an image archive?", maxArchiveEntries)
+			return nil, fmt.Errorf("archive has more than %d entries, far more than an image archive has (a few a layer); it is not an image archive, or a hostile one", maxArchiveEntries)
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {

@@ -39,6 +39,9 @@ type Options struct {
 	Progress func(walk.Progress)
 	// Limits for hostile input (zero: the walk's defaults).
 	MaxFileSize, MaxLayerBytes int64
+	// MaxEntries sets the walk's entry limits, per image and per layer
+	// (zero: walk.DefaultMaxImageEntries and walk.DefaultMaxEntries).
+	MaxEntries int
 }
 
 // Result is what one walk produced.
@@ -101,6 +104,9 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*Result, error)
 		Progress:      opts.Progress,
 		MaxFileSize:   opts.MaxFileSize,
 		MaxLayerBytes: opts.MaxLayerBytes,
+
+		MaxEntries:      opts.MaxEntries,
+		MaxImageEntries: opts.MaxEntries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", img.Name, err)

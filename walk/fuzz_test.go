@@ -13,6 +13,7 @@ func FuzzWalk(f *testing.F) {
 	f.Add(makeTar(f, dir("a/"), file("a/x", "x"), symlink("a/l", "../../a/x"), hardlink("h", "a/x")), makeTar(f, file("a/.wh.x", ""), file("a/.wh..wh..opq", "")))
 	f.Add(makeTar(f, symlink("l1", "l2"), symlink("l2", "/l1")), []byte{})
 	f.Add([]byte("not a tar"), makeTar(f, file("../../etc/passwd", "x")))
+	f.Add(makeTar(f, file("/etc/passwd", "x"), file("a/b/c/d/e", "y"), file("a/b/.wh.c", ""), hardlink("a/h", "/etc/passwd")), makeTar(f, dir("a/"), file("a/.wh..wh..opq", ""), symlink("a/b", "/a"), file("a/b/c", "z")))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		layers := []Layer{
 			{Info: LayerInfo{Index: 0}, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(a)), nil }},

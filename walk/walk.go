@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"runtime"
-	"strings"
+	"slices"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -21,8 +20,15 @@ type Options struct {
 	MaxFileSize int64
 	// MaxLayerBytes is the most uncompressed tar bytes read from one layer.
 	MaxLayerBytes int64
-	// MaxEntries is the most entries read from one layer.
-	MaxEntries int
+	// MaxEntries is the most entries read from one layer, and
+	// MaxImageEntries from all layers together. Entries are tar entries,
+	// plus the parent directories a layer implies without listing them.
+	MaxEntries      int
+	MaxImageEntries int // at most about 67M (the Tree's node ids are 26 bits)
+	// MaxNameBytes bounds the bytes of the distinct names (last path
+	// components) and link targets the walk keeps for the whole image
+	// (default: 32 bytes an entry of MaxImageEntries).
+	MaxNameBytes int64
 	// Jobs is how many layers are read at once (default: number of CPUs).
 	Jobs int
 	// Progress, when set, is told as layers start and finish.
@@ -37,11 +43,21 @@ type Progress struct {
 }
 
 // Defaults for Options fields left zero.
+//
+// The entry limits are set far above real images, which have from a few
+// thousand files to about 100k-500k for the largest (CUDA, ML toolchains,
+// big node_modules), yet low enough that the walk of the largest image they
+// admit stays within a few hundred MB: the Tree costs about 55 bytes an
+// entry plus its name (2M entries: about 110 MB for the tree, under 500 MB
+// peak RSS for the whole scan).
 const (
-	DefaultMaxFileSize   = 1 << 30
-	DefaultMaxLayerBytes = 64 << 30
-	DefaultMaxEntries    = 4 << 20
-	maxPathLen           = 4096
+	DefaultMaxFileSize       = 1 << 30
+	DefaultMaxLayerBytes     = 64 << 30
+	DefaultMaxEntries        = 1 << 20 // per layer: 1,048,576
+	DefaultMaxImageEntries   = 2 << 20 // per image: 2,097,152
+	defaultNameBytesPerEntry = 32      // MaxNameBytes per MaxImageEntries
+	maxNameBytesCeiling      = 1 << 31 // arena offsets are 32 bits
+	maxPathLen               = 4096
 )
 
 func (o *Options) defaults() {
@@ -54,6 +70,15 @@ func (o *Options) defaults() {
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultMaxEntries
 	}
+	if o.MaxImageEntries <= 0 {
+		o.MaxImageEntries = DefaultMaxImageEntries
+	}
+	// A header may add a path's worth of nodes before the check.
+	o.MaxImageEntries = min(o.MaxImageEntries, maxNodes-maxPathLen)
+	if o.MaxNameBytes <= 0 {
+		o.MaxNameBytes = defaultNameBytesPerEntry * int64(o.MaxImageEntries)
+	}
+	o.MaxNameBytes = min(o.MaxNameBytes, maxNameBytesCeiling)
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.GOMAXPROCS(0)
 	}
@@ -63,22 +88,34 @@ func (o *Options) defaults() {
 // has more than MaxEntries entries (a decompression bomb, for instance).
 var ErrLayerTooLarge = errors.New("layer exceeds the walk's limits")
 
+// ErrImageTooLarge is returned when the layers together have more than
+// MaxImageEntries entries or MaxNameBytes of names, or the image has more
+// layers than a walk takes.
+var ErrImageTooLarge = errors.New("image exceeds the walk's limits")
+
 // Walk reads every layer once, offers its entries to the visitors, and
 // returns the final view. Visitors implementing Finisher are finished, in
 // order, after the view is complete.
 func Walk(ctx context.Context, layers []Layer, visitors []Visitor, opts Options) (*Tree, error) {
 	opts.defaults()
-	t := newTree(len(layers))
+	n := 0
+	for _, l := range layers {
+		if l.Info.Index < 0 || l.Info.Index >= maxLayers {
+			return nil, fmt.Errorf("%w: layer index %d out of range (a walk takes at most %d layers)", ErrImageTooLarge, l.Info.Index, maxLayers)
+		}
+		n = max(n, l.Info.Index+1)
+	}
+	t := newTree(n, opts.MaxImageEntries, opts.MaxNameBytes)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Jobs)
 	for i := range layers {
 		l := layers[i]
 		g.Go(func() error {
-			rec, err := walkLayer(ctx, l, visitors, &opts)
-			if err != nil {
+			w := t.newLayerWriter(l.Info.Index, layerName(l.Info), opts.MaxEntries)
+			if err := walkLayer(ctx, l, w, visitors, &opts); err != nil {
 				return err
 			}
-			t.addLayer(rec)
+			w.flush()
 			return nil
 		})
 	}
@@ -119,49 +156,52 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// maxPendingLinks bounds the hard links of one layer kept to be served by a
+// second read (real layers have a handful that a visitor wants).
+const maxPendingLinks = 1 << 16
+
 type pendingLink struct {
 	entry    *Entry
 	visitors []Visitor
 }
 
-func walkLayer(ctx context.Context, l Layer, visitors []Visitor, opts *Options) (*layerRecord, error) {
-	name := layerName(l.Info)
+func walkLayer(ctx context.Context, l Layer, w *layerWriter, visitors []Visitor, opts *Options) error {
+	name := w.name
 	if opts.Progress != nil {
 		opts.Progress(Progress{Layer: l.Info})
 	}
 	rc, err := l.Open()
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return fmt.Errorf("open %s: %w", name, err)
 	}
 	defer rc.Close()
 	cr := &countingReader{r: rc, limit: opts.MaxLayerBytes}
-	rec := newLayerRecord(l.Info.Index)
 	var pending map[string][]pendingLink
 	tr := tar.NewReader(cr)
 	// Content handed to visitors counts against the layer's limit too:
 	// sparse entries can announce far more bytes than the layer holds.
 	logical := &countingReader{r: tr, limit: opts.MaxLayerBytes}
-	count := 0
+	var wanted []Visitor
+	npending := 0
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, verifyFailure(rc, err))
+			return fmt.Errorf("read %s: %w", name, verifyFailure(rc, err))
 		}
-		count++
-		if count > opts.MaxEntries {
-			return nil, fmt.Errorf("read %s: %w: more than %d entries", name, ErrLayerTooLarge, opts.MaxEntries)
+		e, ok, err := w.header(hdr)
+		if err != nil {
+			return err // names the layer
 		}
-		e, ok := rec.record(hdr)
 		if !ok {
 			continue
 		}
-		var wanted []Visitor
+		wanted = wanted[:0]
 		for _, v := range visitors {
 			if v.Wants(e) {
 				wanted = append(wanted, v)
@@ -170,38 +210,46 @@ func walkLayer(ctx context.Context, l Layer, visitors []Visitor, opts *Options) 
 		if len(wanted) == 0 {
 			continue
 		}
+		// e is the layer's scratch entry: visitors get their own copy.
+		own := *e
+		e = &own
 		if e.Kind == KindHardlink {
+			if npending >= maxPendingLinks {
+				w.warn("hard link /%s not read: more than %d hard links in the layer are wanted", e.Path, maxPendingLinks)
+				continue
+			}
+			npending++
 			if pending == nil {
 				pending = map[string][]pendingLink{}
 			}
-			pending[e.Linkname] = append(pending[e.Linkname], pendingLink{entry: e, visitors: wanted})
+			pending[e.Linkname] = append(pending[e.Linkname], pendingLink{entry: e, visitors: slices.Clone(wanted)})
 			continue
 		}
 		size := e.Size
 		if e.Kind != KindFile {
 			size = 0
 		}
-		visit(rec, name, e, newContent(logical, size, opts.TempDir, opts.MaxFileSize), wanted)
+		visit(w, e, newContent(logical, size, opts.TempDir, opts.MaxFileSize), wanted)
 		if logical.n > logical.limit {
-			return nil, fmt.Errorf("read %s: %w: files expand past %d bytes", name, ErrLayerTooLarge, logical.limit)
+			return fmt.Errorf("read %s: %w: files expand past %d bytes", name, ErrLayerTooLarge, logical.limit)
 		}
 	}
 	// Read to the end so that digest checks in the opener see every byte.
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, verifyFailure(rc, err))
+		return fmt.Errorf("read %s: %w", name, verifyFailure(rc, err))
 	}
 	if err := rc.Close(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return fmt.Errorf("read %s: %w", name, err)
 	}
 	if len(pending) > 0 {
-		if err := serveHardlinks(ctx, l, name, rec, pending, opts); err != nil {
-			return nil, err
+		if err := serveHardlinks(ctx, l, w, pending, opts); err != nil {
+			return err
 		}
 	}
 	if opts.Progress != nil {
 		opts.Progress(Progress{Layer: l.Info, Done: true, Bytes: cr.n})
 	}
-	return rec, nil
+	return nil
 }
 
 // verifier is implemented by layer streams that can check their digest
@@ -221,11 +269,11 @@ func verifyFailure(rc io.ReadCloser, err error) error {
 	return err
 }
 
-func visit(rec *layerRecord, layer string, e *Entry, c *Content, wanted []Visitor) {
+func visit(w *layerWriter, e *Entry, c *Content, wanted []Visitor) {
 	defer c.close()
 	if len(wanted) > 1 {
 		if _, err := c.ReaderAt(); err != nil {
-			rec.warnings = append(rec.warnings, fmt.Sprintf("%s: /%s: %v", layer, e.Path, err))
+			w.warn("/%s: %v", e.Path, err)
 			return
 		}
 	}
@@ -235,14 +283,15 @@ func visit(rec *layerRecord, layer string, e *Entry, c *Content, wanted []Visito
 			cc = c.fork()
 		}
 		if err := v.Visit(e, cc); err != nil {
-			rec.warnings = append(rec.warnings, fmt.Sprintf("%s: /%s: %v", layer, e.Path, err))
+			w.warn("/%s: %v", e.Path, err)
 		}
 	}
 }
 
 // serveHardlinks reads the layer a second time for hard links that visitors
 // wanted: a tar hard link names a file that came earlier in the stream.
-func serveHardlinks(ctx context.Context, l Layer, name string, rec *layerRecord, pending map[string][]pendingLink, opts *Options) error {
+func serveHardlinks(ctx context.Context, l Layer, w *layerWriter, pending map[string][]pendingLink, opts *Options) error {
+	name := w.name
 	rc, err := l.Open()
 	if err != nil {
 		return fmt.Errorf("reopen %s for hard links: %w", name, err)
@@ -269,7 +318,7 @@ func serveHardlinks(ctx context.Context, l Layer, name string, rec *layerRecord,
 		c := newContent(tr, hdr.Size, opts.TempDir, opts.MaxFileSize)
 		if len(links) > 1 {
 			if _, err := c.ReaderAt(); err != nil {
-				rec.warnings = append(rec.warnings, fmt.Sprintf("%s: /%s: %v", name, p, err))
+				w.warn("/%s: %v", p, err)
 				continue
 			}
 		}
@@ -280,103 +329,14 @@ func serveHardlinks(ctx context.Context, l Layer, name string, rec *layerRecord,
 			if len(links) > 1 {
 				cc = c.fork()
 			}
-			visit(rec, name, &e, cc, pl.visitors)
+			visit(w, &e, cc, pl.visitors)
 		}
 		c.close()
 	}
 	for target, links := range pending {
 		for _, pl := range links {
-			rec.warnings = append(rec.warnings, fmt.Sprintf("%s: hard link /%s names /%s, which is not a regular file earlier in the layer", name, pl.entry.Path, target))
+			w.warn("hard link /%s names /%s, which is not a regular file earlier in the layer", pl.entry.Path, target)
 		}
 	}
 	return nil
-}
-
-const whiteoutPrefix = ".wh."
-const opaqueMarker = ".wh..wh..opq"
-
-// record turns a tar header into an entry (or a whiteout), with the safety
-// checks every name gets. It reports false for headers that are not entries.
-func (r *layerRecord) record(hdr *tar.Header) (*Entry, bool) {
-	raw := hdr.Name
-	if len(raw) > maxPathLen {
-		r.warnings = append(r.warnings, fmt.Sprintf("layer %d: entry name of %d bytes skipped", r.index, len(raw)))
-		return nil, false
-	}
-	if strings.ContainsRune(raw, 0) {
-		r.warnings = append(r.warnings, fmt.Sprintf("layer %d: entry name with a NUL byte skipped: %q", r.index, raw))
-		return nil, false
-	}
-	p := cleanRel(raw)
-	if hasDotDot(raw) {
-		r.warnings = append(r.warnings, fmt.Sprintf("layer %d: entry %q climbs with \"..\"; read as /%s inside the image", r.index, raw, p))
-	}
-	if p == "" {
-		return nil, false // the root itself
-	}
-	base := path.Base(p)
-	dir := path.Dir(p)
-	if dir == "." {
-		dir = ""
-	}
-	if base == opaqueMarker {
-		r.opaques = append(r.opaques, dir)
-		return nil, false
-	}
-	if strings.HasPrefix(base, whiteoutPrefix) {
-		target := base[len(whiteoutPrefix):]
-		if dir != "" {
-			target = dir + "/" + target
-		}
-		r.whiteouts = append(r.whiteouts, target)
-		return nil, false
-	}
-	e := &Entry{
-		Path:  p,
-		Mode:  hdr.FileInfo().Mode(),
-		Size:  hdr.Size,
-		UID:   hdr.Uid,
-		GID:   hdr.Gid,
-		Layer: r.index,
-	}
-	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
-		e.Kind = KindFile
-	case tar.TypeDir:
-		e.Kind = KindDir
-		e.Size = 0
-	case tar.TypeSymlink:
-		e.Kind = KindSymlink
-		e.Linkname = hdr.Linkname
-		e.Size = 0
-		if escapes(p, hdr.Linkname) {
-			r.warnings = append(r.warnings, fmt.Sprintf("layer %d: symlink /%s points outside the image (%s); it is resolved within the image root", r.index, p, hdr.Linkname))
-		}
-	case tar.TypeLink:
-		e.Kind = KindHardlink
-		e.Linkname = cleanRel(hdr.Linkname)
-		e.Size = 0
-		if hasDotDot(hdr.Linkname) {
-			r.warnings = append(r.warnings, fmt.Sprintf("layer %d: hard link /%s names %q; read as /%s inside the image", r.index, p, hdr.Linkname, e.Linkname))
-		}
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		e.Kind = KindOther
-		e.Size = 0
-	case tar.TypeXGlobalHeader:
-		return nil, false
-	default:
-		r.warnings = append(r.warnings, fmt.Sprintf("layer %d: entry /%s of unknown tar type %q skipped", r.index, p, hdr.Typeflag))
-		return nil, false
-	}
-	r.entries[p] = e
-	return e, true
-}
-
-func hasDotDot(name string) bool {
-	for _, c := range strings.Split(name, "/") {
-		if c == ".." {
-			return true
-		}
-	}
-	return false
 }

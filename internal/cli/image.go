@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/scan"
+	"github.com/bulkhead-sec/bulkhead/walk"
 )
 
 // scanFlags are the flags shared by the commands that scan a target.
@@ -21,6 +22,8 @@ type scanFlags struct {
 	output string
 	input  string
 	scope  catalog.Scope
+	// maxEntries raises or lowers the walk's entry limits (0: defaults).
+	maxEntries int
 	imageFlags
 	findingFlags
 	attest attestFlags
@@ -32,6 +35,7 @@ func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
 	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of standard output")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
 	fl.StringVar(&f.tempDir, "temp-dir", "", "where the scan keeps its temporary files (default $TMPDIR)")
+	fl.IntVar(&f.maxEntries, "max-entries", 0, fmt.Sprintf("most filesystem entries read from the image and from any one layer, against tar bombs (default %d per image, %d per layer)", walk.DefaultMaxImageEntries, walk.DefaultMaxEntries))
 	if withImage {
 		fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default: the host's)")
 		fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for the registry")
@@ -154,7 +158,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 			walkScanners = append(walkScanners, mk(f))
 		}
 	}
-	scanned, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Scope: f.scope, Scanners: walkScanners, Progress: prog.layer(len(img.WalkLayers()))})
+	scanned, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Scope: f.scope, Scanners: walkScanners, Progress: prog.layer(len(img.WalkLayers())), MaxEntries: f.maxEntries})
 	prog.clear()
 	if err != nil {
 		return err
