@@ -187,7 +187,7 @@ for standard input (give --type unless the content says what it is):
 	fl.StringVar(&f.kind, "type", "", "treat every input as this kind: "+strings.Join(configKindNames(), ", ")+" (default: detect)")
 	fl.StringSliceVar(&f.scanners, "scanners", []string{"misconfig", "secret"}, "misconfig (the kind's checks) and/or secret (secret rules over each file)")
 	fl.StringVar(&f.secretConfig, "secret-config", "", "secret scanning config: allow-list of paths, rules, values (YAML)")
-	fl.BoolVar(&f.skipUnreadable, "skip-unreadable", false, "warn about a file that cannot be read or checked in full (unreadable, not a regular file, over 16 MiB, over --max-objects) and exit 0; without it such a file fails the run with exit code 1")
+	fl.BoolVar(&f.skipUnreadable, "skip-unreadable", false, "warn about a file that cannot be read or checked in full (unreadable, not a regular file, over 16 MiB, over --max-objects, not parseable to its end) and exit 0; without it such a file fails the run with exit code 1")
 	builders := map[string]func(*cel.Policy) (configChecker, error){}
 	for _, name := range configKindNames() {
 		builders[name] = configKinds[name].Setup(fl)
@@ -321,10 +321,13 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 				}
 				keep(fs)
 			})
+			// A file that could not be parsed to its end was not checked in
+			// full: what follows the fault could hide anything, so it fails
+			// the run like an unreadable file does.
 			if errors.Is(err, kubernetes.ErrTooManyObjects) {
 				failed(err)
 			} else if err != nil {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %v", name, err))
+				failed(fmt.Errorf("%s: %v", name, err))
 			}
 		}
 		if secrets && !secret.IsBinary(data) && !sc.AllowedPath(name) {

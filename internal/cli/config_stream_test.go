@@ -211,3 +211,30 @@ func BenchmarkConfigManyDocuments(b *testing.B) {
 	}
 	b.ReportMetric(float64(1000*b.N)/b.Elapsed().Seconds(), "docs/s")
 }
+
+// TestConfigParseErrorFails: a manifest that breaks part-way was not checked
+// in full (a privileged pod after the fault would go unseen), so it fails
+// the run like an unreadable file, unless --skip-unreadable; the objects
+// before the fault are still reported.
+func TestConfigParseErrorFails(t *testing.T) {
+	dir := t.TempDir()
+	pod := "apiVersion: v1\nkind: Pod\nmetadata:\n  name: first\nspec:\n  containers:\n  - name: c\n    image: nginx:1.27\n    securityContext:\n      privileged: true\n"
+	broken := pod + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n---\n" + strings.Replace(pod, "first", "hidden", 1)
+	p := filepath.Join(dir, "pods.yaml")
+	if err := os.WriteFile(p, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := Main([]string{"config", "-f", "json", p}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "pods.yaml") || !strings.Contains(errb.String(), "--skip-unreadable") {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "first") {
+		t.Errorf("the pod before the fault is not reported: %s", out.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := Main([]string{"config", "-f", "json", "--skip-unreadable", p}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "warning: ") {
+		t.Fatalf("--skip-unreadable: exit %d, stderr %s", code, errb.String())
+	}
+}
