@@ -327,7 +327,10 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 			if errors.Is(err, kubernetes.ErrTooManyObjects) {
 				failed(err)
 			} else if err != nil {
-				failed(fmt.Errorf("%s: %v", name, err))
+				if !strings.HasPrefix(err.Error(), name+":") {
+					err = fmt.Errorf("%s: %w", name, err)
+				}
+				failed(err)
 			}
 		}
 		if secrets && !secret.IsBinary(data) && !sc.AllowedPath(name) {
