@@ -14,10 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 benchtime=${1:-3s}
 
-echo "== go test -bench (config/kubernetes, policy/cel), benchtime $benchtime"
+echo "== go test -bench (config/kubernetes, cel/), benchtime $benchtime"
 go test -run '^$' -bench 'Scan|GoChecks|CELBuiltin' -benchtime "$benchtime" ./config/kubernetes |
   grep -E '^Benchmark' | awk '{for (i=1;i<=NF;i++) if ($i=="manifests/s") printf "%-28s %10.0f manifests/s  (%s ns/op)\n", $1, $(i-1), $3}'
-go test -run '^$' -bench 'Eval|LoadBuiltin' -benchtime "$benchtime" ./policy/cel | grep -E '^Benchmark'
+go test -run '^$' -bench 'Eval|LoadBuiltin' -benchtime "$benchtime" ./cel | grep -E '^Benchmark'
 
 corpus=../shared/corpus/k8s/kubernetes-examples
 bin=$(mktemp -d)/bulkhead

@@ -14,11 +14,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/bulkhead-sec/bulkhead/cel"
 	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/image/imageref"
 	"github.com/bulkhead-sec/bulkhead/match"
-	"github.com/bulkhead-sec/bulkhead/policy/cel"
 	"github.com/bulkhead-sec/bulkhead/sign"
 	"github.com/bulkhead-sec/bulkhead/sign/key"
 )
@@ -217,10 +217,10 @@ type BaseImagesRule struct {
 // DigestPinningRule requires image references by digest.
 type DigestPinningRule struct{}
 
-// CELRule runs CEL checks (policy/cel) on the workload (target
+// CELRule runs CEL checks (package cel) on the workload (target
 // kubernetes) and the image configuration (target imageconfig).
 type CELRule struct {
-	// File is a policy/cel checks file, relative to the policy file.
+	// File is a CEL checks file (package cel format), relative to the policy file.
 	File string `yaml:"file"`
 	// Checks are the same checks written inline.
 	Checks yaml.Node `yaml:"checks"`

@@ -10,7 +10,7 @@ import (
 )
 
 // Check is one built-in Dockerfile check. Checks are data: a new one is one
-// entry in Checks, and policy/cel adds user checks over the same *File.
+// entry in Checks, and package cel adds user checks over the same *File.
 type Check struct {
 	ID       string
 	Severity finding.Severity

@@ -2,7 +2,7 @@
 // parser into a plain model and runs bulkhead's least-privilege and hygiene
 // checks over it (IDs BH-DF-001...; see Checks).
 //
-// # The parsed model (shared with policy/cel)
+// # The parsed model (shared with package cel)
 //
 // Parse returns a *File. It is plain data with JSON tags, and (*File).Map
 // returns the same thing as map[string]any / []any / string / int64 / bool

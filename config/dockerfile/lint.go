@@ -49,7 +49,7 @@ func Lint(f *File, opts Options) []finding.Finding {
 }
 
 // NewFinding builds the finding of a check on an instruction, honouring the
-// instruction's inline ignores. policy/cel uses it for user checks too.
+// instruction's inline ignores. Package cel uses it for user checks too.
 func NewFinding(f *File, in *Instruction, id string, sev finding.Severity, title, detail, fix, link string) finding.Finding {
 	fd := finding.Finding{
 		ID:             id,

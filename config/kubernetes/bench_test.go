@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/bulkhead-sec/bulkhead/policy/cel"
+	"github.com/bulkhead-sec/bulkhead/cel"
 )
 
 // benchStream is every committed example and PSA fixture as one stream.

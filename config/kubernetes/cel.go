@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/bulkhead-sec/bulkhead/cel"
 	"github.com/bulkhead-sec/bulkhead/finding"
-	"github.com/bulkhead-sec/bulkhead/policy/cel"
 )
 
 // CELVars is what a CEL check of target "kubernetes" sees of an object
-// (the variables policy/cel documents). The pod spec and containers are
+// (the variables package cel documents). The pod spec and containers are
 // the decoded k8s.io/api values in their JSON form, so a field written as
 // null or in an old spelling reads the way the API server reads it.
 func CELVars(o *Object) (map[string]any, error) {

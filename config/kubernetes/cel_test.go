@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/cel"
 	"github.com/bulkhead-sec/bulkhead/finding"
-	"github.com/bulkhead-sec/bulkhead/policy/cel"
 )
 
 // manifestFiles lists the YAML and JSON files under root.

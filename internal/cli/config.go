@@ -15,12 +15,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/bulkhead-sec/bulkhead/cel"
 	"github.com/bulkhead-sec/bulkhead/config/dockerfile"
 	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
-	"github.com/bulkhead-sec/bulkhead/policy/cel"
 	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/secret"
 )
@@ -183,7 +183,7 @@ for standard input (give --type unless the content says what it is):
 	fl.StringSliceVar(&f.severity, "severity", nil, "report only these severities (CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN)")
 	fl.IntVar(&f.exitCode, "exit-code", 0, "exit with this code when findings remain after filters and ignores")
 	fl.StringVar(&f.ignoreFile, "ignorefile", ".bulkheadignore", "ignore file (finding IDs, optional expiry and reason); a missing default file is fine")
-	fl.StringVar(&f.policy, "policy", "", "YAML file of custom CEL checks (see policy/cel)")
+	fl.StringVar(&f.policy, "policy", "", "YAML file of custom CEL checks; those of target dockerfile and kubernetes run here (imageconfig ones: bulkhead image --policy)")
 	fl.StringVar(&f.kind, "type", "", "treat every input as this kind: "+strings.Join(configKindNames(), ", ")+" (default: detect)")
 	fl.StringSliceVar(&f.scanners, "scanners", []string{"misconfig", "secret"}, "misconfig (the kind's checks) and/or secret (secret rules over each file)")
 	fl.StringVar(&f.secretConfig, "secret-config", "", "secret scanning config: allow-list of paths, rules, values (YAML)")
@@ -244,12 +244,16 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 		sevs[sev] = true
 	}
 	var pol *cel.Policy
+	var polNotes []string
 	if f.policy != "" {
-		p, err := cel.LoadFile(f.policy)
+		if !misconfig {
+			return fmt.Errorf("--policy %s: its checks run with the misconfig scanner; add misconfig to --scanners", f.policy)
+		}
+		p, notes, err := loadCELPolicy(f.policy, "bulkhead config", "Dockerfiles and Kubernetes manifests", cel.Dockerfile, cel.Kubernetes)
 		if err != nil {
 			return err
 		}
-		pol = p
+		pol, polNotes = p, notes
 	}
 	checkers := map[string]configChecker{}
 	for name, b := range builders {
@@ -281,6 +285,7 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 	if secrets {
 		res.Scanners = append(res.Scanners, "secret")
 	}
+	res.Warnings = append(res.Warnings, polNotes...)
 	// Findings go into a compact store as each file (each document of a
 	// manifest stream) is checked: a stream of 100,000 pods has over a
 	// million findings.

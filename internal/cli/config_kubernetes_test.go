@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/cel"
 	"github.com/bulkhead-sec/bulkhead/finding"
-	"github.com/bulkhead-sec/bulkhead/policy/cel"
 )
 
 func TestKubernetesConfigKind(t *testing.T) {
@@ -30,7 +30,7 @@ func TestKubernetesConfigKind(t *testing.T) {
 			t.Errorf("%s taken for a manifest", name)
 		}
 	}
-	pol, err := cel.LoadFile("../../policy/cel/testdata/checks.yaml")
+	pol, err := cel.LoadFile("../../cel/testdata/checks.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

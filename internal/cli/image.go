@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/cel"
+	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/walk"
@@ -24,6 +27,9 @@ type scanFlags struct {
 	scope  catalog.Scope
 	// maxEntries raises or lowers the walk's entry limits (0: defaults).
 	maxEntries int
+	// policy is a CEL checks file whose imageconfig checks run with the
+	// misconfig scanner (image only).
+	policy string
 	imageFlags
 	findingFlags
 	attest attestFlags
@@ -41,6 +47,7 @@ func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
 		fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for the registry")
 		fl.StringVarP(&f.input, "input", "i", "", "read the image from an archive file (docker-archive or oci-archive, gzip or not) or an OCI layout directory")
 		f.attest.register(cmd)
+		fl.StringVar(&f.policy, "policy", "", "YAML file of custom CEL checks: those of target imageconfig run on the image's configuration with the misconfig scanner (dockerfile and kubernetes ones: bulkhead config --policy)")
 	}
 	f.findingFlags.register(cmd, []string{scannerVuln})
 }
@@ -147,6 +154,18 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 	if err != nil {
 		return err
 	}
+	var celScanner scan.Scanner
+	var polNotes []string
+	if f.policy != "" {
+		if !slices.Contains(scanners, "misconfig") {
+			return fmt.Errorf("--policy %s: its checks run with the misconfig scanner; add misconfig to --scanners", f.policy)
+		}
+		p, notes, err := loadCELPolicy(f.policy, "bulkhead image", "an image's configuration", cel.ImageConfig)
+		if err != nil {
+			return err
+		}
+		celScanner, polNotes = &celImageScanner{source: f.policy, checks: p.ForTarget(cel.ImageConfig)}, notes
+	}
 	img, tmp, prog, done, err := openImage(ctx, ref, &f.imageFlags, stderr)
 	if err != nil {
 		return err
@@ -158,6 +177,9 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 			walkScanners = append(walkScanners, mk(f))
 		}
 	}
+	if celScanner != nil {
+		walkScanners = append(walkScanners, celScanner)
+	}
 	scanned, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Scope: f.scope, Scanners: walkScanners, Progress: prog.layer(len(img.WalkLayers())), MaxEntries: f.maxEntries})
 	prog.clear()
 	if err != nil {
@@ -167,6 +189,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 	if err != nil {
 		return err
 	}
+	res.Warnings = append(res.Warnings, polNotes...)
 	if err := writeResult(stdout, f.format, f.output, res); err != nil {
 		return err
 	}
@@ -175,4 +198,25 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 		return fmt.Errorf("--attest: %w", err)
 	}
 	return f.exit(res)
+}
+
+// celImageScanner runs a policy's imageconfig checks on the scanned
+// image's configuration.
+type celImageScanner struct {
+	source string
+	checks []*cel.Check
+}
+
+func (s *celImageScanner) Name() string          { return "misconfig (--policy " + s.source + ")" }
+func (s *celImageScanner) Visitor() walk.Visitor { return nil }
+func (s *celImageScanner) Findings(_ context.Context, r *scan.Result) ([]finding.Finding, error) {
+	var cfg *v1.ConfigFile
+	if r.Image != nil {
+		cfg = r.Image.Config()
+	}
+	target := ""
+	if r.Inventory != nil {
+		target = r.Inventory.Target.Name
+	}
+	return cel.ImageConfigFindings(s.checks, cfg, target)
 }

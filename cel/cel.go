@@ -20,6 +20,10 @@
 // a string is a field path (kubernetes: "spec.containers[0].image"), an int
 // a line, a map with startLine (a Dockerfile instruction) its line.
 //
+// A check runs where its target is scanned: dockerfile and kubernetes
+// checks in bulkhead config, imageconfig checks in bulkhead image --policy,
+// kubernetes and imageconfig checks in a gate/admission policy's cel rule.
+//
 // Variables by target:
 //
 //	kubernetes   object       the object as decoded from its JSON form
