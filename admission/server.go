@@ -316,12 +316,18 @@ func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		resp.Result = &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg}
 		return finish("deny", msg)
 	}
-	switch {
-	case req.Operation != admissionv1.Create && req.Operation != admissionv1.Update:
-		return finish("allow", "operation "+short(string(req.Operation))+" is not judged")
-	case e.File.ExemptNamespace(req.Namespace):
+	exempt := func(why string) *admissionv1.AdmissionResponse {
 		s.metrics.decisions.WithLabelValues("exempt-namespace", "allow").Inc()
-		return finish("allow", "namespace "+short(req.Namespace)+" is exempt")
+		resp.AuditAnnotations = map[string]string{"exempt": why}
+		return finish("allow", why)
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return finish("allow", "operation "+short(string(req.Operation))+" is not judged")
+	}
+	// Exempt namespaces are not judged, not even read (policy.File.Exempt,
+	// as in the gate).
+	if why := e.File.Exempt(req.Namespace); why != "" {
+		return exempt(why)
 	}
 	if !isWorkloadKind(req.Kind.Kind) {
 		return finish("allow", "kind "+short(req.Kind.Kind)+" runs no pod")
@@ -340,23 +346,24 @@ func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		return deny(msg)
 	}
 	obj := objs[0]
-	if obj.Meta.Namespace == "" {
-		obj.Meta.Namespace = req.Namespace
+	// The API server refuses an object whose namespace differs from the
+	// request's before admission; a review that carries one anyway is not
+	// judged by a namespace it may not run in.
+	if obj.Meta.Namespace != "" && obj.Meta.Namespace != req.Namespace {
+		return deny(fmt.Sprintf("bulkhead: the object names namespace %q, the request %q", short(obj.Meta.Namespace), short(req.Namespace)))
 	}
 	if obj.Meta.Name == "" {
 		obj.Meta.Name = orElse(req.Name, obj.Meta.GenerateName)
 	}
-	var imgs []string
-	for _, c := range obj.Pod.Containers() {
-		imgs = append(imgs, c.C.Image)
-	}
+	// The same input the gate builds for a manifest (policy.File.InputFor).
+	in := e.File.InputFor(obj, req.Namespace)
+	imgs := in.Images
 	// One deadline for the whole review, measured from when the request
 	// arrived: every image's lookups share it, and once it has passed no
 	// further lookup is started.
 	budget := time.Duration(e.File.Admission.ScanBudget)
 	ctx, cancel := context.WithDeadline(ctx, start.Add(budget))
 	defer cancel()
-	in := policy.Input{Namespace: req.Namespace, Images: imgs, Object: obj, MaxImages: e.File.Admission.MaxImages}
 	done := make(chan policy.Decision, 1)
 	go func() { done <- e.Evaluate(ctx, in) }()
 	// Lookups stop at the deadline, but the workload checks are plain
@@ -376,6 +383,9 @@ func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		s.metrics.decisions.WithLabelValues("scan-budget", string(policy.WarnOutcome)).Inc()
 		resp.Warnings = []string{msg + " (fail-open)"}
 		return finish("allow", msg)
+	}
+	if d.Exempt != "" {
+		return exempt(d.Exempt)
 	}
 	for _, r := range d.Results {
 		s.metrics.decisions.WithLabelValues(r.Rule, string(r.Outcome)).Inc()

@@ -105,6 +105,10 @@ type Decision struct {
 	// Warnings are the messages of warn outcomes and notes about the
 	// policy itself (expired exemptions).
 	Warnings []string `json:"warnings,omitempty"`
+	// Exempt says why nothing was judged: the namespace is one of
+	// admission.exemptNamespaces (File.Exempt). Allowed is then true and
+	// there are no results.
+	Exempt string `json:"exempt,omitempty"`
 }
 
 // Denials are the results that deny.
@@ -184,6 +188,9 @@ type imageState struct {
 
 // Evaluate judges the input against every rule that applies to it.
 func (e *Engine) Evaluate(ctx context.Context, in Input) Decision {
+	if why := e.File.Exempt(in.Namespace); why != "" {
+		return Decision{Allowed: true, Exempt: why}
+	}
 	now := time.Now()
 	if e.Now != nil {
 		now = e.Now()
@@ -389,6 +396,12 @@ func (ev *evaluation) exemption(r *Rule, st *imageState) *Exemption {
 	}
 	for _, ex := range ev.e.File.Exemptions {
 		if ex.Rule != r.Name || !matchNamespace(ex.Namespaces, ev.in.Namespace) {
+			continue
+		}
+		// An exemption for some namespaces does not cover an unknown one
+		// (the gate judging a manifest that names none): the workload may
+		// go anywhere.
+		if len(ex.Namespaces) > 0 && ev.in.Namespace == "" {
 			continue
 		}
 		if len(ex.Images) > 0 && (repo == "" || !matchImage(ex.Images, repo)) {

@@ -68,8 +68,9 @@ type Metadata struct {
 	Description string `yaml:"description"`
 }
 
-// Admission holds what only the webhook uses: the fail mode and the
-// namespaces it never judges.
+// Admission holds the fail mode, the namespaces never judged and the
+// webhook's limits; the gate applies all of it too (only scanBudget is the
+// webhook's alone), so that both decide alike.
 type Admission struct {
 	// FailurePolicy is what happens when a fact cannot be had (registry
 	// down, scan over budget): "closed" (deny; the default) or "open".
@@ -736,12 +737,6 @@ func (f *File) FailClosed(ns string) bool {
 	return f.Admission.FailurePolicy != "open"
 }
 
-// ExemptNamespace reports whether the webhook leaves namespace ns alone.
-func (f *File) ExemptNamespace(ns string) bool {
-	for _, g := range f.Admission.ExemptNamespaces {
-		if ok, _ := matchName(g, ns); ok {
-			return true
-		}
-	}
-	return false
-}
+// ExemptNamespace reports whether the gate and the webhook leave
+// namespace ns alone (see Exempt).
+func (f *File) ExemptNamespace(ns string) bool { return f.Exempt(ns) != "" }

@@ -47,7 +47,8 @@ admission webhook does, and fail when a rule in enforce mode denies.
 
 Each argument is an image reference, or a manifest file (.yaml, .yml, .json;
 multi-document, Lists, Helm output) whose workloads are judged with their images
-and namespace, exactly as the webhook judges them at admission. The policy's
+and namespace, exactly as the webhook judges them at admission: a namespace of
+admission.exemptNamespaces (default kube-system) is allowed without judgement. The policy's
 rules run what they need: vulnerability scans, signature verification, Pod
 Security and workload checks.
 
@@ -62,7 +63,7 @@ Exit status: 0 when everything is allowed (warn rules included), --exit-code
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.policy, "policy", "p", policy.FileName, "policy file (docs/policy.md)")
-	fl.StringVarP(&f.namespace, "namespace", "n", "", "namespace bare images are judged for (default: none, every namespace-scoped rule applies)")
+	fl.StringVarP(&f.namespace, "namespace", "n", "", "namespace bare images, and manifest objects that name none, are judged for (default: none, every namespace-scoped rule applies and none is exempt)")
 	fl.StringVar(&f.sarif, "sarif", "", "write a SARIF report of denials and warnings to this file")
 	fl.StringVar(&f.jsonOut, "json", "", "write the decisions as JSON to this file (- for standard output)")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries")
@@ -81,7 +82,7 @@ func runGate(cmd *cobra.Command, f *gateFlags, stdout io.Writer, args []string) 
 	var targets []*gateTarget
 	for _, a := range args {
 		if !isManifestArg(a) {
-			targets = append(targets, &gateTarget{Name: a, in: policy.Input{Namespace: f.namespace, Images: []string{a}}})
+			targets = append(targets, &gateTarget{Name: a, in: pol.ImageInput(f.namespace, a)})
 			continue
 		}
 		data, err := os.ReadFile(a)
@@ -98,15 +99,9 @@ func runGate(cmd *cobra.Command, f *gateFlags, stdout io.Writer, args []string) 
 				continue
 			}
 			n++
-			ns := o.Meta.Namespace
-			if ns == "" {
-				ns = f.namespace
-			}
-			in := policy.Input{Namespace: ns, Object: o}
-			for _, c := range o.Pod.Containers() {
-				in.Images = append(in.Images, c.C.Image)
-			}
-			targets = append(targets, &gateTarget{Name: fmt.Sprintf("%s/%s", o.Kind, o.Meta.Name), File: a, Line: o.Line, in: in})
+			// The same input the webhook builds: the object's namespace
+			// (else --namespace), exempt namespaces, admission.maxImages.
+			targets = append(targets, &gateTarget{Name: fmt.Sprintf("%s/%s", o.Kind, o.Meta.Name), File: a, Line: o.Line, in: pol.InputFor(o, f.namespace)})
 		}
 		if n == 0 {
 			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s has no workload (Pod, Deployment, ...) to judge\n", a)
@@ -183,6 +178,9 @@ func writeGateSummary(w io.Writer, pol *policy.File, targets []*gateTarget) {
 			where = fmt.Sprintf("%s (%s:%d)", t.Name, t.File, t.Line)
 		}
 		fmt.Fprintf(w, "%s  %s\n", verdict, where)
+		if t.Decision.Exempt != "" {
+			fmt.Fprintf(w, "  EXEMPT %s\n", t.Decision.Exempt)
+		}
 		for _, r := range t.Decision.Results {
 			switch r.Outcome {
 			case policy.Deny:
