@@ -66,6 +66,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing key", head + "rules:\n  - {name: a, signatures: {keys: [nope.pub]}}\n", []string{"line 4", "nope.pub"}},
 		{"bad layout", head + "rules:\n  - {name: a, signatures: {keys: [release.pub], layouts: [tags]}}\n", []string{`layout "tags"`}},
 		{"bad attestation", head + "rules:\n  - {name: a, signatures: {keys: [release.pub], attestations: [sbomz]}}\n", []string{`attestation "sbomz"`}},
+		{"bad transparencyLog", head + "rules:\n  - {name: a, signatures: {keys: [release.pub], transparencyLog: off}}\n", []string{"line 4", `transparencyLog "off"`, "required (the default) or ignore"}},
 		{"bad level", head + "rules:\n  - {name: a, podSecurity: {level: privileged}}\n", []string{"baseline or restricted"}},
 		{"pss id in workload", head + "rules:\n  - {name: a, workload: {checks: [BH-K8S-003]}}\n", []string{"BH-K8S-003", "podSecurity"}},
 		{"bad cel", head + "rules:\n  - name: a\n    cel:\n      checks:\n        - {id: X-1, title: t, severity: LOW, target: kubernetes, expression: 'podSpec.'}\n", []string{"line 4", "cel"}},
