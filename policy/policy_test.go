@@ -30,7 +30,7 @@ func TestParseExample(t *testing.T) {
 	if got := f.Rules[0].Vulnerabilities.DBMaxAge; time.Duration(got) != 30*24*time.Hour {
 		t.Errorf("dbMaxAge %v", time.Duration(got))
 	}
-	if len(f.Rules[1].Signatures.verifiers) != 1 || len(f.Rules[1].Signatures.predicates) != 1 {
+	if len(f.Rules[1].Signatures.verifiers) != 1 || len(f.Rules[1].Signatures.predicates) != 1 || f.Rules[1].Signatures.TLog().Ignored() {
 		t.Errorf("signature rule not loaded: %+v", f.Rules[1].Signatures)
 	}
 	if !f.FailClosed("prod") || f.FailClosed("dev-alice") || !f.ExemptNamespace("kube-system") || f.ExemptNamespace("default") {
@@ -39,7 +39,7 @@ func TestParseExample(t *testing.T) {
 	if time.Duration(f.Admission.ScanBudget) != 30*time.Second {
 		t.Errorf("scanBudget %v", time.Duration(f.Admission.ScanBudget))
 	}
-	if f.Exemptions[0].Line != 55 || f.Exemptions[0].ExpiresAt().Format(time.RFC3339) != "2027-03-31T23:59:59Z" {
+	if f.Exemptions[0].Line != 56 || f.Exemptions[0].ExpiresAt().Format(time.RFC3339) != "2027-03-31T23:59:59Z" {
 		t.Errorf("exemption line %d expires %v", f.Exemptions[0].Line, f.Exemptions[0].ExpiresAt())
 	}
 }
