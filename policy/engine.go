@@ -247,6 +247,9 @@ type evaluation struct {
 	results    []Result
 	warnings   []string
 	warned     map[*Exemption]bool
+	// tlogWarned holds the signature rules whose transparencyLog: ignore
+	// has been warned about.
+	tlogWarned map[*Rule]bool
 	// tooMany is set when the input has more images than allowed.
 	tooMany *TooManyImagesError
 }
@@ -346,6 +349,18 @@ func (ev *evaluation) record(r *Rule, st *imageState, err error) {
 	case err == nil:
 		res.Outcome = Allow
 		res.Message = fmt.Sprintf("rule %q (%s): %spassed", r.Name, res.Kind, subject)
+		if r.Signatures != nil && r.Signatures.tlog.Ignored() {
+			// An insecure choice written in the policy: every decision it
+			// lets through says so.
+			res.Message += " (transparency log not checked: transparencyLog: ignore)"
+			if !ev.tlogWarned[r] {
+				if ev.tlogWarned == nil {
+					ev.tlogWarned = map[*Rule]bool{}
+				}
+				ev.tlogWarned[r] = true
+				ev.warnings = append(ev.warnings, fmt.Sprintf("rule %q (line %d) accepts signatures without a transparency-log check (transparencyLog: ignore): insecure, written in the policy", r.Name, r.Line))
+			}
+		}
 	case errors.As(err, &v):
 		res.Message = fmt.Sprintf("rule %q (%s): %s%s", r.Name, res.Kind, subject, v.Msg)
 		res.Outcome = Deny

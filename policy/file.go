@@ -172,11 +172,19 @@ type SignatureRule struct {
 	// Attestations are predicate types (cyclonedx, spdxjson, slsaprovenance,
 	// vuln, ... or a URI) each of which one of the keys must have attested.
 	Attestations []string `yaml:"attestations"`
+	// TransparencyLog is required (the default: bulkhead cannot check
+	// Rekor entries yet, so nothing passes) or ignore (accept key-based
+	// signatures without one; insecure, and every decision says so).
+	TransparencyLog string `yaml:"transparencyLog"`
 
 	verifiers  []*key.Verifier
 	layouts    []sign.Layout
 	predicates []string
+	tlog       sign.TLogPolicy
 }
+
+// TLog is the rule's transparency-log choice.
+func (sr *SignatureRule) TLog() sign.TLogPolicy { return sr.tlog }
 
 // PodSecurityRule holds pods to a Pod Security Standards level.
 type PodSecurityRule struct {
@@ -569,6 +577,11 @@ func (v *validator) rule(r *Rule) {
 			}
 			sr.predicates = append(sr.predicates, pt)
 		}
+		tl, err := sign.ParseTLogPolicy(sr.TransparencyLog)
+		if err != nil {
+			v.add(at, "rule %q: %v", r.Name, err)
+		}
+		sr.tlog = tl
 	case r.PodSecurity != nil:
 		pr := r.PodSecurity
 		lvl, err := kubernetes.ParseLevel(pr.Level)

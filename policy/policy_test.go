@@ -30,7 +30,7 @@ func TestParseExample(t *testing.T) {
 	if got := f.Rules[0].Vulnerabilities.DBMaxAge; time.Duration(got) != 30*24*time.Hour {
 		t.Errorf("dbMaxAge %v", time.Duration(got))
 	}
-	if len(f.Rules[1].Signatures.verifiers) != 1 || len(f.Rules[1].Signatures.predicates) != 1 {
+	if len(f.Rules[1].Signatures.verifiers) != 1 || len(f.Rules[1].Signatures.predicates) != 1 || f.Rules[1].Signatures.TLog().Ignored() {
 		t.Errorf("signature rule not loaded: %+v", f.Rules[1].Signatures)
 	}
 	if !f.FailClosed("prod") || f.FailClosed("dev-alice") || !f.ExemptNamespace("kube-system") || f.ExemptNamespace("default") {
@@ -39,7 +39,7 @@ func TestParseExample(t *testing.T) {
 	if time.Duration(f.Admission.ScanBudget) != 30*time.Second {
 		t.Errorf("scanBudget %v", time.Duration(f.Admission.ScanBudget))
 	}
-	if f.Exemptions[0].Line != 55 || f.Exemptions[0].ExpiresAt().Format(time.RFC3339) != "2027-03-31T23:59:59Z" {
+	if f.Exemptions[0].Line != 56 || f.Exemptions[0].ExpiresAt().Format(time.RFC3339) != "2027-03-31T23:59:59Z" {
 		t.Errorf("exemption line %d expires %v", f.Exemptions[0].Line, f.Exemptions[0].ExpiresAt())
 	}
 }
@@ -66,6 +66,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing key", head + "rules:\n  - {name: a, signatures: {keys: [nope.pub]}}\n", []string{"line 4", "nope.pub"}},
 		{"bad layout", head + "rules:\n  - {name: a, signatures: {keys: [release.pub], layouts: [tags]}}\n", []string{`layout "tags"`}},
 		{"bad attestation", head + "rules:\n  - {name: a, signatures: {keys: [release.pub], attestations: [sbomz]}}\n", []string{`attestation "sbomz"`}},
+		{"bad transparencyLog", head + "rules:\n  - {name: a, signatures: {keys: [release.pub], transparencyLog: off}}\n", []string{"line 4", `transparencyLog "off"`, "required (the default) or ignore"}},
 		{"bad level", head + "rules:\n  - {name: a, podSecurity: {level: privileged}}\n", []string{"baseline or restricted"}},
 		{"pss id in workload", head + "rules:\n  - {name: a, workload: {checks: [BH-K8S-003]}}\n", []string{"BH-K8S-003", "podSecurity"}},
 		{"bad cel", head + "rules:\n  - name: a\n    cel:\n      checks:\n        - {id: X-1, title: t, severity: LOW, target: kubernetes, expression: 'podSpec.'}\n", []string{"line 4", "cel"}},

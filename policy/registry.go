@@ -180,7 +180,7 @@ func (r *Registry) Verify(ctx context.Context, img *Image, sr *SignatureRule) er
 }
 
 func (r *Registry) verify(ctx context.Context, t *sign.Target, sr *SignatureRule) error {
-	o := sign.VerifyOptions{Options: r.signOptions(ctx), Layouts: sr.layouts, Annotations: sr.Annotations}
+	o := sign.VerifyOptions{Options: r.signOptions(ctx), Layouts: sr.layouts, Annotations: sr.Annotations, TLog: sr.tlog}
 	var rejected []string
 	signed := false
 	for i, v := range sr.verifiers {

@@ -77,7 +77,7 @@ func TestRegistryFacts(t *testing.T) {
 	trustedPriv, trustedPub, _ := key.Generate([]byte("pw"))
 	otherPriv, _, _ := key.Generate([]byte("pw"))
 	os.WriteFile(filepath.Join(dir, "trusted.pub"), trustedPub, 0o644)
-	f, err := Parse("p.yaml", []byte("apiVersion: bulkhead.dev/v1\nkind: Policy\nrules:\n  - {name: signed, signatures: {keys: [trusted.pub]}}\n"), dir)
+	f, err := Parse("p.yaml", []byte("apiVersion: bulkhead.dev/v1\nkind: Policy\nrules:\n  - {name: signed, signatures: {keys: [trusted.pub], transparencyLog: ignore}}\n"), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,5 +151,45 @@ func TestRegistryFacts(t *testing.T) {
 	d := e.Evaluate(ctx, Input{Images: []string{host + "/signed:1"}})
 	if d.Allowed || !strings.Contains(d.Reason(), `rule "signed" (signatures)`) || !strings.Contains(d.Reason(), "fail-closed") {
 		t.Errorf("outage decision: %+v", d)
+	}
+}
+
+// TestRegistryTLog: the gate's and the webhook's Facts refuse a signature
+// by the trusted key that has no transparency-log entry unless the rule
+// says transparencyLog: ignore; with ignore the engine allows it and the
+// decision warns, naming the rule.
+func TestRegistryTLog(t *testing.T) {
+	host, _ := testRegistry(t)
+	dir := t.TempDir()
+	priv, pub, _ := key.Generate([]byte("pw"))
+	os.WriteFile(filepath.Join(dir, "trusted.pub"), pub, 0o644)
+	pushDemo(t, host+"/signed:1")
+	signWith(t, host+"/signed:1", priv)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, field string
+		ok          bool
+	}{
+		{"no field", "", false},
+		{"required", ", transparencyLog: required", false},
+		{"ignore", ", transparencyLog: ignore", true},
+	} {
+		f, err := Parse("p.yaml", []byte("apiVersion: bulkhead.dev/v1\nkind: Policy\nrules:\n  - {name: signed, signatures: {keys: [trusted.pub]"+c.field+"}}\n"), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &Registry{DBPath: filepath.Join(dir, "db"), TempDir: dir}
+		d := (&Engine{File: f, Facts: r}).Evaluate(ctx, Input{Images: []string{host + "/signed:1"}})
+		r.Close()
+		warned := strings.Contains(strings.Join(d.Warnings, "\n"), `rule "signed" (line 4) accepts signatures without a transparency-log check`)
+		if c.ok {
+			if !d.Allowed || !warned || !strings.Contains(d.Results[0].Message, "transparency log not checked") {
+				t.Errorf("%s: want allowed with a warning: %+v", c.name, d)
+			}
+			continue
+		}
+		if d.Allowed || warned || len(d.Results) != 1 || d.Results[0].Error || !strings.Contains(d.Reason(), "the transparency log is required") {
+			t.Errorf("%s: want a denial (a violation, not an error) naming the transparency log: %+v", c.name, d)
+		}
 	}
 }

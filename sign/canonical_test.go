@@ -110,7 +110,7 @@ func TestPolicyRewrittenReferences(t *testing.T) {
 		tg, err := Resolve(ctx, tc.ref, o)
 		if err == nil {
 			var res []RuleResult
-			res, err = pol.Verify(ctx, tg, VerifyOptions{Options: o}, nil)
+			res, err = pol.Verify(ctx, tg, VerifyOptions{TLog: TLogInsecureIgnore, Options: o}, nil)
 			if err == nil && len(res) != 2 {
 				t.Errorf("%s: %d rules applied, want 2 (release and baseline)", tc.ref, len(res))
 			}
@@ -182,7 +182,7 @@ func TestPolicyDefaultPort(t *testing.T) {
 		if tg.Digest.Context().Name() != "127.0.0.1/t/app" {
 			t.Errorf("%s: resolved in %s", ref, tg.Digest.Context())
 		}
-		if _, err := pol.Verify(ctx, tg, VerifyOptions{Options: o}, nil); err == nil || !strings.Contains(err.Error(), "policy release: not signed") {
+		if _, err := pol.Verify(ctx, tg, VerifyOptions{TLog: TLogInsecureIgnore, Options: o}, nil); err == nil || !strings.Contains(err.Error(), "policy release: not signed") {
 			t.Errorf("%s: got %v, want the release rule to fail", ref, err)
 		}
 	}

@@ -121,7 +121,7 @@ func TestSigTooManyLayers(t *testing.T) {
 	}
 	pushTagImage(t, tagFor(tg.Digest, "sig"), SimpleSigningMediaType, blobs, map[string]string{SignatureAnnotation: "AAAA"})
 	c := &blobCounter{}
-	_, err := VerifySignatures(ctx, tg, v, VerifyOptions{Options: Options{Remote: []remote.Option{remote.WithTransport(c)}}, Layouts: []Layout{Legacy}})
+	_, err := VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore, Options: Options{Remote: []remote.Option{remote.WithTransport(c)}}, Layouts: []Layout{Legacy}})
 	wantLimit(t, err, "MaxEntries")
 	if !strings.Contains(err.Error(), fmt.Sprintf("has %d layers, over the limit of %d", DefaultMaxEntries+1, DefaultMaxEntries)) {
 		t.Errorf("message: %v", err)
@@ -147,7 +147,7 @@ func TestAttestationLayersOverLimit(t *testing.T) {
 	lim := Options{Limits: Limits{MaxAttestation: limit}}
 
 	c := &blobCounter{}
-	o := VerifyOptions{Options: lim, Layouts: []Layout{Legacy}}
+	o := VerifyOptions{TLog: TLogInsecureIgnore, Options: lim, Layouts: []Layout{Legacy}}
 	o.Remote = []remote.Option{remote.WithTransport(c)}
 	_, err := VerifyAttestations(ctx, tg, v, o)
 	var verr *VerifyError
@@ -195,7 +195,7 @@ func TestLyingLayerSize(t *testing.T) {
 			}
 			ch.Store(chunked)
 			c := &blobCounter{}
-			o := VerifyOptions{Layouts: []Layout{Legacy}}
+			o := VerifyOptions{TLog: TLogInsecureIgnore, Layouts: []Layout{Legacy}}
 			o.Remote = []remote.Option{remote.WithTransport(c)}
 			runtime.GC()
 			var before, after runtime.MemStats
@@ -241,7 +241,7 @@ func TestBundleLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &blobCounter{}
-	o := VerifyOptions{Layouts: []Layout{Bundle}}
+	o := VerifyOptions{TLog: TLogInsecureIgnore, Layouts: []Layout{Bundle}}
 	o.Remote = []remote.Option{remote.WithTransport(c)}
 	_, err := VerifySignatures(ctx, tg, v, o)
 	var verr *VerifyError
@@ -278,7 +278,7 @@ func TestSigManifestTooLarge(t *testing.T) {
 	if err := remote.Put(tagFor(tg.Digest, "sig"), referrerManifest{*m}); err != nil {
 		t.Fatal(err)
 	}
-	o := VerifyOptions{Options: Options{Limits: Limits{MaxManifest: int64(len(raw)) - 1}}, Layouts: []Layout{Legacy}}
+	o := VerifyOptions{TLog: TLogInsecureIgnore, Options: Options{Limits: Limits{MaxManifest: int64(len(raw)) - 1}}, Layouts: []Layout{Legacy}}
 	_, err := VerifySignatures(context.Background(), tg, v, o)
 	wantLimit(t, err, "MaxManifest")
 }

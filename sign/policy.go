@@ -27,6 +27,7 @@ import (
 //	    keys: [release.pub]              # any one of them; paths relative to the policy file, or env://NAME
 //	    annotations: {env: prod}         # the signature's payload must carry these
 //	    attestations: [cyclonedx, vuln]  # each must be attested by one of the keys
+//	    transparencyLog: required        # or ignore: accept signatures without a Rekor entry (insecure)
 //
 // Images are matched as registry/repository in canonical form (package
 // imageref: index.docker.io/library/alpine for alpine or docker.io/alpine,
@@ -34,7 +35,10 @@ import (
 // glob is put in the same form. "*" stays within one path segment, "**"
 // spans segments.
 // Every policy whose images match applies; an image no policy matches is
-// rejected.
+// rejected. transparencyLog is required when absent; bulkhead cannot check
+// Rekor entries yet, so a rule passes only with transparencyLog: ignore
+// (or --insecure-ignore-tlog on the command line, which ignores the log for
+// every rule).
 type Policy struct {
 	Rules []*Rule `yaml:"policies"`
 }
@@ -46,8 +50,11 @@ type Rule struct {
 	Keys         []string          `yaml:"keys"`
 	Annotations  map[string]string `yaml:"annotations"`
 	Attestations []string          `yaml:"attestations"`
+	// TransparencyLog is required (default) or ignore.
+	TransparencyLog string `yaml:"transparencyLog"`
 
 	globs []glob.Glob
+	tlog  TLogPolicy
 	// predicateTypes are Attestations as URIs.
 	predicateTypes []string
 }
@@ -117,6 +124,11 @@ func ParsePolicy(b []byte, dir string) (*Policy, error) {
 				r.Keys[j] = filepath.Join(dir, k)
 			}
 		}
+		tl, err := ParseTLogPolicy(r.TransparencyLog)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", r.Name, err)
+		}
+		r.tlog = tl
 		for _, a := range r.Attestations {
 			pt, err := PredicateType(a)
 			if err != nil {
@@ -149,11 +161,15 @@ type RuleResult struct {
 	Key          string     `json:"key"`
 	Signatures   []Verified `json:"signatures"`
 	Attestations []Verified `json:"attestations,omitempty"`
+	// TransparencyLog is the choice applied: required or ignore.
+	TransparencyLog string `json:"transparencyLog"`
 }
 
 // Verify applies every matching rule to t: one of the rule's keys must
 // have signed it (with the annotations), and each required attestation
-// must verify with one of the keys.
+// must verify with one of the keys. The transparency log is ignored for a
+// rule that says transparencyLog: ignore, or for all of them when o.TLog is
+// TLogInsecureIgnore (the command line's explicit choice).
 func (p *Policy) Verify(ctx context.Context, t *Target, o VerifyOptions, pass key.PassFunc) ([]RuleResult, error) {
 	// The repository is judged in canonical form whatever built the
 	// target (Resolve gives it already).
@@ -186,10 +202,13 @@ func (r *Rule) verify(ctx context.Context, t *Target, o VerifyOptions, pass key.
 		}
 		verifiers = append(verifiers, v)
 	}
+	if r.tlog.Ignored() {
+		o.TLog = TLogInsecureIgnore
+	}
 	so := o
 	so.Annotations = mergeAnnotations(o.Annotations, r.Annotations)
 	so.PredicateType = ""
-	res := &RuleResult{Rule: r.Name}
+	res := &RuleResult{Rule: r.Name, TransparencyLog: o.TLog.String()}
 	var errs []string
 	for i, v := range verifiers {
 		sigs, err := VerifySignatures(ctx, t, v, so)

@@ -12,8 +12,9 @@
 //     registries without the referrers API).
 //
 // Signing is key-based and offline: no transparency log entry is made, and
-// verification accepts signatures without one only when asked to (cosign's
-// --insecure-ignore-tlog). Keyless signing (Fulcio certificates, Rekor
+// verification accepts signatures without one only when asked to
+// (VerifyOptions.TLog = TLogInsecureIgnore: cosign's --insecure-ignore-tlog,
+// a policy's transparencyLog: ignore); see TLogPolicy. Keyless signing (Fulcio certificates, Rekor
 // entries) would add verification material to the same bundle and legacy
 // annotations; the layouts here already carry them.
 package sign

@@ -114,7 +114,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 				if err := SignImage(ctx, tg, s, SignOptions{Layout: layout, Annotations: anns}); err != nil {
 					t.Fatal(err)
 				}
-				got, err := VerifySignatures(ctx, tg, v, VerifyOptions{Annotations: map[string]string{"team": "sec"}})
+				got, err := VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore, Annotations: map[string]string{"team": "sec"}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -125,7 +125,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 				if err := SignImage(ctx, tg, s, SignOptions{Layout: layout, Annotations: map[string]string{"team": "ops"}}); err != nil {
 					t.Fatal(err)
 				}
-				got, err = VerifySignatures(ctx, tg, v, VerifyOptions{})
+				got, err = VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore})
 				if err != nil || len(got) != 2 {
 					t.Fatalf("after a second signature: %d verified, %v", len(got), err)
 				}
@@ -134,12 +134,12 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 					if err := SignImage(ctx, tg, s, SignOptions{Layout: layout, Annotations: anns}); err != nil {
 						t.Fatal(err)
 					}
-					if got, _ := VerifySignatures(ctx, tg, v, VerifyOptions{}); len(got) != 3 && len(got) != 2 {
+					if got, _ := VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore}); len(got) != 3 && len(got) != 2 {
 						t.Fatalf("%d signatures", len(got))
 					}
 				}
 				// Required annotations: absent ones fail with the reason.
-				_, err = VerifySignatures(ctx, tg, v, VerifyOptions{Annotations: map[string]string{"team": "legal"}})
+				_, err = VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore, Annotations: map[string]string{"team": "legal"}})
 				if err == nil || !strings.Contains(err.Error(), "team=legal") {
 					t.Fatalf("missing annotation: %v", err)
 				}
@@ -148,7 +148,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 				if layout == Bundle {
 					other = Legacy
 				}
-				_, err = VerifySignatures(ctx, tg, v, VerifyOptions{Layouts: []Layout{other}})
+				_, err = VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore, Layouts: []Layout{other}})
 				if err == nil || !strings.Contains(err.Error(), "no signature found") {
 					t.Fatalf("other layout: %v", err)
 				}
@@ -161,7 +161,7 @@ func TestUnsigned(t *testing.T) {
 	_, v := cosignKey(t)
 	host, _ := testRegistry(t, false)
 	tg := pushImage(t, host, "app", "demo.vex.json")
-	_, err := VerifySignatures(context.Background(), tg, v, VerifyOptions{})
+	_, err := VerifySignatures(context.Background(), tg, v, VerifyOptions{TLog: TLogInsecureIgnore})
 	var verr *VerifyError
 	if !errors.As(err, &verr) || !strings.Contains(err.Error(), "no signature found") {
 		t.Fatalf("got %v", err)
@@ -276,23 +276,23 @@ func TestTamper(t *testing.T) {
 				if err := AttestImage(ctx, tg, s, AttestOptions{Layout: c.layout, StatementOptions: StatementOptions{Type: "openvex", Predicate: pred}}); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := VerifyAttestations(ctx, tg, v, VerifyOptions{PredicateType: predicateTypes["openvex"]}); err != nil {
+				if _, err := VerifyAttestations(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore, PredicateType: predicateTypes["openvex"]}); err != nil {
 					t.Fatalf("before tampering: %v", err)
 				}
 			} else {
 				if err := SignImage(ctx, tg, s, SignOptions{Layout: c.layout}); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := VerifySignatures(ctx, tg, v, VerifyOptions{}); err != nil {
+				if _, err := VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore}); err != nil {
 					t.Fatalf("before tampering: %v", err)
 				}
 			}
 			vv, tt := c.tamper(t, host, tg)
 			var err error
 			if c.attest {
-				_, err = VerifyAttestations(ctx, tt, vv, VerifyOptions{PredicateType: predicateTypes["openvex"]})
+				_, err = VerifyAttestations(ctx, tt, vv, VerifyOptions{TLog: TLogInsecureIgnore, PredicateType: predicateTypes["openvex"]})
 			} else {
-				_, err = VerifySignatures(ctx, tt, vv, VerifyOptions{})
+				_, err = VerifySignatures(ctx, tt, vv, VerifyOptions{TLog: TLogInsecureIgnore})
 			}
 			if err == nil {
 				t.Fatal("tampered signature accepted")
@@ -330,7 +330,7 @@ func TestAttestations(t *testing.T) {
 		}
 		for _, c := range cases {
 			pt, _ := PredicateType(c.typ)
-			got, err := VerifyAttestations(ctx, tg, v, VerifyOptions{PredicateType: pt})
+			got, err := VerifyAttestations(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore, PredicateType: pt})
 			if err != nil {
 				t.Fatalf("%s %s: %v", layout, c.typ, err)
 			}
@@ -360,7 +360,7 @@ func TestAttestations(t *testing.T) {
 		}
 		// Attestations are not signatures and signatures are not
 		// attestations.
-		if _, err := VerifySignatures(ctx, tg, v, VerifyOptions{}); err == nil {
+		if _, err := VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore}); err == nil {
 			t.Fatal("attestations counted as signatures")
 		}
 	}
@@ -377,14 +377,14 @@ func TestReplaceAttestation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, _ := VerifyAttestations(ctx, tg, v, VerifyOptions{})
+	got, _ := VerifyAttestations(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore})
 	if len(got) != 2 {
 		t.Fatalf("appended: %d", len(got))
 	}
 	if err := AttestImage(ctx, tg, s, AttestOptions{Replace: true, StatementOptions: StatementOptions{Type: "openvex", Predicate: pred}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := VerifyAttestations(ctx, tg, v, VerifyOptions{}); len(got) != 1 {
+	if got, _ := VerifyAttestations(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore}); len(got) != 1 {
 		t.Fatalf("replaced: %d", len(got))
 	}
 }
@@ -416,7 +416,7 @@ func TestRegistryFaults(t *testing.T) {
 			}
 			f.match.Store(c.match)
 			atomic.StoreInt32(&f.status, c.status)
-			_, err := VerifySignatures(ctx, tg, v, VerifyOptions{Options: Options{Remote: []remote.Option{remote.WithRetryStatusCodes()}}, Layouts: layoutsFor(c.match)})
+			_, err := VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore, Options: Options{Remote: []remote.Option{remote.WithRetryStatusCodes()}}, Layouts: layoutsFor(c.match)})
 			if err == nil {
 				t.Fatal("verify passed through a registry fault")
 			}
@@ -486,7 +486,7 @@ func BenchmarkSignVerify(b *testing.B) {
 				if err := SignImage(ctx, tg, s, SignOptions{Layout: layout}); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := VerifySignatures(ctx, tg, v, VerifyOptions{Layouts: []Layout{layout}}); err != nil {
+				if _, err := VerifySignatures(ctx, tg, v, VerifyOptions{TLog: TLogInsecureIgnore, Layouts: []Layout{layout}}); err != nil {
 					b.Fatal(err)
 				}
 			}

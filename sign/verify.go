@@ -148,6 +148,9 @@ type Verified struct {
 	// Predicate is the statement's predicate as signed.
 	Predicate   json.RawMessage `json:"-"`
 	Annotations map[string]any  `json:"annotations,omitempty"`
+	// TransparencyLog is "ignored" when it was accepted without a
+	// transparency-log check (TLogInsecureIgnore).
+	TransparencyLog string `json:"transparencyLog,omitempty"`
 }
 
 // Rejection says why one stored signature did not count.
@@ -166,6 +169,17 @@ type VerifyOptions struct {
 	Annotations map[string]string
 	// PredicateType an attestation must have ("" = any).
 	PredicateType string
+	// TLog is the transparency-log choice; the zero value requires the
+	// log, so skipping it is always written out (TLogInsecureIgnore).
+	TLog TLogPolicy
+}
+
+// tlogNote is Verified.TransparencyLog for the choice.
+func (o VerifyOptions) tlogNote() string {
+	if o.TLog.Ignored() {
+		return "ignored"
+	}
+	return ""
 }
 
 func (o VerifyOptions) wants(l Layout) bool {
@@ -203,7 +217,8 @@ func (e *VerifyError) Error() string {
 // VerifySignatures checks t's signatures in both layouts with v and
 // returns those that verify. It fails when none does, when a registry
 // read fails (other than a missing signature tag), or when required
-// annotations are missing.
+// annotations are missing. Unless o.TLog is TLogInsecureIgnore, every
+// signature is rejected with a *TLogError (see TLogPolicy).
 func VerifySignatures(ctx context.Context, t *Target, v *key.Verifier, o VerifyOptions) ([]Verified, error) {
 	want := t.Descriptor.Digest
 	verr := &VerifyError{What: "signature", Target: t.Digest.String()}
@@ -221,11 +236,14 @@ func VerifySignatures(ctx context.Context, t *Target, v *key.Verifier, o VerifyO
 			if err == nil {
 				err = checkAnnotations(anns, o.Annotations)
 			}
+			if err == nil {
+				err = o.TLog.check(legacyHasTLog(l.Desc))
+			}
 			if err != nil {
 				verr.Rejections = append(verr.Rejections, Rejection{Legacy, where, err})
 				return
 			}
-			ok = append(ok, Verified{Layout: Legacy, Where: where, Payload: l.Blob, Annotations: anns})
+			ok = append(ok, Verified{Layout: Legacy, Where: where, Payload: l.Blob, Annotations: anns, TransparencyLog: o.tlogNote()})
 		})
 		if err != nil {
 			return nil, err
@@ -247,11 +265,15 @@ func VerifySignatures(ctx context.Context, t *Target, v *key.Verifier, o VerifyO
 				return // an attestation, not a signature
 			}
 			anns := st.subjectAnnotations(want)
-			if err := checkAnnotations(anns, o.Annotations); err != nil {
+			err = checkAnnotations(anns, o.Annotations)
+			if err == nil {
+				err = o.TLog.check(st.hasTLog)
+			}
+			if err != nil {
 				verr.Rejections = append(verr.Rejections, Rejection{Bundle, where, err})
 				return
 			}
-			ok = append(ok, Verified{Layout: Bundle, Where: where, Payload: st.raw, PredicateType: st.PredicateType, Annotations: anns})
+			ok = append(ok, Verified{Layout: Bundle, Where: where, Payload: st.raw, PredicateType: st.PredicateType, Annotations: anns, TransparencyLog: o.tlogNote()})
 		})
 		if err != nil {
 			return nil, err
@@ -266,6 +288,8 @@ func VerifySignatures(ctx context.Context, t *Target, v *key.Verifier, o VerifyO
 type rawStatement struct {
 	*ParsedStatement
 	raw []byte
+	// hasTLog says the bundle carries transparency-log entries.
+	hasTLog bool
 }
 
 // verifiedStatement verifies a bundle and decodes its statement from the
@@ -291,7 +315,7 @@ func verifiedStatement(_ context.Context, blob []byte, v *key.Verifier, t *Targe
 	if err != nil {
 		return nil, err
 	}
-	return &rawStatement{st, payload}, nil
+	return &rawStatement{st, payload, len(bun.GetVerificationMaterial().GetTlogEntries()) > 0}, nil
 }
 
 // VerifyAttestations checks t's attestations in both layouts and returns
@@ -305,11 +329,15 @@ func VerifyAttestations(ctx context.Context, t *Target, v *key.Verifier, o Verif
 	verr := &VerifyError{What: what, Target: t.Digest.String()}
 	lim := o.Limits.withDefaults()
 	var ok []Verified
-	accept := func(layout Layout, where string, st *ParsedStatement, raw []byte) {
+	accept := func(layout Layout, where string, st *ParsedStatement, raw []byte, hasTLog bool) {
 		if o.PredicateType != "" && st.PredicateType != o.PredicateType {
 			return // another type: neither accepted nor an error
 		}
-		ok = append(ok, Verified{Layout: layout, Where: where, Payload: raw, PredicateType: st.PredicateType, Predicate: st.Predicate})
+		if err := o.TLog.check(hasTLog); err != nil {
+			verr.Rejections = append(verr.Rejections, Rejection{layout, where, err})
+			return
+		}
+		ok = append(ok, Verified{Layout: layout, Where: where, Payload: raw, PredicateType: st.PredicateType, Predicate: st.Predicate, TransparencyLog: o.tlogNote()})
 	}
 	if o.wants(Legacy) {
 		tag := tagFor(t.Digest, "att")
@@ -336,7 +364,7 @@ func VerifyAttestations(ctx context.Context, t *Target, v *key.Verifier, o Verif
 				verr.Rejections = append(verr.Rejections, Rejection{Legacy, where, err})
 				return
 			}
-			accept(Legacy, where, st, payload)
+			accept(Legacy, where, st, payload, legacyHasTLog(l.Desc))
 		})
 		if err != nil {
 			return nil, err
@@ -357,7 +385,7 @@ func VerifyAttestations(ctx context.Context, t *Target, v *key.Verifier, o Verif
 			if st.PredicateType == CosignSignPredicateType {
 				return // a signature
 			}
-			accept(Bundle, where, st.ParsedStatement, st.raw)
+			accept(Bundle, where, st.ParsedStatement, st.raw, st.hasTLog)
 		})
 		if err != nil {
 			return nil, err

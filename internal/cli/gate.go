@@ -196,8 +196,17 @@ func writeGateSummary(w io.Writer, pol *policy.File, targets []*gateTarget) {
 				}
 			}
 		}
+		// Warnings that are not a warn result's message are notes about
+		// the policy or the references (an expired exemption, a
+		// transparencyLog: ignore, a tag ignored next to a digest).
+		warned := map[string]bool{}
+		for _, r := range t.Decision.Results {
+			if r.Outcome == policy.WarnOutcome {
+				warned[r.Message] = true
+			}
+		}
 		for _, msg := range t.Decision.Warnings {
-			if strings.HasPrefix(msg, "exemption ") {
+			if !warned[msg] {
 				fmt.Fprintf(w, "  NOTE  %s\n", msg)
 			}
 		}

@@ -55,11 +55,10 @@ func parseAnnotations(kvs []string) (map[string]string, error) {
 	return out, nil
 }
 
-// errNoTlog is the answer to a transparency-log request: bulkhead signs
-// and verifies offline, as cosign does with the same flags.
+// errNoTlogUpload is the answer to a transparency-log request: bulkhead
+// signs offline, as cosign does with --tlog-upload=false. Verification
+// without the log is sign.TLogInsecureIgnore (--insecure-ignore-tlog).
 var errNoTlogUpload = errors.New("bulkhead cannot upload to a transparency log (Rekor) yet; sign offline with --tlog-upload=false, as with cosign")
-
-var errNoTlogVerify = errors.New("bulkhead cannot check a transparency log (Rekor) yet; accept key-based signatures without one with --insecure-ignore-tlog=true, as with cosign")
 
 func newGenerateKeyPairCmd(stdout, stderr io.Writer) *cobra.Command {
 	var prefix string
@@ -178,21 +177,24 @@ func (f *verifyFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.keyRef, "key", "", "public key: a file (cosign.pub) or env://NAME")
 	fl.StringVar(&f.policy, "policy", "", "policy file mapping image globs to trusted keys and required attestations (instead of --key)")
 	fl.StringArrayVarP(&f.anns, "annotations", "a", nil, "key=value annotation the signed payload must carry (repeatable)")
-	fl.BoolVar(&f.ignoreTlog, "insecure-ignore-tlog", false, "accept signatures without a transparency log entry (required: bulkhead cannot check Rekor yet)")
+	fl.BoolVar(&f.ignoreTlog, "insecure-ignore-tlog", false, "accept signatures without a checked transparency log entry (needed today: bulkhead cannot check Rekor yet, so without it every signature is rejected); with --policy, for every rule")
 	fl.StringVar(&f.layout, "layout", "", "look only at this layout: legacy (.sig/.att tags) or bundle (OCI referrers); default both")
 	f.reg.register(cmd)
 }
 
+// options maps the flags onto sign's options; the transparency-log choice
+// is sign's (required unless --insecure-ignore-tlog), the same the gate and
+// the webhook make from a policy's transparencyLog.
 func (f *verifyFlags) options(ctx context.Context) (sign.VerifyOptions, error) {
 	var o sign.VerifyOptions
-	if !f.ignoreTlog {
-		return o, errNoTlogVerify
-	}
 	a, err := parseAnnotations(f.anns)
 	if err != nil {
 		return o, err
 	}
 	o = sign.VerifyOptions{Options: f.reg.options(ctx), Annotations: a}
+	if f.ignoreTlog {
+		o.TLog = sign.TLogInsecureIgnore
+	}
 	switch f.layout {
 	case "":
 	case string(sign.Legacy), string(sign.Bundle):
@@ -244,6 +246,9 @@ policy whose image globs match. The verified payloads are printed as JSON.`,
 					}
 					for _, r := range res {
 						fmt.Fprintf(stderr, "Verified %s: policy %s, signed by %s, %d attestation(s)\n", t.Digest, r.Rule, r.Key, len(r.Attestations))
+						if r.TransparencyLog == sign.TLogIgnoreName {
+							fmt.Fprintf(stderr, "  - No transparency log was checked (%s)\n", tlogSource(f.ignoreTlog))
+						}
 						out = append(out, r)
 					}
 					continue
@@ -265,6 +270,14 @@ policy whose image globs match. The verified payloads are printed as JSON.`,
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// tlogSource names where the choice to ignore the log was written.
+func tlogSource(flag bool) string {
+	if flag {
+		return "--insecure-ignore-tlog"
+	}
+	return "the policy says transparencyLog: ignore"
 }
 
 func writeJSON(w io.Writer, v any) error {
