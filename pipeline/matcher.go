@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -150,12 +151,7 @@ func (m *Matcher) Active(ctx context.Context, inv *inventory.Inventory) ([]findi
 func (m *Matcher) Used() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]string, 0, len(m.used))
-	for e := range m.used {
-		out = append(out, e)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(m.used))
 }
 
 // Age dates the data of the ecosystems used (none: the whole database).
