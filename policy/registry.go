@@ -18,7 +18,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/base"
 	"github.com/bulkhead-sec/bulkhead/image"
-	"github.com/bulkhead-sec/bulkhead/match"
+	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/secret"
 	"github.com/bulkhead-sec/bulkhead/secret/imagescan"
@@ -342,17 +342,26 @@ func (r *Registry) scan(ctx context.Context, img *Image) (*Scan, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(r.TempDir, "bulkhead-policy-")
-	if err != nil {
-		return nil, fmt.Errorf("make a temp directory: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	opened, err := image.Open(ctx, img.Repo+"@"+img.Digest, image.Options{Insecure: r.Insecure, TempDir: tmp})
+	o, err := scanOptions(db)
 	if err != nil {
 		return nil, err
 	}
-	defer opened.Close()
-	return ScanImage(ctx, opened, db, r.catalog, tmp)
+	o.TempDir, o.Insecure = r.TempDir, r.Insecure
+	res, err := pipeline.Run(ctx, img.Repo+"@"+img.Digest, o)
+	if err != nil {
+		return nil, err
+	}
+	return facts(res, r.catalog)
+}
+
+// scanOptions are what policies need of a scan: vulnerabilities (all of
+// them, unsuppressed) and secrets.
+func scanOptions(db *vulndb.DB) (pipeline.Options, error) {
+	m, err := pipeline.NewMatcher(db, pipeline.MatchOptions{})
+	if err != nil {
+		return pipeline.Options{}, err
+	}
+	return pipeline.Options{Scanners: []scan.Scanner{imagescan.New(secret.Default())}, Matcher: m}, nil
 }
 
 // ScanImage scans an opened image for what policies need: vulnerabilities
@@ -360,41 +369,39 @@ func (r *Registry) scan(ctx context.Context, img *Image) (*Scan, error) {
 // scan is dated by the oldest data of the ecosystems its packages were
 // looked up in, not by the database's last write.
 func ScanImage(ctx context.Context, opened *image.Image, db *vulndb.DB, catalog *base.Catalog, tmp string) (*Scan, error) {
-	res, err := scan.Image(ctx, opened, scan.Options{TempDir: tmp, Scanners: []scan.Scanner{imagescan.New(secret.Default())}})
+	o, err := scanOptions(db)
 	if err != nil {
 		return nil, err
 	}
-	tr := db.Track()
-	vulns, err := match.Match(ctx, res.Inventory, tr, match.Options{})
+	o.TempDir = tmp
+	res, err := pipeline.Scan(ctx, opened, o)
 	if err != nil {
 		return nil, err
 	}
-	age, err := tr.DataAge()
-	if err != nil {
-		return nil, err
-	}
+	return facts(res, catalog)
+}
+
+// facts are the policy's view of a scan.
+func facts(res *pipeline.Result, catalog *base.Catalog) (*Scan, error) {
+	img := res.Image
 	sc := &Scan{
-		Digest:      opened.Digest.String(),
-		Findings:    append(res.Findings, vulns...),
+		Digest:      img.Digest.String(),
+		Findings:    res.Findings,
 		Target:      res.Inventory.Target,
-		DBUpdated:   age.Oldest.AsOf,
-		DBEcosystem: age.Oldest.Ecosystem,
-		DBSource:    age.Oldest.Source,
-		Config:      opened.Config(),
+		DBUpdated:   res.DB.UpdatedAt,
+		DBEcosystem: res.DB.OldestEcosystem,
+		DBSource:    res.DB.Source,
+		Config:      img.Config(),
 		ScannedAt:   time.Now(),
 	}
 	if catalog != nil {
 		var diffIDs []string
-		if cfg := opened.Config(); cfg != nil {
+		if cfg := img.Config(); cfg != nil {
 			for _, d := range cfg.RootFS.DiffIDs {
 				diffIDs = append(diffIDs, d.String())
 			}
 		}
-		var anns map[string]string
-		if m, err := opened.Manifest(); err == nil {
-			anns = m.Annotations
-		}
-		det := base.Detect(catalog, diffIDs, anns)
+		det := base.Detect(catalog, diffIDs, res.Annotations)
 		sc.Base, sc.BaseReason = det.BaseRef, det.Reason
 	} else {
 		sc.BaseReason = "no base-image catalog: index bases with bulkhead base index"

@@ -13,12 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/base"
-	"github.com/bulkhead-sec/bulkhead/finding"
-	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
+	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/report"
-	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
@@ -38,34 +36,17 @@ func (f *imageFlags) register(cmd *cobra.Command) {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
 }
 
-// scannedImage is one image scanned for its inventory, with what the
-// commands beyond `image` need: the final view and the manifest's
-// annotations.
-type scannedImage struct {
-	*scan.Result
-	Annotations map[string]string
-}
-
-// scanImageRef opens and scans one image (any source image.Open reads).
-func scanImageRef(ctx context.Context, ref string, f *imageFlags, stderr io.Writer) (*scannedImage, error) {
-	img, tmp, prog, done, err := openImage(ctx, ref, f, stderr)
+// scanImageRef opens and scans one image (any source image.Open reads);
+// m, when set, matches its inventory.
+func scanImageRef(ctx context.Context, ref string, f *imageFlags, m *vulnMatcher, stderr io.Writer) (*pipeline.Result, error) {
+	o, prog, err := f.options(stderr)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	out := &scannedImage{}
-	if img.Image != nil && img.Source != image.SourceRootfs && img.Source != image.SourceDir {
-		if m, err := img.Manifest(); err == nil && m != nil {
-			out.Annotations = m.Annotations
-		}
+	if m != nil {
+		o.Matcher = m.Matcher
 	}
-	res, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Progress: prog.layer(len(img.WalkLayers()))})
-	prog.clear()
-	if err != nil {
-		return nil, err
-	}
-	out.Result = res
-	return out, nil
+	return runPipeline(ctx, ref, o, prog)
 }
 
 // matchFlags choose the vulnerability database and what counts, for the
@@ -86,59 +67,27 @@ func (f *matchFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.ignoreFile, "ignorefile", ".bulkheadignore", "ignore file whose entries do not count; a missing default file is fine")
 }
 
-// matcher opens the database once; every inventory is matched with it, so
-// counts compare like with like.
+// vulnMatcher is the pipeline's matcher, opened once: every inventory is
+// matched with it, so counts compare like with like.
 type vulnMatcher struct {
-	db       *vulndb.DB
-	maxAge   time.Duration
-	info     *report.DBInfo
-	opts     match.Options
-	warnings []string
-	// used: every ecosystem looked up so far; last: those of the last
-	// inventory matched.
-	used map[string]bool
-	last []string
+	*pipeline.Matcher
+	// info describes the data all the matches used (finish).
+	info *report.DBInfo
 }
 
 func (f *matchFlags) open() (*vulnMatcher, error) {
-	m := &vulnMatcher{maxAge: f.dbMaxAge, used: map[string]bool{}}
-	db, err := openDB(f.dbPath, m.warn)
+	m, err := pipeline.OpenMatcher(pipeline.MatchOptions{DBPath: f.dbPath, MaxAge: f.dbMaxAge, IgnoreUnfixed: f.ignoreUnfixed,
+		IgnoreFile: f.ignoreFile, IgnoreFileOptional: f.ignoreFile == ".bulkheadignore"})
 	if err != nil {
 		return nil, err
 	}
-	m.db = db
-	ign, err := match.LoadIgnoreFile(f.ignoreFile, f.ignoreFile == ".bulkheadignore")
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	m.opts = match.Options{IgnoreUnfixed: f.ignoreUnfixed, Ignore: ign}
-	return m, nil
-}
-
-func (m *vulnMatcher) Close() error { return m.db.Close() }
-
-func (m *vulnMatcher) warn(s string) { m.warnings = append(m.warnings, s) }
-
-func (m *vulnMatcher) match(ctx context.Context, inv *inventory.Inventory) ([]finding.Finding, error) {
-	opts := m.opts
-	opts.Warn = func(string) {} // per-package notes of the matcher are the image report's business
-	tr := m.db.Track()
-	fs, err := match.Match(ctx, inv, tr, opts)
-	if err != nil {
-		return nil, err
-	}
-	m.last = tr.Used()
-	for _, e := range m.last {
-		m.used[e] = true
-	}
-	return match.Active(fs), nil
+	return &vulnMatcher{Matcher: m}, nil
 }
 
 // counts dates one image's counts by the data its packages used (used:
 // the ecosystems looked up; none: the whole database).
 func (m *vulnMatcher) counts(used []string) (*base.VulnCounts, error) {
-	age, err := m.db.DataAge(used)
+	age, err := m.Age(used)
 	if err != nil {
 		return nil, err
 	}
@@ -148,11 +97,7 @@ func (m *vulnMatcher) counts(used []string) (*base.VulnCounts, error) {
 // finish describes the data all the matches used and warns when it is
 // stale; call it once, after the last match.
 func (m *vulnMatcher) finish() error {
-	used := make([]string, 0, len(m.used))
-	for e := range m.used {
-		used = append(used, e)
-	}
-	info, err := dbInfo(m.db, used, m.maxAge, m.warn)
+	info, err := m.Info(m.Used())
 	m.info = info
 	return err
 }
@@ -230,7 +175,7 @@ images you have instead.`,
 			if err := m.finish(); err != nil {
 				return err
 			}
-			for _, w := range m.warnings {
+			for _, w := range m.Warnings() {
 				fmt.Fprintln(stderr, "warning:", w)
 			}
 			switch {
@@ -277,15 +222,12 @@ func indexOne(ctx context.Context, ref string, f *imageFlags, m *vulnMatcher, st
 		e := base.Profile(ref, inv, nil, nil, counts)
 		return &e, nil
 	}
-	s, err := scanImageRef(ctx, ref, f, stderr)
+	s, err := scanImageRef(ctx, ref, f, m, stderr)
 	if err != nil {
 		return nil, err
 	}
-	fs, err := m.match(ctx, s.Inventory)
-	if err != nil {
-		return nil, err
-	}
-	counts, err := m.counts(m.last)
+	fs := match.Active(s.Findings)
+	counts, err := m.counts(s.Used)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/base"
 	"github.com/bulkhead-sec/bulkhead/compare"
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/match"
 )
 
 func newCompareCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -55,15 +56,11 @@ a vulnerability of HIGH or above, for CI.`,
 			defer m.Close()
 			var sides [2]compare.Side
 			for i, ref := range args {
-				s, err := scanImageRef(ctx, ref, &f, stderr)
+				s, err := scanImageRef(ctx, ref, &f, m, stderr)
 				if err != nil {
 					return err
 				}
-				fs, err := m.match(ctx, s.Inventory)
-				if err != nil {
-					return err
-				}
-				sides[i] = compare.Side{Inventory: s.Inventory, Findings: fs}
+				sides[i] = compare.Side{Inventory: s.Inventory, Findings: match.Active(s.Findings)}
 				if s.Image != nil {
 					sides[i].Config = s.Image.Config()
 				}
@@ -81,7 +78,7 @@ a vulnerability of HIGH or above, for CI.`,
 				defer file.Close()
 				w = file
 			}
-			for _, warn := range m.warnings {
+			for _, warn := range m.Warnings() {
 				fmt.Fprintln(stderr, "warning:", warn)
 			}
 			if format == "json" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
@@ -262,7 +263,7 @@ func newDBStatusCmd(f *dbFlags, stdout, stderr io.Writer) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(stdout, "No database at %s.\nThe first scan builds one from the bundled snapshot: %d OSV records as of %s (%s old).\nRun `bulkhead db update` for current data.\n",
-					path, m.Records, m.Date.UTC().Format("2006-01-02"), humanDuration(time.Since(m.Date)))
+					path, m.Records, m.Date.UTC().Format("2006-01-02"), pipeline.HumanDuration(time.Since(m.Date)))
 				return nil
 			}
 			if err != nil {
@@ -307,7 +308,7 @@ func writeStatus(w io.Writer, st vulndb.Status) {
 		what = o.Ecosystem + ", the oldest ecosystem"
 	}
 	if o.Known() {
-		fmt.Fprintf(w, "Data age:  %s (%s: data as of %s, %s)\n", humanDuration(o.Age()), what, o.AsOf.UTC().Format("2006-01-02 15:04 UTC"), o.Source)
+		fmt.Fprintf(w, "Data age:  %s (%s: data as of %s, %s)\n", pipeline.HumanDuration(o.Age()), what, o.AsOf.UTC().Format("2006-01-02 15:04 UTC"), o.Source)
 	} else {
 		fmt.Fprintf(w, "Data age:  unknown (%s: %s)\n", what, o.Source)
 	}
@@ -333,7 +334,7 @@ func writeStatus(w io.Writer, st vulndb.Status) {
 			if e.Known() {
 				asOf = e.AsOf.UTC().Format("2006-01-02 15:04")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Ecosystem, asOf, ageText(e), e.Kind, e.Source)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Ecosystem, asOf, pipeline.AgeText(e), e.Kind, e.Source)
 		}
 		tw.Flush()
 	}
@@ -406,17 +407,4 @@ func parseAge(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q: want a number of days like 7d, or a duration like 36h", s)
 	}
 	return d, nil
-}
-
-func humanDuration(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()))
-	case d >= 2*time.Minute:
-		return fmt.Sprintf("%d minutes", int(d.Minutes()))
-	default:
-		return d.Round(time.Second).String()
-	}
 }

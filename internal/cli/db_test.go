@@ -99,32 +99,6 @@ func TestDBCommands(t *testing.T) {
 	}
 }
 
-func TestOpenVulnDBBuildsBundledAndWarns(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "db", "osv.db")
-	var warnings []string
-	warn := func(s string) { warnings = append(warnings, s) }
-	db, err := openDB(path, warn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	info, err := dbInfo(db, nil, 24*time.Hour, warn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The snapshot's data is older than a day: the scan is told so.
-	all := strings.Join(warnings, "\n")
-	if !strings.Contains(all, "bundled in this binary") || !strings.Contains(all, "vulnerability data for AlmaLinux is") {
-		t.Errorf("warnings: %q", all)
-	}
-	if info == nil || !strings.Contains(info.Source, "bundled snapshot") || info.Records == 0 {
-		t.Errorf("db info: %+v", info)
-	}
-	if vs, err := db.Lookup("Go", "stdlib"); err != nil || len(vs) == 0 {
-		t.Errorf("bundled lookup: %d %v", len(vs), err)
-	}
-}
-
 // The reported case: a database built from a 103-day-old snapshot, then a
 // four-record import. Status, the scan's metadata and its warning still
 // say 103 days; a complete export of an ecosystem refreshes that one.
@@ -182,7 +156,7 @@ func TestImportKeepsSnapshotAge(t *testing.T) {
 	scan := func() *report.Result {
 		t.Helper()
 		f := &findingFlags{dbPath: path, dbMaxAge: 7 * 24 * time.Hour, ignoreFile: ".bulkheadignore"}
-		res, err := f.findings(t.Context(), inv, []string{scannerVuln}, nil)
+		res, err := f.findings(t.Context(), inv, []string{scannerVuln})
 		if err != nil {
 			t.Fatal(err)
 		}

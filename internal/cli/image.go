@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -14,7 +13,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/cel"
 	"github.com/bulkhead-sec/bulkhead/finding"
-	"github.com/bulkhead-sec/bulkhead/image"
+	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/walk"
 )
@@ -115,34 +114,28 @@ func newFSCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// openImage makes the command's own temp directory and opens ref in it,
-// drawing a progress line. Everything the command writes to disk (a
-// decompressed archive, an image saved from a daemon, spooled files) lives
-// there; done closes the image and removes it.
-func openImage(ctx context.Context, ref string, f *imageFlags, stderr io.Writer) (img *image.Image, tmp string, prog *progress, done func(), err error) {
-	tmp, err = os.MkdirTemp(f.tempDir, "bulkhead-")
-	if err != nil {
-		return nil, "", nil, nil, fmt.Errorf("make a temp directory: %w (set --temp-dir or TMPDIR)", err)
-	}
-	opts := image.Options{Insecure: f.insecure, TempDir: tmp}
+// options turns the image flags into pipeline options, with a progress
+// display for opening and walking.
+func (f *imageFlags) options(stderr io.Writer) (pipeline.Options, *progress, error) {
+	o := pipeline.Options{TempDir: f.tempDir, Insecure: f.insecure}
 	if f.platform != "" {
 		p, err := v1.ParsePlatform(f.platform)
 		if err != nil {
-			os.RemoveAll(tmp)
-			return nil, "", nil, nil, fmt.Errorf("--platform %q: %w", f.platform, err)
+			return o, nil, fmt.Errorf("--platform %q: %w", f.platform, err)
 		}
-		opts.Platform = p
+		o.Platform = p
 	}
-	prog = newProgress(stderr, f.quiet)
-	opts.Progress = prog.bytes
+	prog := newProgress(stderr, f.quiet)
+	o.OpenProgress, o.WalkProgress = prog.bytes, prog.layer
+	return o, prog, nil
+}
+
+// runPipeline runs the scan pipeline on ref, drawing the progress line.
+func runPipeline(ctx context.Context, ref string, o pipeline.Options, prog *progress) (*pipeline.Result, error) {
 	prog.status("opening " + ref)
-	img, err = image.Open(ctx, ref, opts)
-	if err != nil {
-		prog.clear()
-		os.RemoveAll(tmp)
-		return nil, "", nil, nil, err
-	}
-	return img, tmp, prog, func() { img.Close(); os.RemoveAll(tmp) }, nil
+	res, err := pipeline.Run(ctx, ref, o)
+	prog.clear()
+	return res, err
 }
 
 func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref string) error {
@@ -166,35 +159,34 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 		}
 		celScanner, polNotes = &celImageScanner{source: f.policy, checks: p.ForTarget(cel.ImageConfig)}, notes
 	}
-	img, tmp, prog, done, err := openImage(ctx, ref, &f.imageFlags, stderr)
+	o, prog, err := f.imageFlags.options(stderr)
 	if err != nil {
 		return err
 	}
-	defer done()
-	var walkScanners []scan.Scanner
+	o.Scope, o.MaxEntries = f.scope, f.maxEntries
 	for _, s := range scanners {
 		if mk, ok := imageScanners[s]; ok {
-			walkScanners = append(walkScanners, mk(f))
+			o.Scanners = append(o.Scanners, mk(f))
 		}
 	}
 	if celScanner != nil {
-		walkScanners = append(walkScanners, celScanner)
+		o.Scanners = append(o.Scanners, celScanner)
 	}
-	scanned, err := scan.Image(ctx, img, scan.Options{TempDir: tmp, Scope: f.scope, Scanners: walkScanners, Progress: prog.layer(len(img.WalkLayers())), MaxEntries: f.maxEntries})
-	prog.clear()
+	if o.Vulns, err = f.matchOptions(scanners); err != nil {
+		return err
+	}
+	scanned, err := runPipeline(ctx, ref, o, prog)
 	if err != nil {
 		return err
 	}
-	res, err := f.findings(ctx, scanned.Inventory, scanners, scanned.Findings)
-	if err != nil {
-		return err
-	}
+	res := scanned.Result
+	res.Scanners = scanners
 	res.Warnings = append(res.Warnings, polNotes...)
 	if err := writeResult(stdout, f.format, f.output, res); err != nil {
 		return err
 	}
 	warnOutsideTable(stderr, f.format, f.quiet, res)
-	if err := f.attest.attestResult(ctx, stderr, img, f.insecure, res); err != nil {
+	if err := f.attest.attestResult(ctx, stderr, scanned.Image, f.insecure, res); err != nil {
 		return fmt.Errorf("--attest: %w", err)
 	}
 	return f.exit(res)

@@ -50,7 +50,7 @@ packages the application installs, a runtime its packages need.`,
 			if err != nil {
 				return err
 			}
-			s, err := scanImageRef(ctx, args[0], &f, stderr)
+			s, err := scanImageRef(ctx, args[0], &f, nil, stderr)
 			if err != nil {
 				return err
 			}
@@ -98,7 +98,7 @@ packages the application installs, a runtime its packages need.`,
 				return err
 			}
 			defer m.Close()
-			rec, err := base.Recommend(ctx, cat, det, s.Inventory, m.match)
+			rec, err := base.Recommend(ctx, cat, det, s.Inventory, m.Active)
 			if err != nil {
 				if errors.Is(err, base.ErrNoBase) {
 					return &exitError{code: 2, err: err}
@@ -113,10 +113,10 @@ packages the application installs, a runtime its packages need.`,
 					*base.Recommendation
 					DB       any      `json:"vulnerabilityDB"`
 					Warnings []string `json:"warnings,omitempty"`
-				}{rec, m.info, m.warnings}
+				}{rec, m.info, m.Warnings()}
 				return writeIndentedJSON(w, doc)
 			}
-			for _, warn := range m.warnings {
+			for _, warn := range m.Warnings() {
 				fmt.Fprintln(stderr, "warning:", warn)
 			}
 			return recommendTable(w, rec, m)

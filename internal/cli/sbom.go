@@ -42,7 +42,7 @@ taken from a signed attestation verified with --key (cosign layouts) instead.`,
 			if err != nil {
 				return err
 			}
-			res, err := f.findings(cmd.Context(), inv, scanners, nil)
+			res, err := f.findings(cmd.Context(), inv, scanners)
 			if err != nil {
 				return err
 			}

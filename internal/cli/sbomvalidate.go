@@ -51,7 +51,7 @@ verified attestation instead of --sbom is planned with image signing.)`,
 			}
 			var rep *validate.Report
 			if len(args) == 1 {
-				s, err := scanImageRef(cmd.Context(), args[0], &f, stderr)
+				s, err := scanImageRef(cmd.Context(), args[0], &f, nil, stderr)
 				if err != nil {
 					return err
 				}

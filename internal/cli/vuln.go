@@ -2,10 +2,10 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
+	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/secret"
@@ -90,100 +91,37 @@ func (f *findingFlags) active() ([]string, error) {
 	return out, nil
 }
 
-// openDB opens the vulnerability database, building it from the bundled
-// snapshot when none exists yet.
-func openDB(path string, warn func(string)) (*vulndb.DB, error) {
-	db, built, err := vulndb.OpenForScan(path)
+// matchOptions turns the flags into the pipeline's match options; nil
+// when the vuln scanner is not among scanners.
+func (f *findingFlags) matchOptions(scanners []string) (*pipeline.MatchOptions, error) {
+	if !slices.Contains(scanners, scannerVuln) {
+		return nil, nil
+	}
+	o := &pipeline.MatchOptions{DBPath: f.dbPath, MaxAge: f.dbMaxAge, IgnoreUnfixed: f.ignoreUnfixed,
+		IgnoreFile: f.ignoreFile, IgnoreFileOptional: f.ignoreFile == ".bulkheadignore", VEX: f.vex}
+	for _, s := range f.severity {
+		sev, err := finding.ParseSeverity(s)
+		if err != nil {
+			return nil, fmt.Errorf("--severity: %w", err)
+		}
+		o.Severities = append(o.Severities, sev)
+	}
+	return o, nil
+}
+
+// findings runs the pipeline's stages after the walk (vuln) on an
+// inventory read elsewhere (an SBOM).
+func (f *findingFlags) findings(ctx context.Context, inv *inventory.Inventory, scanners []string) (*report.Result, error) {
+	vulns, err := f.matchOptions(scanners)
 	if err != nil {
 		return nil, err
 	}
-	if built {
-		warn(fmt.Sprintf("no vulnerability database at %s: built it from the snapshot bundled in this binary", db.Path()))
-	}
-	return db, nil
-}
-
-// dbInfo describes the data a scan used: the ecosystems it looked up
-// (vulndb.Tracked.Used; none: the whole database), dated by the oldest of
-// them. Data older than maxAge, or undated, is a warning, never silent.
-func dbInfo(db *vulndb.DB, used []string, maxAge time.Duration, warn func(string)) (*report.DBInfo, error) {
-	st, err := db.Status()
+	res, err := pipeline.Inventory(ctx, inv, pipeline.Options{Vulns: vulns})
 	if err != nil {
 		return nil, err
 	}
-	age, err := db.DataAge(used)
-	if err != nil {
-		return nil, err
-	}
-	if err := age.CheckAge(maxAge); err != nil {
-		var stale *vulndb.StaleError
-		if !errors.As(err, &stale) {
-			return nil, err
-		}
-		warn(err.Error())
-	}
-	info := &report.DBInfo{Source: age.Oldest.Source, UpdatedAt: age.Oldest.AsOf, Age: ageText(age.Oldest), Records: st.Records, OldestEcosystem: age.Oldest.Ecosystem}
-	for _, e := range age.Ecosystems {
-		info.Ecosystems = append(info.Ecosystems, report.DBEcosystem{Name: e.Ecosystem, UpdatedAt: e.AsOf, Kind: e.Kind, Source: e.Source})
-	}
-	return info, nil
-}
-
-// ageText is a freshness's age in words ("unknown" when undated).
-func ageText(f vulndb.Freshness) string {
-	if !f.Known() {
-		return "unknown"
-	}
-	return humanDuration(f.Age())
-}
-
-// findings runs the inventory scanners (vuln) and adds the findings the
-// walk's scanners already made.
-func (f *findingFlags) findings(ctx context.Context, inv *inventory.Inventory, scanners []string, walked []finding.Finding) (*report.Result, error) {
-	res := &report.Result{Inventory: inv, Scanners: scanners, Findings: walked}
-	warn := func(s string) { res.Warnings = append(res.Warnings, s) }
-	for _, s := range scanners {
-		if s != scannerVuln {
-			continue
-		}
-		db, err := openDB(f.dbPath, warn)
-		if err != nil {
-			return nil, err
-		}
-		defer db.Close()
-		opts := match.Options{IgnoreUnfixed: f.ignoreUnfixed, Warn: warn}
-		for _, s := range f.severity {
-			sev, err := finding.ParseSeverity(s)
-			if err != nil {
-				return nil, fmt.Errorf("--severity: %w", err)
-			}
-			opts.Severities = append(opts.Severities, sev)
-		}
-		ign, err := match.LoadIgnoreFile(f.ignoreFile, f.ignoreFile == ".bulkheadignore")
-		if err != nil {
-			return nil, err
-		}
-		opts.Ignore = ign
-		for _, p := range f.vex {
-			doc, err := match.LoadVEX(p)
-			if err != nil {
-				return nil, err
-			}
-			opts.VEX = append(opts.VEX, doc)
-		}
-		tr := db.Track()
-		fs, err := match.Match(ctx, inv, tr, opts)
-		if err != nil {
-			return nil, err
-		}
-		res.Findings = append(res.Findings, fs...)
-		// The age of the data this scan used, not the database's newest.
-		if res.DB, err = dbInfo(db, tr.Used(), f.dbMaxAge, warn); err != nil {
-			return nil, err
-		}
-	}
-	match.Sort(res.Findings)
-	return res, nil
+	res.Scanners = scanners
+	return res.Result, nil
 }
 
 // exit decides the exit code: --exit-code when findings remain after

@@ -44,6 +44,11 @@ var rules = []struct {
 		}, heavy...),
 		why: "cel/ is the leaf both config/ and policy/ use",
 	},
+	{
+		under:     module + "/pipeline",
+		forbidden: []string{module + "/internal/cli", module + "/policy", module + "/admission"},
+		why:       "pipeline/ is the application layer the front ends (commands, policy facts, webhook, server) call",
+	},
 }
 
 // celAllowed is every package of the module cel/ may depend on.
