@@ -114,3 +114,13 @@ func BaseName(patterns ...string) func(string) bool {
 		return false
 	}
 }
+
+// ReaderFunc adapts a parser that needs neither the context nor the path.
+func ReaderFunc(f func(io.Reader) ([]inventory.Package, error)) ParseFunc {
+	return func(_ context.Context, _ string, r io.Reader) ([]inventory.Package, error) { return f(r) }
+}
+
+// ContextFunc adapts a parser that needs no path.
+func ContextFunc(f func(context.Context, io.Reader) ([]inventory.Package, error)) ParseFunc {
+	return func(ctx context.Context, _ string, r io.Reader) ([]inventory.Package, error) { return f(ctx, r) }
+}
