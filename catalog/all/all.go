@@ -33,7 +33,7 @@ func Catalogers() []catalog.Cataloger {
 		java.New(),
 		java.NewBuild(),
 		golang.NewBinary(),
-		golang.NewModFile(),
+		golang.NewLock(),
 		rust.NewLock(),
 		rust.NewBinary(),
 		php.NewLock(),
