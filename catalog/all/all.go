@@ -40,6 +40,5 @@ func Catalogers() []catalog.Cataloger {
 		php.NewInstalled(),
 		dotnet.NewDeps(),
 		dotnet.NewLock(),
-		dotnet.NewConfig(),
 	}
 }
