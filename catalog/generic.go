@@ -26,7 +26,12 @@ type FileParser struct {
 	// MaxSize bounds the file: a larger one is rejected, naming the file
 	// and the limit, before or while it is read.
 	MaxSize int64
-	Parse   ParseFunc
+	// MaxPackages bounds the packages of one file (CheckPackageCount's
+	// limit: 0 is DefaultMaxPackages or MaxPackagesEnv). Parsers should
+	// check it as they go, to bound their memory; the Generic checks what
+	// they return, so that no registration goes without the limit.
+	MaxPackages int
+	Parse       ParseFunc
 }
 
 // Generic is a cataloger made of FileParsers: it selects the files, bounds
@@ -82,6 +87,9 @@ func (g *Generic) Parse(ctx context.Context, in Input) ([]inventory.Package, err
 		return nil, &TooLargeError{Path: fp.What + " " + in.Path, Limit: fp.MaxSize}
 	}
 	pkgs, err := fp.Parse(ctx, in.Path, LimitReader(in.Reader, fp.MaxSize))
+	if err == nil && len(pkgs) > 0 {
+		err = CheckPackageCount(len(pkgs)-1, fp.MaxPackages, fp.What)
+	}
 	if err == nil {
 		return pkgs, nil
 	}

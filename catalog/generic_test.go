@@ -95,9 +95,20 @@ func TestGeneric(t *testing.T) {
 		}
 	}
 
+	// The package-count limit holds for every registration.
+	few := catalog.NewGeneric("few", catalog.ScopeSource, catalog.FileParser{What: "a.lock", Match: catalog.BaseName("a.lock"), MaxSize: 16, MaxPackages: 2, Parse: lines})
+	if pkgs, err := few.Parse(context.Background(), catalog.Input{Path: "/a.lock", Reader: strings.NewReader("a b"), Size: 3}); err != nil || len(pkgs) != 2 {
+		t.Errorf("at the package limit: %d packages, %v", len(pkgs), err)
+	}
+	_, err := few.Parse(context.Background(), catalog.Input{Path: "/a.lock", Reader: strings.NewReader("a b c"), Size: 5})
+	var tm *catalog.TooManyPackagesError
+	if !errors.As(err, &tm) || !strings.Contains(err.Error(), "a.lock /a.lock: more than 2 packages in one a.lock") {
+		t.Errorf("over the package limit: %v", err)
+	}
+
 	// A Size that understates the content: the read itself stops at the
 	// limit, and the error still names the file.
-	_, err := g.Parse(context.Background(), catalog.Input{Path: "/lie/a.lock", Reader: strings.NewReader(strings.Repeat("y ", 100)), Size: 1})
+	_, err = g.Parse(context.Background(), catalog.Input{Path: "/lie/a.lock", Reader: strings.NewReader(strings.Repeat("y ", 100)), Size: 1})
 	var tl *catalog.TooLargeError
 	if !errors.As(err, &tl) || !strings.Contains(err.Error(), "a.lock /lie/a.lock is over the 16-byte limit") {
 		t.Errorf("understated size: %v", err)

@@ -31,7 +31,7 @@ func Catalogers() []catalog.Cataloger {
 		python.New(),
 		python.NewLock(),
 		java.New(),
-		java.NewBuild(),
+		java.NewLock(),
 		golang.NewBinary(),
 		golang.NewLock(),
 		rust.NewLock(),
