@@ -15,7 +15,7 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
-	what := "the file"
+	what := "the input"
 	if e.Path != "" {
 		what = e.Path
 	}
