@@ -19,7 +19,7 @@ func (e *TooLargeError) Error() string {
 	if e.Path != "" {
 		what = e.Path
 	}
-	return fmt.Sprintf("%s is over the %d-byte limit, far larger than any real one: none of its packages are reported (corrupt or hostile input; check the file)", what, e.Limit)
+	return fmt.Sprintf("%s is over the %d-byte limit, far larger than any real one: none of its packages are reported (corrupt or hostile input; if the file is genuine, report it to bulkhead: the limit is built in)", what, e.Limit)
 }
 
 // LimitReader returns a reader of at most max bytes of r. Unlike
