@@ -31,15 +31,14 @@ func Catalogers() []catalog.Cataloger {
 		python.New(),
 		python.NewLock(),
 		java.New(),
-		java.NewBuild(),
+		java.NewLock(),
 		golang.NewBinary(),
-		golang.NewModFile(),
+		golang.NewLock(),
 		rust.NewLock(),
 		rust.NewBinary(),
 		php.NewLock(),
 		php.NewInstalled(),
 		dotnet.NewDeps(),
 		dotnet.NewLock(),
-		dotnet.NewConfig(),
 	}
 }

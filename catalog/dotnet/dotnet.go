@@ -30,23 +30,20 @@ type Deps struct{}
 // NewDeps returns the deps.json cataloger.
 func NewDeps() *Deps { return &Deps{} }
 
-// Lock reads packages.lock.json files.
-type Lock struct{}
+// LockfileCataloger is the name of the cataloger of packages.lock.json and
+// packages.config: the FoundBy of their packages.
+const LockfileCataloger = "dotnet-lockfile"
 
-// NewLock returns the packages.lock.json cataloger.
-func NewLock() *Lock { return &Lock{} }
+// NewLock returns the cataloger of the NuGet files of source trees:
+// packages.lock.json and packages.config.
+func NewLock() *catalog.Generic {
+	return catalog.NewGeneric(LockfileCataloger, catalog.ScopeSource,
+		catalog.FileParser{What: "packages.lock.json", Match: catalog.BaseName("packages.lock.json"), MaxSize: MaxFileSize, Parse: catalog.ReaderFunc(ParseLock)},
+		catalog.FileParser{What: "packages.config", Match: catalog.BaseName("packages.config"), MaxSize: MaxFileSize, Parse: catalog.ReaderFunc(ParseConfig)},
+	)
+}
 
-// Config reads packages.config files.
-type Config struct{}
-
-// NewConfig returns the packages.config cataloger.
-func NewConfig() *Config { return &Config{} }
-
-var (
-	_ catalog.Scoped = (*Deps)(nil)
-	_ catalog.Scoped = (*Lock)(nil)
-	_ catalog.Scoped = (*Config)(nil)
-)
+var _ catalog.Scoped = (*Deps)(nil)
 
 // Name implements catalog.Cataloger.
 func (*Deps) Name() string { return "dotnet-deps" }
@@ -71,53 +68,6 @@ func (*Deps) Parse(_ context.Context, in catalog.Input) ([]inventory.Package, er
 	return pkgs, nil
 }
 
-// Name implements catalog.Cataloger.
-func (*Lock) Name() string { return "nuget-lock" }
-
-// Scope implements catalog.Scoped.
-func (*Lock) Scope() catalog.Scope { return catalog.ScopeSource }
-
-// Match implements catalog.Cataloger.
-func (*Lock) Match(p string) bool { return path.Base(p) == "packages.lock.json" }
-
-// Parse implements catalog.Cataloger.
-func (*Lock) Parse(_ context.Context, in catalog.Input) ([]inventory.Package, error) {
-	pkgs, err := ParseLock(in.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("packages.lock.json %s: %w", in.Path, err)
-	}
-	return pkgs, nil
-}
-
-// Name implements catalog.Cataloger.
-func (*Config) Name() string { return "nuget-packages-config" }
-
-// Scope implements catalog.Scoped.
-func (*Config) Scope() catalog.Scope { return catalog.ScopeSource }
-
-// Match implements catalog.Cataloger.
-func (*Config) Match(p string) bool { return path.Base(p) == "packages.config" }
-
-// Parse implements catalog.Cataloger.
-func (*Config) Parse(_ context.Context, in catalog.Input) ([]inventory.Package, error) {
-	pkgs, err := ParseConfig(in.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("packages.config %s: %w", in.Path, err)
-	}
-	return pkgs, nil
-}
-
-func readAll(r io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("over %d bytes: not a real NuGet file", MaxFileSize)
-	}
-	return data, nil
-}
-
 // ParseDeps reads a deps.json: the "libraries" of type "package", named by
 // their "Name/Version" keys. Project references and reference assemblies
 // are not NuGet packages and are left out; the application itself (the
@@ -125,7 +75,7 @@ func readAll(r io.Reader) ([]byte, error) {
 // is reported as Main, without a purl: it is not on nuget.org, and a
 // package there of the same name is another package.
 func ParseDeps(r io.Reader, root string) ([]inventory.Package, error) {
-	data, err := readAll(r)
+	data, err := catalog.ReadLimited(r, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +110,7 @@ func ParseDeps(r io.Reader, root string) ([]inventory.Package, error) {
 // package of every target framework, once each. Entries of type "Project"
 // are project references, not packages.
 func ParseLock(r io.Reader) ([]inventory.Package, error) {
-	data, err := readAll(r)
+	data, err := catalog.ReadLimited(r, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +141,7 @@ func ParseLock(r io.Reader) ([]inventory.Package, error) {
 // ParseConfig reads a packages.config: one <package id version> element per
 // package; developmentDependency="true" marks a Dev package.
 func ParseConfig(r io.Reader) ([]inventory.Package, error) {
-	data, err := readAll(r)
+	data, err := catalog.ReadLimited(r, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}

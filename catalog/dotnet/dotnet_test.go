@@ -103,7 +103,7 @@ func TestFixtures(t *testing.T) {
 			"runtime.win-x64.MyLib.Native 1.0.0",
 		}},
 		{NewLock(), "testdata/syft-project-reference.packages.lock.json", "/src/packages.lock.json", []string{"Newtonsoft.Json 13.0.3"}},
-		{NewConfig(), "testdata/sweetpotato.packages.config", "/src/packages.config", []string{"NtApiDotNet 1.1.32", "dnMerge 0.5.15 dev"}},
+		{NewLock(), "testdata/sweetpotato.packages.config", "/src/packages.config", []string{"NtApiDotNet 1.1.32", "dnMerge 0.5.15 dev"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			if got := lines(parse(t, tc.c, tc.file, tc.as)); !slices.Equal(got, tc.want) {
@@ -172,19 +172,19 @@ func TestErrors(t *testing.T) {
 }
 
 func TestMatch(t *testing.T) {
-	d, l, c := NewDeps(), NewLock(), NewConfig()
-	for p, want := range map[string][3]bool{
-		"app/MyApp.deps.json":          {true, false, false},
-		"app/.deps.json":               {false, false, false},
-		"src/packages.lock.json":       {false, true, false},
-		"src/packages.config":          {false, false, true},
-		"app/MyApp.runtimeconfig.json": {false, false, false},
+	d, l := NewDeps(), NewLock()
+	for p, want := range map[string][2]bool{
+		"app/MyApp.deps.json":          {true, false},
+		"app/.deps.json":               {false, false},
+		"src/packages.lock.json":       {false, true},
+		"src/packages.config":          {false, true},
+		"app/MyApp.runtimeconfig.json": {false, false},
 	} {
-		if d.Match(p) != want[0] || l.Match(p) != want[1] || c.Match(p) != want[2] {
+		if d.Match(p) != want[0] || l.Match(p) != want[1] {
 			t.Errorf("Match(%q)", p)
 		}
 	}
-	if d.Scope() != catalog.ScopeAll || l.Scope() != catalog.ScopeSource || c.Scope() != catalog.ScopeSource {
+	if d.Scope() != catalog.ScopeAll || l.Scope() != catalog.ScopeSource {
 		t.Error("scopes")
 	}
 }

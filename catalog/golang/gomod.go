@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path"
 
 	"golang.org/x/mod/modfile"
 
@@ -16,41 +15,25 @@ import (
 // Grafana) are under 100 KB.
 const MaxModFileSize = 8 << 20
 
-// ModFile reads the requirements of go.mod files in source trees.
-type ModFile struct{}
+// LockfileCataloger is the name of the go.mod cataloger: the FoundBy of
+// its packages. go.mod is not a lockfile, but it is what Go has in its
+// place: the exact versions a build selects (minimal version selection).
+const LockfileCataloger = "go-lockfile"
 
-// NewModFile returns the go.mod cataloger.
-func NewModFile() *ModFile { return &ModFile{} }
+// NewLock returns the cataloger of go.mod files in source trees. It runs
+// for source trees only: a go.mod declares what a build would use; in an
+// image the binaries say what was used.
+func NewLock() *catalog.Generic {
+	return catalog.NewGeneric(LockfileCataloger, catalog.ScopeSource,
+		catalog.FileParser{What: "go.mod", Match: catalog.BaseName("go.mod"), MaxSize: MaxModFileSize, Parse: parseModFile})
+}
 
-var (
-	_ catalog.Cataloger = (*ModFile)(nil)
-	_ catalog.Scoped    = (*ModFile)(nil)
-)
-
-// Name implements catalog.Cataloger.
-func (*ModFile) Name() string { return "go-mod" }
-
-// Scope implements catalog.Scoped: a go.mod declares what a build would
-// use; in an image the binaries say what was used.
-func (*ModFile) Scope() catalog.Scope { return catalog.ScopeSource }
-
-// Match implements catalog.Cataloger.
-func (*ModFile) Match(p string) bool { return path.Base(p) == "go.mod" }
-
-// Parse implements catalog.Cataloger.
-func (*ModFile) Parse(_ context.Context, in catalog.Input) ([]inventory.Package, error) {
-	data, err := io.ReadAll(io.LimitReader(in.Reader, MaxModFileSize+1))
+func parseModFile(_ context.Context, path string, r io.Reader) ([]inventory.Package, error) {
+	data, err := catalog.ReadLimited(r, MaxModFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", in.Path, err)
+		return nil, err
 	}
-	if len(data) > MaxModFileSize {
-		return nil, fmt.Errorf("go.mod %s is over %d bytes: not a real go.mod", in.Path, MaxModFileSize)
-	}
-	pkgs, err := ParseModFile(in.Path, data)
-	if err != nil {
-		return nil, fmt.Errorf("go.mod %s: %w", in.Path, err)
-	}
-	return pkgs, nil
+	return ParseModFile(path, data)
 }
 
 // ParseModFile reads a go.mod: the module itself (Main, without a version:

@@ -18,7 +18,8 @@ func parseMod(t testing.TB, path string) []inventory.Package {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	pkgs, err := NewModFile().Parse(context.Background(), catalog.Input{Path: "/" + path, Reader: f})
+	// The fixture is named for its origin; the cataloger reads go.mod.
+	pkgs, err := NewLock().Parse(context.Background(), catalog.Input{Path: "/src/go.mod", Reader: f})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,13 +94,13 @@ func TestModFileErrors(t *testing.T) {
 		}
 	}
 	big := strings.NewReader(strings.Repeat("// x\n", MaxModFileSize/5+10))
-	if _, err := NewModFile().Parse(context.Background(), catalog.Input{Path: "/go.mod", Reader: big}); err == nil || !strings.Contains(err.Error(), "over") {
+	if _, err := NewLock().Parse(context.Background(), catalog.Input{Path: "/go.mod", Reader: big}); err == nil || !strings.Contains(err.Error(), "go.mod /go.mod is over the 8388608-byte limit") {
 		t.Errorf("oversized go.mod: %v", err)
 	}
 }
 
 func TestModFileMatch(t *testing.T) {
-	c := NewModFile()
+	c := NewLock()
 	for p, want := range map[string]bool{"go.mod": true, "src/app/go.mod": true, "go.sum": false, "x/go.mod.bak": false} {
 		if c.Match(p) != want {
 			t.Errorf("Match(%q) != %v", p, want)

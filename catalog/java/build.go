@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 
 	"deps.dev/util/maven"
@@ -28,65 +27,32 @@ const (
 	maxPropertyHops = 32
 )
 
-// BuildCataloger reads the declared dependencies of Java build files in
-// source trees: Gradle lockfiles and Maven poms.
-type BuildCataloger struct{}
+// LockfileCataloger is the name of the cataloger of Java build files: the
+// FoundBy of their packages.
+const LockfileCataloger = "java-lockfile"
 
-// NewBuild returns the cataloger of gradle.lockfile and pom.xml.
-func NewBuild() *BuildCataloger { return &BuildCataloger{} }
-
-var (
-	_ catalog.Cataloger = (*BuildCataloger)(nil)
-	_ catalog.Scoped    = (*BuildCataloger)(nil)
-)
-
-// Name implements catalog.Cataloger.
-func (*BuildCataloger) Name() string { return "java-build" }
-
-// Scope implements catalog.Scoped.
-func (*BuildCataloger) Scope() catalog.Scope { return catalog.ScopeSource }
-
-// Match implements catalog.Cataloger: syft's **/gradle.lockfile* and
-// **/pom.xml, and the lockfile Gradle writes for the build script's own
-// classpath.
-func (*BuildCataloger) Match(p string) bool {
-	base := path.Base(p)
-	return base == "pom.xml" || strings.HasPrefix(base, "gradle.lockfile") || base == "buildscript-gradle.lockfile"
-}
-
-// Parse implements catalog.Cataloger.
-func (*BuildCataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
-	var (
-		pkgs []inventory.Package
-		err  error
+// NewLock returns the cataloger of the declared dependencies of Java build
+// files in source trees: syft's **/gradle.lockfile* and **/pom.xml, and the
+// lockfile Gradle writes for the build script's own classpath.
+func NewLock() *catalog.Generic {
+	return catalog.NewGeneric(LockfileCataloger, catalog.ScopeSource,
+		catalog.FileParser{What: "pom.xml", Match: catalog.BaseName("pom.xml"), MaxSize: MaxPOM, Parse: catalog.ReaderFunc(ParsePOM)},
+		catalog.FileParser{What: "Gradle lockfile", Match: catalog.BaseName("gradle.lockfile*", "buildscript-gradle.lockfile"), MaxSize: MaxGradleLock, Parse: catalog.ContextFunc(ParseGradleLockfile)},
 	)
-	if path.Base(in.Path) == "pom.xml" {
-		pkgs, err = ParsePOM(in.Reader)
-	} else {
-		pkgs, err = ParseGradleLockfile(ctx, in.Reader)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("java build file %s: %w", in.Path, err)
-	}
-	return pkgs, nil
 }
 
 // ParseGradleLockfile reads a Gradle dependency lockfile:
 // "group:artifact:version=configuration,..." lines. A dependency locked
 // only in test configurations is marked Dev.
 func ParseGradleLockfile(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
-	sc := bufio.NewScanner(io.LimitReader(r, MaxGradleLock+1))
+	sc := bufio.NewScanner(catalog.LimitReader(r, MaxGradleLock))
 	sc.Buffer(make([]byte, 0, 4096), maxGradleLine)
 	var pkgs []inventory.Package
-	var n int64
 	for sc.Scan() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		line := strings.TrimSpace(sc.Text())
-		if n += int64(len(line)) + 1; n > MaxGradleLock {
-			return nil, fmt.Errorf("over the %d-byte limit: this is not a Gradle lockfile bulkhead reads", MaxGradleLock)
-		}
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -94,6 +60,9 @@ func ParseGradleLockfile(ctx context.Context, r io.Reader) ([]inventory.Package,
 		parts := strings.Split(coord, ":")
 		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
 			continue // "empty=..." and anything else
+		}
+		if err := catalog.CheckPackageCount(len(pkgs), 0, "Gradle lockfile"); err != nil {
+			return nil, err
 		}
 		p := newPackage(parts[0], parts[1], parts[2])
 		p.Dev = testOnly(confs)
@@ -131,12 +100,9 @@ func testOnly(confs string) bool {
 // resolving them needs other files or a repository. Dependencies of scope
 // test are marked Dev.
 func ParsePOM(r io.Reader) ([]inventory.Package, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxPOM+1))
+	b, err := catalog.ReadLimited(r, MaxPOM)
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if len(b) > MaxPOM {
-		return nil, fmt.Errorf("over the %d-byte limit: this is not a pom bulkhead reads", MaxPOM)
+		return nil, err
 	}
 	var proj maven.Project
 	dec := xml.NewDecoder(bytes.NewReader(b))

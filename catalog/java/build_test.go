@@ -2,6 +2,9 @@ package java
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +28,7 @@ func TestBuildMatch(t *testing.T) {
 		"META-INF/maven/a/b/pom.xml.sha1": false,
 		"effective-pom.xml":               false,
 	}
-	c := NewBuild()
+	c := NewLock()
 	for p, want := range tests {
 		if got := c.Match(p); got != want {
 			t.Errorf("Match(%q) = %v, want %v", p, got, want)
@@ -40,7 +43,7 @@ func parseBuild(t testing.TB, file string) []inventory.Package {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	pkgs, err := NewBuild().Parse(context.Background(), catalog.Input{Path: "/" + file, Reader: f})
+	pkgs, err := NewLock().Parse(context.Background(), catalog.Input{Path: "/" + file, Reader: f})
 	if err != nil {
 		t.Fatalf("Parse(%s): %v", file, err)
 	}
@@ -185,7 +188,7 @@ func TestPOMProperties(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	for _, bad := range []string{"<project><dependencies>", "not xml", ""} {
-		if _, err := NewBuild().Parse(context.Background(), catalog.Input{Path: "/a/pom.xml", Reader: strings.NewReader(bad)}); err == nil || !strings.Contains(err.Error(), "/a/pom.xml") {
+		if _, err := NewLock().Parse(context.Background(), catalog.Input{Path: "/a/pom.xml", Reader: strings.NewReader(bad)}); err == nil || !strings.Contains(err.Error(), "/a/pom.xml") {
 			t.Errorf("%q: err = %v", bad, err)
 		}
 	}
@@ -230,5 +233,45 @@ func BenchmarkParsePOM(b *testing.B) {
 		if _, err := ParsePOM(strings.NewReader(string(data))); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// lineReader repeats one line forever, without holding the whole input.
+type lineReader struct {
+	line string
+	off  int
+}
+
+func (r *lineReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.line[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.line)
+	}
+	return n, nil
+}
+
+// A Gradle lockfile past MaxGradleLock fails, naming the file and the
+// limit, though its Size claims it is small (the walk reports sizes, but a
+// reader must not trust them).
+func TestGradleLockfileTooLarge(t *testing.T) {
+	in := catalog.Input{Path: "/app/gradle.lockfile", Reader: &lineReader{line: "# a comment line, no package\n"}, Size: 10}
+	_, err := NewLock().Parse(context.Background(), in)
+	var tl *catalog.TooLargeError
+	if !errors.As(err, &tl) || !strings.Contains(err.Error(), fmt.Sprintf("Gradle lockfile /app/gradle.lockfile is over the %d-byte limit", MaxGradleLock)) {
+		t.Errorf("err = %v, want a TooLargeError naming the file", err)
+	}
+}
+
+// A Gradle lockfile listing more packages than the shared limit is
+// rejected as it is read, not after all of them are held.
+func TestGradleLockfileTooManyPackages(t *testing.T) {
+	line := "a:b:1=x\n"
+	r := io.LimitReader(&lineReader{line: line}, int64(len(line)*(catalog.MaxPackagesOr(0)+1)))
+	_, err := ParseGradleLockfile(context.Background(), r)
+	var tm *catalog.TooManyPackagesError
+	if !errors.As(err, &tm) {
+		t.Errorf("err = %v, want a TooManyPackagesError", err)
 	}
 }

@@ -412,14 +412,7 @@ func readSmall(f *zip.File) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxMetaFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxMetaFile {
-		return nil, fmt.Errorf("over the %d-byte limit for metadata files", maxMetaFile)
-	}
-	return b, nil
+	return catalog.ReadLimited(rc, maxMetaFile)
 }
 
 // newPackage names a Maven package "group:artifact", as Maven and OSV do;

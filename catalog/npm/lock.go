@@ -2,8 +2,6 @@ package npm
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"io"
 	"strings"
 
@@ -19,74 +17,37 @@ const (
 	PnpmLock    = "pnpm-lock.yaml"
 )
 
-// Lock reads npm, yarn and pnpm lockfiles.
-type Lock struct{}
+// LockfileCataloger is the name of the lockfile cataloger: the FoundBy of
+// its packages.
+const LockfileCataloger = "npm-lockfile"
 
-// NewLock returns the lockfile cataloger.
-func NewLock() *Lock { return &Lock{} }
-
-var (
-	_ catalog.Cataloger = (*Lock)(nil)
-	_ catalog.Scoped    = (*Lock)(nil)
-)
-
-// Name implements catalog.Cataloger.
-func (*Lock) Name() string { return "npm-lock" }
-
-// Scope implements catalog.Scoped: lockfiles declare what a project would
-// install; in an image the installed node_modules tree is the truth.
-func (*Lock) Scope() catalog.Scope { return catalog.ScopeSource }
-
-// Match implements catalog.Cataloger. Lockfiles inside node_modules belong to
-// installed packages' own development and are skipped, as syft does.
-func (*Lock) Match(path string) bool {
-	return lockKind(path) != "" && !strings.HasPrefix(path, "node_modules/") && !strings.Contains(path, "/node_modules/")
-}
-
-func lockKind(path string) string {
-	_, base := splitLast(path)
-	switch base {
-	case PackageLock, Shrinkwrap, YarnLock, PnpmLock:
-		return base
-	}
-	return ""
-}
-
-// Parse implements catalog.Cataloger.
-func (*Lock) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
-	kind := lockKind(strings.TrimPrefix(in.Path, "/"))
-	if kind == "" {
-		return nil, fmt.Errorf("%s: not an npm, yarn or pnpm lockfile", in.Path)
-	}
-	if in.Size > MaxLockSize {
-		return nil, fmt.Errorf("%s %s: %d bytes, more than the %d bytes bulkhead reads from a lockfile", kind, in.Path, in.Size, MaxLockSize)
-	}
-	var (
-		pkgs []inventory.Package
-		err  error
+// NewLock returns the cataloger of npm, yarn and pnpm lockfiles. It runs for
+// source trees only: lockfiles declare what a project would install; in an
+// image the installed node_modules tree is the truth. Lockfiles inside
+// node_modules belong to installed packages' own development and are
+// skipped, as syft does.
+func NewLock() *catalog.Generic {
+	return catalog.NewGeneric(LockfileCataloger, catalog.ScopeSource,
+		catalog.FileParser{What: PackageLock, Match: outsideNodeModules(PackageLock), MaxSize: MaxLockSize, Parse: catalog.ContextFunc(ParsePackageLock)},
+		catalog.FileParser{What: Shrinkwrap, Match: outsideNodeModules(Shrinkwrap), MaxSize: MaxLockSize, Parse: catalog.ContextFunc(ParsePackageLock)},
+		catalog.FileParser{What: YarnLock, Match: outsideNodeModules(YarnLock), MaxSize: MaxLockSize, Parse: catalog.ContextFunc(ParseYarnLock)},
+		catalog.FileParser{What: PnpmLock, Match: outsideNodeModules(PnpmLock), MaxSize: MaxLockSize, Parse: catalog.ContextFunc(ParsePnpmLock)},
 	)
-	switch kind {
-	case PackageLock, Shrinkwrap:
-		pkgs, err = ParsePackageLock(ctx, in.Reader)
-	case YarnLock:
-		pkgs, err = ParseYarnLock(ctx, in.Reader)
-	case PnpmLock:
-		pkgs, err = ParsePnpmLock(ctx, in.Reader)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", kind, in.Path, err)
-	}
-	return pkgs, nil
 }
 
-// readAll reads a whole lockfile, up to MaxLockSize.
-func readAll(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxLockSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
+func outsideNodeModules(names ...string) func(string) bool {
+	base := catalog.BaseName(names...)
+	return func(p string) bool {
+		return base(p) && !strings.HasPrefix(p, "node_modules/") && !strings.Contains(p, "/node_modules/")
 	}
-	if len(b) > MaxLockSize {
-		return nil, fmt.Errorf("more than %d bytes: too large for a lockfile", MaxLockSize)
+}
+
+// readAll reads a whole lockfile, up to MaxLockSize, without its byte-order
+// mark.
+func readAll(r io.Reader) ([]byte, error) {
+	b, err := catalog.ReadLimited(r, MaxLockSize)
+	if err != nil {
+		return nil, err
 	}
 	return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), nil
 }

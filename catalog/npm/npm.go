@@ -14,7 +14,7 @@
 //     and tools unpacked from a tarball (/opt/yarn-v1.22.22/package.json).
 //     syft reports these in images; in a source tree they are the project's
 //     own manifests, which the lockfile describes better.
-//   - NewLock ("npm-lock"): lockfiles, for source trees.
+//   - NewLock ("npm-lockfile"): lockfiles, for source trees.
 package npm
 
 import (
@@ -178,12 +178,9 @@ type manifest struct {
 // private workspaces without a version). A version-less package cannot be
 // matched against advisories; syft reports it with version "UNKNOWN".
 func ParseManifest(r io.Reader) (pkg inventory.Package, ok bool, err error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxManifestSize+1))
+	b, err := catalog.ReadLimited(r, MaxManifestSize)
 	if err != nil {
-		return pkg, false, fmt.Errorf("read: %w", err)
-	}
-	if len(b) > MaxManifestSize {
-		return pkg, false, fmt.Errorf("more than %d bytes: not a package manifest", MaxManifestSize)
+		return pkg, false, err
 	}
 	// Some packages ship a UTF-8 byte-order mark; node strips it too.
 	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))

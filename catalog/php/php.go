@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
@@ -21,11 +20,15 @@ import (
 // Magento projects have files of a few megabytes.
 const MaxFileSize = 64 << 20
 
-// Lock reads composer.lock files.
-type Lock struct{}
+// LockfileCataloger is the name of the composer.lock cataloger: the FoundBy
+// of its packages.
+const LockfileCataloger = "php-lockfile"
 
-// NewLock returns the composer.lock cataloger.
-func NewLock() *Lock { return &Lock{} }
+// NewLock returns the composer.lock cataloger, for source trees.
+func NewLock() *catalog.Generic {
+	return catalog.NewGeneric(LockfileCataloger, catalog.ScopeSource,
+		catalog.FileParser{What: "composer.lock", Match: catalog.BaseName("composer.lock"), MaxSize: MaxFileSize, Parse: catalog.ReaderFunc(ParseLock)})
+}
 
 // Installed reads vendor/composer/installed.json files.
 type Installed struct{}
@@ -34,29 +37,9 @@ type Installed struct{}
 func NewInstalled() *Installed { return &Installed{} }
 
 var (
-	_ catalog.Cataloger = (*Lock)(nil)
-	_ catalog.Scoped    = (*Lock)(nil)
 	_ catalog.Cataloger = (*Installed)(nil)
 	_ catalog.Scoped    = (*Installed)(nil)
 )
-
-// Name implements catalog.Cataloger.
-func (*Lock) Name() string { return "composer-lock" }
-
-// Scope implements catalog.Scoped.
-func (*Lock) Scope() catalog.Scope { return catalog.ScopeSource }
-
-// Match implements catalog.Cataloger.
-func (*Lock) Match(p string) bool { return path.Base(p) == "composer.lock" }
-
-// Parse implements catalog.Cataloger.
-func (*Lock) Parse(_ context.Context, in catalog.Input) ([]inventory.Package, error) {
-	pkgs, err := ParseLock(in.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("composer.lock %s: %w", in.Path, err)
-	}
-	return pkgs, nil
-}
 
 // Name implements catalog.Cataloger.
 func (*Installed) Name() string { return "composer-installed" }
@@ -86,22 +69,11 @@ type entry struct {
 	License json.RawMessage `json:"license"`
 }
 
-func readAll(r io.Reader) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("over %d bytes: not a real Composer file", MaxFileSize)
-	}
-	return data, nil
-}
-
 // ParseLock reads a composer.lock: "packages" and "packages-dev" (Dev).
 // Syft reads only "packages"; development packages are installed by a plain
 // `composer install` and are reported here, marked.
 func ParseLock(r io.Reader) ([]inventory.Package, error) {
-	data, err := readAll(r)
+	data, err := catalog.ReadLimited(r, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +104,7 @@ func ParseLock(r io.Reader) ([]inventory.Package, error) {
 // "packages", "dev" and "dev-package-names" (the packages installed only
 // for development: Dev).
 func ParseInstalled(r io.Reader) ([]inventory.Package, error) {
-	data, err := readAll(r)
+	data, err := catalog.ReadLimited(r, MaxFileSize)
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,12 @@ package python
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -22,77 +22,31 @@ import (
 // of large monorepos, with every wheel's hash) are a few megabytes.
 const MaxLockfile = 64 << 20
 
-// LockCataloger reads the pinned dependencies of Python lockfiles in source
-// trees.
-type LockCataloger struct{}
+// LockfileCataloger is the name of the Python lockfile cataloger: the
+// FoundBy of its packages.
+const LockfileCataloger = "python-lockfile"
 
-// NewLock returns the cataloger of Python lockfiles.
-func NewLock() *LockCataloger { return &LockCataloger{} }
-
-var (
-	_ catalog.Cataloger = (*LockCataloger)(nil)
-	_ catalog.Scoped    = (*LockCataloger)(nil)
-)
-
-// Name implements catalog.Cataloger.
-func (*LockCataloger) Name() string { return "python-lock" }
-
-// Scope implements catalog.Scoped.
-func (*LockCataloger) Scope() catalog.Scope { return catalog.ScopeSource }
-
-type lockKind int
-
-const (
-	notLock lockKind = iota
-	requirementsTxt
-	poetryLock
-	pipfileLock
-	uvLock
-)
-
-// kind names the lockfile format by file name, as syft's globs do:
-// **/*requirements*.txt, **/poetry.lock, **/Pipfile.lock, **/uv.lock and
-// **/*.py.lock (uv's PEP 723 script locks).
-func kind(p string) lockKind {
-	base := path.Base(p)
-	switch {
-	case base == "poetry.lock":
-		return poetryLock
-	case base == "Pipfile.lock":
-		return pipfileLock
-	case base == "uv.lock" || (strings.HasSuffix(base, ".py.lock") && len(base) > len(".py.lock")):
-		return uvLock
-	case strings.HasSuffix(base, ".txt") && strings.Contains(base, "requirements"):
-		return requirementsTxt
-	}
-	return notLock
+// NewLock returns the cataloger of the pinned dependencies of Python
+// lockfiles in source trees. Files are selected by name, as syft's globs
+// do: **/*requirements*.txt, **/poetry.lock, **/Pipfile.lock, **/uv.lock
+// and **/*.py.lock (uv's PEP 723 script locks).
+func NewLock() *catalog.Generic {
+	return catalog.NewGeneric(LockfileCataloger, catalog.ScopeSource,
+		catalog.FileParser{What: "poetry.lock", Match: catalog.BaseName("poetry.lock"), MaxSize: MaxLockfile, Parse: catalog.ReaderFunc(ParsePoetryLock)},
+		catalog.FileParser{What: "Pipfile.lock", Match: catalog.BaseName("Pipfile.lock"), MaxSize: MaxLockfile, Parse: catalog.ReaderFunc(ParsePipfileLock)},
+		catalog.FileParser{What: "uv.lock", Match: catalog.BaseName("uv.lock", "?*.py.lock"), MaxSize: MaxLockfile, Parse: catalog.ReaderFunc(ParseUVLock)},
+		catalog.FileParser{What: "requirements file", Match: catalog.BaseName("*requirements*.txt"), MaxSize: MaxLockfile, Parse: catalog.ContextFunc(ParseRequirements)},
+	)
 }
 
-// Match implements catalog.Cataloger.
-func (*LockCataloger) Match(p string) bool { return kind(p) != notLock }
-
-// Parse implements catalog.Cataloger.
-func (*LockCataloger) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
-	var (
-		pkgs []inventory.Package
-		err  error
-	)
-	switch kind(in.Path) {
-	case requirementsTxt:
-		pkgs, err = ParseRequirements(ctx, in.Reader)
-	case poetryLock:
-		pkgs, err = ParsePoetryLock(in.Reader)
-	case pipfileLock:
-		pkgs, err = ParsePipfileLock(in.Reader)
-	case uvLock:
-		pkgs, err = ParseUVLock(in.Reader)
-	default:
-		return nil, fmt.Errorf("%s: not a Python lockfile", in.Path)
-	}
+// readLock reads a whole lockfile, up to MaxLockfile, without its
+// byte-order mark.
+func readLock(r io.Reader) ([]byte, error) {
+	b, err := catalog.ReadLimited(r, MaxLockfile)
 	if err != nil {
-		return nil, fmt.Errorf("python lockfile %s: %w", in.Path, err)
+		return nil, err
 	}
-	return pkgs, nil
+	return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), nil
 }
 
 // requirement is "name [extras] spec ; markers".
@@ -103,11 +57,10 @@ var requirement = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]
 // installs, options and nested files (-r, -c) are skipped: they do not name
 // a version, and another file's content is that file's to report.
 func ParseRequirements(ctx context.Context, r io.Reader) ([]inventory.Package, error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, MaxLockfile+1), 4096)
+	br := bufio.NewReaderSize(catalog.LimitReader(r, MaxLockfile), 4096)
 	var (
 		pkgs    []inventory.Package
 		logical strings.Builder
-		n       int64
 	)
 	seen := map[string]bool{}
 	for {
@@ -117,9 +70,6 @@ func ParseRequirements(ctx context.Context, r io.Reader) ([]inventory.Package, e
 		line, long, err := readLine(br)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("read: %w", err)
-		}
-		if n += int64(len(line)); n > MaxLockfile {
-			return nil, fmt.Errorf("over the %d-byte limit: this is not a requirements file bulkhead reads", MaxLockfile)
 		}
 		if long {
 			logical.Reset() // no real requirement is a megabyte long
@@ -205,7 +155,7 @@ type poetryFile struct {
 // (lock format 1.x) or outside the "main" group (format 2.1, which records
 // groups) are marked Dev.
 func ParsePoetryLock(r io.Reader) ([]inventory.Package, error) {
-	b, err := readAll(r, MaxLockfile, "poetry.lock")
+	b, err := readLock(r)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +197,7 @@ type pipfileFile struct {
 // also in "default" are marked Dev. Entries without a version (VCS and
 // path dependencies) are skipped.
 func ParsePipfileLock(r io.Reader) ([]inventory.Package, error) {
-	b, err := readAll(r, MaxLockfile, "Pipfile.lock")
+	b, err := readLock(r)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +245,7 @@ type uvFile struct {
 // Packages without a version (a virtual root with a dynamic version) are
 // skipped.
 func ParseUVLock(r io.Reader) ([]inventory.Package, error) {
-	b, err := readAll(r, MaxLockfile, "uv.lock")
+	b, err := readLock(r)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ package python
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -306,16 +305,4 @@ func PURL(name, version string) string {
 // importlib.metadata show); the purl carries the normalised form.
 func newPackage(name, version string) inventory.Package {
 	return inventory.Package{Name: name, Version: version, Type: inventory.TypePyPI, PURL: PURL(name, version)}
-}
-
-// readAll reads a whole input of at most max bytes.
-func readAll(r io.Reader, max int64, what string) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s is over the %d-byte limit: this is not a lockfile bulkhead reads", what, max)
-	}
-	return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), nil
 }

@@ -2,7 +2,6 @@ package ruby
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"strings"
 
@@ -10,41 +9,17 @@ import (
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
-// Lock reads Bundler lockfiles.
-type Lock struct{}
+// LockfileCataloger is the name of the Gemfile.lock cataloger: the FoundBy
+// of its packages.
+const LockfileCataloger = "ruby-lockfile"
 
-// NewLock returns the Gemfile.lock cataloger.
-func NewLock() *Lock { return &Lock{} }
-
-var (
-	_ catalog.Cataloger = (*Lock)(nil)
-	_ catalog.Scoped    = (*Lock)(nil)
-)
-
-// Name implements catalog.Cataloger.
-func (*Lock) Name() string { return "gemfile-lock" }
-
-// Scope implements catalog.Scoped: a lockfile declares what a project
-// would install; in an image the installed gemspecs are the truth.
-func (*Lock) Scope() catalog.Scope { return catalog.ScopeSource }
-
-// Match implements catalog.Cataloger: Gemfile.lock, and Gemfile.next.lock
-// (the dual-boot convention syft also reads).
-func (*Lock) Match(path string) bool {
-	base := path[strings.LastIndexByte(path, '/')+1:]
-	return base == "Gemfile.lock" || base == "Gemfile.next.lock"
-}
-
-// Parse implements catalog.Cataloger.
-func (*Lock) Parse(ctx context.Context, in catalog.Input) ([]inventory.Package, error) {
-	if in.Size > MaxLockSize {
-		return nil, fmt.Errorf("Gemfile.lock %s: %d bytes, more than the %d bulkhead reads from a lockfile", in.Path, in.Size, MaxLockSize)
-	}
-	pkgs, err := ParseGemfileLock(ctx, in.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("Gemfile.lock %s: %w", in.Path, err)
-	}
-	return pkgs, nil
+// NewLock returns the cataloger of Bundler lockfiles: Gemfile.lock, and
+// Gemfile.next.lock (the dual-boot convention syft also reads). It runs for
+// source trees only: a lockfile declares what a project would install; in
+// an image the installed gemspecs are the truth.
+func NewLock() *catalog.Generic {
+	return catalog.NewGeneric(LockfileCataloger, catalog.ScopeSource,
+		catalog.FileParser{What: "Gemfile.lock", Match: catalog.BaseName("Gemfile.lock", "Gemfile.next.lock"), MaxSize: MaxLockSize, Parse: catalog.ContextFunc(ParseGemfileLock)})
 }
 
 // ParseGemfileLock reads Bundler's lockfile. Gems are listed, four spaces

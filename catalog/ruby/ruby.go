@@ -338,17 +338,10 @@ func newPackage(name, version, platform string) inventory.Package {
 // eachLine calls fn for every line of r, skipping lines longer than
 // MaxLine; it fails past limit bytes.
 func eachLine(r io.Reader, limit int64, fn func(string)) error {
-	br := bufio.NewReaderSize(r, MaxLine)
-	var (
-		long  bool
-		total int64
-	)
+	br := bufio.NewReaderSize(catalog.LimitReader(r, limit), MaxLine)
+	long := false
 	for {
 		chunk, err := br.ReadSlice('\n')
-		total += int64(len(chunk))
-		if total > limit {
-			return fmt.Errorf("more than %d bytes: too large", limit)
-		}
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
 			long = true

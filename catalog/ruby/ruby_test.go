@@ -3,7 +3,10 @@ package ruby
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,5 +308,17 @@ func TestGemfileLockBounds(t *testing.T) {
 	big := catalog.Input{Path: "/Gemfile.lock", Reader: strings.NewReader(""), Size: MaxLockSize + 1}
 	if _, err := NewLock().Parse(context.Background(), big); err == nil {
 		t.Error("oversized lockfile accepted")
+	}
+}
+
+// The read itself is bounded: a Gemfile.lock whose Size understates it
+// fails at MaxLockSize with an error naming the file and the limit.
+func TestGemfileLockReadBound(t *testing.T) {
+	body := io.MultiReader(strings.NewReader("GEM\n  remote: https://rubygems.org/\n  specs:\n    rack (2.2.22)\n"),
+		rand.NewChaCha8([32]byte{})) // endless
+	_, err := NewLock().Parse(context.Background(), catalog.Input{Path: "/app/Gemfile.lock", Reader: body, Size: 1})
+	var tl *catalog.TooLargeError
+	if !errors.As(err, &tl) || !strings.Contains(err.Error(), "Gemfile.lock /app/Gemfile.lock is over the") {
+		t.Errorf("err = %v, want a TooLargeError naming the file", err)
 	}
 }

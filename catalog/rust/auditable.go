@@ -165,12 +165,9 @@ func decodeSection(sec io.Reader, err error) (*VersionInfo, error) {
 		return nil, fmt.Errorf("dependency section is not zlib data: %w", err)
 	}
 	defer z.Close()
-	data, err := io.ReadAll(io.LimitReader(z, MaxJSONSize+1))
+	data, err := catalog.ReadLimited(z, MaxJSONSize)
 	if err != nil {
 		return nil, fmt.Errorf("decompress dependency section: %w", err)
-	}
-	if len(data) > MaxJSONSize {
-		return nil, fmt.Errorf("dependency section decompresses to over %d bytes: not cargo-auditable data", MaxJSONSize)
 	}
 	var v VersionInfo
 	if err := json.Unmarshal(data, &v); err != nil {

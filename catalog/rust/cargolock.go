@@ -3,11 +3,9 @@
 package rust
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"path"
 
 	"github.com/BurntSushi/toml"
 	"github.com/package-url/packageurl-go"
@@ -20,35 +18,16 @@ import (
 // few thousand crates) are well under 1 MB.
 const MaxLockSize = 32 << 20
 
-// Lock reads Cargo.lock files.
-type Lock struct{}
+// LockfileCataloger is the name of the Cargo.lock cataloger: the FoundBy
+// of its packages.
+const LockfileCataloger = "rust-lockfile"
 
-// NewLock returns the Cargo.lock cataloger.
-func NewLock() *Lock { return &Lock{} }
-
-var (
-	_ catalog.Cataloger = (*Lock)(nil)
-	_ catalog.Scoped    = (*Lock)(nil)
-)
-
-// Name implements catalog.Cataloger.
-func (*Lock) Name() string { return "cargo-lock" }
-
-// Scope implements catalog.Scoped. Cargo.lock is a source-tree file, but
-// images built with `COPY . .` carry it next to the binary it describes;
-// syft and Trivy read it in images too.
-func (*Lock) Scope() catalog.Scope { return catalog.ScopeAll }
-
-// Match implements catalog.Cataloger.
-func (*Lock) Match(p string) bool { return path.Base(p) == "Cargo.lock" }
-
-// Parse implements catalog.Cataloger.
-func (*Lock) Parse(_ context.Context, in catalog.Input) ([]inventory.Package, error) {
-	pkgs, err := ParseLock(in.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("Cargo.lock %s: %w", in.Path, err)
-	}
-	return pkgs, nil
+// NewLock returns the Cargo.lock cataloger. It runs for images too: a
+// Cargo.lock is a source-tree file, but images built with `COPY . .` carry
+// it next to the binary it describes; syft and Trivy read it in images too.
+func NewLock() *catalog.Generic {
+	return catalog.NewGeneric(LockfileCataloger, catalog.ScopeAll,
+		catalog.FileParser{What: "Cargo.lock", Match: catalog.BaseName("Cargo.lock"), MaxSize: MaxLockSize, Parse: catalog.ReaderFunc(ParseLock)})
 }
 
 type lockFile struct {
@@ -65,12 +44,9 @@ type lockFile struct {
 // a repository means a crate on crates.io (as syft decides), and a crate of
 // the same name there is another crate.
 func ParseLock(r io.Reader) ([]inventory.Package, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxLockSize+1))
+	data, err := catalog.ReadLimited(r, MaxLockSize)
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
-	}
-	if len(data) > MaxLockSize {
-		return nil, fmt.Errorf("over %d bytes: not a real Cargo.lock", MaxLockSize)
+		return nil, err
 	}
 	var lf lockFile
 	if err := toml.Unmarshal(data, &lf); err != nil {

@@ -43,7 +43,8 @@ func parseLockFile(t testing.TB, path string) []inventory.Package {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	pkgs, err := NewLock().Parse(context.Background(), catalog.Input{Path: "/" + path, Reader: f})
+	// The fixture is named for its origin; the cataloger reads Cargo.lock.
+	pkgs, err := NewLock().Parse(context.Background(), catalog.Input{Path: "/src/Cargo.lock", Reader: f})
 	if err != nil {
 		t.Fatal(err)
 	}
