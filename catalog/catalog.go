@@ -139,8 +139,11 @@ type instance struct {
 	pkgs  []inventory.Package
 	err   error
 	// problems are the parts of the file the parser skipped (a
-	// PartialError): warnings that go with pkgs.
+	// PartialError) and the packages the Budget skipped: warnings that go
+	// with pkgs.
 	problems []error
+	// bytes is what pkgs keep in their fields (CheckPackage).
+	bytes int64
 }
 
 // Collector is the walk visitor that runs catalogers.
@@ -149,6 +152,7 @@ type Collector struct {
 	catalogers []Cataloger
 	layers     []inventory.Layer
 	tempDir    string
+	budget     Budget
 
 	mu    sync.Mutex
 	found map[string]map[string][]instance // cataloger -> path -> instances
@@ -162,6 +166,10 @@ type Collector struct {
 func NewCollector(ctx context.Context, catalogers []Cataloger, layers []inventory.Layer, tempDir string) *Collector {
 	return &Collector{ctx: ctx, catalogers: catalogers, layers: layers, tempDir: tempDir, found: map[string]map[string][]instance{}}
 }
+
+// SetBudget replaces the default bounds on what the packages of one file
+// and of the whole scan may keep (see Budget); call it before the walk.
+func (c *Collector) SetBudget(b Budget) { c.budget = b }
 
 // Wants implements walk.Visitor.
 func (c *Collector) Wants(e *walk.Entry) bool {
@@ -219,6 +227,18 @@ func (c *Collector) Visit(e *walk.Entry, content *walk.Content) error {
 }
 
 func (c *Collector) record(cat Cataloger, e *walk.Entry, pkgs []inventory.Package, err error) {
+	err, problems := splitPartial(err)
+	var n int64
+	if err != nil {
+		pkgs = nil // a failed parse voids what it returned
+	} else {
+		// Every package passes the field caps and the file's budget here,
+		// whichever parser read it.
+		var skipped error
+		pkgs, n, skipped = c.budget.keep(pkgs)
+		_, more := splitPartial(skipped)
+		problems = append(problems, more...)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	byPath := c.found[cat.Name()]
@@ -226,11 +246,7 @@ func (c *Collector) record(cat Cataloger, e *walk.Entry, pkgs []inventory.Packag
 		byPath = map[string][]instance{}
 		c.found[cat.Name()] = byPath
 	}
-	err, problems := splitPartial(err)
-	if err != nil {
-		pkgs = nil // a failed parse voids what it returned
-	}
-	byPath[e.Path] = append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err, problems: problems})
+	byPath[e.Path] = append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err, problems: problems, bytes: n})
 }
 
 // fanOutChunk is how much of a file is copied to the parsers at a time.
@@ -322,6 +338,7 @@ func (c *Collector) Finish(t *walk.Tree) error {
 	}
 	var lists [][]inventory.Package
 	total := 0
+	var used int64 // field bytes kept so far, against the image budget
 	for _, cat := range c.catalogers {
 		byPath := c.found[cat.Name()]
 		paths := make([]string, 0, len(byPath))
@@ -330,7 +347,13 @@ func (c *Collector) Finish(t *walk.Tree) error {
 		}
 		sort.Strings(paths)
 		for _, p := range paths {
-			pkgs, warns := c.resolve(cat.Name(), p, byPath[p], t, layers)
+			pkgs, n, warns := c.resolve(cat.Name(), p, byPath[p], t, layers)
+			if limit := c.budget.imageBytes(); used+n > limit {
+				before := len(pkgs)
+				pkgs, n = trim(pkgs, limit-used)
+				warns = append(warns, fmt.Sprintf("%s: /%s: %d packages skipped: the packages of this scan already keep %s of names, versions and other fields, more than any real image (corrupt or hostile input)", cat.Name(), p, before-len(pkgs), size(limit)))
+			}
+			used += n
 			lists = append(lists, pkgs)
 			total += len(pkgs)
 			c.warnings = append(c.warnings, warns...)
@@ -349,7 +372,21 @@ func (c *Collector) Finish(t *walk.Tree) error {
 	return nil
 }
 
-func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, layers []*inventory.Layer) ([]inventory.Package, []string) {
+// trim keeps the packages, in order, whose field bytes fit in room.
+func trim(pkgs []inventory.Package, room int64) ([]inventory.Package, int64) {
+	var kept int64
+	for i := range pkgs {
+		n, _ := CheckPackage(&pkgs[i])
+		if kept+n > room {
+			clear(pkgs[i:])
+			return pkgs[:i:i], kept
+		}
+		kept += n
+	}
+	return pkgs, kept
+}
+
+func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, layers []*inventory.Layer) ([]inventory.Package, int64, []string) {
 	// Newest layer first.
 	sort.Slice(insts, func(i, j int) bool { return insts[i].layer > insts[j].layer })
 	top := -1
@@ -360,11 +397,11 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		}
 	}
 	if top < 0 {
-		return nil, nil // every copy of the file was deleted
+		return nil, 0, nil // every copy of the file was deleted
 	}
 	vis := insts[top]
 	if vis.err != nil {
-		return nil, []string{fmt.Sprintf("%s: /%s: %v", name, p, vis.err)}
+		return nil, 0, []string{fmt.Sprintf("%s: /%s: %v", name, p, vis.err)}
 	}
 	var warns []string
 	for _, prob := range vis.problems {
@@ -394,6 +431,7 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 	// backing array rather than one allocation each.
 	out := vis.pkgs
 	var locs []inventory.Location
+	path := "/" + p // one string shared by the file's packages
 	for i := range out {
 		pkg := &out[i]
 		intro := vis.layer
@@ -404,7 +442,7 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 			}
 		}
 		pkg.FoundBy = name
-		loc := inventory.Location{Path: "/" + p}
+		loc := inventory.Location{Path: path}
 		if intro >= 0 && intro < len(layers) {
 			loc.Layer = layers[intro]
 		}
@@ -418,7 +456,7 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		locs[0] = loc
 		pkg.Locations, locs = locs[:1:1], locs[1:]
 	}
-	return out, warns
+	return out, vis.bytes, warns
 }
 
 // Packages returns the packages found, after Finish.

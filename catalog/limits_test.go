@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/catalog/apk"
+	"github.com/bulkhead-sec/bulkhead/catalog/dpkg"
 	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/walk"
 )
 
 // partial returns one package and a PartialError, as a parser that skipped
@@ -111,5 +115,113 @@ func TestMaxPackagesEnv(t *testing.T) {
 	}
 	if got := catalog.MaxPackagesOr(0); got != catalog.DefaultMaxPackages {
 		t.Errorf("without the variable: %d", got)
+	}
+}
+
+// apkDB is an apk installed database of n packages; pad makes the name of
+// every package whose index is in padded that many bytes longer.
+func apkDB(n int, nameLen func(i int) int) []byte {
+	var b strings.Builder
+	for i := range n {
+		name := fmt.Sprintf("p%d", i)
+		if l := nameLen(i); l > len(name) {
+			name += strings.Repeat("n", l-len(name))
+		}
+		fmt.Fprintf(&b, "P:%s\nV:1.0.%d-r0\nA:x86_64\no:%s\nL:MIT\n\n", name, i, name)
+	}
+	return []byte(b.String())
+}
+
+func collectBudget(t *testing.T, b catalog.Budget, files map[string][]byte) *catalog.Collector {
+	t.Helper()
+	ctx := context.Background()
+	col := catalog.NewCollector(ctx, []catalog.Cataloger{apk.New(), dpkg.New()}, []inventory.Layer{{Index: 0}}, t.TempDir())
+	col.SetBudget(b)
+	if _, err := walk.Walk(ctx, []walk.Layer{layerOf(t, files)}, []walk.Visitor{col}, walk.Options{TempDir: t.TempDir(), Jobs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return col
+}
+
+// A package whose name is longer than any real one is skipped with a
+// warning that names the file and counts the skipped packages; the others
+// are kept.
+func TestFieldCapsSkipWithWarning(t *testing.T) {
+	long := map[int]bool{3: true, 7: true, 8: true}
+	db := apkDB(10, func(i int) int {
+		if long[i] {
+			return catalog.MaxNameLen + 1
+		}
+		return catalog.MaxNameLen // at the cap: kept
+	})
+	col := collectBudget(t, catalog.Budget{}, map[string][]byte{"lib/apk/db/installed": db})
+	if got := len(col.Packages()); got != 7 {
+		t.Errorf("kept %d packages, want 7", got)
+	}
+	for _, p := range col.Packages() {
+		if len(p.Name) > catalog.MaxNameLen {
+			t.Errorf("kept a package with a %d-byte name", len(p.Name))
+		}
+	}
+	ws := col.Warnings()
+	if len(ws) != 1 || !strings.Contains(ws[0], "/lib/apk/db/installed") || !strings.Contains(ws[0], "3 packages skipped") || !strings.Contains(ws[0], "name is 513 bytes") {
+		t.Errorf("warnings = %q, want one naming the file, 3 packages and the name", ws)
+	}
+}
+
+func TestCheckPackage(t *testing.T) {
+	for _, tc := range []struct {
+		p     inventory.Package
+		field string
+	}{
+		{inventory.Package{Name: "a", Version: strings.Repeat("1", catalog.MaxVersionLen+1)}, "version"},
+		{inventory.Package{Name: "a", SourceName: strings.Repeat("s", catalog.MaxNameLen+1)}, "source name"},
+		{inventory.Package{Name: "a", Arch: strings.Repeat("x", catalog.MaxArchLen+1)}, "architecture"},
+		{inventory.Package{Name: "a", Maintainer: strings.Repeat("m", catalog.MaxFieldLen+1)}, "maintainer"},
+		{inventory.Package{Name: "a", Licenses: []string{strings.Repeat("l", catalog.MaxFieldLen+1)}}, "licence"},
+		{inventory.Package{Name: "a", Licenses: slices.Repeat([]string{strings.Repeat("l", 1000)}, 9)}, "licence list"},
+		{inventory.Package{Name: "a", Locations: []inventory.Location{{Path: "/" + strings.Repeat("d", catalog.MaxFieldLen)}}}, "location"},
+	} {
+		_, err := catalog.CheckPackage(&tc.p)
+		var fe *catalog.FieldTooLongError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: err = %v, want a FieldTooLongError for it", tc.field, err)
+		}
+	}
+	p := inventory.Package{Name: "musl", Version: "1.2.5-r0", Type: "apk", Licenses: []string{"MIT"}}
+	if n, err := catalog.CheckPackage(&p); err != nil || n != int64(len("musl1.2.5-r0apkMIT")) {
+		t.Errorf("CheckPackage(musl) = %d, %v", n, err)
+	}
+}
+
+// Past the file budget the rest of the file is skipped with a warning; past
+// the image budget, the rest of the image.
+func TestBudgetSkipsWithWarning(t *testing.T) {
+	db := apkDB(100, func(int) int { return 100 })
+	per, _ := catalog.CheckPackage(&inventory.Package{Name: strings.Repeat("n", 100), Version: "1.0.10-r0", Type: "apk", Arch: "x86_64", SourceName: strings.Repeat("n", 100), SourceVersion: "1.0.10-r0", Licenses: []string{"MIT"}})
+
+	col := collectBudget(t, catalog.Budget{FileBytes: 40 * per}, map[string][]byte{"lib/apk/db/installed": db})
+	if n := len(col.Packages()); n < 38 || n > 40 {
+		t.Errorf("file budget of 40 packages kept %d", n)
+	}
+	ws := col.Warnings()
+	if len(ws) != 1 || !strings.Contains(ws[0], "apk: /lib/apk/db/installed: ") || !strings.Contains(ws[0], "packages skipped: the") {
+		t.Errorf("warnings = %q", ws)
+	}
+
+	status := []byte(strings.Repeat("Package: x\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n", 1) +
+		"Package: y\nStatus: install ok installed\nVersion: 2\nArchitecture: all\n\n")
+	col = collectBudget(t, catalog.Budget{ImageBytes: 20 * per}, map[string][]byte{"lib/apk/db/installed": db, "var/lib/dpkg/status": status})
+	// apk's database comes first and fills the budget; dpkg's two small
+	// packages still fit.
+	if n := len(col.Packages()); n < 18+2 || n > 20+2 {
+		t.Errorf("image budget of 20 packages kept %d", n)
+	}
+	if v := versions(col); v["dpkg"] == "" {
+		t.Errorf("dpkg packages lost: %v", v)
+	}
+	ws = col.Warnings()
+	if len(ws) != 1 || !strings.Contains(ws[0], "apk: /lib/apk/db/installed: 8") || !strings.Contains(ws[0], "packages skipped: the packages of this scan already keep") {
+		t.Errorf("warnings = %q", ws)
 	}
 }
