@@ -4,7 +4,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/term"
 	"golang.org/x/text/width"
 
+	"github.com/bulkhead-sec/bulkhead/internal/jsonstream"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
@@ -47,32 +47,46 @@ func ColorEnabled(f *os.File) bool {
 	return f != nil && term.IsTerminal(int(f.Fd()))
 }
 
-// JSON writes the inventory as an indented JSON Document.
+// JSON writes the inventory as an indented JSON Document. The packages are
+// written one at a time (see jsonstream): memory stays that of the
+// inventory, however large the document.
 func JSON(w io.Writer, inv *inventory.Inventory) error {
 	if inv == nil {
 		return fmt.Errorf("write JSON report: no inventory")
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(Document{SchemaVersion: SchemaVersion, Inventory: normalized(inv)}); err != nil {
+	doc := Document{SchemaVersion: SchemaVersion, Inventory: skeleton(inv)}
+	if err := jsonstream.Write(w, doc, packagesSlot(inv.Packages)); err != nil {
 		return fmt.Errorf("write JSON report: %w", err)
 	}
 	return nil
 }
 
-// normalized returns a shallow copy whose lists are empty rather than null,
-// so that readers of the JSON need not tell the two apart.
-func normalized(inv *inventory.Inventory) *inventory.Inventory {
+// skeleton returns a shallow copy of inv whose packages are one
+// placeholder, for packagesSlot to replace.
+func skeleton(inv *inventory.Inventory) *inventory.Inventory {
 	out := *inv
-	out.Packages = make([]inventory.Package, len(inv.Packages))
-	copy(out.Packages, inv.Packages)
-	for i := range out.Packages {
-		if out.Packages[i].Locations == nil {
-			out.Packages[i].Locations = []inventory.Location{}
-		}
-	}
+	out.Packages = []inventory.Package{{}}
 	return &out
+}
+
+// packagesSlot writes the packages one at a time, each with an empty
+// rather than null list of locations, so that readers of the JSON need not
+// tell the two apart.
+func packagesSlot(pkgs []inventory.Package) jsonstream.Slot {
+	return jsonstream.Slot{Key: "packages", Depth: 1, Each: func(emit func(any) error) error {
+		for i := range pkgs {
+			p := &pkgs[i]
+			if p.Locations == nil {
+				cp := *p
+				cp.Locations = []inventory.Location{}
+				p = &cp
+			}
+			if err := emit(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
 }
 
 // ANSI styles.
