@@ -167,24 +167,31 @@ func (p *printer) packages(pkgs []inventory.Package) {
 		p.printf("No packages found.\n")
 		return
 	}
-	rows := [][]string{{"NAME", "VERSION", "TYPE", "SOURCE", "LAYER"}}
-	for i := range pkgs {
-		pk := &pkgs[i]
-		rows = append(rows, []string{clean(pk.Name), clean(pk.Version), clean(pk.Type), clean(source(pk)), layer(pk)})
+	// Two passes over the packages, one for the column widths and one to
+	// print, rather than a table of every cell: memory stays that of the
+	// inventory.
+	header := []string{"NAME", "VERSION", "TYPE", "SOURCE", "LAYER"}
+	row := func(pk *inventory.Package) []string {
+		return []string{clean(pk.Name), clean(pk.Version), clean(pk.Type), clean(source(pk)), layer(pk)}
 	}
-	widths := make([]int, len(rows[0]))
-	for _, r := range rows {
+	widths := make([]int, len(header))
+	measure := func(r []string) {
 		for c, cell := range r {
 			widths[c] = max(widths[c], displayWidth(cell))
 		}
 	}
-	for i, r := range rows {
-		var b strings.Builder
+	measure(header)
+	for i := range pkgs {
+		measure(row(&pkgs[i]))
+	}
+	var b strings.Builder
+	line := func(r []string, isHeader bool) {
+		b.Reset()
 		for c, cell := range r {
 			last := c == len(r)-1
 			styled := cell
 			switch {
-			case i == 0:
+			case isHeader:
 				styled = p.style(cell, bold)
 			case c == 0:
 				styled = p.style(cell, cyan)
@@ -197,6 +204,10 @@ func (p *printer) packages(pkgs []inventory.Package) {
 			}
 		}
 		p.printf("%s\n", strings.TrimRight(b.String(), " "))
+	}
+	line(header, true)
+	for i := range pkgs {
+		line(row(&pkgs[i]), false)
 	}
 }
 
