@@ -338,7 +338,7 @@ func (c *Collector) Finish(t *walk.Tree) error {
 	}
 	var lists [][]inventory.Package
 	total := 0
-	var used int64 // field bytes kept so far, against the image budget
+	room := c.budget.imageBytes() // what the image budget has left
 	for _, cat := range c.catalogers {
 		byPath := c.found[cat.Name()]
 		paths := make([]string, 0, len(byPath))
@@ -347,13 +347,7 @@ func (c *Collector) Finish(t *walk.Tree) error {
 		}
 		sort.Strings(paths)
 		for _, p := range paths {
-			pkgs, n, warns := c.resolve(cat.Name(), p, byPath[p], t, layers)
-			if limit := c.budget.imageBytes(); used+n > limit {
-				before := len(pkgs)
-				pkgs, n = trim(pkgs, limit-used)
-				warns = append(warns, fmt.Sprintf("%s: /%s: %d packages skipped: the packages of this scan already keep %s of names, versions and other fields, more than any real image (corrupt or hostile input)", cat.Name(), p, before-len(pkgs), size(limit)))
-			}
-			used += n
+			pkgs, warns := c.resolve(cat.Name(), p, byPath[p], t, layers, &room)
 			lists = append(lists, pkgs)
 			total += len(pkgs)
 			c.warnings = append(c.warnings, warns...)
@@ -372,7 +366,8 @@ func (c *Collector) Finish(t *walk.Tree) error {
 	return nil
 }
 
-// trim keeps the packages, in order, whose field bytes fit in room.
+// trim keeps the packages, in order, whose cost (CheckPackage) fits in
+// room, and returns them and their cost.
 func trim(pkgs []inventory.Package, room int64) ([]inventory.Package, int64) {
 	var kept int64
 	for i := range pkgs {
@@ -386,7 +381,9 @@ func trim(pkgs []inventory.Package, room int64) ([]inventory.Package, int64) {
 	return pkgs, kept
 }
 
-func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, layers []*inventory.Layer) ([]inventory.Package, int64, []string) {
+// resolve returns the packages of the visible copy of one file, charged to
+// the image budget's room, and the warnings that go with them.
+func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, layers []*inventory.Layer, room *int64) ([]inventory.Package, []string) {
 	// Newest layer first.
 	sort.Slice(insts, func(i, j int) bool { return insts[i].layer > insts[j].layer })
 	top := -1
@@ -397,16 +394,22 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		}
 	}
 	if top < 0 {
-		return nil, 0, nil // every copy of the file was deleted
+		return nil, nil // every copy of the file was deleted
 	}
 	vis := insts[top]
 	if vis.err != nil {
-		return nil, 0, []string{fmt.Sprintf("%s: /%s: %v", name, p, vis.err)}
+		return nil, []string{fmt.Sprintf("%s: /%s: %v", name, p, vis.err)}
 	}
 	var warns []string
 	for _, prob := range vis.problems {
 		warns = append(warns, fmt.Sprintf("%s: /%s: %v", name, p, prob))
 	}
+	if vis.bytes > *room {
+		before := len(vis.pkgs)
+		vis.pkgs, vis.bytes = trim(vis.pkgs, *room)
+		warns = append(warns, fmt.Sprintf("%s: /%s: %d packages skipped: the packages of this scan already keep %s of names, versions and other fields, more than any real image (corrupt or hostile input)", name, p, before-len(vis.pkgs), size(c.budget.imageBytes())))
+	}
+	*room -= vis.bytes
 	// The chain of earlier copies that a later layer overwrote without
 	// deleting in between: the package database's history.
 	chain := []instance{vis}
@@ -456,7 +459,7 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		locs[0] = loc
 		pkg.Locations, locs = locs[:1:1], locs[1:]
 	}
-	return out, vis.bytes, warns
+	return out, warns
 }
 
 // Packages returns the packages found, after Finish.

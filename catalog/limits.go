@@ -149,16 +149,22 @@ const (
 	MaxLicensesLen = 8192
 )
 
-// Budgets on the bytes the packages of one file, and of one image, keep in
-// their fields (names, versions, sources, licences, maintainers, paths: the
-// strings the reports repeat). Real files keep far less: a Debian status
-// file of 5,000 packages about 1 MiB, an npm lockfile of 30,000 packages
-// some MiB. Past the budget a file's remaining packages are skipped with a
-// warning naming the file; every report format then stays within a few
-// hundred MiB of memory even for 100,000 packages with fields at the caps.
+// Budgets on the memory the packages of one file, and of one image, keep:
+// PackageOverhead for each package's record plus the bytes of its fields
+// (names, versions, sources, licences, maintainers, paths: the strings the
+// reports repeat, and which its purl repeats again). Real files keep far
+// less: a Debian status file of 5,000 packages about 2 MiB, an npm lockfile
+// of 30,000 packages some 10 MiB; DefaultMaxFileBytes admits
+// DefaultMaxPackages packages of 200 bytes of fields each. Past the budget
+// a file's remaining packages are skipped with a warning naming the file.
+// With them every report format stays under 500 MB of memory for the
+// largest inventory the budget admits, whatever the packages look like
+// (the count limits bound only the packages of one file, not how many
+// files list packages, nor how long their fields are).
 const (
 	DefaultMaxFileBytes  = 48 << 20
-	DefaultMaxImageBytes = 96 << 20
+	DefaultMaxImageBytes = 64 << 20
+	PackageOverhead      = 256
 )
 
 // Budget bounds what the Collector keeps. Zero fields mean the defaults.
@@ -195,10 +201,10 @@ func (e *FieldTooLongError) Error() string {
 }
 
 // CheckPackage returns a *FieldTooLongError when a field of p passes its
-// cap (MaxNameLen, MaxVersionLen, ...), and otherwise the bytes p keeps in
-// its fields, which the Collector counts against its Budget.
+// cap (MaxNameLen, MaxVersionLen, ...), and otherwise what p costs against
+// the Collector's Budget: PackageOverhead plus the bytes of its fields.
 func CheckPackage(p *inventory.Package) (int64, error) {
-	var n int64
+	n := int64(PackageOverhead)
 	check := func(field, v string, limit int) error {
 		if len(v) > limit {
 			return &FieldTooLongError{Field: field, Len: len(v), Limit: limit}

@@ -1,6 +1,7 @@
 package catalog_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -189,39 +190,63 @@ func TestCheckPackage(t *testing.T) {
 		}
 	}
 	p := inventory.Package{Name: "musl", Version: "1.2.5-r0", Type: "apk", Licenses: []string{"MIT"}}
-	if n, err := catalog.CheckPackage(&p); err != nil || n != int64(len("musl1.2.5-r0apkMIT")) {
+	if n, err := catalog.CheckPackage(&p); err != nil || n != int64(catalog.PackageOverhead+len("musl1.2.5-r0apkMIT")) {
 		t.Errorf("CheckPackage(musl) = %d, %v", n, err)
 	}
+}
+
+// apkCost is what package i of apkDB costs against the budget.
+func apkCost(i, nameLen int) int64 {
+	name := fmt.Sprintf("p%d", i)
+	name += strings.Repeat("n", max(0, nameLen-len(name)))
+	v := fmt.Sprintf("1.0.%d-r0", i)
+	n, _ := catalog.CheckPackage(&inventory.Package{Name: name, Version: v, Type: "apk", Arch: "x86_64", SourceName: name, SourceVersion: v, Licenses: []string{"MIT"}})
+	return n
 }
 
 // Past the file budget the rest of the file is skipped with a warning; past
 // the image budget, the rest of the image.
 func TestBudgetSkipsWithWarning(t *testing.T) {
-	db := apkDB(100, func(int) int { return 100 })
-	per, _ := catalog.CheckPackage(&inventory.Package{Name: strings.Repeat("n", 100), Version: "1.0.10-r0", Type: "apk", Arch: "x86_64", SourceName: strings.Repeat("n", 100), SourceVersion: "1.0.10-r0", Licenses: []string{"MIT"}})
+	db := apkDB(100, func(int) int { return 200 })
+	var first40, first20 int64
+	for i := range 40 {
+		if i < 20 {
+			first20 += apkCost(i, 200)
+		}
+		first40 += apkCost(i, 200)
+	}
 
-	col := collectBudget(t, catalog.Budget{FileBytes: 40 * per}, map[string][]byte{"lib/apk/db/installed": db})
-	if n := len(col.Packages()); n < 38 || n > 40 {
+	col := collectBudget(t, catalog.Budget{FileBytes: first40}, map[string][]byte{"lib/apk/db/installed": db})
+	if n := len(col.Packages()); n != 40 {
 		t.Errorf("file budget of 40 packages kept %d", n)
 	}
 	ws := col.Warnings()
-	if len(ws) != 1 || !strings.Contains(ws[0], "apk: /lib/apk/db/installed: ") || !strings.Contains(ws[0], "packages skipped: the") {
+	if len(ws) != 1 || !strings.Contains(ws[0], "apk: /lib/apk/db/installed: 60 packages skipped: the 40 before them already keep") {
 		t.Errorf("warnings = %q", ws)
 	}
 
-	status := []byte(strings.Repeat("Package: x\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n", 1) +
+	status := []byte("Package: x\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n" +
 		"Package: y\nStatus: install ok installed\nVersion: 2\nArchitecture: all\n\n")
-	col = collectBudget(t, catalog.Budget{ImageBytes: 20 * per}, map[string][]byte{"lib/apk/db/installed": db, "var/lib/dpkg/status": status})
-	// apk's database comes first and fills the budget; dpkg's two small
-	// packages still fit.
-	if n := len(col.Packages()); n < 18+2 || n > 20+2 {
-		t.Errorf("image budget of 20 packages kept %d", n)
+	parsed, err := dpkg.New().Parse(context.Background(), catalog.Input{Path: "/var/lib/dpkg/status", Reader: bytes.NewReader(status), Size: int64(len(status))})
+	if err != nil || len(parsed) != 2 {
+		t.Fatalf("dpkg: %v, %d packages", err, len(parsed))
+	}
+	var dpkgCost int64
+	for i := range parsed {
+		n, _ := catalog.CheckPackage(&parsed[i])
+		dpkgCost += n
+	}
+	// apk's database comes first and fills its share; dpkg's two small
+	// packages still fit, and nothing else would.
+	col = collectBudget(t, catalog.Budget{ImageBytes: first20 + dpkgCost}, map[string][]byte{"lib/apk/db/installed": db, "var/lib/dpkg/status": status})
+	if n := len(col.Packages()); n != 22 {
+		t.Errorf("image budget of 22 packages kept %d", n)
 	}
 	if v := versions(col); v["dpkg"] == "" {
 		t.Errorf("dpkg packages lost: %v", v)
 	}
 	ws = col.Warnings()
-	if len(ws) != 1 || !strings.Contains(ws[0], "apk: /lib/apk/db/installed: 8") || !strings.Contains(ws[0], "packages skipped: the packages of this scan already keep") {
+	if len(ws) != 1 || !strings.Contains(ws[0], "apk: /lib/apk/db/installed: 80 packages skipped: the packages of this scan already keep") {
 		t.Errorf("warnings = %q", ws)
 	}
 }
