@@ -249,43 +249,60 @@ func CheckPackage(p *inventory.Package) (int64, error) {
 }
 
 // keep applies the field caps and the file budget to one parse result, in
-// place: it returns the packages kept, their field bytes, and a problem for
+// place: it returns the packages kept, what they cost, and a problem for
 // the warnings when it skipped any.
 func (b Budget) keep(pkgs []inventory.Package) ([]inventory.Package, int64, error) {
-	limit := b.fileBytes()
-	var (
-		kept          int64
-		tooLong, over int
-		first         error
-	)
+	k := keeper{limit: b.fileBytes()}
 	out := pkgs[:0]
 	for i := range pkgs {
-		n, err := CheckPackage(&pkgs[i])
-		switch {
-		case err != nil:
-			tooLong++
-			if first == nil {
-				first = err
-			}
-		case over > 0 || kept+n > limit:
-			over++
-		default:
-			kept += n
+		if k.admit(&pkgs[i]) {
 			out = append(out, pkgs[i])
 		}
 	}
 	clear(pkgs[len(out):]) // let the skipped packages' strings go
-	var probs []error
-	if tooLong > 0 {
-		probs = append(probs, fmt.Errorf("%d packages skipped as corrupt or hostile: a field longer than any real package has (the first: %v)", tooLong, first))
-	}
-	if over > 0 {
-		probs = append(probs, fmt.Errorf("%d packages skipped: the %d before them already keep %s of names, versions and other fields, more than any real package database (corrupt or hostile input)", over, len(out), size(limit)))
-	}
 	if len(out) == 0 {
 		out = nil
 	}
-	return out, kept, Partial(probs...)
+	return out, k.cost, Partial(k.problems()...)
+}
+
+// keeper admits the packages of one file, in order, under the field caps
+// and a file budget, and counts those it skips.
+type keeper struct {
+	limit         int64
+	cost          int64 // of the packages admitted
+	kept          int
+	tooLong, over int
+	first         error
+}
+
+func (k *keeper) admit(p *inventory.Package) bool {
+	n, err := CheckPackage(p)
+	switch {
+	case err != nil:
+		k.tooLong++
+		if k.first == nil {
+			k.first = err
+		}
+		return false
+	case k.over > 0 || k.cost+n > k.limit:
+		k.over++
+		return false
+	}
+	k.cost += n
+	k.kept++
+	return true
+}
+
+func (k *keeper) problems() []error {
+	var probs []error
+	if k.tooLong > 0 {
+		probs = append(probs, fmt.Errorf("%d packages skipped as corrupt or hostile: a field longer than any real package has (the first: %v)", k.tooLong, k.first))
+	}
+	if k.over > 0 {
+		probs = append(probs, fmt.Errorf("%d packages skipped: the %d before them already keep %s of names, versions and other fields, more than any real package database (corrupt or hostile input)", k.over, k.kept, size(k.limit)))
+	}
+	return probs
 }
 
 // size writes a byte count for a message: "48 MiB", or "3000 bytes".

@@ -250,3 +250,40 @@ func TestBudgetSkipsWithWarning(t *testing.T) {
 		t.Errorf("warnings = %q", ws)
 	}
 }
+
+// PackageBlocks skips what the Collector would, as the parser adds
+// packages, so that a parser never holds a hostile file's packages whole.
+func TestPackageBlocksBudget(t *testing.T) {
+	b := catalog.PackageBlocks{MaxBytes: 10 * (catalog.PackageOverhead + 2)}
+	for i := range 30 {
+		name := fmt.Sprintf("%02d", i)
+		if i == 3 {
+			name = strings.Repeat("n", catalog.MaxNameLen+1)
+		}
+		b.Append(inventory.Package{Name: name})
+	}
+	if b.Len() != 30 {
+		t.Errorf("Len = %d, want every package added", b.Len())
+	}
+	probs := fmt.Sprint(b.Problems())
+	s := b.Slice()
+	if len(s) != 10 || s[3].Name != "04" {
+		t.Errorf("kept %d packages", len(s))
+	}
+	for _, want := range []string{"1 packages skipped as corrupt or hostile", "name is 513 bytes", "19 packages skipped: the 10 before them already keep 2580 bytes"} {
+		if !strings.Contains(probs, want) {
+			t.Errorf("problems %s lack %q", probs, want)
+		}
+	}
+}
+
+// The apk parser reports what it skipped, as a PartialError, and keeps
+// the rest.
+func TestParserSkipsLongFields(t *testing.T) {
+	db := apkDB(5, func(i int) int { return map[bool]int{true: 600, false: 10}[i%2 == 1] })
+	pkgs, err := apk.Parse(context.Background(), bytes.NewReader(db))
+	var pe *catalog.PartialError
+	if len(pkgs) != 3 || !errors.As(err, &pe) || !strings.Contains(err.Error(), "2 packages skipped as corrupt or hostile") {
+		t.Errorf("got %d packages, err %v", len(pkgs), err)
+	}
+}
