@@ -94,7 +94,20 @@ func (d *streamDoc) write(w io.Writer) error {
 		}
 		return nil
 	}}
-	if err := jsonstream.Write(w, d.doc, packages, relationships); err != nil {
+	slots := []jsonstream.Slot{packages, relationships}
+	if len(d.lic.others) > 0 {
+		// One per distinct free-text licence: as many as the packages
+		// in a hostile database.
+		slots = append(slots, jsonstream.Slot{Key: "hasExtractedLicensingInfos", Depth: 1, Each: func(emit func(any) error) error {
+			for _, o := range d.lic.others {
+				if err := emit(o); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+	}
+	if err := jsonstream.Write(w, d.doc, slots...); err != nil {
 		return fmt.Errorf("write SPDX document: %w", err)
 	}
 	return nil
@@ -171,8 +184,10 @@ func build(inv *inventory.Inventory, opts Options) (*streamDoc, error) {
 		d.ids[i] = uniqueID(ids, "Package-"+idString(ip.Type+"-"+ip.Name)+"-"+sbom.PackageHash(ip))
 		d.lic.declared(ip.Licenses)
 	}
-	doc.OtherLicenses = d.lic.others
 	// Placeholders, for write to replace.
+	if len(d.lic.others) > 0 {
+		doc.OtherLicenses = d.lic.others[:1]
+	}
 	doc.Packages = []*v23.Package{root}
 	doc.Relationships = d.headRel[:1]
 	return d, nil

@@ -19,6 +19,7 @@ import (
 func whole(t *testing.T, d *streamDoc) []byte {
 	t.Helper()
 	doc := *d.doc
+	doc.OtherLicenses = d.lic.others
 	doc.Packages = append([]*v23.Package{}, d.head...)
 	doc.Relationships = append([]*v23.Relationship{}, d.headRel...)
 	for i := range d.inv.Packages {
