@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
@@ -144,6 +145,10 @@ type instance struct {
 	problems []error
 	// bytes is what pkgs keep in their fields (CheckPackage).
 	bytes int64
+	// keys, once the copy is reduced, are the sorted hashes of its
+	// packages' keys, and pkgs is nil: see reduce.
+	keys    []uint64
+	reduced bool
 }
 
 // Collector is the walk visitor that runs catalogers.
@@ -156,6 +161,7 @@ type Collector struct {
 
 	mu    sync.Mutex
 	found map[string]map[string][]instance // cataloger -> path -> instances
+	seed  maphash.Seed
 
 	packages []inventory.Package
 	warnings []string
@@ -164,7 +170,7 @@ type Collector struct {
 // NewCollector returns a visitor running the catalogers. layers describes the
 // walk's layers, by index, for package locations.
 func NewCollector(ctx context.Context, catalogers []Cataloger, layers []inventory.Layer, tempDir string) *Collector {
-	return &Collector{ctx: ctx, catalogers: catalogers, layers: layers, tempDir: tempDir, found: map[string]map[string][]instance{}}
+	return &Collector{ctx: ctx, catalogers: catalogers, layers: layers, tempDir: tempDir, found: map[string]map[string][]instance{}, seed: maphash.MakeSeed()}
 }
 
 // SetBudget replaces the default bounds on what the packages of one file
@@ -246,7 +252,51 @@ func (c *Collector) record(cat Cataloger, e *walk.Entry, pkgs []inventory.Packag
 		byPath = map[string][]instance{}
 		c.found[cat.Name()] = byPath
 	}
-	byPath[e.Path] = append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err, problems: problems, bytes: n})
+	insts := append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err, problems: problems, bytes: n})
+	byPath[e.Path] = insts
+	if len(insts) > 1 {
+		// Only the copy of the newest layer can be the one the image
+		// shows: a newer copy shadows an older one, and a deletion
+		// removes both. The older copies serve only to tell which layer
+		// introduced each package, for which the hashes of their keys
+		// do: an image that rewrites a large database in every layer
+		// then holds one copy of it, not one per layer.
+		newest := 0
+		for i := range insts {
+			if insts[i].layer > insts[newest].layer {
+				newest = i
+			}
+		}
+		for i := range insts {
+			if i != newest {
+				c.reduce(&insts[i])
+			}
+		}
+	}
+}
+
+// reduce replaces an instance's packages by the sorted hashes of their keys.
+func (c *Collector) reduce(in *instance) {
+	if in.reduced {
+		return
+	}
+	in.keys = make([]uint64, len(in.pkgs))
+	for i := range in.pkgs {
+		in.keys[i] = c.keyHash(&in.pkgs[i])
+	}
+	slices.Sort(in.keys)
+	in.pkgs, in.problems, in.reduced = nil, nil, true
+}
+
+// keyHash hashes Package.Key without building it.
+func (c *Collector) keyHash(p *inventory.Package) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	for _, s := range [...]string{p.Type, p.Name, p.Version, p.Arch} {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	return h.Sum64()
 }
 
 // fanOutChunk is how much of a file is copied to the parsers at a time.
@@ -397,6 +447,10 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		return nil, nil // every copy of the file was deleted
 	}
 	vis := insts[top]
+	if vis.reduced {
+		// record keeps the newest copy whole, and only it can be visible.
+		return nil, []string{fmt.Sprintf("%s: /%s: internal error: the visible copy (layer %d) is not the newest; its packages are not reported", name, p, vis.layer)}
+	}
 	if vis.err != nil {
 		return nil, []string{fmt.Sprintf("%s: /%s: %v", name, p, vis.err)}
 	}
@@ -419,15 +473,8 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		}
 		chain = append(chain, in)
 	}
-	var present []map[string]bool
-	if len(chain) > 1 {
-		present = make([]map[string]bool, len(chain))
-		for i, in := range chain[1:] {
-			present[i+1] = make(map[string]bool, len(in.pkgs))
-			for k := range in.pkgs {
-				present[i+1][in.pkgs[k].Key()] = true
-			}
-		}
+	for i := range chain[1:] {
+		c.reduce(&chain[i+1])
 	}
 	// The parser's slice is the Collector's now: set the fields in place,
 	// and give the packages without locations of their own one shared
@@ -438,9 +485,12 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 	for i := range out {
 		pkg := &out[i]
 		intro := vis.layer
-		if present != nil {
-			k := pkg.Key()
-			for j := 1; j < len(chain) && present[j][k]; j++ {
+		if len(chain) > 1 {
+			k := c.keyHash(pkg)
+			for j := 1; j < len(chain); j++ {
+				if _, found := slices.BinarySearch(chain[j].keys, k); !found {
+					break
+				}
 				intro = chain[j].layer
 			}
 		}

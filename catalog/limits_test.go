@@ -287,3 +287,38 @@ func TestParserSkipsLongFields(t *testing.T) {
 		t.Errorf("got %d packages, err %v", len(pkgs), err)
 	}
 }
+
+// Each layer rewrites the apk database; every package is attributed to the
+// layer that introduced it at its version, whichever order the walk
+// finishes the layers in.
+func TestLayerAttributionAcrossRewrites(t *testing.T) {
+	dbs := []string{
+		"P:a\nV:1\n\nP:b\nV:1\n\n",
+		"P:a\nV:1\n\nP:b\nV:2\n\nP:c\nV:1\n\n",
+		"P:a\nV:1\n\nP:b\nV:2\n\nP:c\nV:1\n\nP:d\nV:1\n\n",
+		"P:a\nV:1\n\nP:b\nV:2\n\nP:c\nV:1\n\nP:d\nV:1\n\nP:e\nV:1\n\n",
+	}
+	var layers []walk.Layer
+	var infos []inventory.Layer
+	for i, db := range dbs {
+		l := layerOf(t, map[string][]byte{"lib/apk/db/installed": []byte(db)})
+		l.Info.Index = i
+		layers = append(layers, l)
+		infos = append(infos, inventory.Layer{Index: i})
+	}
+	for _, jobs := range []int{1, 4} {
+		ctx := context.Background()
+		col := catalog.NewCollector(ctx, []catalog.Cataloger{apk.New()}, infos, t.TempDir())
+		if _, err := walk.Walk(ctx, layers, []walk.Visitor{col}, walk.Options{TempDir: t.TempDir(), Jobs: jobs}); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, p := range col.Packages() {
+			got[p.Name+"@"+p.Version] = p.Locations[0].Layer.Index
+		}
+		want := map[string]int{"a@1": 0, "b@2": 1, "c@1": 1, "d@1": 2, "e@1": 3}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("jobs %d: layers %v, want %v", jobs, got, want)
+		}
+	}
+}
