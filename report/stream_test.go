@@ -154,3 +154,41 @@ func TestJSONMemory(t *testing.T) {
 		}
 	}
 }
+
+// Whatever the package data, the streamed report is the whole-document
+// encoding: slot keys and newlines in names, versions and warnings must
+// not throw off where the packages go.
+func FuzzJSONStream(f *testing.F) {
+	f.Add("bash", "5.2", "\n  \"packages\": []", "w", 2)
+	f.Add("a\"b", "1\u2028", "\n    ]", "\n  \"findings\": []", 0)
+	f.Add("", "", "", "", 1)
+	f.Fuzz(func(t *testing.T, name, version, source, warning string, n int) {
+		n = n%4 + 1
+		if n < 0 {
+			n = -n
+		}
+		inv := &inventory.Inventory{Target: inventory.Target{Name: name, Labels: map[string]string{"packages": version}}, Warnings: []string{warning}}
+		for i := range n {
+			p := inventory.Package{Name: name, Version: version, SourceName: source, Type: "apk", Licenses: []string{warning}}
+			if i%2 == 1 {
+				p.Locations = []inventory.Location{{Path: source}}
+			}
+			inv.Packages = append(inv.Packages, p)
+		}
+		var b bytes.Buffer
+		if err := JSON(&b, inv); err != nil {
+			t.Fatal(err)
+		}
+		if want := whole(t, Document{SchemaVersion: SchemaVersion, Inventory: normalized(inv)}); !bytes.Equal(b.Bytes(), want) {
+			t.Fatalf("streamed JSON differs:\n%s\nwant:\n%s", b.Bytes(), want)
+		}
+		r := &Result{Inventory: inv, Scanners: []string{"vuln"}, Warnings: []string{source}, Findings: []finding.Finding{{ID: name, Title: version, Package: &finding.Package{Name: source}}}}
+		b.Reset()
+		if err := ResultJSON(&b, r); err != nil {
+			t.Fatal(err)
+		}
+		if want := wholeResult(t, r); !bytes.Equal(b.Bytes(), want) {
+			t.Fatalf("streamed result JSON differs:\n%s\nwant:\n%s", b.Bytes(), want)
+		}
+	})
+}
