@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
@@ -139,8 +140,15 @@ type instance struct {
 	pkgs  []inventory.Package
 	err   error
 	// problems are the parts of the file the parser skipped (a
-	// PartialError): warnings that go with pkgs.
+	// PartialError) and the packages the Budget skipped: warnings that go
+	// with pkgs.
 	problems []error
+	// bytes is what pkgs keep in their fields (CheckPackage).
+	bytes int64
+	// keys, once the copy is reduced, are the sorted hashes of its
+	// packages' keys, and pkgs is nil: see reduce.
+	keys    []uint64
+	reduced bool
 }
 
 // Collector is the walk visitor that runs catalogers.
@@ -149,9 +157,11 @@ type Collector struct {
 	catalogers []Cataloger
 	layers     []inventory.Layer
 	tempDir    string
+	budget     Budget
 
 	mu    sync.Mutex
 	found map[string]map[string][]instance // cataloger -> path -> instances
+	seed  maphash.Seed
 
 	packages []inventory.Package
 	warnings []string
@@ -160,8 +170,12 @@ type Collector struct {
 // NewCollector returns a visitor running the catalogers. layers describes the
 // walk's layers, by index, for package locations.
 func NewCollector(ctx context.Context, catalogers []Cataloger, layers []inventory.Layer, tempDir string) *Collector {
-	return &Collector{ctx: ctx, catalogers: catalogers, layers: layers, tempDir: tempDir, found: map[string]map[string][]instance{}}
+	return &Collector{ctx: ctx, catalogers: catalogers, layers: layers, tempDir: tempDir, found: map[string]map[string][]instance{}, seed: maphash.MakeSeed()}
 }
+
+// SetBudget replaces the default bounds on what the packages of one file
+// and of the whole scan may keep (see Budget); call it before the walk.
+func (c *Collector) SetBudget(b Budget) { c.budget = b }
 
 // Wants implements walk.Visitor.
 func (c *Collector) Wants(e *walk.Entry) bool {
@@ -219,6 +233,18 @@ func (c *Collector) Visit(e *walk.Entry, content *walk.Content) error {
 }
 
 func (c *Collector) record(cat Cataloger, e *walk.Entry, pkgs []inventory.Package, err error) {
+	err, problems := splitPartial(err)
+	var n int64
+	if err != nil {
+		pkgs = nil // a failed parse voids what it returned
+	} else {
+		// Every package passes the field caps and the file's budget here,
+		// whichever parser read it.
+		var skipped error
+		pkgs, n, skipped = c.budget.keep(pkgs)
+		_, more := splitPartial(skipped)
+		problems = append(problems, more...)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	byPath := c.found[cat.Name()]
@@ -226,11 +252,51 @@ func (c *Collector) record(cat Cataloger, e *walk.Entry, pkgs []inventory.Packag
 		byPath = map[string][]instance{}
 		c.found[cat.Name()] = byPath
 	}
-	err, problems := splitPartial(err)
-	if err != nil {
-		pkgs = nil // a failed parse voids what it returned
+	insts := append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err, problems: problems, bytes: n})
+	byPath[e.Path] = insts
+	if len(insts) > 1 {
+		// Only the copy of the newest layer can be the one the image
+		// shows: a newer copy shadows an older one, and a deletion
+		// removes both. The older copies serve only to tell which layer
+		// introduced each package, for which the hashes of their keys
+		// do: an image that rewrites a large database in every layer
+		// then holds one copy of it, not one per layer.
+		newest := 0
+		for i := range insts {
+			if insts[i].layer > insts[newest].layer {
+				newest = i
+			}
+		}
+		for i := range insts {
+			if i != newest {
+				c.reduce(&insts[i])
+			}
+		}
 	}
-	byPath[e.Path] = append(byPath[e.Path], instance{layer: e.Layer, pkgs: pkgs, err: err, problems: problems})
+}
+
+// reduce replaces an instance's packages by the sorted hashes of their keys.
+func (c *Collector) reduce(in *instance) {
+	if in.reduced {
+		return
+	}
+	in.keys = make([]uint64, len(in.pkgs))
+	for i := range in.pkgs {
+		in.keys[i] = c.keyHash(&in.pkgs[i])
+	}
+	slices.Sort(in.keys)
+	in.pkgs, in.problems, in.reduced = nil, nil, true
+}
+
+// keyHash hashes Package.Key without building it.
+func (c *Collector) keyHash(p *inventory.Package) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	for _, s := range [...]string{p.Type, p.Name, p.Version, p.Arch} {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	return h.Sum64()
 }
 
 // fanOutChunk is how much of a file is copied to the parsers at a time.
@@ -322,6 +388,7 @@ func (c *Collector) Finish(t *walk.Tree) error {
 	}
 	var lists [][]inventory.Package
 	total := 0
+	room := c.budget.imageBytes() // what the image budget has left
 	for _, cat := range c.catalogers {
 		byPath := c.found[cat.Name()]
 		paths := make([]string, 0, len(byPath))
@@ -330,7 +397,7 @@ func (c *Collector) Finish(t *walk.Tree) error {
 		}
 		sort.Strings(paths)
 		for _, p := range paths {
-			pkgs, warns := c.resolve(cat.Name(), p, byPath[p], t, layers)
+			pkgs, warns := c.resolve(cat.Name(), p, byPath[p], t, layers, &room)
 			lists = append(lists, pkgs)
 			total += len(pkgs)
 			c.warnings = append(c.warnings, warns...)
@@ -349,7 +416,24 @@ func (c *Collector) Finish(t *walk.Tree) error {
 	return nil
 }
 
-func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, layers []*inventory.Layer) ([]inventory.Package, []string) {
+// trim keeps the packages, in order, whose cost (CheckPackage) fits in
+// room, and returns them and their cost.
+func trim(pkgs []inventory.Package, room int64) ([]inventory.Package, int64) {
+	var kept int64
+	for i := range pkgs {
+		n, _ := CheckPackage(&pkgs[i])
+		if kept+n > room {
+			clear(pkgs[i:])
+			return pkgs[:i:i], kept
+		}
+		kept += n
+	}
+	return pkgs, kept
+}
+
+// resolve returns the packages of the visible copy of one file, charged to
+// the image budget's room, and the warnings that go with them.
+func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, layers []*inventory.Layer, room *int64) ([]inventory.Package, []string) {
 	// Newest layer first.
 	sort.Slice(insts, func(i, j int) bool { return insts[i].layer > insts[j].layer })
 	top := -1
@@ -363,6 +447,10 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		return nil, nil // every copy of the file was deleted
 	}
 	vis := insts[top]
+	if vis.reduced {
+		// record keeps the newest copy whole, and only it can be visible.
+		return nil, []string{fmt.Sprintf("%s: /%s: internal error: the visible copy (layer %d) is not the newest; its packages are not reported", name, p, vis.layer)}
+	}
 	if vis.err != nil {
 		return nil, []string{fmt.Sprintf("%s: /%s: %v", name, p, vis.err)}
 	}
@@ -370,6 +458,12 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 	for _, prob := range vis.problems {
 		warns = append(warns, fmt.Sprintf("%s: /%s: %v", name, p, prob))
 	}
+	if vis.bytes > *room {
+		before := len(vis.pkgs)
+		vis.pkgs, vis.bytes = trim(vis.pkgs, *room)
+		warns = append(warns, fmt.Sprintf("%s: /%s: %d packages skipped: the packages of this scan already keep %s of names, versions and other fields, more than any real image (corrupt or hostile input)", name, p, before-len(vis.pkgs), size(c.budget.imageBytes())))
+	}
+	*room -= vis.bytes
 	// The chain of earlier copies that a later layer overwrote without
 	// deleting in between: the package database's history.
 	chain := []instance{vis}
@@ -379,32 +473,29 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		}
 		chain = append(chain, in)
 	}
-	var present []map[string]bool
-	if len(chain) > 1 {
-		present = make([]map[string]bool, len(chain))
-		for i, in := range chain[1:] {
-			present[i+1] = make(map[string]bool, len(in.pkgs))
-			for k := range in.pkgs {
-				present[i+1][in.pkgs[k].Key()] = true
-			}
-		}
+	for i := range chain[1:] {
+		c.reduce(&chain[i+1])
 	}
 	// The parser's slice is the Collector's now: set the fields in place,
 	// and give the packages without locations of their own one shared
 	// backing array rather than one allocation each.
 	out := vis.pkgs
 	var locs []inventory.Location
+	path := "/" + p // one string shared by the file's packages
 	for i := range out {
 		pkg := &out[i]
 		intro := vis.layer
-		if present != nil {
-			k := pkg.Key()
-			for j := 1; j < len(chain) && present[j][k]; j++ {
+		if len(chain) > 1 {
+			k := c.keyHash(pkg)
+			for j := 1; j < len(chain); j++ {
+				if _, found := slices.BinarySearch(chain[j].keys, k); !found {
+					break
+				}
 				intro = chain[j].layer
 			}
 		}
 		pkg.FoundBy = name
-		loc := inventory.Location{Path: "/" + p}
+		loc := inventory.Location{Path: path}
 		if intro >= 0 && intro < len(layers) {
 			loc.Layer = layers[intro]
 		}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
 // DefaultMaxPackages is the most packages one database file (an apk
@@ -121,4 +123,192 @@ func splitPartial(err error) (fatal error, problems []error) {
 		return nil, pe.Problems
 	}
 	return err, nil
+}
+
+// Caps on what one package may keep. A package with a longer field is not
+// a real package (corrupt or hostile input padding its fields to make the
+// scan hold gigabytes): the Collector skips it and warns, naming the file
+// and how many it skipped. The caps are well above every real ecosystem's:
+//
+//   - names (and source package names): npm allows 214 bytes, Debian, apk
+//     and rpm names are some tens; Go module paths and Maven
+//     group:artifact pairs stay under 300. MaxNameLen is 512.
+//   - versions (and source versions, rpm releases): node-semver rejects
+//     versions over 256 bytes; Debian, rpm and Go pseudo-versions are
+//     under 100. MaxVersionLen is 256.
+//   - architectures ("x86_64", "noarch", "all"): MaxArchLen is 64.
+//   - maintainers, modularity labels, purls set by a parser, each licence
+//     and each location path: MaxFieldLen, 4096 bytes (PATH_MAX).
+//   - all licences of one package together: MaxLicensesLen, 8192 bytes
+//     (rpm License: tags, the longest real ones, are some hundreds).
+const (
+	MaxNameLen     = 512
+	MaxVersionLen  = 256
+	MaxArchLen     = 64
+	MaxFieldLen    = 4096
+	MaxLicensesLen = 8192
+)
+
+// Budgets on the memory the packages of one file, and of one image, keep:
+// PackageOverhead for each package's record plus the bytes of its fields
+// (names, versions, sources, licences, maintainers, paths: the strings the
+// reports repeat, and which its purl repeats again). Real files keep far
+// less: a Debian status file of 5,000 packages about 2 MiB, an npm lockfile
+// of 30,000 packages some 10 MiB; DefaultMaxFileBytes admits
+// DefaultMaxPackages packages of 200 bytes of fields each. Past the budget
+// a file's remaining packages are skipped with a warning naming the file.
+// With them every report format stays under 500 MB of memory for the
+// largest inventory the budget admits, whatever the packages look like
+// (the count limits bound only the packages of one file, not how many
+// files list packages, nor how long their fields are).
+const (
+	DefaultMaxFileBytes  = 48 << 20
+	DefaultMaxImageBytes = 64 << 20
+	PackageOverhead      = 256
+)
+
+// Budget bounds what the Collector keeps. Zero fields mean the defaults.
+type Budget struct {
+	// FileBytes bounds the field bytes of the packages of one file.
+	FileBytes int64
+	// ImageBytes bounds the field bytes of all packages of a scan.
+	ImageBytes int64
+}
+
+func (b Budget) fileBytes() int64 {
+	if b.FileBytes > 0 {
+		return b.FileBytes
+	}
+	return DefaultMaxFileBytes
+}
+
+func (b Budget) imageBytes() int64 {
+	if b.ImageBytes > 0 {
+		return b.ImageBytes
+	}
+	return DefaultMaxImageBytes
+}
+
+// FieldTooLongError says which field of a package passes its cap.
+type FieldTooLongError struct {
+	Field string
+	Len   int
+	Limit int
+}
+
+func (e *FieldTooLongError) Error() string {
+	return fmt.Sprintf("its %s is %d bytes long, more than the %d of any real package", e.Field, e.Len, e.Limit)
+}
+
+// CheckPackage returns a *FieldTooLongError when a field of p passes its
+// cap (MaxNameLen, MaxVersionLen, ...), and otherwise what p costs against
+// the Collector's Budget: PackageOverhead plus the bytes of its fields.
+func CheckPackage(p *inventory.Package) (int64, error) {
+	n := int64(PackageOverhead)
+	check := func(field, v string, limit int) error {
+		if len(v) > limit {
+			return &FieldTooLongError{Field: field, Len: len(v), Limit: limit}
+		}
+		n += int64(len(v))
+		return nil
+	}
+	for _, f := range []struct {
+		name, v string
+		limit   int
+	}{
+		{"name", p.Name, MaxNameLen},
+		{"version", p.Version, MaxVersionLen},
+		{"source name", p.SourceName, MaxNameLen},
+		{"source version", p.SourceVersion, MaxVersionLen},
+		{"release", p.Release, MaxVersionLen},
+		{"architecture", p.Arch, MaxArchLen},
+		{"type", p.Type, MaxArchLen},
+		{"maintainer", p.Maintainer, MaxFieldLen},
+		{"modularity label", p.Modularity, MaxFieldLen},
+		{"purl", p.PURL, MaxFieldLen},
+	} {
+		if err := check(f.name, f.v, f.limit); err != nil {
+			return 0, err
+		}
+	}
+	lic := n
+	for _, l := range p.Licenses {
+		if err := check("licence", l, MaxFieldLen); err != nil {
+			return 0, err
+		}
+	}
+	if lic = n - lic; lic > MaxLicensesLen {
+		return 0, &FieldTooLongError{Field: "licence list", Len: int(lic), Limit: MaxLicensesLen}
+	}
+	for _, l := range p.Locations {
+		if err := check("location", l.Path, MaxFieldLen); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// keep applies the field caps and the file budget to one parse result, in
+// place: it returns the packages kept, what they cost, and a problem for
+// the warnings when it skipped any.
+func (b Budget) keep(pkgs []inventory.Package) ([]inventory.Package, int64, error) {
+	k := keeper{limit: b.fileBytes()}
+	out := pkgs[:0]
+	for i := range pkgs {
+		if k.admit(&pkgs[i]) {
+			out = append(out, pkgs[i])
+		}
+	}
+	clear(pkgs[len(out):]) // let the skipped packages' strings go
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, k.cost, Partial(k.problems()...)
+}
+
+// keeper admits the packages of one file, in order, under the field caps
+// and a file budget, and counts those it skips.
+type keeper struct {
+	limit         int64
+	cost          int64 // of the packages admitted
+	kept          int
+	tooLong, over int
+	first         error
+}
+
+func (k *keeper) admit(p *inventory.Package) bool {
+	n, err := CheckPackage(p)
+	switch {
+	case err != nil:
+		k.tooLong++
+		if k.first == nil {
+			k.first = err
+		}
+		return false
+	case k.over > 0 || k.cost+n > k.limit:
+		k.over++
+		return false
+	}
+	k.cost += n
+	k.kept++
+	return true
+}
+
+func (k *keeper) problems() []error {
+	var probs []error
+	if k.tooLong > 0 {
+		probs = append(probs, fmt.Errorf("%d packages skipped as corrupt or hostile: a field longer than any real package has (the first: %v)", k.tooLong, k.first))
+	}
+	if k.over > 0 {
+		probs = append(probs, fmt.Errorf("%d packages skipped: the %d before them already keep %s of names, versions and other fields, more than any real package database (corrupt or hostile input)", k.over, k.kept, size(k.limit)))
+	}
+	return probs
+}
+
+// size writes a byte count for a message: "48 MiB", or "3000 bytes".
+func size(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -1,17 +1,22 @@
 package catalog_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/catalog/apk"
+	"github.com/bulkhead-sec/bulkhead/catalog/dpkg"
 	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/walk"
 )
 
 // partial returns one package and a PartialError, as a parser that skipped
@@ -111,5 +116,209 @@ func TestMaxPackagesEnv(t *testing.T) {
 	}
 	if got := catalog.MaxPackagesOr(0); got != catalog.DefaultMaxPackages {
 		t.Errorf("without the variable: %d", got)
+	}
+}
+
+// apkDB is an apk installed database of n packages; pad makes the name of
+// every package whose index is in padded that many bytes longer.
+func apkDB(n int, nameLen func(i int) int) []byte {
+	var b strings.Builder
+	for i := range n {
+		name := fmt.Sprintf("p%d", i)
+		if l := nameLen(i); l > len(name) {
+			name += strings.Repeat("n", l-len(name))
+		}
+		fmt.Fprintf(&b, "P:%s\nV:1.0.%d-r0\nA:x86_64\no:%s\nL:MIT\n\n", name, i, name)
+	}
+	return []byte(b.String())
+}
+
+func collectBudget(t *testing.T, b catalog.Budget, files map[string][]byte) *catalog.Collector {
+	t.Helper()
+	ctx := context.Background()
+	col := catalog.NewCollector(ctx, []catalog.Cataloger{apk.New(), dpkg.New()}, []inventory.Layer{{Index: 0}}, t.TempDir())
+	col.SetBudget(b)
+	if _, err := walk.Walk(ctx, []walk.Layer{layerOf(t, files)}, []walk.Visitor{col}, walk.Options{TempDir: t.TempDir(), Jobs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	return col
+}
+
+// A package whose name is longer than any real one is skipped with a
+// warning that names the file and counts the skipped packages; the others
+// are kept.
+func TestFieldCapsSkipWithWarning(t *testing.T) {
+	long := map[int]bool{3: true, 7: true, 8: true}
+	db := apkDB(10, func(i int) int {
+		if long[i] {
+			return catalog.MaxNameLen + 1
+		}
+		return catalog.MaxNameLen // at the cap: kept
+	})
+	col := collectBudget(t, catalog.Budget{}, map[string][]byte{"lib/apk/db/installed": db})
+	if got := len(col.Packages()); got != 7 {
+		t.Errorf("kept %d packages, want 7", got)
+	}
+	for _, p := range col.Packages() {
+		if len(p.Name) > catalog.MaxNameLen {
+			t.Errorf("kept a package with a %d-byte name", len(p.Name))
+		}
+	}
+	ws := col.Warnings()
+	if len(ws) != 1 || !strings.Contains(ws[0], "/lib/apk/db/installed") || !strings.Contains(ws[0], "3 packages skipped") || !strings.Contains(ws[0], "name is 513 bytes") {
+		t.Errorf("warnings = %q, want one naming the file, 3 packages and the name", ws)
+	}
+}
+
+func TestCheckPackage(t *testing.T) {
+	for _, tc := range []struct {
+		p     inventory.Package
+		field string
+	}{
+		{inventory.Package{Name: "a", Version: strings.Repeat("1", catalog.MaxVersionLen+1)}, "version"},
+		{inventory.Package{Name: "a", SourceName: strings.Repeat("s", catalog.MaxNameLen+1)}, "source name"},
+		{inventory.Package{Name: "a", Arch: strings.Repeat("x", catalog.MaxArchLen+1)}, "architecture"},
+		{inventory.Package{Name: "a", Maintainer: strings.Repeat("m", catalog.MaxFieldLen+1)}, "maintainer"},
+		{inventory.Package{Name: "a", Licenses: []string{strings.Repeat("l", catalog.MaxFieldLen+1)}}, "licence"},
+		{inventory.Package{Name: "a", Licenses: slices.Repeat([]string{strings.Repeat("l", 1000)}, 9)}, "licence list"},
+		{inventory.Package{Name: "a", Locations: []inventory.Location{{Path: "/" + strings.Repeat("d", catalog.MaxFieldLen)}}}, "location"},
+	} {
+		_, err := catalog.CheckPackage(&tc.p)
+		var fe *catalog.FieldTooLongError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%s: err = %v, want a FieldTooLongError for it", tc.field, err)
+		}
+	}
+	p := inventory.Package{Name: "musl", Version: "1.2.5-r0", Type: "apk", Licenses: []string{"MIT"}}
+	if n, err := catalog.CheckPackage(&p); err != nil || n != int64(catalog.PackageOverhead+len("musl1.2.5-r0apkMIT")) {
+		t.Errorf("CheckPackage(musl) = %d, %v", n, err)
+	}
+}
+
+// apkCost is what package i of apkDB costs against the budget.
+func apkCost(i, nameLen int) int64 {
+	name := fmt.Sprintf("p%d", i)
+	name += strings.Repeat("n", max(0, nameLen-len(name)))
+	v := fmt.Sprintf("1.0.%d-r0", i)
+	n, _ := catalog.CheckPackage(&inventory.Package{Name: name, Version: v, Type: "apk", Arch: "x86_64", SourceName: name, SourceVersion: v, Licenses: []string{"MIT"}})
+	return n
+}
+
+// Past the file budget the rest of the file is skipped with a warning; past
+// the image budget, the rest of the image.
+func TestBudgetSkipsWithWarning(t *testing.T) {
+	db := apkDB(100, func(int) int { return 200 })
+	var first40, first20 int64
+	for i := range 40 {
+		if i < 20 {
+			first20 += apkCost(i, 200)
+		}
+		first40 += apkCost(i, 200)
+	}
+
+	col := collectBudget(t, catalog.Budget{FileBytes: first40}, map[string][]byte{"lib/apk/db/installed": db})
+	if n := len(col.Packages()); n != 40 {
+		t.Errorf("file budget of 40 packages kept %d", n)
+	}
+	ws := col.Warnings()
+	if len(ws) != 1 || !strings.Contains(ws[0], "apk: /lib/apk/db/installed: 60 packages skipped: the 40 before them already keep") {
+		t.Errorf("warnings = %q", ws)
+	}
+
+	status := []byte("Package: x\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n" +
+		"Package: y\nStatus: install ok installed\nVersion: 2\nArchitecture: all\n\n")
+	parsed, err := dpkg.New().Parse(context.Background(), catalog.Input{Path: "/var/lib/dpkg/status", Reader: bytes.NewReader(status), Size: int64(len(status))})
+	if err != nil || len(parsed) != 2 {
+		t.Fatalf("dpkg: %v, %d packages", err, len(parsed))
+	}
+	var dpkgCost int64
+	for i := range parsed {
+		n, _ := catalog.CheckPackage(&parsed[i])
+		dpkgCost += n
+	}
+	// apk's database comes first and fills its share; dpkg's two small
+	// packages still fit, and nothing else would.
+	col = collectBudget(t, catalog.Budget{ImageBytes: first20 + dpkgCost}, map[string][]byte{"lib/apk/db/installed": db, "var/lib/dpkg/status": status})
+	if n := len(col.Packages()); n != 22 {
+		t.Errorf("image budget of 22 packages kept %d", n)
+	}
+	if v := versions(col); v["dpkg"] == "" {
+		t.Errorf("dpkg packages lost: %v", v)
+	}
+	ws = col.Warnings()
+	if len(ws) != 1 || !strings.Contains(ws[0], "apk: /lib/apk/db/installed: 80 packages skipped: the packages of this scan already keep") {
+		t.Errorf("warnings = %q", ws)
+	}
+}
+
+// PackageBlocks skips what the Collector would, as the parser adds
+// packages, so that a parser never holds a hostile file's packages whole.
+func TestPackageBlocksBudget(t *testing.T) {
+	b := catalog.PackageBlocks{MaxBytes: 10 * (catalog.PackageOverhead + 2)}
+	for i := range 30 {
+		name := fmt.Sprintf("%02d", i)
+		if i == 3 {
+			name = strings.Repeat("n", catalog.MaxNameLen+1)
+		}
+		b.Append(inventory.Package{Name: name})
+	}
+	if b.Len() != 30 {
+		t.Errorf("Len = %d, want every package added", b.Len())
+	}
+	probs := fmt.Sprint(b.Problems())
+	s := b.Slice()
+	if len(s) != 10 || s[3].Name != "04" {
+		t.Errorf("kept %d packages", len(s))
+	}
+	for _, want := range []string{"1 packages skipped as corrupt or hostile", "name is 513 bytes", "19 packages skipped: the 10 before them already keep 2580 bytes"} {
+		if !strings.Contains(probs, want) {
+			t.Errorf("problems %s lack %q", probs, want)
+		}
+	}
+}
+
+// The apk parser reports what it skipped, as a PartialError, and keeps
+// the rest.
+func TestParserSkipsLongFields(t *testing.T) {
+	db := apkDB(5, func(i int) int { return map[bool]int{true: 600, false: 10}[i%2 == 1] })
+	pkgs, err := apk.Parse(context.Background(), bytes.NewReader(db))
+	var pe *catalog.PartialError
+	if len(pkgs) != 3 || !errors.As(err, &pe) || !strings.Contains(err.Error(), "2 packages skipped as corrupt or hostile") {
+		t.Errorf("got %d packages, err %v", len(pkgs), err)
+	}
+}
+
+// Each layer rewrites the apk database; every package is attributed to the
+// layer that introduced it at its version, whichever order the walk
+// finishes the layers in.
+func TestLayerAttributionAcrossRewrites(t *testing.T) {
+	dbs := []string{
+		"P:a\nV:1\n\nP:b\nV:1\n\n",
+		"P:a\nV:1\n\nP:b\nV:2\n\nP:c\nV:1\n\n",
+		"P:a\nV:1\n\nP:b\nV:2\n\nP:c\nV:1\n\nP:d\nV:1\n\n",
+		"P:a\nV:1\n\nP:b\nV:2\n\nP:c\nV:1\n\nP:d\nV:1\n\nP:e\nV:1\n\n",
+	}
+	var layers []walk.Layer
+	var infos []inventory.Layer
+	for i, db := range dbs {
+		l := layerOf(t, map[string][]byte{"lib/apk/db/installed": []byte(db)})
+		l.Info.Index = i
+		layers = append(layers, l)
+		infos = append(infos, inventory.Layer{Index: i})
+	}
+	for _, jobs := range []int{1, 4} {
+		ctx := context.Background()
+		col := catalog.NewCollector(ctx, []catalog.Cataloger{apk.New()}, infos, t.TempDir())
+		if _, err := walk.Walk(ctx, layers, []walk.Visitor{col}, walk.Options{TempDir: t.TempDir(), Jobs: jobs}); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, p := range col.Packages() {
+			got[p.Name+"@"+p.Version] = p.Locations[0].Layer.Index
+		}
+		want := map[string]int{"a@1": 0, "b@2": 1, "c@1": 1, "d@1": 2, "e@1": 3}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("jobs %d: layers %v, want %v", jobs, got, want)
+		}
 	}
 }

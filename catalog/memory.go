@@ -1,6 +1,10 @@
 package catalog
 
-import "github.com/bulkhead-sec/bulkhead/inventory"
+import (
+	"cmp"
+
+	"github.com/bulkhead-sec/bulkhead/inventory"
+)
 
 // Helpers that keep the memory of a large package list close to what the
 // packages themselves need, for parsers of databases with many packages.
@@ -55,14 +59,30 @@ const packageBlock = 1024
 // PackageBlocks gathers packages in fixed-size blocks instead of one
 // growing slice, whose doubling copies would hold up to three times the
 // packages' size at the moment of growth; Slice copies them once into a
-// slice of exactly their number. The zero value is empty and ready.
+// slice of exactly their number. It applies the field caps and the default
+// file budget (CheckPackage, DefaultMaxFileBytes) as packages are added, so
+// that a parser never holds more than the Collector would keep: the
+// packages it skips are counted in Problems. The zero value is empty and
+// ready.
 type PackageBlocks struct {
+	// MaxBytes replaces DefaultMaxFileBytes when positive.
+	MaxBytes int64
+
 	blocks [][]inventory.Package
-	n      int
+	n      int // packages stored
+	added  int
+	keep   keeper
 }
 
-// Append adds a package.
+// Append adds a package, unless it fails the field caps or the budget.
 func (b *PackageBlocks) Append(p inventory.Package) {
+	b.added++
+	if b.keep.limit == 0 {
+		b.keep.limit = cmp.Or(max(b.MaxBytes, 0), DefaultMaxFileBytes)
+	}
+	if !b.keep.admit(&p) {
+		return
+	}
 	if len(b.blocks) == 0 || len(b.blocks[len(b.blocks)-1]) == packageBlock {
 		b.blocks = append(b.blocks, make([]inventory.Package, 0, packageBlock))
 	}
@@ -71,12 +91,17 @@ func (b *PackageBlocks) Append(p inventory.Package) {
 	b.n++
 }
 
-// Len is the number of packages added.
-func (b *PackageBlocks) Len() int { return b.n }
+// Len is the number of packages added, kept or skipped.
+func (b *PackageBlocks) Len() int { return b.added }
 
-// Slice returns the packages in the order added (nil when there are none)
-// and empties b.
+// Problems says how many packages Append skipped and why, for a
+// PartialError; none when it kept them all.
+func (b *PackageBlocks) Problems() []error { return b.keep.problems() }
+
+// Slice returns the packages kept, in the order added (nil when there are
+// none), and empties b; Problems stays.
 func (b *PackageBlocks) Slice() []inventory.Package {
+	b.added = 0
 	if b.n == 0 {
 		return nil
 	}

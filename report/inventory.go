@@ -4,7 +4,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/term"
 	"golang.org/x/text/width"
 
+	"github.com/bulkhead-sec/bulkhead/internal/jsonstream"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
@@ -47,32 +47,46 @@ func ColorEnabled(f *os.File) bool {
 	return f != nil && term.IsTerminal(int(f.Fd()))
 }
 
-// JSON writes the inventory as an indented JSON Document.
+// JSON writes the inventory as an indented JSON Document. The packages are
+// written one at a time (see jsonstream): memory stays that of the
+// inventory, however large the document.
 func JSON(w io.Writer, inv *inventory.Inventory) error {
 	if inv == nil {
 		return fmt.Errorf("write JSON report: no inventory")
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(Document{SchemaVersion: SchemaVersion, Inventory: normalized(inv)}); err != nil {
+	doc := Document{SchemaVersion: SchemaVersion, Inventory: skeleton(inv)}
+	if err := jsonstream.Write(w, doc, packagesSlot(inv.Packages)); err != nil {
 		return fmt.Errorf("write JSON report: %w", err)
 	}
 	return nil
 }
 
-// normalized returns a shallow copy whose lists are empty rather than null,
-// so that readers of the JSON need not tell the two apart.
-func normalized(inv *inventory.Inventory) *inventory.Inventory {
+// skeleton returns a shallow copy of inv whose packages are one
+// placeholder, for packagesSlot to replace.
+func skeleton(inv *inventory.Inventory) *inventory.Inventory {
 	out := *inv
-	out.Packages = make([]inventory.Package, len(inv.Packages))
-	copy(out.Packages, inv.Packages)
-	for i := range out.Packages {
-		if out.Packages[i].Locations == nil {
-			out.Packages[i].Locations = []inventory.Location{}
-		}
-	}
+	out.Packages = []inventory.Package{{}}
 	return &out
+}
+
+// packagesSlot writes the packages one at a time, each with an empty
+// rather than null list of locations, so that readers of the JSON need not
+// tell the two apart.
+func packagesSlot(pkgs []inventory.Package) jsonstream.Slot {
+	return jsonstream.Slot{Key: "packages", Depth: 1, Each: func(emit func(any) error) error {
+		for i := range pkgs {
+			p := &pkgs[i]
+			if p.Locations == nil {
+				cp := *p
+				cp.Locations = []inventory.Location{}
+				p = &cp
+			}
+			if err := emit(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
 }
 
 // ANSI styles.
@@ -153,24 +167,31 @@ func (p *printer) packages(pkgs []inventory.Package) {
 		p.printf("No packages found.\n")
 		return
 	}
-	rows := [][]string{{"NAME", "VERSION", "TYPE", "SOURCE", "LAYER"}}
-	for i := range pkgs {
-		pk := &pkgs[i]
-		rows = append(rows, []string{clean(pk.Name), clean(pk.Version), clean(pk.Type), clean(source(pk)), layer(pk)})
+	// Two passes over the packages, one for the column widths and one to
+	// print, rather than a table of every cell: memory stays that of the
+	// inventory.
+	header := []string{"NAME", "VERSION", "TYPE", "SOURCE", "LAYER"}
+	row := func(pk *inventory.Package) []string {
+		return []string{clean(pk.Name), clean(pk.Version), clean(pk.Type), clean(source(pk)), layer(pk)}
 	}
-	widths := make([]int, len(rows[0]))
-	for _, r := range rows {
+	widths := make([]int, len(header))
+	measure := func(r []string) {
 		for c, cell := range r {
 			widths[c] = max(widths[c], displayWidth(cell))
 		}
 	}
-	for i, r := range rows {
-		var b strings.Builder
+	measure(header)
+	for i := range pkgs {
+		measure(row(&pkgs[i]))
+	}
+	var b strings.Builder
+	line := func(r []string, isHeader bool) {
+		b.Reset()
 		for c, cell := range r {
 			last := c == len(r)-1
 			styled := cell
 			switch {
-			case i == 0:
+			case isHeader:
 				styled = p.style(cell, bold)
 			case c == 0:
 				styled = p.style(cell, cyan)
@@ -183,6 +204,10 @@ func (p *printer) packages(pkgs []inventory.Package) {
 			}
 		}
 		p.printf("%s\n", strings.TrimRight(b.String(), " "))
+	}
+	line(header, true)
+	for i := range pkgs {
+		line(row(&pkgs[i]), false)
 	}
 }
 

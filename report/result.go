@@ -2,8 +2,6 @@ package report
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/internal/jsonstream"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
@@ -107,61 +106,22 @@ type ResultDocument struct {
 	Summary  map[string]int    `json:"summary"`
 }
 
-// ResultJSON writes a Result as JSON.
+// ResultJSON writes a Result as JSON. The packages and the findings are
+// written one at a time (see jsonstream), so a report of a hundred thousand
+// packages or a million findings is not held in memory a second time.
 func ResultJSON(w io.Writer, r *Result) error {
 	if r == nil || r.Inventory == nil {
 		return fmt.Errorf("write JSON report: no result")
 	}
-	inv := normalized(r.Inventory)
+	inv := skeleton(r.Inventory)
 	if len(r.Warnings) > 0 {
-		cp := *inv
-		cp.Warnings = append(append([]string{}, inv.Warnings...), r.Warnings...)
-		inv = &cp
+		inv.Warnings = append(append([]string{}, inv.Warnings...), r.Warnings...)
 	}
-	// The document is written around its findings, one at a time, so a
-	// report of a million findings is not held in memory twice over.
 	doc := ResultDocument{SchemaVersion: SchemaVersion, Inventory: inv, Scanners: r.Scanners, DB: r.DB, Findings: []finding.Finding{}, Summary: r.summary()}
-	var head bytes.Buffer
-	enc := json.NewEncoder(&head)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
-		return fmt.Errorf("write JSON report: %w", err)
-	}
-	const slot = "\n  \"findings\": []"
-	i := bytes.Index(head.Bytes(), []byte(slot))
-	if i < 0 {
-		return fmt.Errorf("write JSON report: no findings slot")
-	}
-	i += len(slot) - 1
-	bw := bufio.NewWriterSize(w, 64<<10)
-	bw.Write(head.Bytes()[:i])
-	var one bytes.Buffer
-	fenc := json.NewEncoder(&one)
-	fenc.SetIndent("    ", "  ")
-	fenc.SetEscapeHTML(false)
-	n := 0
-	err := r.each(func(f *finding.Finding) error {
-		one.Reset()
-		if err := fenc.Encode(f); err != nil {
-			return err
-		}
-		if n > 0 {
-			bw.WriteByte(',')
-		}
-		n++
-		bw.WriteString("\n    ")
-		_, err := bw.Write(bytes.TrimSuffix(one.Bytes(), []byte("\n")))
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("write JSON report: %w", err)
-	}
-	if n > 0 {
-		bw.WriteString("\n  ")
-	}
-	bw.Write(head.Bytes()[i:])
-	if err := bw.Flush(); err != nil {
+	findings := jsonstream.Slot{Key: "findings", Depth: 1, Each: func(emit func(any) error) error {
+		return r.each(func(f *finding.Finding) error { return emit(f) })
+	}}
+	if err := jsonstream.Write(w, doc, packagesSlot(r.Inventory.Packages), findings); err != nil {
 		return fmt.Errorf("write JSON report: %w", err)
 	}
 	return nil

@@ -199,11 +199,11 @@ func ParseLimit(ctx context.Context, r io.Reader, maxPackages int) ([]inventory.
 	if err := flush(); err != nil {
 		return nil, err
 	}
-	var problem error
+	problems := pkgs.Problems()
 	if k := lr.Skipped(); k > 0 {
-		problem = fmt.Errorf("%d lines longer than %d bytes were skipped, and any field on them with them", k, MaxLine)
+		problems = append(problems, fmt.Errorf("%d lines longer than %d bytes were skipped, and any field on them with them", k, MaxLine))
 	}
-	return pkgs.Slice(), catalog.Partial(problem)
+	return pkgs.Slice(), catalog.Partial(problems...)
 }
 
 // SplitLicense turns an apk L: field into licence entries. A valid SPDX

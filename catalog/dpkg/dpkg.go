@@ -217,7 +217,7 @@ func parse(ctx context.Context, r io.Reader, missingStatusInstalled bool, maxPac
 	if err := flush(); err != nil {
 		return nil, err
 	}
-	var problems []error
+	problems := pkgs.Problems()
 	if lr.Unterminated() {
 		// dpkg ends every stanza with a newline: the file was cut, and
 		// its last line may be too. What it holds is kept.

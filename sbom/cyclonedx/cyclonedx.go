@@ -37,6 +37,7 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
+	"github.com/bulkhead-sec/bulkhead/internal/jsonstream"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/sbom"
 )
@@ -82,27 +83,34 @@ const (
 // Encode writes inv as a CycloneDX 1.6 JSON document. Components follow the
 // order of inv.Packages (call inv.Sort first for stable output).
 func Encode(w io.Writer, inv *inventory.Inventory, opts Options) error {
-	bom, _, err := build(inv, opts)
+	d, err := build(inv, opts)
 	if err != nil {
 		return err
 	}
-	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
-	enc.SetPretty(true)
-	// purls and versions hold '&' and '+': keep them readable.
-	enc.SetEscapeHTML(false)
-	if err := enc.EncodeVersion(bom, cdx.SpecVersion1_6); err != nil {
-		return fmt.Errorf("write CycloneDX document: %w", err)
-	}
-	return nil
+	return d.write(w)
 }
 
-func build(inv *inventory.Inventory, opts Options) (*cdx.BOM, []string, error) {
+// document is a BOM to write: the skeleton holds everything but the
+// package components and the image's dependsOn list, which write encodes
+// one at a time from the inventory (see jsonstream), so that memory stays
+// that of the inventory however many packages there are. The bytes are
+// what cyclonedx-go's encoder writes for the whole BOM, with SetPretty and
+// no HTML escaping (purls and versions hold '&' and '+'); EncodeVersion's
+// conversion changes nothing in a 1.6 BOM built here.
+type document struct {
+	bom  *cdx.BOM
+	inv  *inventory.Inventory
+	os   *cdx.Component // the OS component, first of the components
+	refs []string       // bom-ref of each package
+}
+
+func build(inv *inventory.Inventory, opts Options) (*document, error) {
 	if inv == nil {
-		return nil, nil, fmt.Errorf("encode CycloneDX: no inventory")
+		return nil, fmt.Errorf("encode CycloneDX: no inventory")
 	}
 	id, err := opts.UUID()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	bom := cdx.NewBOM()
 	bom.JSONSchema = "http://cyclonedx.org/schema/bom-1.6.schema.json"
@@ -128,27 +136,60 @@ func build(inv *inventory.Inventory, opts Options) (*cdx.BOM, []string, error) {
 	}
 	bom.Metadata.Properties = props(warnings)
 
-	comps := make([]cdx.Component, 0, len(inv.Packages)+1)
-	var deps []string
+	d := &document{bom: bom, inv: inv}
 	if inv.OS != nil && inv.OS.ID != "" {
 		c := osComponent(inv.OS, seen)
-		comps = append(comps, c)
-		deps = append(deps, c.BOMRef)
+		d.os = &c
 	}
-	refs := packageRefs(inv.Packages, seen)
-	licenses := sbom.LicenseCache{}
-	for i := range inv.Packages {
-		c := packageComponent(&inv.Packages[i], refs[i], licenses)
-		comps = append(comps, c)
-		deps = append(deps, c.BOMRef)
-	}
-	bom.Components = &comps
-	dependencies := []cdx.Dependency{{Ref: image.BOMRef, Dependencies: &deps}}
-	if len(deps) == 0 {
-		dependencies[0].Dependencies = nil
+	d.refs = packageRefs(inv.Packages, seen)
+	// Placeholders, for write to replace with the components and refs.
+	// With none, both are left out, as cyclonedx-go's EncodeVersion did
+	// (its copy of the BOM drops empty lists).
+	dependencies := []cdx.Dependency{{Ref: image.BOMRef}}
+	if d.os != nil || len(inv.Packages) > 0 {
+		bom.Components = &[]cdx.Component{{}}
+		dependencies[0].Dependencies = &[]string{""}
 	}
 	bom.Dependencies = &dependencies
-	return bom, refs, nil
+	return d, nil
+}
+
+func (d *document) write(w io.Writer) error {
+	components := jsonstream.Slot{Key: "components", Depth: 1, Each: func(emit func(any) error) error {
+		if d.os != nil {
+			if err := emit(d.os); err != nil {
+				return err
+			}
+		}
+		licenses := sbom.LicenseCache{}
+		for i := range d.inv.Packages {
+			c := packageComponent(&d.inv.Packages[i], d.refs[i], licenses)
+			if err := emit(&c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	var slots []jsonstream.Slot
+	if d.bom.Components != nil {
+		slots = append(slots, components, jsonstream.Slot{Key: "dependsOn", Depth: 3, Each: func(emit func(any) error) error {
+			if d.os != nil {
+				if err := emit(d.os.BOMRef); err != nil {
+					return err
+				}
+			}
+			for _, r := range d.refs {
+				if err := emit(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+	}
+	if err := jsonstream.Write(w, d.bom, slots...); err != nil {
+		return fmt.Errorf("write CycloneDX document: %w", err)
+	}
+	return nil
 }
 
 func imageComponent(t *inventory.Target, seen map[string]bool) *cdx.Component {

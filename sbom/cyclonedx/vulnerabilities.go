@@ -17,13 +17,27 @@ import (
 // it was found in, with ratings, fixed versions as recommendation, and the
 // VEX or ignore-file analysis of suppressed findings.
 func EncodeWithVulnerabilities(w io.Writer, inv *inventory.Inventory, fs []finding.Finding, opts Options) error {
-	bom, refs, err := build(inv, opts)
+	d, err := build(inv, opts)
 	if err != nil {
 		return err
 	}
+	// The refs of the packages that have findings, only: a map of every
+	// package's key would hold the inventory's strings a second time.
 	refOf := map[string]string{}
-	for i := range inv.Packages {
-		refOf[pkgKey(inv.Packages[i].PURL, firstPath(&inv.Packages[i]), inv.Packages[i].Name, inv.Packages[i].Version)] = refs[i]
+	for _, f := range fs {
+		if f.Kind == finding.KindVulnerability && f.Package != nil {
+			refOf[pkgKey(f.Package.PURL, f.Package.Path, f.Package.Name, f.Package.Version)] = ""
+		}
+	}
+	if len(refOf) > 0 {
+		// Later packages win, as when the map was filled in order.
+		for i := range inv.Packages {
+			p := &inv.Packages[i]
+			k := pkgKey(p.PURL, firstPath(p), p.Name, p.Version)
+			if _, ok := refOf[k]; ok {
+				refOf[k] = d.refs[i]
+			}
+		}
 	}
 	byID := map[string]*cdx.Vulnerability{}
 	var order []string
@@ -61,15 +75,9 @@ func EncodeWithVulnerabilities(w io.Writer, inv *inventory.Inventory, fs []findi
 		vulns = append(vulns, *byID[id])
 	}
 	if len(vulns) > 0 {
-		bom.Vulnerabilities = &vulns
+		d.bom.Vulnerabilities = &vulns
 	}
-	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
-	enc.SetPretty(true)
-	enc.SetEscapeHTML(false)
-	if err := enc.EncodeVersion(bom, cdx.SpecVersion1_6); err != nil {
-		return fmt.Errorf("write CycloneDX document: %w", err)
-	}
-	return nil
+	return d.write(w)
 }
 
 func pkgKey(purl, path, name, version string) string {

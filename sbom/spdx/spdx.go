@@ -22,10 +22,10 @@ import (
 	"time"
 
 	"github.com/github/go-spdx/v2/spdxexp/spdxlicenses"
-	spdxjson "github.com/spdx/tools-golang/json"
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	v23 "github.com/spdx/tools-golang/spdx/v2/v2_3"
 
+	"github.com/bulkhead-sec/bulkhead/internal/jsonstream"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/sbom"
 )
@@ -42,17 +42,82 @@ const noAssertion = "NOASSERTION"
 // Encode writes inv as an SPDX 2.3 JSON document. Packages follow the order
 // of inv.Packages (call inv.Sort first for stable output).
 func Encode(w io.Writer, inv *inventory.Inventory, opts Options) error {
-	doc, err := build(inv, opts)
+	d, err := build(inv, opts)
 	if err != nil {
 		return err
 	}
-	if err := spdxjson.Write(doc, w, spdxjson.Indent("  "), spdxjson.EscapeHTML(false)); err != nil {
+	return d.write(w)
+}
+
+// streamDoc is an SPDX document to write: the skeleton holds the document's
+// own fields, the root and OS packages and their relationships, and the
+// licences the packages refer to; write encodes the inventory's packages
+// and their CONTAINS relationships one at a time (see jsonstream), so that
+// memory stays that of the inventory however many packages there are. The
+// bytes are what tools-golang's spdxjson.Write gives for the whole
+// document, indented by two spaces without HTML escaping.
+type streamDoc struct {
+	doc *v23.Document
+	inv *inventory.Inventory
+	// head are the packages and relationships before the inventory's.
+	head    []*v23.Package
+	headRel []*v23.Relationship
+	root    common.ElementID
+	ids     []common.ElementID // SPDX id of each inventory package
+	lic     *licenses
+}
+
+func (d *streamDoc) write(w io.Writer) error {
+	packages := jsonstream.Slot{Key: "packages", Depth: 1, Each: func(emit func(any) error) error {
+		for _, p := range d.head {
+			if err := emit(p); err != nil {
+				return err
+			}
+		}
+		for i := range d.inv.Packages {
+			if err := emit(pkg(&d.inv.Packages[i], d.ids[i], d.lic)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	relationships := jsonstream.Slot{Key: "relationships", Depth: 1, Each: func(emit func(any) error) error {
+		for _, r := range d.headRel {
+			if err := emit(r); err != nil {
+				return err
+			}
+		}
+		for _, id := range d.ids {
+			if err := emit(contains(d.root, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	slots := []jsonstream.Slot{packages, relationships}
+	if len(d.lic.others) > 0 {
+		// One per distinct free-text licence: as many as the packages
+		// in a hostile database.
+		slots = append(slots, jsonstream.Slot{Key: "hasExtractedLicensingInfos", Depth: 1, Each: func(emit func(any) error) error {
+			for _, o := range d.lic.others {
+				if err := emit(o); err != nil {
+					return err
+				}
+			}
+			return nil
+		}})
+	}
+	if err := jsonstream.Write(w, d.doc, slots...); err != nil {
 		return fmt.Errorf("write SPDX document: %w", err)
 	}
 	return nil
 }
 
-func build(inv *inventory.Inventory, opts Options) (*v23.Document, error) {
+func contains(a, b common.ElementID) *v23.Relationship {
+	return &v23.Relationship{RefA: common.MakeDocElementID("", string(a)), RefB: common.MakeDocElementID("", string(b)), Relationship: common.TypeRelationshipContains}
+}
+
+func build(inv *inventory.Inventory, opts Options) (*streamDoc, error) {
 	if inv == nil {
 		return nil, fmt.Errorf("encode SPDX: no inventory")
 	}
@@ -89,9 +154,9 @@ func build(inv *inventory.Inventory, opts Options) (*v23.Document, error) {
 	ids := map[string]bool{"DOCUMENT": true}
 
 	root := rootPackage(t, name, ids)
-	doc.Packages = append(doc.Packages, root)
+	d := &streamDoc{doc: doc, inv: inv, root: root.PackageSPDXIdentifier, head: []*v23.Package{root}, lic: newLicenses()}
 	rel := func(a common.ElementID, typ string, b common.ElementID) {
-		doc.Relationships = append(doc.Relationships, &v23.Relationship{
+		d.headRel = append(d.headRel, &v23.Relationship{
 			RefA: common.MakeDocElementID("", string(a)), RefB: common.MakeDocElementID("", string(b)), Relationship: typ,
 		})
 	}
@@ -106,18 +171,26 @@ func build(inv *inventory.Inventory, opts Options) (*v23.Document, error) {
 			PackageDescription:      o.PrettyName,
 			PrimaryPackagePurpose:   "OPERATING_SYSTEM",
 		}
-		doc.Packages = append(doc.Packages, p)
+		d.head = append(d.head, p)
 		rel(root.PackageSPDXIdentifier, common.TypeRelationshipContains, p.PackageSPDXIdentifier)
 	}
 
-	lic := newLicenses()
+	// A first pass gives every package its id and defines the LicenseRef-
+	// entries, which come after the packages in the document; write then
+	// builds each package again, one at a time, from the same caches.
+	d.ids = make([]common.ElementID, len(inv.Packages))
 	for i := range inv.Packages {
-		p := pkg(&inv.Packages[i], ids, lic)
-		doc.Packages = append(doc.Packages, p)
-		rel(root.PackageSPDXIdentifier, common.TypeRelationshipContains, p.PackageSPDXIdentifier)
+		ip := &inv.Packages[i]
+		d.ids[i] = uniqueID(ids, "Package-"+idString(ip.Type+"-"+ip.Name)+"-"+sbom.PackageHash(ip))
+		d.lic.declared(ip.Licenses)
 	}
-	doc.OtherLicenses = lic.others
-	return doc, nil
+	// Placeholders, for write to replace.
+	if len(d.lic.others) > 0 {
+		doc.OtherLicenses = d.lic.others[:1]
+	}
+	doc.Packages = []*v23.Package{root}
+	doc.Relationships = d.headRel[:1]
+	return d, nil
 }
 
 // licenseListVersion is the SPDX licence list the expressions were checked
@@ -159,11 +232,10 @@ func rootPackage(t *inventory.Target, name string, ids map[string]bool) *v23.Pac
 	return p
 }
 
-func pkg(ip *inventory.Package, ids map[string]bool, lic *licenses) *v23.Package {
-	id := "Package-" + idString(ip.Type+"-"+ip.Name) + "-" + sbom.PackageHash(ip)
+func pkg(ip *inventory.Package, id common.ElementID, lic *licenses) *v23.Package {
 	p := &v23.Package{
 		PackageName:             ip.Name,
-		PackageSPDXIdentifier:   uniqueID(ids, id),
+		PackageSPDXIdentifier:   id,
 		PackageVersion:          ip.Version,
 		PackageDownloadLocation: noAssertion,
 		PackageLicenseConcluded: noAssertion,
