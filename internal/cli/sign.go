@@ -26,7 +26,7 @@ func (r *cosignRegistryFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&r.allowInsecure, "allow-insecure-registry", false, "allow plain HTTP and unverified TLS for the registry (cosign's flag)")
 	fl.BoolVar(&r.allowHTTP, "allow-http-registry", false, "allow plain HTTP for the registry (cosign's flag)")
-	fl.BoolVar(&r.allowInsecure, "insecure", false, helpInsecure+" (same as --allow-insecure-registry)")
+	fl.BoolVar(&r.allowInsecure, "insecure", false, helpInsecure)
 }
 
 func (r *cosignRegistryFlags) options(ctx context.Context) sign.Options {
