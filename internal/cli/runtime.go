@@ -232,11 +232,11 @@ func runSensor(ctx context.Context, f *runtimeFlags, record string, duration tim
 	var rec *bufio.Writer
 	var recErr error
 	if record != "" {
-		file, err := os.Create(record)
+		file, closeRec, err := openOutput(stdout, record, "--record")
 		if err != nil {
-			return fmt.Errorf("open the recording: %w", err)
+			return err
 		}
-		defer file.Close()
+		defer closeRec()
 		rec = bufio.NewWriterSize(file, 256<<10)
 		defer rec.Flush()
 	}
