@@ -18,7 +18,8 @@ import (
 
 type admissionFlags struct {
 	policy, cert, key, addr string
-	cacheDir, dbPath        string
+	cacheDir                string
+	db                      dbFlags
 	insecure                bool
 	tagTTL, verifyTTL       time.Duration
 	reload                  time.Duration
@@ -46,9 +47,9 @@ change. deploy/helm/bulkhead-admission registers it in a cluster.`,
 	fl.StringVar(&f.cert, "tls-cert", "", "serving certificate (PEM)")
 	fl.StringVar(&f.key, "tls-key", "", "serving key (PEM)")
 	fl.StringVar(&f.addr, "addr", ":8443", "address to listen on")
-	fl.StringVar(&f.cacheDir, "cache-dir", "", "keep scans by digest on disk in this directory (survives restarts)")
-	fl.StringVar(&f.dbPath, "db", "", "vulnerability database (default: the shared one, built from the bundled snapshot on first use)")
-	fl.BoolVar(&f.insecure, "insecure-registry", false, "allow plain HTTP and unverified TLS for registries")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", helpCacheDir)
+	f.db.add(fl, false)
+	addInsecure(cmd, &f.insecure, "insecure-registry")
 	fl.DurationVar(&f.tagTTL, "tag-ttl", 10*time.Second, "how long a tag's resolved digest is reused (0: resolve on every request)")
 	fl.DurationVar(&f.verifyTTL, "verify-ttl", 5*time.Minute, "how long a digest's signature verdict is reused")
 	fl.DurationVar(&f.reload, "reload-interval", 5*time.Second, "how often the policy and certificate files are checked for changes")
@@ -65,7 +66,7 @@ func runAdmission(ctx context.Context, f *admissionFlags, stderr io.Writer) erro
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	facts := &policy.Registry{Insecure: f.insecure, DBPath: f.dbPath, CacheDir: f.cacheDir, TagTTL: f.tagTTL, VerifyTTL: f.verifyTTL}
+	facts := &policy.Registry{Insecure: f.insecure, DBPath: f.db.path, CacheDir: f.cacheDir, TagTTL: f.tagTTL, VerifyTTL: f.verifyTTL}
 	defer facts.Close()
 	srv, err := admission.New(admission.Options{PolicyPath: f.policy, Facts: facts, CertFile: f.cert, KeyFile: f.key, Logger: log, ReloadInterval: f.reload})
 	if err != nil {

@@ -69,7 +69,7 @@ func (a *attestFlags) attestResult(ctx context.Context, stderr io.Writer, img *i
 	if err != nil {
 		return err
 	}
-	reg := registryFlags{allowInsecure: insecure}
+	reg := cosignRegistryFlags{allowInsecure: insecure}
 	ro := reg.options(ctx)
 	ref := img.Name
 	if img.Digest.Hex != "" {

@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,24 +15,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/report"
-	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
-
-// imageFlags are how the commands that scan several images reach them.
-type imageFlags struct {
-	platform string
-	insecure bool
-	tempDir  string
-	quiet    bool
-}
-
-func (f *imageFlags) register(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default: the host's)")
-	fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries")
-	fl.StringVar(&f.tempDir, "temp-dir", "", "where scans keep their temporary files (default $TMPDIR)")
-	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
-}
 
 // scanImageRef opens and scans one image (any source image.Open reads);
 // m, when set, matches its inventory.
@@ -49,24 +30,6 @@ func scanImageRef(ctx context.Context, ref string, f *imageFlags, m *vulnMatcher
 	return runPipeline(ctx, ref, o, prog)
 }
 
-// matchFlags choose the vulnerability database and what counts, for the
-// commands that match several inventories with one database.
-type matchFlags struct {
-	dbPath        string
-	dbMaxAge      time.Duration
-	ignoreUnfixed bool
-	ignoreFile    string
-}
-
-func (f *matchFlags) register(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.dbPath, "db", "", "vulnerability database (default: "+vulndb.DefaultPath()+", built from the bundled snapshot on first use)")
-	f.dbMaxAge = vulndb.DefaultMaxAge
-	fl.Var((*ageFlag)(&f.dbMaxAge), "db-max-age", "warn when the vulnerability database is older than this, e.g. 7d or 36h (0: never)")
-	fl.BoolVar(&f.ignoreUnfixed, "ignore-unfixed", false, "count only vulnerabilities that have a fixed version")
-	fl.StringVar(&f.ignoreFile, "ignorefile", ".bulkheadignore", "ignore file whose entries do not count; a missing default file is fine")
-}
-
 // vulnMatcher is the pipeline's matcher, opened once: every inventory is
 // matched with it, so counts compare like with like.
 type vulnMatcher struct {
@@ -76,8 +39,7 @@ type vulnMatcher struct {
 }
 
 func (f *matchFlags) open() (*vulnMatcher, error) {
-	m, err := pipeline.OpenMatcher(pipeline.MatchOptions{DBPath: f.dbPath, MaxAge: f.dbMaxAge, IgnoreUnfixed: f.ignoreUnfixed,
-		IgnoreFile: f.ignoreFile, IgnoreFileOptional: f.ignoreFile == ".bulkheadignore"})
+	m, err := pipeline.OpenMatcher(f.options())
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +149,8 @@ images you have instead.`,
 			return nil
 		},
 	}
-	f.register(cmd)
-	mf.register(cmd)
+	f.add(cmd, true)
+	mf.add(cmd)
 	cmd.Flags().StringVar(&catalog, "catalog", "", "catalog file (default "+base.DefaultPath()+")")
 	cmd.Flags().BoolVar(&defaults, "defaults", false, "also index the built-in list of common minimal and hardened bases (needs their registries)")
 	return cmd
@@ -236,7 +198,8 @@ func indexOne(ctx context.Context, ref string, f *imageFlags, m *vulnMatcher, st
 }
 
 func newBaseListCmd(stdout io.Writer) *cobra.Command {
-	var catalog, format string
+	var catalog string
+	var r reportFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the indexed base images",
@@ -246,49 +209,49 @@ func newBaseListCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			switch format {
-			case "json":
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false)
-				entries := cat.Entries
-				if entries == nil {
-					entries = []base.Entry{}
-				}
-				return enc.Encode(entries)
-			case "table":
-			default:
-				return fmt.Errorf("unknown --format %q; use table or json", format)
+			if err := r.check(); err != nil {
+				return err
 			}
-			if len(cat.Entries) == 0 {
-				fmt.Fprintf(stdout, "The base catalog (%s) is empty: index bases with `bulkhead base index REF...` or `--defaults`.\n", cat.Path())
-				return nil
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "REF\tOS\tLIBC\tSIZE\tLAYERS\tPACKAGES\tVULNS (C/H/M/L/U)\tUSER\tSHELL\tPKG MANAGER\tDB DATE")
-			for _, e := range cat.Entries {
-				vulns, date := "-", "-"
-				if e.Vulns != nil {
-					v := e.Vulns.BySev
-					vulns = fmt.Sprintf("%d/%d/%d/%d/%d", v["CRITICAL"], v["HIGH"], v["MEDIUM"], v["LOW"], v["UNKNOWN"])
-					date = "unknown"
-					if !e.Vulns.DBUpdated.IsZero() {
-						date = e.Vulns.DBUpdated.Format("2006-01-02")
-					}
-				}
-				user := e.User
-				if user == "" {
-					user = "root"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", termSafe(e.Ref), termSafe(e.OSName()), e.Libc, base.HumanSize(e.Size),
-					len(e.DiffIDs), len(e.Packages), vulns, termSafe(user), listOrNone(e.Shells), listOrNone(e.PackageManagers), date)
-			}
-			return tw.Flush()
+			return r.write(stdout, func(w io.Writer) error { return baseList(w, cat, r.format) })
 		},
 	}
 	cmd.Flags().StringVar(&catalog, "catalog", "", "catalog file (default "+base.DefaultPath()+")")
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json")
+	r.add(cmd, "table", "table", "json")
 	return cmd
+}
+
+func baseList(stdout io.Writer, cat *base.Catalog, format string) error {
+	if format == "json" {
+		entries := cat.Entries
+		if entries == nil {
+			entries = []base.Entry{}
+		}
+		return writeJSON(stdout, entries)
+	}
+	if len(cat.Entries) == 0 {
+		fmt.Fprintf(stdout, "The base catalog (%s) is empty: index bases with `bulkhead base index REF...` or `--defaults`.\n", cat.Path())
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REF\tOS\tLIBC\tSIZE\tLAYERS\tPACKAGES\tVULNS (C/H/M/L/U)\tUSER\tSHELL\tPKG MANAGER\tDB DATE")
+	for _, e := range cat.Entries {
+		vulns, date := "-", "-"
+		if e.Vulns != nil {
+			v := e.Vulns.BySev
+			vulns = fmt.Sprintf("%d/%d/%d/%d/%d", v["CRITICAL"], v["HIGH"], v["MEDIUM"], v["LOW"], v["UNKNOWN"])
+			date = "unknown"
+			if !e.Vulns.DBUpdated.IsZero() {
+				date = e.Vulns.DBUpdated.Format("2006-01-02")
+			}
+		}
+		user := e.User
+		if user == "" {
+			user = "root"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", termSafe(e.Ref), termSafe(e.OSName()), e.Libc, base.HumanSize(e.Size),
+			len(e.DiffIDs), len(e.Packages), vulns, termSafe(user), listOrNone(e.Shells), listOrNone(e.PackageManagers), date)
+	}
+	return tw.Flush()
 }
 
 func listOrNone(s []string) string {

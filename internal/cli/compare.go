@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -19,10 +18,9 @@ func newCompareCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		f         imageFlags
 		mf        matchFlags
-		format    string
-		output    string
+		r         reportFlags
 		failOnNew string
-		exitCode  int
+		exitCode  exitCode
 	)
 	cmd := &cobra.Command{
 		Use:   "compare [flags] IMAGE_A IMAGE_B",
@@ -37,8 +35,8 @@ directory, volumes); size.
 a vulnerability of HIGH or above, for CI.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "table" && format != "json" {
-				return fmt.Errorf("unknown --format %q; use table or json", format)
+			if err := r.check(); err != nil {
+				return err
 			}
 			var gate *finding.Severity
 			if failOnNew != "" {
@@ -69,27 +67,19 @@ a vulnerability of HIGH or above, for CI.`,
 				return err
 			}
 			d := compare.Compare(sides[0], sides[1])
-			w := stdout
-			if output != "" {
-				file, err := os.Create(output)
-				if err != nil {
-					return fmt.Errorf("--output: %w", err)
-				}
-				defer file.Close()
-				w = file
-			}
 			for _, warn := range m.Warnings() {
 				fmt.Fprintln(stderr, "warning:", warn)
 			}
-			if format == "json" {
-				doc := struct {
-					*compare.Diff
-					DB any `json:"vulnerabilityDB"`
-				}{d, m.info}
-				if err := writeIndentedJSON(w, doc); err != nil {
-					return err
+			err = r.write(stdout, func(w io.Writer) error {
+				if r.format == "json" {
+					return writeJSON(w, struct {
+						*compare.Diff
+						DB any `json:"vulnerabilityDB"`
+					}{d, m.info})
 				}
-			} else if err := compareTable(w, d); err != nil {
+				return compareTable(w, d)
+			})
+			if err != nil {
 				return err
 			}
 			if gate != nil {
@@ -98,19 +88,17 @@ a vulnerability of HIGH or above, for CI.`,
 					for _, v := range bad {
 						ids = append(ids, v.ID+" ("+v.Package+")")
 					}
-					return &exitError{code: exitCode, err: fmt.Errorf("%s introduces %d vulnerabilities of %s or above: %s", args[1], len(bad), *gate, strings.Join(ids, ", "))}
+					return &exitError{code: int(exitCode), err: fmt.Errorf("%s introduces %d vulnerabilities of %s or above: %s", args[1], len(bad), *gate, strings.Join(ids, ", "))}
 				}
 			}
 			return nil
 		},
 	}
-	f.register(cmd)
-	mf.register(cmd)
-	fl := cmd.Flags()
-	fl.StringVarP(&format, "format", "f", "table", "output format: table, json")
-	fl.StringVarP(&output, "output", "o", "", "write the report to this file instead of standard output")
-	fl.StringVar(&failOnNew, "fail-on-new", "", "exit non-zero when IMAGE_B introduces a vulnerability of this severity or above (CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN)")
-	fl.IntVar(&exitCode, "exit-code", 1, "the exit code --fail-on-new uses")
+	f.add(cmd, true)
+	mf.add(cmd)
+	r.add(cmd, "table", "table", "json")
+	cmd.Flags().StringVar(&failOnNew, "fail-on-new", "", "exit with --exit-code when IMAGE_B introduces a vulnerability of this severity or above (CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN)")
+	addExitCode(cmd, &exitCode, 1, "--fail-on-new finds a vulnerability IMAGE_B introduces")
 	return cmd
 }
 

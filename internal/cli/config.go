@@ -149,10 +149,11 @@ func celDockerfile(f *dockerfile.File, checks []*cel.Check) ([]finding.Finding, 
 const maxConfigFile = 16 << 20
 
 type configFlags struct {
-	format, output, ignoreFile, policy, kind, secretConfig string
-	severity, scanners                                     []string
-	exitCode                                               int
-	skipUnreadable                                         bool
+	reportFlags
+	ignoreFile, policy, kind, secretConfig string
+	severity, scanners                     []string
+	exitCode                               exitCode
+	skipUnreadable                         bool
 }
 
 // errConfigUnread is returned (exit code 1, after the report is written)
@@ -178,11 +179,10 @@ for standard input (give --type unless the content says what it is):
 		Args: cobra.MinimumNArgs(1),
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&f.format, "format", "f", "table", "output format: table, json, sarif")
-	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of standard output")
-	fl.StringSliceVar(&f.severity, "severity", nil, "report only these severities (CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN)")
-	fl.IntVar(&f.exitCode, "exit-code", 0, "exit with this code when findings remain after filters and ignores")
-	fl.StringVar(&f.ignoreFile, "ignorefile", ".bulkheadignore", "ignore file (finding IDs, optional expiry and reason); a missing default file is fine")
+	f.reportFlags.add(cmd, "table", "table", "json", "sarif")
+	addSeverity(fl, &f.severity)
+	addExitCode(cmd, &f.exitCode, 0, "findings remain after filters and ignores (default 0: findings do not fail the run)")
+	addIgnoreFile(fl, &f.ignoreFile)
 	fl.StringVar(&f.policy, "policy", "", "YAML file of custom CEL checks; those of target dockerfile and kubernetes run here (imageconfig ones: bulkhead image --policy)")
 	fl.StringVar(&f.kind, "type", "", "treat every input as this kind: "+strings.Join(configKindNames(), ", ")+" (default: detect)")
 	fl.StringSliceVar(&f.scanners, "scanners", []string{"misconfig", "secret"}, "misconfig (the kind's checks) and/or secret (secret rules over each file)")
@@ -212,8 +212,8 @@ type configFile struct {
 }
 
 func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel.Policy) (configChecker, error), args []string, stdout, stderr io.Writer) error {
-	if _, ok := formats[f.format]; !ok || f.format == "cyclonedx" || f.format == "spdx-json" {
-		return fmt.Errorf("unknown --format %q for config; use table, json or sarif", f.format)
+	if err := f.check(); err != nil {
+		return err
 	}
 	if f.kind != "" {
 		if _, ok := configKinds[f.kind]; !ok {
@@ -233,11 +233,11 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 		}
 	}
 	var sevs map[finding.Severity]bool
-	for _, s := range f.severity {
-		sev, err := finding.ParseSeverity(s)
-		if err != nil {
-			return fmt.Errorf("--severity: %w", err)
-		}
+	parsed, err := parseSeverities(f.severity)
+	if err != nil {
+		return err
+	}
+	for _, sev := range parsed {
 		if sevs == nil {
 			sevs = map[finding.Severity]bool{}
 		}
@@ -273,7 +273,7 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 			return err
 		}
 	}
-	ign, err := match.LoadIgnoreFile(f.ignoreFile, f.ignoreFile == ".bulkheadignore")
+	ign, err := match.LoadIgnoreFile(f.ignoreFile, f.ignoreFile == defaultIgnoreFile)
 	if err != nil {
 		return err
 	}
@@ -410,7 +410,7 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 		return fmt.Errorf("%w: %d could not be read or checked in full (%s); fix or remove them, or give --skip-unreadable to report them as warnings", errConfigUnread, len(unread), strings.Join(unread, "; "))
 	}
 	if n := store.Active(); f.exitCode != 0 && n > 0 {
-		return &exitError{code: f.exitCode, err: fmt.Errorf("%d findings", n)}
+		return &exitError{code: int(f.exitCode), err: fmt.Errorf("%d findings", n)}
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,26 +16,19 @@ import (
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
-// dbFlags are shared by the db subcommands.
-type dbFlags struct {
-	path  string
+// dbCmdFlags are shared by the db subcommands.
+type dbCmdFlags struct {
+	dbFlags
 	quiet bool
 }
 
-func (f *dbFlags) register(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&f.path, "db", "", "vulnerability database file (default "+vulndb.DefaultPath()+"; $BULKHEAD_CACHE_DIR moves the cache)")
-	cmd.PersistentFlags().BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
-}
-
-func (f *dbFlags) dbPath() string {
-	if f.path != "" {
-		return f.path
-	}
-	return vulndb.DefaultPath()
+func (f *dbCmdFlags) register(cmd *cobra.Command) {
+	f.dbFlags.add(cmd.PersistentFlags(), false)
+	cmd.PersistentFlags().BoolVarP(&f.quiet, "quiet", "q", false, helpQuiet)
 }
 
 func newDBCmd(stdout, stderr io.Writer) *cobra.Command {
-	var f dbFlags
+	var f dbCmdFlags
 	cmd := &cobra.Command{
 		Use:   "db",
 		Short: "Manage the vulnerability database (OSV)",
@@ -88,7 +80,7 @@ func dbProgress(stderr io.Writer, quiet bool) (func(vulndb.Progress), func()) {
 		}
 }
 
-func newDBUpdateCmd(f *dbFlags, stdout, stderr io.Writer) *cobra.Command {
+func newDBUpdateCmd(f *dbCmdFlags, stdout, stderr io.Writer) *cobra.Command {
 	var repo, ecosystems string
 	var full bool
 	cmd := &cobra.Command{
@@ -137,7 +129,7 @@ incrementally. A failed or interrupted update leaves the previous database as it
 	return cmd
 }
 
-func newDBImportCmd(f *dbFlags, stdout, stderr io.Writer) *cobra.Command {
+func newDBImportCmd(f *dbCmdFlags, stdout, stderr io.Writer) *cobra.Command {
 	var replace bool
 	var fullEcosystem string
 	cmd := &cobra.Command{
@@ -202,7 +194,7 @@ A single file made by 'bulkhead db export' is recognised and installed as with
 	return cmd
 }
 
-func newDBImportExportCmd(f *dbFlags, stdout, _ io.Writer) *cobra.Command {
+func newDBImportExportCmd(f *dbCmdFlags, stdout, _ io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "import-export FILE",
 		Short: "Install a database exported with 'bulkhead db export' (checksum verified)",
@@ -213,7 +205,7 @@ func newDBImportExportCmd(f *dbFlags, stdout, _ io.Writer) *cobra.Command {
 	}
 }
 
-func importExport(f *dbFlags, file string, stdout io.Writer) error {
+func importExport(f *dbCmdFlags, file string, stdout io.Writer) error {
 	m, err := vulndb.ImportExport(file, f.dbPath())
 	if err != nil {
 		return err
@@ -227,7 +219,7 @@ func importExport(f *dbFlags, file string, stdout io.Writer) error {
 	return nil
 }
 
-func newDBExportCmd(f *dbFlags, stdout, _ io.Writer) *cobra.Command {
+func newDBExportCmd(f *dbCmdFlags, stdout, _ io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "export FILE",
 		Short: "Write the database to one checksummed file (tar.gz) to carry into an air-gapped network",
@@ -244,16 +236,16 @@ func newDBExportCmd(f *dbFlags, stdout, _ io.Writer) *cobra.Command {
 	}
 }
 
-func newDBStatusCmd(f *dbFlags, stdout, stderr io.Writer) *cobra.Command {
-	var format string
-	maxAge := ageFlag(vulndb.DefaultMaxAge)
+func newDBStatusCmd(f *dbCmdFlags, stdout, stderr io.Writer) *cobra.Command {
+	var r reportFlags
+	var age dbFlags
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the database's ecosystems, record counts and age",
 		Args:  cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
-			if format != "table" && format != "json" {
-				return fmt.Errorf("--format %q: use table or json", format)
+			if err := r.check(); err != nil {
+				return err
 			}
 			path := f.dbPath()
 			db, err := vulndb.Open(path)
@@ -274,29 +266,31 @@ func newDBStatusCmd(f *dbFlags, stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if format == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
+			if r.format == "json" {
 				// age_seconds is null when some ecosystem's data is undated.
-				var age *int64
+				var ageSec *int64
 				if st.Data.Known() {
 					a := int64(st.Age().Seconds())
-					age = &a
+					ageSec = &a
 				}
-				return enc.Encode(struct {
-					vulndb.Status
-					AgeSeconds *int64 `json:"age_seconds"`
-				}{st, age})
+				return r.write(stdout, func(w io.Writer) error {
+					return writeJSON(w, struct {
+						vulndb.Status
+						AgeSeconds *int64 `json:"age_seconds"`
+					}{st, ageSec})
+				})
 			}
-			writeStatus(stdout, st)
-			if err := st.CheckAge(time.Duration(maxAge)); err != nil {
+			if err := r.write(stdout, func(w io.Writer) error { writeStatus(w, st); return nil }); err != nil {
+				return err
+			}
+			if err := st.CheckAge(age.maxAge); err != nil {
 				fmt.Fprintln(stderr, "warning:", err)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "table", "output format: table, json")
-	cmd.Flags().Var(&maxAge, "db-max-age", "warn when the data is older than this (e.g. 7d, 36h; 0 disables)")
+	r.add(cmd, "table", "table", "json")
+	age.addMaxAge(cmd.Flags())
 	return cmd
 }
 

@@ -155,7 +155,8 @@ func TestImportKeepsSnapshotAge(t *testing.T) {
 	}}
 	scan := func() *report.Result {
 		t.Helper()
-		f := &findingFlags{dbPath: path, dbMaxAge: 7 * 24 * time.Hour, ignoreFile: ".bulkheadignore"}
+		f := &findingFlags{}
+		f.path, f.maxAge, f.ignoreFile = path, 7*24*time.Hour, defaultIgnoreFile
 		res, err := f.findings(t.Context(), inv, []string{scannerVuln})
 		if err != nil {
 			t.Fatal(err)

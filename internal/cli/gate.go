@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -20,12 +19,56 @@ import (
 type gateFlags struct {
 	policy    string
 	namespace string
-	sarif     string
-	jsonOut   string
-	insecure  bool
-	dbPath    string
-	cacheDir  string
-	exitCode  int
+	// formats and outputs pair by position: the i-th --output gets the
+	// i-th --format; a --format without its --output goes to stdout.
+	formats  []string
+	outputs  []string
+	aliases  []gateReport // --json FILE, --sarif FILE (deprecated)
+	insecure bool
+	db       dbFlags
+	cacheDir string
+	exitCode exitCode
+}
+
+// gateFormats are the reports gate writes.
+var gateFormats = []string{"table", "json", "sarif"}
+
+// gateReport is one report to write: a format and a file ("" or "-":
+// standard output, after the summary).
+type gateReport struct {
+	format, path, flag string
+}
+
+// reports pairs --format with --output and adds the deprecated spellings.
+func (f *gateFlags) reports() ([]gateReport, error) {
+	if len(f.outputs) > len(f.formats) {
+		return nil, fmt.Errorf("--output %s has no --format: give a --format for each --output, in the same order (--format json --output gate.json --format sarif --output gate.sarif)", f.outputs[len(f.formats)])
+	}
+	var out []gateReport
+	for i, format := range f.formats {
+		if err := checkFormat(format, gateFormats); err != nil {
+			return nil, err
+		}
+		r := gateReport{format: format, flag: "--output"}
+		if i < len(f.outputs) {
+			r.path = f.outputs[i]
+		}
+		out = append(out, r)
+	}
+	return append(out, f.aliases...), nil
+}
+
+// gateAlias is --json FILE or --sarif FILE: a report of its format.
+type gateAlias struct {
+	format string
+	dst    *[]gateReport
+}
+
+func (a *gateAlias) String() string { return "" }
+func (a *gateAlias) Type() string   { return "string" }
+func (a *gateAlias) Set(s string) error {
+	*a.dst = append(*a.dst, gateReport{format: a.format, path: s, flag: "--" + a.format})
+	return nil
 }
 
 // gateTarget is one thing judged: a bare image or a workload of a manifest.
@@ -52,10 +95,15 @@ admission.exemptNamespaces (default kube-system) is allowed without judgement. T
 rules run what they need: vulnerability scans, signature verification, Pod
 Security and workload checks.
 
-The summary goes to standard output; --sarif and --json write reports (SARIF
-locations point at the manifest, or at the policy rule for image results).
+The summary goes to standard output; each --format writes a report too, to the
+--output in the same position, or to standard output after the summary:
+
+  bulkhead gate --format json --output gate.json --format sarif --output gate.sarif IMAGE
+
+(SARIF locations point at the manifest, or at the policy rule for image results.)
 Exit status: 0 when everything is allowed (warn rules included), --exit-code
-(default 1) when a rule denies, 2 on usage or policy errors.`,
+(default 1) when a rule denies, 2 on usage or policy errors and when a report
+cannot be written.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGate(cmd, &f, stdout, args)
@@ -64,17 +112,23 @@ Exit status: 0 when everything is allowed (warn rules included), --exit-code
 	fl := cmd.Flags()
 	fl.StringVarP(&f.policy, "policy", "p", policy.FileName, "policy file (docs/policy.md)")
 	fl.StringVarP(&f.namespace, "namespace", "n", "", "namespace bare images, and manifest objects that name none, are judged for (default: none, every namespace-scoped rule applies and none is exempt)")
-	fl.StringVar(&f.sarif, "sarif", "", "write a SARIF report of denials and warnings to this file")
-	fl.StringVar(&f.jsonOut, "json", "", "write the decisions as JSON to this file (- for standard output)")
-	fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for registries")
-	fl.StringVar(&f.dbPath, "db", "", "vulnerability database (default: the shared one, built from the bundled snapshot on first use)")
-	fl.StringVar(&f.cacheDir, "cache-dir", "", "keep scans by digest in this directory between runs")
-	fl.IntVar(&f.exitCode, "exit-code", 1, "exit status when a rule in enforce mode denies")
+	fl.StringArrayVarP(&f.formats, "format", "f", nil, "write a report in this format too: "+strings.Join(gateFormats, ", ")+" (json: the decisions; sarif: denials and warnings); repeatable")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "file of the report of the --format in the same position (default: standard output, after the summary); repeatable")
+	addDeprecated(cmd, "json", "--format json --output FILE", &gateAlias{format: "json", dst: &f.aliases}, false)
+	addDeprecated(cmd, "sarif", "--format sarif --output FILE", &gateAlias{format: "sarif", dst: &f.aliases}, false)
+	addInsecure(cmd, &f.insecure)
+	f.db.add(fl, false)
+	fl.StringVar(&f.cacheDir, "cache-dir", "", helpCacheDir)
+	addExitCode(cmd, &f.exitCode, 1, "a rule in enforce mode denies")
 	return cmd
 }
 
 func runGate(cmd *cobra.Command, f *gateFlags, stdout io.Writer, args []string) error {
 	ctx := cmd.Context()
+	reports, err := f.reports()
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	pol, err := policy.Load(f.policy)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -107,7 +161,7 @@ func runGate(cmd *cobra.Command, f *gateFlags, stdout io.Writer, args []string) 
 			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s has no workload (Pod, Deployment, ...) to judge\n", a)
 		}
 	}
-	facts := &policy.Registry{Insecure: f.insecure, DBPath: f.dbPath, CacheDir: f.cacheDir}
+	facts := &policy.Registry{Insecure: f.insecure, DBPath: f.db.path, CacheDir: f.cacheDir}
 	defer facts.Close()
 	engine := &policy.Engine{File: pol, Facts: facts}
 	denied := 0
@@ -120,33 +174,30 @@ func runGate(cmd *cobra.Command, f *gateFlags, stdout io.Writer, args []string) 
 	writeGateSummary(stdout, pol, targets)
 	// A report that cannot be written is exit 2, never mistaken for a
 	// denial (1) or a pass.
-	if f.sarif != "" {
-		os.MkdirAll(filepath.Dir(f.sarif), 0o755)
-		if err := writeResult(io.Discard, "sarif", f.sarif, gateResult(pol, targets)); err != nil {
+	for _, r := range reports {
+		if err := writeGateReport(stdout, r, pol, targets); err != nil {
 			return &exitError{code: 2, err: err}
 		}
 	}
-	if f.jsonOut != "" {
-		w := stdout
-		if f.jsonOut != "-" {
-			os.MkdirAll(filepath.Dir(f.jsonOut), 0o755)
-			out, err := os.Create(f.jsonOut)
-			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("--json: %w", err)}
-			}
-			defer out.Close()
-			w = out
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"policy": pol.Source, "targets": targets}); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("write JSON report: %w", err)}
-		}
-	}
 	if denied > 0 {
-		return &exitError{code: f.exitCode, err: fmt.Errorf("policy %s denies %d of %d targets", pol.Source, denied, len(targets))}
+		return &exitError{code: int(f.exitCode), err: fmt.Errorf("policy %s denies %d of %d targets", pol.Source, denied, len(targets))}
 	}
 	return nil
+}
+
+// writeGateReport writes one report.
+func writeGateReport(stdout io.Writer, r gateReport, pol *policy.File, targets []*gateTarget) error {
+	return withOutput(stdout, r.path, r.flag, func(w io.Writer) error {
+		switch r.format {
+		case "sarif":
+			return formats["sarif"](w, gateResult(pol, targets), false)
+		case "json":
+			return writeJSON(w, map[string]any{"policy": pol.Source, "targets": targets})
+		default:
+			writeGateSummary(w, pol, targets)
+			return nil
+		}
+	})
 }
 
 // isManifestArg: an existing file with a manifest extension is a

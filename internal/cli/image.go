@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -20,10 +19,9 @@ import (
 
 // scanFlags are the flags shared by the commands that scan a target.
 type scanFlags struct {
-	format string
-	output string
-	input  string
-	scope  catalog.Scope
+	reportFlags
+	input string
+	scope catalog.Scope
 	// maxEntries raises or lowers the walk's entry limits (0: defaults).
 	maxEntries int
 	// policy is a CEL checks file whose imageconfig checks run with the
@@ -36,14 +34,10 @@ type scanFlags struct {
 
 func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
 	fl := cmd.Flags()
-	fl.StringVarP(&f.format, "format", "f", "table", "output format: "+strings.Join(formatNames(), ", "))
-	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of standard output")
-	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress display")
-	fl.StringVar(&f.tempDir, "temp-dir", "", "where the scan keeps its temporary files (default $TMPDIR)")
+	f.reportFlags.add(cmd, "table", formatNames()...)
+	f.imageFlags.add(cmd, withImage)
 	fl.IntVar(&f.maxEntries, "max-entries", 0, fmt.Sprintf("most filesystem entries read from the image and from any one layer, against tar bombs (default %d per image, %d per layer)", walk.DefaultMaxImageEntries, walk.DefaultMaxEntries))
 	if withImage {
-		fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default: the host's)")
-		fl.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for the registry")
 		fl.StringVarP(&f.input, "input", "i", "", "read the image from an archive file (docker-archive or oci-archive, gzip or not) or an OCI layout directory")
 		f.attest.register(cmd)
 		fl.StringVar(&f.policy, "policy", "", "YAML file of custom CEL checks: those of target imageconfig run on the image's configuration with the misconfig scanner (dockerfile and kubernetes ones: bulkhead config --policy)")
@@ -140,8 +134,8 @@ func runPipeline(ctx context.Context, ref string, o pipeline.Options, prog *prog
 
 func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref string) error {
 	ctx := cmd.Context()
-	if _, ok := formats[f.format]; !ok {
-		return fmt.Errorf("unknown --format %q; use one of %s", f.format, strings.Join(formatNames(), ", "))
+	if err := f.check(); err != nil {
+		return err
 	}
 	scanners, err := f.active()
 	if err != nil {

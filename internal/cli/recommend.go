@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,8 +18,7 @@ func newRecommendCmd(stdout, stderr io.Writer) *cobra.Command {
 		f          imageFlags
 		mf         matchFlags
 		catalog    string
-		format     string
-		output     string
+		r          reportFlags
 		baseRef    string
 		detectOnly bool
 	)
@@ -42,8 +39,8 @@ a different C library, a different or missing package manager for the OS
 packages the application installs, a runtime its packages need.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "table" && format != "json" {
-				return fmt.Errorf("unknown --format %q; use table or json", format)
+			if err := r.check(); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			cat, err := base.Load(catalog)
@@ -71,22 +68,16 @@ packages the application installs, a runtime its packages need.`,
 				det = base.Detection{Method: "flag", Base: e, BaseRef: e.Ref, Layers: n, Of: len(diffIDs),
 					Reason: fmt.Sprintf("named with --base; %d of its %d layers start the image", n, len(e.DiffIDs))}
 			}
-			w := stdout
-			if output != "" {
-				file, err := os.Create(output)
-				if err != nil {
-					return fmt.Errorf("--output: %w", err)
-				}
-				defer file.Close()
-				w = file
-			}
 			if det.Base == nil || detectOnly {
-				if format == "json" {
-					if err := writeIndentedJSON(w, map[string]any{"image": args[0], "detection": det}); err != nil {
-						return err
+				err := r.write(stdout, func(w io.Writer) error {
+					if r.format == "json" {
+						return writeJSON(w, map[string]any{"image": args[0], "detection": det})
 					}
-				} else {
-					fmt.Fprintf(w, "Image: %s\nBase:  %s\nHow:   %s\n", termSafe(args[0]), textOr(det.BaseRef, "not in the catalog"), termSafe(det.Reason))
+					_, err := fmt.Fprintf(w, "Image: %s\nBase:  %s\nHow:   %s\n", termSafe(args[0]), textOr(det.BaseRef, "not in the catalog"), termSafe(det.Reason))
+					return err
+				})
+				if err != nil {
+					return err
 				}
 				if det.Base == nil {
 					return &exitError{code: 2, err: fmt.Errorf("%w: %s", base.ErrNoBase, det.Reason)}
@@ -108,26 +99,26 @@ packages the application installs, a runtime its packages need.`,
 			if err := m.finish(); err != nil {
 				return err
 			}
-			if format == "json" {
-				doc := struct {
-					*base.Recommendation
-					DB       any      `json:"vulnerabilityDB"`
-					Warnings []string `json:"warnings,omitempty"`
-				}{rec, m.info, m.Warnings()}
-				return writeIndentedJSON(w, doc)
+			if r.format == "json" {
+				return r.write(stdout, func(w io.Writer) error {
+					return writeJSON(w, struct {
+						*base.Recommendation
+						DB       any      `json:"vulnerabilityDB"`
+						Warnings []string `json:"warnings,omitempty"`
+					}{rec, m.info, m.Warnings()})
+				})
 			}
 			for _, warn := range m.Warnings() {
 				fmt.Fprintln(stderr, "warning:", warn)
 			}
-			return recommendTable(w, rec, m)
+			return r.write(stdout, func(w io.Writer) error { return recommendTable(w, rec, m) })
 		},
 	}
-	f.register(cmd)
-	mf.register(cmd)
+	f.add(cmd, true)
+	mf.add(cmd)
+	r.add(cmd, "table", "table", "json")
 	fl := cmd.Flags()
-	fl.StringVar(&catalog, "catalog", "", "base catalog file (default "+base.DefaultPath()+")")
-	fl.StringVarP(&format, "format", "f", "table", "output format: table, json")
-	fl.StringVarP(&output, "output", "o", "", "write the report to this file instead of standard output")
+	fl.StringVar(&catalog, "catalog", "", "catalog file (default "+base.DefaultPath()+")")
 	fl.StringVar(&baseRef, "base", "", "take this catalog entry as the image's base instead of detecting it")
 	fl.BoolVar(&detectOnly, "detect-only", false, "only say which base the image was built from (exit 2 when it is not in the catalog)")
 	return cmd
@@ -146,16 +137,6 @@ func textOr(s, d string) string {
 		return d
 	}
 	return termSafe(s)
-}
-
-func writeIndentedJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write JSON report: %w", err)
-	}
-	return nil
 }
 
 func sevSlashes(m map[string]int) string {

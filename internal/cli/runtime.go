@@ -24,9 +24,8 @@ import (
 
 // runtimeFlags are the rule and output flags of `runtime` and `runtime replay`.
 type runtimeFlags struct {
-	rules       []string
-	format      string
-	output      string
+	rules []string
+	reportFlags
 	webhook     string
 	metricsAddr string
 	minPriority string
@@ -36,8 +35,7 @@ type runtimeFlags struct {
 func (f *runtimeFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.rules, "rules", nil, "Falco rules file or directory, loaded in order like Falco's -r (default: the bundled stable falco_rules.yaml)")
-	fl.StringVar(&f.format, "format", "text", "alert format: json (Falco's JSON alert) or text")
-	fl.StringVarP(&f.output, "output", "o", "", "write alerts to this file (default stdout)")
+	f.reportFlags.add(cmd, "text", "text", "json")
 	fl.StringVar(&f.webhook, "webhook", "", "also POST each alert as JSON to this URL (falcosidekick-compatible)")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9400) at /metrics")
 	fl.StringVar(&f.minPriority, "min-priority", "debug", "drop rules less severe than this priority (emergency ... debug)")
@@ -93,15 +91,11 @@ func (f *runtimeFlags) pipeline(rs *rules.Ruleset, stdout, stderr io.Writer, cou
 	default:
 		return nil, fmt.Errorf("--rule-matching %q: use first or all", f.matching)
 	}
-	w := stdout
-	if f.output != "" && f.output != "-" {
-		file, err := os.Create(f.output)
-		if err != nil {
-			return nil, fmt.Errorf("open alert output: %w", err)
-		}
-		p.close = append(p.close, func() { file.Close() })
-		w = file
+	w, closeOut, err := openOutput(stdout, f.output, "--output")
+	if err != nil {
+		return nil, err
 	}
+	p.close = append(p.close, func() { closeOut() })
 	ow, err := output.NewWriter(w, f.format)
 	if err != nil {
 		p.shutdown()
@@ -238,11 +232,11 @@ func runSensor(ctx context.Context, f *runtimeFlags, record string, duration tim
 	var rec *bufio.Writer
 	var recErr error
 	if record != "" {
-		file, err := os.Create(record)
+		file, closeRec, err := openOutput(stdout, record, "--record")
 		if err != nil {
-			return fmt.Errorf("open the recording: %w", err)
+			return err
 		}
-		defer file.Close()
+		defer closeRec()
 		rec = bufio.NewWriterSize(file, 256<<10)
 		defer rec.Flush()
 	}

@@ -16,9 +16,8 @@ func newSBOMValidateCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		f        imageFlags
 		file     string
-		format   string
-		output   string
-		exitCode int
+		r        reportFlags
+		exitCode exitCode
 	)
 	cmd := &cobra.Command{
 		Use:   "validate --sbom FILE [flags] [IMAGE]",
@@ -39,8 +38,8 @@ are listed as unverified and do not fail the check. (Reading the SBOM from a
 verified attestation instead of --sbom is planned with image signing.)`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "table" && format != "json" {
-				return fmt.Errorf("unknown --format %q; use table or json", format)
+			if err := r.check(); err != nil {
+				return err
 			}
 			if file == "" {
 				return fmt.Errorf("name the SBOM with --sbom FILE")
@@ -67,20 +66,13 @@ verified attestation instead of --sbom is planned with image signing.)`,
 				// No image: schema only.
 				rep.Missing, rep.Extra, rep.Mismatched, rep.Unverified, rep.Matched, rep.ImagePackages = nil, nil, nil, nil, 0, 0
 			}
-			w := stdout
-			if output != "" {
-				out, err := os.Create(output)
-				if err != nil {
-					return fmt.Errorf("--output: %w", err)
+			err = r.write(stdout, func(w io.Writer) error {
+				if r.format == "json" {
+					return writeJSON(w, rep)
 				}
-				defer out.Close()
-				w = out
-			}
-			if format == "json" {
-				if err := writeIndentedJSON(w, rep); err != nil {
-					return err
-				}
-			} else if err := validateTable(w, rep, len(args) == 1); err != nil {
+				return validateTable(w, rep, len(args) == 1)
+			})
+			if err != nil {
 				return err
 			}
 			if !rep.Passed() {
@@ -97,17 +89,15 @@ verified attestation instead of --sbom is planned with image signing.)`,
 				if n := len(rep.Mismatched); n > 0 {
 					why = append(why, fmt.Sprintf("%d version mismatches", n))
 				}
-				return &exitError{code: exitCode, err: fmt.Errorf("SBOM %s fails: %s", file, strings.Join(why, ", "))}
+				return &exitError{code: int(exitCode), err: fmt.Errorf("SBOM %s fails: %s", file, strings.Join(why, ", "))}
 			}
 			return nil
 		},
 	}
-	f.register(cmd)
-	fl := cmd.Flags()
-	fl.StringVar(&file, "sbom", "", "the SBOM to check (CycloneDX or SPDX JSON; - for standard input)")
-	fl.StringVarP(&format, "format", "f", "table", "output format: table, json")
-	fl.StringVarP(&output, "output", "o", "", "write the report to this file instead of standard output")
-	fl.IntVar(&exitCode, "exit-code", 1, "exit code when the SBOM fails a check")
+	f.add(cmd, true)
+	cmd.Flags().StringVar(&file, "sbom", "", "the SBOM to check (CycloneDX or SPDX JSON; - for standard input)")
+	r.add(cmd, "table", "table", "json")
+	addExitCode(cmd, &exitCode, 1, "the SBOM fails a check")
 	return cmd
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,20 +16,20 @@ import (
 	"github.com/bulkhead-sec/bulkhead/sign/key"
 )
 
-// registryFlags are cosign's registry flags.
-type registryFlags struct {
+// cosignRegistryFlags are cosign's registry flags.
+type cosignRegistryFlags struct {
 	allowInsecure bool
 	allowHTTP     bool
 }
 
-func (r *registryFlags) register(cmd *cobra.Command) {
+func (r *cosignRegistryFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&r.allowInsecure, "allow-insecure-registry", false, "allow plain HTTP and unverified TLS for the registry (cosign's flag)")
 	fl.BoolVar(&r.allowHTTP, "allow-http-registry", false, "allow plain HTTP for the registry (cosign's flag)")
-	fl.BoolVar(&r.allowInsecure, "insecure", false, "same as --allow-insecure-registry")
+	fl.BoolVar(&r.allowInsecure, "insecure", false, helpInsecure)
 }
 
-func (r *registryFlags) options(ctx context.Context) sign.Options {
+func (r *cosignRegistryFlags) options(ctx context.Context) sign.Options {
 	insecure := r.allowInsecure || r.allowHTTP
 	o := sign.Options{Remote: image.RemoteOptions(ctx, image.Options{Insecure: r.allowInsecure})}
 	if insecure {
@@ -105,7 +104,7 @@ COSIGN_PASSWORD (which may be empty) or a prompt.`,
 
 func newSignCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		reg       registryFlags
+		reg       cosignRegistryFlags
 		keyRef    string
 		anns      []string
 		tlog      bool
@@ -164,7 +163,7 @@ COSIGN_PASSWORD or a prompt. Signing is offline: pass --tlog-upload=false.`,
 
 // verifyFlags are shared by verify and verify-attestation.
 type verifyFlags struct {
-	reg        registryFlags
+	reg        cosignRegistryFlags
 	keyRef     string
 	policy     string
 	anns       []string
@@ -280,15 +279,9 @@ func tlogSource(flag bool) string {
 	return "the policy says transparencyLog: ignore"
 }
 
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func newAttestCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		reg       registryFlags
+		reg       cosignRegistryFlags
 		keyRef    string
 		typ       string
 		predicate string

@@ -8,12 +8,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/audit"
-	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
@@ -21,7 +19,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/secret"
 	"github.com/bulkhead-sec/bulkhead/secret/imagescan"
-	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
 // Scanner names for --scanners.
@@ -52,27 +49,15 @@ func scannerNames() string {
 
 // findingFlags are the flags of commands that report findings.
 type findingFlags struct {
-	scanners      []string
-	severity      []string
-	ignoreUnfixed bool
-	exitCode      int
-	ignoreFile    string
-	vex           []string
-	dbPath        string
-	dbMaxAge      time.Duration
+	scanners []string
+	vulnFilterFlags
+	exitCode exitCode
 }
 
 func (f *findingFlags) register(cmd *cobra.Command, defaultScanners []string) {
-	fl := cmd.Flags()
-	fl.StringSliceVar(&f.scanners, "scanners", defaultScanners, "scanners to run: "+scannerNames()+" (none: inventory only)")
-	fl.StringSliceVar(&f.severity, "severity", nil, "report only these severities (CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN)")
-	fl.BoolVar(&f.ignoreUnfixed, "ignore-unfixed", false, "drop vulnerabilities that have no fixed version yet")
-	fl.IntVar(&f.exitCode, "exit-code", 0, "exit with this code when findings remain after filters, ignores and VEX")
-	fl.StringVar(&f.ignoreFile, "ignorefile", ".bulkheadignore", "ignore file (ids, optional package, expiry and reason); a missing default file is fine")
-	fl.StringArrayVar(&f.vex, "vex", nil, "OpenVEX document whose not_affected/fixed statements suppress findings (repeatable)")
-	fl.StringVar(&f.dbPath, "db", "", "vulnerability database (default: "+vulndb.DefaultPath()+", built from the bundled snapshot on first use)")
-	f.dbMaxAge = vulndb.DefaultMaxAge
-	fl.Var((*ageFlag)(&f.dbMaxAge), "db-max-age", "warn when the vulnerability database is older than this, e.g. 7d or 36h (0: never)")
+	cmd.Flags().StringSliceVar(&f.scanners, "scanners", defaultScanners, "scanners to run: "+scannerNames()+" (none: inventory only)")
+	f.vulnFilterFlags.add(cmd)
+	addExitCode(cmd, &f.exitCode, 0, "findings remain after filters, ignores and VEX (default 0: findings do not fail the run)")
 }
 
 // active returns the scanners asked for, checked.
@@ -97,16 +82,14 @@ func (f *findingFlags) matchOptions(scanners []string) (*pipeline.MatchOptions, 
 	if !slices.Contains(scanners, scannerVuln) {
 		return nil, nil
 	}
-	o := &pipeline.MatchOptions{DBPath: f.dbPath, MaxAge: f.dbMaxAge, IgnoreUnfixed: f.ignoreUnfixed,
-		IgnoreFile: f.ignoreFile, IgnoreFileOptional: f.ignoreFile == ".bulkheadignore", VEX: f.vex}
-	for _, s := range f.severity {
-		sev, err := finding.ParseSeverity(s)
-		if err != nil {
-			return nil, fmt.Errorf("--severity: %w", err)
-		}
-		o.Severities = append(o.Severities, sev)
+	o := f.options()
+	o.VEX = f.vex
+	sev, err := parseSeverities(f.severity)
+	if err != nil {
+		return nil, err
 	}
-	return o, nil
+	o.Severities = sev
+	return &o, nil
 }
 
 // findings runs the pipeline's stages after the walk (vuln) on an
@@ -128,7 +111,7 @@ func (f *findingFlags) findings(ctx context.Context, inv *inventory.Inventory, s
 // filters, ignores and VEX.
 func (f *findingFlags) exit(res *report.Result) error {
 	if f.exitCode != 0 && len(match.Active(res.Findings)) > 0 {
-		return &exitError{code: f.exitCode, err: fmt.Errorf("%d findings (run with --format table to see them)", len(match.Active(res.Findings)))}
+		return &exitError{code: int(f.exitCode), err: fmt.Errorf("%d findings (run with --format table to see them)", len(match.Active(res.Findings)))}
 	}
 	return nil
 }
@@ -137,25 +120,18 @@ func (f *findingFlags) exit(res *report.Result) error {
 func writeResult(stdout io.Writer, format, output string, res *report.Result) error {
 	enc, ok := formats[format]
 	if !ok {
-		return fmt.Errorf("unknown --format %q; use one of %s", format, strings.Join(formatNames(), ", "))
+		return checkFormat(format, formatNames())
 	}
-	w := stdout
-	if output != "" {
-		out, err := os.Create(output)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
+	return withOutput(stdout, output, "--output", func(w io.Writer) error {
+		color := false
+		if f, ok := w.(*os.File); ok {
+			color = report.ColorEnabled(f)
 		}
-		defer out.Close()
-		w = out
-	}
-	color := false
-	if f, ok := w.(*os.File); ok {
-		color = report.ColorEnabled(f)
-	}
-	if err := enc(w, res, color); err != nil {
-		return fmt.Errorf("write %s report: %w", format, err)
-	}
-	return nil
+		if err := enc(w, res, color); err != nil {
+			return fmt.Errorf("write %s report: %w", format, err)
+		}
+		return nil
+	})
 }
 
 // warnOutsideTable prints a result's warnings on stderr for the formats
