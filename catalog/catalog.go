@@ -158,6 +158,7 @@ type Collector struct {
 	layers     []inventory.Layer
 	tempDir    string
 	budget     Budget
+	incomplete []string
 
 	mu    sync.Mutex
 	found map[string]map[string][]instance // cataloger -> path -> instances
@@ -452,16 +453,26 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		return nil, []string{fmt.Sprintf("%s: /%s: internal error: the visible copy (layer %d) is not the newest; its packages are not reported", name, p, vis.layer)}
 	}
 	if vis.err != nil {
-		return nil, []string{fmt.Sprintf("%s: /%s: %v", name, p, vis.err)}
+		w := fmt.Sprintf("%s: /%s: %v", name, p, vis.err)
+		if overLimit(vis.err) {
+			c.incomplete = append(c.incomplete, w)
+		}
+		return nil, []string{w}
 	}
 	var warns []string
 	for _, prob := range vis.problems {
-		warns = append(warns, fmt.Sprintf("%s: /%s: %v", name, p, prob))
+		w := fmt.Sprintf("%s: /%s: %v", name, p, prob)
+		if overLimit(prob) {
+			c.incomplete = append(c.incomplete, w)
+		}
+		warns = append(warns, w)
 	}
 	if vis.bytes > *room {
 		before := len(vis.pkgs)
 		vis.pkgs, vis.bytes = trim(vis.pkgs, *room)
-		warns = append(warns, fmt.Sprintf("%s: /%s: %d packages skipped: the packages of this scan already keep %s of names, versions and other fields, more than any real image (corrupt or hostile input)", name, p, before-len(vis.pkgs), size(c.budget.imageBytes())))
+		w := fmt.Sprintf("%s: /%s: %d packages skipped: the packages of this scan already keep %s of names, versions and other fields, more than any real image (corrupt or hostile input)", name, p, before-len(vis.pkgs), size(c.budget.imageBytes()))
+		c.incomplete = append(c.incomplete, w)
+		warns = append(warns, w)
 	}
 	*room -= vis.bytes
 	// The chain of earlier copies that a later layer overwrote without
@@ -511,6 +522,14 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 	}
 	return out, warns
 }
+
+// Incomplete lists, after Finish, the files whose packages were left out in
+// whole or in part because the file is over a limit for hostile input (too
+// many packages, too large, fields or records over the caps): the inventory
+// does not show everything the image holds, and a judgement on it (a
+// vulnerability gate) must not pass as if it did. Malformed files are
+// warnings only.
+func (c *Collector) Incomplete() []string { return c.incomplete }
 
 // Packages returns the packages found, after Finish.
 func (c *Collector) Packages() []inventory.Package { return c.packages }

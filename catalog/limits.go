@@ -297,10 +297,10 @@ func (k *keeper) admit(p *inventory.Package) bool {
 func (k *keeper) problems() []error {
 	var probs []error
 	if k.tooLong > 0 {
-		probs = append(probs, fmt.Errorf("%d packages skipped as corrupt or hostile: a field longer than any real package has (the first: %v)", k.tooLong, k.first))
+		probs = append(probs, &DroppedError{fmt.Sprintf("%d packages skipped as corrupt or hostile: a field longer than any real package has (the first: %v)", k.tooLong, k.first)})
 	}
 	if k.over > 0 {
-		probs = append(probs, fmt.Errorf("%d packages skipped: the %d before them already keep %s of names, versions and other fields, more than any real package database (corrupt or hostile input)", k.over, k.kept, size(k.limit)))
+		probs = append(probs, &DroppedError{fmt.Sprintf("%d packages skipped: the %d before them already keep %s of names, versions and other fields, more than any real package database (corrupt or hostile input)", k.over, k.kept, size(k.limit))})
 	}
 	return probs
 }
@@ -311,4 +311,21 @@ func size(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// DroppedError says that packages a file lists were left out because the
+// file is over a limit no real one reaches (field caps, the package-record
+// budget). The inventory is then incomplete: see Collector.Incomplete.
+type DroppedError struct{ Msg string }
+
+func (e *DroppedError) Error() string { return e.Msg }
+
+// overLimit reports whether err says a file's packages were dropped, in whole
+// or in part, because it is over one of the limits for hostile input, as
+// opposed to a file that is merely malformed.
+func overLimit(err error) bool {
+	var tm *TooManyPackagesError
+	var tl *TooLargeError
+	var d *DroppedError
+	return errors.As(err, &tm) || errors.As(err, &tl) || errors.As(err, &d)
 }

@@ -322,3 +322,50 @@ func TestLayerAttributionAcrossRewrites(t *testing.T) {
 		}
 	}
 }
+
+// TestIncomplete: packages left out because a file is over a limit for
+// hostile input (a budget, a field cap, too many packages) make the
+// inventory incomplete, which a gate must not pass as clean; a file that is
+// merely malformed is a warning only.
+func TestIncomplete(t *testing.T) {
+	db := apkDB(100, func(int) int { return 20 })
+	if col := collectBudget(t, catalog.Budget{}, map[string][]byte{"lib/apk/db/installed": db}); len(col.Incomplete()) != 0 {
+		t.Errorf("a normal database: incomplete %q", col.Incomplete())
+	}
+	// Over the file budget.
+	col := collectBudget(t, catalog.Budget{FileBytes: 10 * apkCost(0, 20)}, map[string][]byte{"lib/apk/db/installed": db})
+	if inc := col.Incomplete(); len(inc) != 1 || !strings.Contains(inc[0], "/lib/apk/db/installed") || !strings.Contains(inc[0], "skipped") {
+		t.Errorf("file budget: incomplete %q", inc)
+	}
+	// Over the image budget.
+	col = collectBudget(t, catalog.Budget{ImageBytes: 10 * apkCost(0, 20)}, map[string][]byte{"lib/apk/db/installed": db})
+	if inc := col.Incomplete(); len(inc) != 1 {
+		t.Errorf("image budget: incomplete %q", inc)
+	}
+	// A field over its cap.
+	long := apkDB(5, func(i int) int {
+		if i == 2 {
+			return catalog.MaxNameLen + 1
+		}
+		return 10
+	})
+	col = collectBudget(t, catalog.Budget{}, map[string][]byte{"lib/apk/db/installed": long})
+	if inc := col.Incomplete(); len(inc) != 1 || !strings.Contains(inc[0], "1 packages skipped") {
+		t.Errorf("field cap: incomplete %q", inc)
+	}
+	// Too many packages: the whole database is rejected.
+	ctx := context.Background()
+	col = catalog.NewCollector(ctx, []catalog.Cataloger{&apk.Cataloger{MaxPackages: 50}}, []inventory.Layer{{Index: 0}}, t.TempDir())
+	if _, err := walk.Walk(ctx, []walk.Layer{layerOf(t, map[string][]byte{"lib/apk/db/installed": db})}, []walk.Visitor{col}, walk.Options{TempDir: t.TempDir(), Jobs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if inc := col.Incomplete(); len(inc) != 1 || !strings.Contains(inc[0], "more than 50 packages") {
+		t.Errorf("too many packages: incomplete %q, warnings %q", inc, col.Warnings())
+	}
+	// Malformed, not over a limit: a warning, not incomplete.
+	bad := []byte("Package: x\nStatus: install ok installed\nVersion: 1\n\n\x00\x01garbage without a colon\n")
+	col = collectBudget(t, catalog.Budget{}, map[string][]byte{"var/lib/dpkg/status": bad})
+	if inc := col.Incomplete(); len(inc) != 0 {
+		t.Errorf("malformed status: incomplete %q (warnings %q)", inc, col.Warnings())
+	}
+}

@@ -102,6 +102,10 @@ type Inventory struct {
 	OS       *OS       `json:"os,omitempty"`
 	Packages []Package `json:"packages"`
 	Warnings []string  `json:"warnings,omitempty"`
+	// Incomplete names the package files left out, in whole or in part,
+	// because they are over a limit for hostile input (also among the
+	// warnings): the inventory does not show all the image holds.
+	Incomplete []string `json:"incomplete,omitempty"`
 }
 
 // Target describes what was scanned.

@@ -53,6 +53,10 @@ type Scan struct {
 	DBSource    string         `json:"dbSource,omitempty"`
 	Config      *v1.ConfigFile `json:"config,omitempty"`
 	ScannedAt   time.Time      `json:"scannedAt"`
+	// Incomplete names the package files the scan left out, in whole or in
+	// part, because they are over a limit for hostile input: vulnerability
+	// rules cannot be judged on such an inventory.
+	Incomplete []string `json:"incomplete,omitempty"`
 }
 
 // Facts finds out what the rules need to know about an image. An error
@@ -487,6 +491,17 @@ func (ev *evaluation) checkImage(r *Rule, st *imageState) error {
 }
 
 func checkVulns(vr *VulnerabilityRule, sc *Scan, now time.Time) error {
+	if len(sc.Incomplete) > 0 {
+		// Not a pass: an image that inflates its package database past
+		// the limits would otherwise hide every package it has. Not a
+		// violation either (a genuine, very large image is possible): the
+		// rule could not be checked, and the fail mode decides.
+		more := ""
+		if len(sc.Incomplete) > 1 {
+			more = fmt.Sprintf(" (and %d more)", len(sc.Incomplete)-1)
+		}
+		return fmt.Errorf("the image's packages could not all be read, so its vulnerabilities cannot be judged: %s%s", Shorten(sc.Incomplete[0], 1024), more)
+	}
 	if vr.DBMaxAge > 0 {
 		of := ""
 		if sc.DBEcosystem != "" {

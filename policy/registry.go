@@ -393,6 +393,7 @@ func facts(res *pipeline.Result, catalog *base.Catalog) (*Scan, error) {
 		DBSource:    res.DB.Source,
 		Config:      img.Config(),
 		ScannedAt:   time.Now(),
+		Incomplete:  res.Inventory.Incomplete,
 	}
 	if catalog != nil {
 		var diffIDs []string

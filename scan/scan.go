@@ -124,6 +124,7 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*Result, error)
 	setPURLs(inv, cats)
 	inv.Warnings = append(append([]string{}, tree.Warnings()...), collector.Warnings()...)
 	sort.Strings(inv.Warnings)
+	inv.Incomplete = collector.Incomplete()
 	inv.Sort()
 	res := &Result{Inventory: inv, Tree: tree, Image: img}
 	for _, sc := range opts.Scanners {
