@@ -2,6 +2,7 @@ package secret
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -92,23 +93,98 @@ func sortedKeys(m map[string]string) []string {
 // under an ordinary name is not taken for a secret. Matches lying in the
 // name are dropped. The offsets of the returned matches are in value.
 func (s *Scanner) ValueMatches(name, value string) []Match {
-	if name == "" {
-		return s.Matches([]byte(value))
-	}
-	off := len(name) + 1
 	var out []Match
-	for _, m := range s.Matches([]byte(name + "=" + value)) {
-		if m.start < off {
-			continue // the match lies in the name, not the value
+	if name == "" {
+		out = s.Matches([]byte(value))
+	} else {
+		off := len(name) + 1
+		for _, m := range s.Matches([]byte(name + "=" + value)) {
+			if m.start < off {
+				continue // the match lies in the name, not the value
+			}
+			if m.Rule.ID == "generic-secret" && !SensitiveName(name) {
+				continue
+			}
+			m.start -= off
+			m.end -= off
+			out = append(out, m)
 		}
-		if m.Rule.ID == "generic-secret" && !SensitiveName(name) {
+	}
+	// A literal value given to a variable named for a credential (ENV
+	// DB_PASSWORD=..., a build argument "|1 API_TOKEN=..." in a history
+	// line) is one, whatever its entropy; placeholders are not reported.
+	for _, a := range assignments(name, value) {
+		if placeholder(a.value) || len(a.value) < 4 || covered(out, a.start, a.end) {
 			continue
 		}
-		m.start -= off
-		m.end -= off
-		out = append(out, m)
+		out = append(out, Match{Rule: &assignmentRule, Title: assignmentRule.Title, Redacted: Redact(a.value), start: a.start, end: a.end})
 	}
 	return out
+}
+
+// assignmentRule reports a credential-named variable set to a literal.
+var assignmentRule = Rule{ID: "credential-assignment", Title: "Credential-named variable set to a literal value", Severity: finding.Medium}
+
+// assignRe finds NAME=value assignments in a configuration line: build
+// arguments ("|2 A=1 B=2 /bin/sh -c ..."), ENV and ARG instructions, shell
+// assignments and exports.
+var assignRe = regexp.MustCompile(`(?:^|[\s|;&("'])([A-Za-z_][A-Za-z0-9_.\-]*)=("[^"]*"|'[^']*'|[^\s;|)"']+)`)
+
+type assignment struct {
+	value      string
+	start, end int
+}
+
+// assignments returns the literal values given to credential-named
+// variables: the whole value of a named configuration string (an ENV
+// variable, a label), or each NAME=value in free text.
+func assignments(name, value string) []assignment {
+	if name != "" {
+		if SensitiveName(name) && literal(value) {
+			return []assignment{{value, 0, len(value)}}
+		}
+		return nil
+	}
+	if !strings.Contains(value, "=") {
+		return nil
+	}
+	var out []assignment
+	for _, m := range assignRe.FindAllStringSubmatchIndex(value, -1) {
+		if !SensitiveName(value[m[2]:m[3]]) {
+			continue
+		}
+		start, end := m[4], m[5]
+		if end-start >= 2 && (value[start] == '"' || value[start] == '\'') {
+			start, end = start+1, end-1
+		}
+		if v := value[start:end]; literal(v) {
+			out = append(out, assignment{v, start, end})
+		}
+	}
+	return out
+}
+
+// literal: a value, not a reference to one ($VAR, ${VAR}), a path, an
+// already redacted value or a boolean.
+func literal(v string) bool {
+	t := strings.TrimSpace(v)
+	if t == "" || strings.HasPrefix(t, "$") || strings.HasPrefix(t, "/") || strings.Contains(t, "*****") {
+		return false
+	}
+	switch strings.ToLower(t) {
+	case "true", "false", "yes", "no", "on", "off", "0", "1":
+		return false
+	}
+	return true
+}
+
+func covered(ms []Match, start, end int) bool {
+	for _, m := range ms {
+		if m.start < end && start < m.end {
+			return true
+		}
+	}
+	return false
 }
 
 // RedactValue returns a configuration string with every secret the
@@ -123,6 +199,13 @@ func RedactValue(name, value string) string {
 		return value
 	}
 	ms := Default().ValueMatches(name, value)
+	// Redaction hides more than is reported: a credential-named variable's
+	// literal value even when it looks like a placeholder.
+	for _, a := range assignments(name, value) {
+		if !covered(ms, a.start, a.end) {
+			ms = append(ms, Match{Rule: &assignmentRule, start: a.start, end: a.end})
+		}
+	}
 	if len(ms) == 0 {
 		return value
 	}

@@ -180,7 +180,9 @@ func FuzzRedactValue(f *testing.F) {
 	f.Add("DB_PASSWORD", "q7Lm2Xv9Rt4Kp8Wn3BcY6Hd")
 	f.Fuzz(func(t *testing.T, name, value string) {
 		got := RedactValue(name, value)
-		if len(Default().ValueMatches(name, value)) == 0 {
+		// Redaction hides what the rules report, and also the literal
+		// value of a credential-named variable (reported or not).
+		if len(Default().ValueMatches(name, value)) == 0 && len(assignments(name, value)) == 0 {
 			if got != value {
 				t.Fatalf("nothing found but %q became %q", value, got)
 			}
@@ -190,4 +192,39 @@ func FuzzRedactValue(f *testing.F) {
 			t.Fatalf("%s still finds %q in %q (from %q)", ms[0].Rule.ID, got[ms[0].start:ms[0].end], got, value)
 		}
 	})
+}
+
+// TestRedactAssignments: credential-named variables with literal values are
+// hidden in free text and as named values, whatever their entropy;
+// references, paths and other names are left alone.
+func TestRedactAssignments(t *testing.T) {
+	for _, c := range []struct{ name, in, want string }{
+		{"", "RUN |1 API_TOKEN=hunter2pass /bin/sh -c echo $API_TOKEN > /x # buildkit", "RUN |1 API_TOKEN=hu***** /bin/sh -c echo $API_TOKEN > /x # buildkit"},
+		{"", "/bin/sh -c #(nop)  ENV DB_PASSWORD=Tr0ub4dor&3", "/bin/sh -c #(nop)  ENV DB_PASSWORD=Tr*****"},
+		{"", `RUN /bin/sh -c echo "password=Xk9#mP2qL7vR" > /etc/app.conf`, `RUN /bin/sh -c echo "password=Xk9*****" > /etc/app.conf`},
+		{"", `RUN |1 SECRET_KEY="quoted value here" /bin/sh -c true`, `RUN |1 SECRET_KEY="quot*****" /bin/sh -c true`},
+		{"", "/bin/sh -c #(nop)  ENV PASSWORD_FILE=/run/secrets/db NODE_AUTH_TOKEN=${NPM_TOKEN} TOKEN_URL=https://x", ""},
+		{"", "/bin/sh -c #(nop)  ENV GPG_KEYS=A0B1C2D3 JAVA_VERSION=21 DEBUG=true", ""},
+		{"", "RUN |1 DB_PASSWORD= /bin/sh -c make", ""},
+		{"DB_PASSWORD", "s3cr3t", "s*****"},
+		{"API_TOKEN", "changeme", "ch*****"}, // hidden even when it looks like a placeholder
+		{"API_TOKEN", "$TOKEN", ""},
+		{"PATH", "/usr/bin:/bin", ""},
+		{"APP_NAME", "hunter2", ""},
+	} {
+		want := c.want
+		if want == "" {
+			want = c.in
+		}
+		if got := RedactValue(c.name, c.in); got != want {
+			t.Errorf("RedactValue(%q, %q) = %q, want %q", c.name, c.in, got, want)
+		}
+	}
+	// Reported only when not a placeholder.
+	if ms := Default().ValueMatches("API_TOKEN", "changeme"); len(ms) != 0 {
+		t.Errorf("placeholder reported: %v", ms)
+	}
+	if ms := Default().ValueMatches("", "RUN |1 API_TOKEN=opensesame-42x /bin/sh -c make"); len(ms) != 1 || ms[0].Rule.ID != "credential-assignment" {
+		t.Errorf("build argument not reported: %v", ms)
+	}
 }

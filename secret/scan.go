@@ -433,8 +433,12 @@ func ScanReader(path string, r io.Reader) []finding.Finding {
 // rules see "PASSWORD=...". The generic rule counts only when the name is
 // credential-like.
 func MatchValue(name, value string) (Match, bool) {
-	if ms := Default().ValueMatches(name, value); len(ms) > 0 {
-		return ms[0], true
+	// A secret by its content; a credential-named variable with a literal
+	// value (the assignment rule) is the caller's own check by name.
+	for _, m := range Default().ValueMatches(name, value) {
+		if m.Rule != &assignmentRule {
+			return m, true
+		}
 	}
 	return Match{}, false
 }

@@ -287,3 +287,80 @@ func terminalStderr(t *testing.T) (ttyStderr, func() []byte) {
 		return buf.Bytes()
 	}
 }
+
+// TestNamedSecretsNeverPrinted: a literal value given to a variable named
+// for a credential is a secret whatever its entropy or pattern: a build
+// argument in a history line ("|1 DB_PASSWORD=..."), an ENV instruction's
+// history line, the ENV itself and a label. No format prints the value,
+// and the secret scanner reports each field.
+func TestNamedSecretsNeverPrinted(t *testing.T) {
+	const build, env, label = "opensesame-42x", "letmein-pls-99", "hunter2-hunter2"
+	img, err := mutate.AppendLayers(empty.Image, tarLayer(t, map[string]string{"etc/os-release": "ID=alpine\nVERSION_ID=3.20.3\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.History = []v1.History{
+		{CreatedBy: "RUN |1 DB_PASSWORD=" + build + " /bin/sh -c ./configure --with-db # buildkit"},
+		{CreatedBy: "/bin/sh -c #(nop)  ENV API_TOKEN=" + env, EmptyLayer: true},
+		{CreatedBy: "/bin/sh -c #(nop)  ENV PASSWORD_FILE=/run/secrets/db NODE_AUTH_TOKEN=${NPM_TOKEN}", EmptyLayer: true},
+	}
+	cf.Config.Env = []string{"API_TOKEN=" + env, "PASSWORD_FILE=/run/secrets/db"}
+	cf.Config.Labels = map[string]string{"db.password": label}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	var findings []byte
+	for _, format := range formatNames() {
+		var stdout, stderr bytes.Buffer
+		if code := Main([]string{"image", "--scanners", "secret,misconfig", "--format", format, "--temp-dir", t.TempDir(), "oci:" + dir}, &stdout, &stderr); code != 0 {
+			t.Fatalf("%s: exit %d: %s", format, code, stderr.String())
+		}
+		for _, s := range []string{build, env, label} {
+			if strings.Contains(stdout.String(), s[2:]) || strings.Contains(stderr.String(), s[2:]) {
+				t.Errorf("--format %s prints %s...", format, s[:4])
+			}
+		}
+		if format == "json" {
+			findings = stdout.Bytes()
+		}
+	}
+	var doc struct {
+		Findings []struct {
+			ID       string `json:"id"`
+			Location struct {
+				Path string `json:"path"`
+			} `json:"location"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal(findings, &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range doc.Findings {
+		if f.ID == "credential-assignment" {
+			got[f.Location.Path] = true
+		}
+	}
+	for _, want := range []string{"config:history[0].created_by", "config:history[1].created_by", "config:env.API_TOKEN", "config:labels.db.password"} {
+		if !got[want] {
+			t.Errorf("no credential-assignment finding at %s (got %v)", want, got)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("findings at %v: the references (PASSWORD_FILE, ${NPM_TOKEN}) are not secrets", got)
+	}
+}
