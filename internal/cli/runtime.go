@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,10 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bulkhead-sec/bulkhead/runtime/event"
-	"github.com/bulkhead-sec/bulkhead/runtime/output"
+	"github.com/bulkhead-sec/bulkhead/runtime/alert"
 	"github.com/bulkhead-sec/bulkhead/runtime/rules"
-	"github.com/bulkhead-sec/bulkhead/runtime/sensor"
 )
 
 // runtimeFlags are the rule and output flags of `runtime` and `runtime replay`.
@@ -42,27 +39,12 @@ func (f *runtimeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.matching, "rule-matching", "first", "first: report the first matching rule per event (Falco's default); all: every match")
 }
 
-// loadRules loads the rules files in order, or the bundled stable ruleset.
+// loadRules loads the rules files in order, or the bundled stable ruleset,
+// and names each skipped rule on stderr.
 func (f *runtimeFlags) loadRules(stderr io.Writer) (*rules.Ruleset, error) {
-	p, ok := rules.ParsePriority(f.minPriority)
-	if !ok {
-		return nil, fmt.Errorf("--min-priority %q: use one of emergency, alert, critical, error, warning, notice, informational, debug", f.minPriority)
-	}
-	host, _ := os.Hostname()
-	l := rules.NewLoader(rules.WithMinPriority(p), rules.WithHostname(host))
-	if len(f.rules) == 0 {
-		if err := l.Load(sensor.DefaultRulesName, sensor.DefaultRules); err != nil {
-			return nil, fmt.Errorf("load the bundled rules: %w", err)
-		}
-	}
-	for _, path := range f.rules {
-		if err := l.LoadFile(path); err != nil {
-			return nil, fmt.Errorf("load rules: %w", err)
-		}
-	}
-	rs, err := l.Ruleset()
+	rs, err := alert.LoadRules(f.rules, f.minPriority)
 	if err != nil {
-		return nil, fmt.Errorf("compile rules: %w", err)
+		return nil, flagError(err)
 	}
 	for _, s := range rs.Skipped {
 		fmt.Fprintf(stderr, "bulkhead: rule %q skipped: %s\n", s.Name, s.Reason)
@@ -70,85 +52,34 @@ func (f *runtimeFlags) loadRules(stderr io.Writer) (*rules.Ruleset, error) {
 	return rs, nil
 }
 
-// alertPipeline fans alerts out to the writer, the webhook and the metrics.
-type alertPipeline struct {
-	m       *rules.Matcher
-	sinks   []output.Sink
-	webhook *output.Webhook
-	metrics *output.Metrics
-	close   []func()
-	alerts  uint64
-	stderr  io.Writer
-	errs    int
-}
-
-func (f *runtimeFlags) pipeline(rs *rules.Ruleset, stdout, stderr io.Writer, counters func() output.Counters) (*alertPipeline, error) {
-	p := &alertPipeline{m: rs.Matcher(), stderr: stderr}
-	switch f.matching {
-	case "first":
-		p.m.First = true
-	case "all":
-	default:
-		return nil, fmt.Errorf("--rule-matching %q: use first or all", f.matching)
-	}
-	w, closeOut, err := openOutput(stdout, f.output, "--output")
-	if err != nil {
-		return nil, err
-	}
-	p.close = append(p.close, func() { closeOut() })
-	ow, err := output.NewWriter(w, f.format)
-	if err != nil {
-		p.shutdown()
-		return nil, err
-	}
-	p.sinks = append(p.sinks, ow)
-	if f.webhook != "" {
-		if !strings.HasPrefix(f.webhook, "http://") && !strings.HasPrefix(f.webhook, "https://") {
-			p.shutdown()
-			return nil, fmt.Errorf("--webhook %q: give an http:// or https:// URL", f.webhook)
-		}
-		p.webhook = output.NewWebhook(f.webhook, output.WebhookOptions{})
-		p.sinks = append(p.sinks, p.webhook)
-	}
-	if f.metricsAddr != "" {
-		p.metrics = output.NewMetrics(counters)
-		if err := p.metrics.Serve(f.metricsAddr); err != nil {
-			p.shutdown()
-			return nil, err
-		}
-		fmt.Fprintf(stderr, "bulkhead: metrics on http://%s/metrics\n", p.metrics.Addr())
-		p.sinks = append(p.sinks, p.metrics)
-	}
-	return p, nil
-}
-
-// evaluate runs the rules over one event and delivers its alerts.
-func (p *alertPipeline) evaluate(ev *event.Event) {
-	for _, r := range p.m.Match(ev) {
-		a := p.m.Alert(r, ev)
-		appendContainer(&a, ev)
-		p.alerts++
-		for _, s := range p.sinks {
-			if err := s.Alert(&a); err != nil && p.errs < 5 {
-				p.errs++
-				fmt.Fprintf(p.stderr, "bulkhead: deliver alert: %v\n", err)
-			}
-		}
+// options turns the flags into the alert pipeline's options.
+func (f *runtimeFlags) options(stdout, stderr io.Writer) alert.Options {
+	return alert.Options{
+		Rules:       f.rules,
+		MinPriority: f.minPriority,
+		Matching:    f.matching,
+		Output: func() (io.Writer, func() error, error) {
+			return openOutput(stdout, f.output, "--output")
+		},
+		Format:      f.format,
+		Webhook:     f.webhook,
+		MetricsAddr: f.metricsAddr,
+		Stderr:      stderr,
 	}
 }
 
-func (p *alertPipeline) shutdown() {
-	if p.webhook != nil {
-		p.webhook.Close(5 * time.Second)
-		sent, dropped, failed := p.webhook.Stats()
-		fmt.Fprintf(p.stderr, "bulkhead: webhook: %d sent, %d dropped (queue full), %d failed\n", sent, dropped, failed)
+// optionFlags names the flag behind each alert.Options field.
+var optionFlags = map[string]string{"MinPriority": "--min-priority", "Matching": "--rule-matching", "Webhook": "--webhook"}
+
+// flagError says which flag an option error is about.
+func flagError(err error) error {
+	var oe *alert.OptionError
+	if errors.As(err, &oe) {
+		if fl, ok := optionFlags[oe.Option]; ok {
+			return fmt.Errorf("%s %q: %s", fl, oe.Value, oe.Want)
+		}
 	}
-	if p.metrics != nil {
-		p.metrics.Close()
-	}
-	for _, c := range p.close {
-		c()
-	}
+	return err
 }
 
 func newRuntimeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -184,94 +115,15 @@ func runSensor(ctx context.Context, f *runtimeFlags, record string, duration tim
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	rs, err := f.loadRules(stderr)
-	if err != nil {
-		return err
-	}
-	// The sensor only reports the syscalls the rules can match, unless the
-	// stream is recorded (then everything is).
-	var types []string
-	if record == "" {
-		seen := map[string]bool{}
-		for _, r := range rs.Active() {
-			ts := r.EventTypes()
-			if ts == nil {
-				types = nil
-				seen = nil
-				break
-			}
-			for _, t := range ts {
-				if !seen[t] {
-					seen[t] = true
-					types = append(types, t)
-				}
-			}
-		}
-		if seen != nil && len(types) == 0 {
-			return errors.New("no active rules: nothing to watch (check --rules and --min-priority)")
-		}
-		if seen != nil {
-			// procexit keeps the process table small.
-			types = append(types, "procexit")
-		}
-	}
-	s, err := sensor.Open(sensor.Options{Types: types})
-	if err != nil {
-		return fmt.Errorf("start the sensor: %w", err)
-	}
-	defer s.Close()
-	p, err := f.pipeline(rs, stdout, stderr, func() output.Counters {
-		st := s.Stats()
-		return output.Counters{Events: st.Events, RingDrops: st.RingDrops, StashDrops: st.StashDrops}
-	})
-	if err != nil {
-		return err
-	}
-	defer p.shutdown()
-
-	var rec *bufio.Writer
-	var recErr error
+	o := f.options(stdout, stderr)
 	if record != "" {
-		file, closeRec, err := openOutput(stdout, record, "--record")
-		if err != nil {
-			return err
-		}
-		defer closeRec()
-		rec = bufio.NewWriterSize(file, 256<<10)
-		defer rec.Flush()
+		o.Record = func() (io.Writer, func() error, error) { return openOutput(stdout, record, "--record") }
 	}
-
+	o.Duration = duration
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, duration)
-		defer cancel()
-	}
-	fmt.Fprintf(stderr, "bulkhead: sensor running, %d rules active (%d skipped)\n", len(rs.Active()), len(rs.Skipped))
-	start := time.Now()
-	err = s.Run(ctx, func(ev *event.Event) {
-		if rec != nil && recErr == nil {
-			b, err := event.Marshal(ev)
-			if err == nil {
-				rec.Write(b)
-				err = rec.WriteByte('\n')
-			}
-			recErr = err
-		}
-		p.evaluate(ev)
-	})
-	st := s.Stats()
-	el := time.Since(start).Seconds()
-	fmt.Fprintf(stderr, "bulkhead: %d events in %.1fs (%.0f/s), %d alerts, %d dropped in the ring buffer, %d missed (in-flight table full), %d malformed\n",
-		st.Events, el, float64(st.Events)/max(el, 1e-9), p.alerts, st.RingDrops, st.StashDrops, st.Malformed)
-	if err != nil {
-		return err
-	}
-	if recErr != nil {
-		return fmt.Errorf("write the recording: %w", recErr)
-	}
-	return nil
+	_, err := alert.Run(ctx, o)
+	return flagError(err)
 }
 
 func newRuntimeReplayCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -281,10 +133,6 @@ func newRuntimeReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Evaluate rules over a recorded event stream (--record's JSON lines; - for stdin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rs, err := f.loadRules(stderr)
-			if err != nil {
-				return err
-			}
 			var in io.Reader = os.Stdin
 			name := args[0]
 			if name != "-" {
@@ -295,27 +143,10 @@ func newRuntimeReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 				defer file.Close()
 				in = file
 			}
-			p, err := f.pipeline(rs, stdout, stderr, nil)
-			if err != nil {
-				return err
-			}
-			defer p.shutdown()
-			rd := event.NewReader(bufio.NewReaderSize(in, 256<<10), name, 0)
-			var ev event.Event
-			n := 0
-			for {
-				err := rd.Next(&ev)
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					return err
-				}
-				n++
-				p.evaluate(&ev)
-			}
-			fmt.Fprintf(stderr, "bulkhead: %d events, %d alerts\n", n, p.alerts)
-			return nil
+			o := f.options(stdout, stderr)
+			o.Trace, o.TraceName = in, name
+			_, err := alert.Run(cmd.Context(), o)
+			return flagError(err)
 		},
 	}
 	f.register(cmd)
@@ -380,37 +211,4 @@ func writeRuleCheck(w io.Writer, rs *rules.Ruleset) error {
 	}
 	fmt.Fprintf(w, "%d rules: %d active, %d disabled, %d skipped\n", len(rs.Rules())+len(rs.Skipped), len(rs.Active()), nDisabled, len(rs.Skipped))
 	return nil
-}
-
-// appendContainer adds the container fields Falco appends to every
-// syscall alert when its container plugin is loaded (falco.yaml's
-// append_output: suggested_output), so an alert always says where it
-// happened: container_id=... container_name=... and the image.
-func appendContainer(a *rules.Alert, ev *event.Event) {
-	id, name, repo, tag := "host", "host", "", ""
-	if ct := ev.Container; ct != nil {
-		id, name, repo, tag = ct.ID, ct.Name, ct.ImageRepository, ct.ImageTag
-	}
-	na := func(s string) string {
-		if s == "" {
-			return "<NA>"
-		}
-		return s
-	}
-	a.Output += " container_id=" + id + " container_name=" + na(name) +
-		" container_image_repository=" + na(repo) + " container_image_tag=" + na(tag)
-	if a.OutputFields == nil {
-		a.OutputFields = map[string]any{}
-	}
-	a.OutputFields["container.id"] = id
-	a.OutputFields["container.name"] = nilIfEmpty(name)
-	a.OutputFields["container.image.repository"] = nilIfEmpty(repo)
-	a.OutputFields["container.image.tag"] = nilIfEmpty(tag)
-}
-
-func nilIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
 }

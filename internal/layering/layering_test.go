@@ -49,6 +49,11 @@ var rules = []struct {
 		forbidden: []string{module + "/internal/cli", module + "/policy", module + "/admission"},
 		why:       "pipeline/ is the application layer the front ends (commands, policy facts, webhook, server) call",
 	},
+	{
+		under:     module + "/runtime/alert",
+		forbidden: []string{module + "/internal/cli"},
+		why:       "runtime/alert is the runtime alert pipeline the runtime commands and the server/sensor to come both call",
+	},
 }
 
 // celAllowed is every package of the module cel/ may depend on.
