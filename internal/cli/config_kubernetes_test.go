@@ -3,60 +3,9 @@ package cli
 import (
 	"bytes"
 	"errors"
-	"os"
 	"strings"
 	"testing"
-
-	"github.com/bulkhead-sec/bulkhead/cel"
-	"github.com/bulkhead-sec/bulkhead/finding"
 )
-
-func TestKubernetesConfigKind(t *testing.T) {
-	data, err := os.ReadFile("../../config/kubernetes/testdata/examples/_archived_sysdig-cloud_sysdig-daemonset.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !looksLikeKubernetes("ds.yaml", data) || !looksLikeKubernetes("-", data) {
-		t.Fatal("manifest not recognised")
-	}
-	for name, src := range map[string]string{
-		"compose.yaml": "services:\n  web:\n    image: nginx\n",
-		"Dockerfile":   "FROM alpine\n",
-		"values.yaml":  "image:\n  tag: 1\nkind: web\n",
-		"package.json": `{"name": "x", "version": "1.0.0"}`,
-		"workflow.yml": "on: push\njobs: {}\n",
-	} {
-		if looksLikeKubernetes(name, []byte(src)) {
-			t.Errorf("%s taken for a manifest", name)
-		}
-	}
-	pol, err := cel.LoadFile("../../cel/testdata/checks.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := scanKubernetesConfig("ds.yaml", data, kubernetesConfigOptions{PSS: "baseline", PSSVersion: "latest"}, pol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restricted, err := scanKubernetesConfig("ds.yaml", data, kubernetesConfigOptions{PSS: "restricted", PSSVersion: "v1.30"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := func(fs []finding.Finding) map[string]int {
-		m := map[string]int{}
-		for _, f := range fs {
-			m[f.ID]++
-		}
-		return m
-	}
-	b, r := ids(base), ids(restricted)
-	if b["BH-K8S-003"] != 1 || b["BH-K8S-021"] != 0 || r["BH-K8S-021"] != 1 || b["ORG-K8S-001"] != 1 || r["ORG-K8S-001"] != 0 {
-		t.Errorf("baseline %v\nrestricted %v", b, r)
-	}
-	if _, err := scanKubernetesConfig("ds.yaml", data, kubernetesConfigOptions{PSS: "strict"}, nil); err == nil {
-		t.Error("bad --pss accepted")
-	}
-}
 
 // TestConfigCommandKubernetes runs `bulkhead config` on a manifest file and
 // on Helm-style output from standard input.
