@@ -3,9 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"runtime"
-	"strings"
+	"io"
 	"testing"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
@@ -89,68 +87,25 @@ func TestJSONStreamIdentical(t *testing.T) {
 	}
 }
 
-// bigInventory has n packages with fields of some hundred bytes, like the
-// hostile images that pad them.
-func bigInventory(n int) *inventory.Inventory {
-	inv := &inventory.Inventory{Target: inventory.Target{Name: "big"}}
-	layer := &inventory.Layer{Index: 0, DiffID: "sha256:" + strings.Repeat("a", 64)}
-	for i := range n {
-		name := fmt.Sprintf("p%d%s", i, strings.Repeat("n", 300))
-		inv.Packages = append(inv.Packages, inventory.Package{
-			Name: name, Version: fmt.Sprintf("1.0.%d-r0", i), Type: "apk", Arch: "x86_64",
-			SourceName: name, SourceVersion: "1", PURL: "pkg:apk/alpine/" + name + "@1",
-			FoundBy: "apk", Locations: []inventory.Location{{Path: "/lib/apk/db/installed", Layer: layer}},
-		})
-	}
-	return inv
-}
-
-// heapProbe is a writer that measures the live heap every few MiB written.
-type heapProbe struct {
-	n, next int
-	peak    uint64
-}
-
-func (h *heapProbe) Write(p []byte) (int, error) {
-	h.n += len(p)
-	if h.n >= h.next {
-		h.next = h.n + 4<<20
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		h.peak = max(h.peak, m.HeapAlloc)
-	}
-	return len(p), nil
-}
-
-func liveHeap() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // While a JSON report is written, the live heap grows by far less than the
 // report: the document is never held whole (it was, twice over, before the
 // writers streamed packages).
 func TestJSONMemory(t *testing.T) {
-	inv := bigInventory(20_000)
-	for name, write := range map[string]func(*heapProbe) error{
-		"JSON":       func(h *heapProbe) error { return JSON(h, inv) },
-		"ResultJSON": func(h *heapProbe) error { return ResultJSON(h, &Result{Inventory: inv, Scanners: []string{"vuln"}}) },
+	inv := sbomtest.Padded(20_000)
+	for name, write := range map[string]func(io.Writer) error{
+		"JSON":       func(w io.Writer) error { return JSON(w, inv) },
+		"ResultJSON": func(w io.Writer) error { return ResultJSON(w, &Result{Inventory: inv, Scanners: []string{"vuln"}}) },
 	} {
-		base := liveHeap()
-		h := &heapProbe{}
-		if err := write(h); err != nil {
+		n, grew, err := sbomtest.HeapGrowth(write)
+		if err != nil {
 			t.Fatal(err)
 		}
-		grew := int64(h.peak) - int64(base)
-		t.Logf("%s: %d MiB written, live heap grew by %d KiB", name, h.n>>20, grew>>10)
-		if h.n < 20<<20 {
-			t.Fatalf("%s: only %d bytes written", name, h.n)
+		t.Logf("%s: %d MiB written, live heap grew by %d KiB", name, n>>20, grew>>10)
+		if n < 20<<20 {
+			t.Fatalf("%s: only %d bytes written", name, n)
 		}
-		if grew > int64(h.n/8) {
-			t.Errorf("%s: live heap grew by %d MiB while writing %d MiB: the document is held in memory", name, grew>>20, h.n>>20)
+		if grew > n/8 {
+			t.Errorf("%s: live heap grew by %d MiB while writing %d MiB: the document is held in memory", name, grew>>20, n>>20)
 		}
 	}
 }

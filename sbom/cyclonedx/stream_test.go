@@ -3,8 +3,7 @@ package cyclonedx
 import (
 	"bytes"
 	"fmt"
-	"runtime"
-	"strings"
+	"io"
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
@@ -113,46 +112,16 @@ func decodeBOM(b []byte) (*cdx.BOM, error) {
 // While a CycloneDX document is written, the live heap grows by far less
 // than the document.
 func TestEncodeMemory(t *testing.T) {
-	inv := &inventory.Inventory{Target: inventory.Target{Name: "big"}, OS: &inventory.OS{ID: "alpine", VersionID: "3.20.3"}}
-	layer := &inventory.Layer{Index: 0, DiffID: "sha256:" + strings.Repeat("a", 64)}
-	for i := range 10_000 {
-		name := fmt.Sprintf("p%d%s", i, strings.Repeat("n", 300))
-		inv.Packages = append(inv.Packages, inventory.Package{
-			Name: name, Version: "1", Type: "apk", SourceName: name, PURL: "pkg:apk/alpine/" + name + "@1", FoundBy: "apk",
-			Licenses: []string{"MIT"}, Locations: []inventory.Location{{Path: "/lib/apk/db/installed", Layer: layer}},
-		})
-	}
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	h := &heapProbe{}
-	if err := Encode(h, inv, fixed()); err != nil {
+	inv := sbomtest.Padded(10_000)
+	n, grew, err := sbomtest.HeapGrowth(func(w io.Writer) error { return Encode(w, inv, fixed()) })
+	if err != nil {
 		t.Fatal(err)
 	}
-	grew := int64(h.peak) - int64(m.HeapAlloc)
-	t.Logf("%d MiB written, live heap grew by %d KiB", h.n>>20, grew>>10)
-	if h.n < 10<<20 {
-		t.Fatalf("only %d bytes written", h.n)
+	t.Logf("%d MiB written, live heap grew by %d KiB", n>>20, grew>>10)
+	if n < 10<<20 {
+		t.Fatalf("only %d bytes written", n)
 	}
-	if grew > int64(h.n/8) {
-		t.Errorf("live heap grew by %d MiB while writing %d MiB: the document is held in memory", grew>>20, h.n>>20)
+	if grew > n/8 {
+		t.Errorf("live heap grew by %d MiB while writing %d MiB: the document is held in memory", grew>>20, n>>20)
 	}
-}
-
-// heapProbe is a writer that measures the live heap every few MiB written.
-type heapProbe struct {
-	n, next int
-	peak    uint64
-}
-
-func (h *heapProbe) Write(p []byte) (int, error) {
-	h.n += len(p)
-	if h.n >= h.next {
-		h.next = h.n + 2<<20
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		h.peak = max(h.peak, m.HeapAlloc)
-	}
-	return len(p), nil
 }
