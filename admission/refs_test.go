@@ -1,79 +1,18 @@
 package admission
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/bulkhead-sec/bulkhead/image"
+	"github.com/bulkhead-sec/bulkhead/internal/regtest"
 	"github.com/bulkhead-sec/bulkhead/policy"
-	"github.com/bulkhead-sec/bulkhead/sign"
 	"github.com/bulkhead-sec/bulkhead/sign/key"
 )
-
-// signedRegistry is go-containerregistry's registry over TLS, behind
-// net/http's ServeMux (which, like distribution's router, redirects
-// /v2/other/../t/app/... to /v2/t/app/...), listening on addr
-// ("127.0.0.1:0" for any port). It holds t/app:latest signed by k2 only
-// and t/app:good signed by k1 and k2.
-func signedRegistry(t *testing.T, addr string, k1, k2 []byte) (host string, app, good v1.Hash) {
-	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen on %s: %v", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	srv := httptest.NewUnstartedServer(mux)
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	host = strings.TrimPrefix(srv.URL, "https://")
-	ctx := context.Background()
-	o := sign.Options{Remote: image.RemoteOptions(ctx, image.Options{Insecure: true})}
-	push := func(tag string, keys ...[]byte) v1.Hash {
-		img, err := random.Image(256, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := image.ParseReference(host+"/t/app:"+tag, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(r, img, o.Remote...); err != nil {
-			t.Fatal(err)
-		}
-		tg, err := sign.Resolve(ctx, r.String(), o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, k := range keys {
-			s, err := key.ParsePrivate(k, func(bool) ([]byte, error) { return []byte("pw"), nil })
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := sign.SignImage(ctx, tg, s, sign.SignOptions{Options: o}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return tg.Descriptor.Digest
-	}
-	return host, push("latest", k2), push("good", k1, k2)
-}
 
 // TestRewrittenReferences: a rule requires key K1 for t/ of the registry.
 // t/app is signed by another key; spelt as the registry does not write it
@@ -86,7 +25,7 @@ func TestRewrittenReferences(t *testing.T) {
 	k2priv, _, _ := key.Generate([]byte("pw"))
 	for _, addr := range []string{"127.0.0.1:0", "127.0.0.1:443"} {
 		t.Run(addr, func(t *testing.T) {
-			host, app, good := signedRegistry(t, addr, k1priv, k2priv)
+			host, app, good := regtest.SignedRegistry(t, addr, k1priv, k2priv)
 			_, port, _ := net.SplitHostPort(host)
 			canonHost, canonLocal := "127.0.0.1:"+port, "localhost:"+port
 			if port == "443" {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/internal/regtest"
 	"github.com/bulkhead-sec/bulkhead/policy"
 	"github.com/bulkhead-sec/bulkhead/sign/key"
 )
@@ -19,7 +20,7 @@ import (
 func TestTLogChoice(t *testing.T) {
 	k1priv, k1pub, _ := key.Generate([]byte("pw"))
 	k2priv, _, _ := key.Generate([]byte("pw"))
-	host, _, _ := signedRegistry(t, "127.0.0.1:0", k1priv, k2priv)
+	host, _, _ := regtest.SignedRegistry(t, "127.0.0.1:0", k1priv, k2priv)
 	for _, c := range []struct {
 		name, field string
 		allowed     bool

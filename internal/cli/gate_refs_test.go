@@ -6,66 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/bulkhead-sec/bulkhead/image"
-	"github.com/bulkhead-sec/bulkhead/sign"
+	"github.com/bulkhead-sec/bulkhead/internal/regtest"
 	"github.com/bulkhead-sec/bulkhead/sign/key"
 )
-
-// gateRegistry is go-containerregistry's registry over TLS behind
-// net/http's ServeMux (which redirects unclean paths to clean ones, as
-// distribution's router does), holding t/app:latest signed by k2 and
-// t/app:good signed by k1.
-func gateRegistry(t *testing.T, k1, k2 []byte) (host string, app, good v1.Hash) {
-	t.Helper()
-	mux := http.NewServeMux()
-	mux.Handle("/", registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	srv := httptest.NewTLSServer(mux)
-	t.Cleanup(srv.Close)
-	host = strings.TrimPrefix(srv.URL, "https://")
-	ctx := context.Background()
-	o := sign.Options{Remote: image.RemoteOptions(ctx, image.Options{Insecure: true})}
-	push := func(tag string, k []byte) v1.Hash {
-		img, err := random.Image(256, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := image.ParseReference(host+"/t/app:"+tag, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(r, img, o.Remote...); err != nil {
-			t.Fatal(err)
-		}
-		tg, err := sign.Resolve(ctx, r.String(), o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := key.ParsePrivate(k, func(bool) ([]byte, error) { return []byte("pw"), nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := sign.SignImage(ctx, tg, s, sign.SignOptions{Options: o}); err != nil {
-			t.Fatal(err)
-		}
-		return tg.Descriptor.Digest
-	}
-	return host, push("latest", k2), push("good", k1)
-}
 
 // TestGateRewrittenReferences: bulkhead gate with a rule requiring key K1
 // for t/: the image signed by another key is denied however its reference
@@ -74,7 +23,7 @@ func gateRegistry(t *testing.T, k1, k2 []byte) (host string, app, good v1.Hash) 
 func TestGateRewrittenReferences(t *testing.T) {
 	k1priv, k1pub, _ := key.Generate([]byte("pw"))
 	k2priv, _, _ := key.Generate([]byte("pw"))
-	host, app, good := gateRegistry(t, k1priv, k2priv)
+	host, app, good := regtest.SignedRegistry(t, "127.0.0.1:0", k1priv, k2priv)
 	_, port, _ := net.SplitHostPort(host)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "k1.pub"), k1pub, 0o644)

@@ -15,6 +15,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/bulkhead-sec/bulkhead/admission"
+	"github.com/bulkhead-sec/bulkhead/internal/regtest"
 	"github.com/bulkhead-sec/bulkhead/policy"
 	"github.com/bulkhead-sec/bulkhead/sign/key"
 )
@@ -29,7 +30,7 @@ import (
 func TestTLogSameEverywhere(t *testing.T) {
 	k1priv, k1pub, _ := key.Generate([]byte("pw"))
 	k2priv, _, _ := key.Generate([]byte("pw"))
-	host, _, _ := gateRegistry(t, k1priv, k2priv)
+	host, _, _ := regtest.SignedRegistry(t, "127.0.0.1:0", k1priv, k2priv)
 	image := host + "/t/app:good"
 	dir := t.TempDir()
 	pub := filepath.Join(dir, "k1.pub")
