@@ -91,15 +91,21 @@ func plantedImage(t *testing.T) string {
 		t.Fatal(err)
 	}
 	img = mutate.Annotations(img, map[string]string{"com.example.publish": "npm " + plantNPM}).(v1.Image)
+	return writeLayout(t, img, layout.WithAnnotations(map[string]string{
+		"com.example.mail":         plantSendGrid,
+		"io.containerd.image.name": "example.com/app:v1-" + plantGitHubTag,
+	}))
+}
+
+// writeLayout writes img to a new OCI layout and returns its directory.
+func writeLayout(t *testing.T, img v1.Image, opts ...layout.Option) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
 	lp, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{
-		"com.example.mail":         plantSendGrid,
-		"io.containerd.image.name": "example.com/app:v1-" + plantGitHubTag,
-	})); err != nil {
+	if err := lp.AppendImage(img, opts...); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -315,14 +321,7 @@ func TestNamedSecretsNeverPrinted(t *testing.T) {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	lp, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lp.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
+	dir := writeLayout(t, img)
 	var findings []byte
 	for _, format := range formatNames() {
 		var stdout, stderr bytes.Buffer
