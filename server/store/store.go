@@ -1,0 +1,156 @@
+// Package store keeps the fleet's scans: for every image digest its
+// inventory, its findings, when and with which vulnerability database it was
+// scanned, where it was seen, and the findings that appeared and disappeared
+// as new advisories were re-evaluated. One schema, versioned migrations
+// (goose), on SQLite (embedded default, pure Go) or PostgreSQL.
+//
+// Every write is one transaction: an acknowledged write is durable, and a
+// process killed mid-write leaves nothing half-written.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/report"
+)
+
+// ErrNotFound is returned when the asked-for row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Scan is one scan of one image digest.
+type Scan struct {
+	ID     int64  `json:"id"`
+	Digest string `json:"digest"` // the image's manifest digest ("sha256:...")
+	// Repository is the canonical repository the scan was asked for
+	// ("index.docker.io/library/alpine"); empty for an inventory upload
+	// that named none.
+	Repository string    `json:"repository,omitempty"`
+	ScannedAt  time.Time `json:"scannedAt"`
+	// Source says how the scan reached the server: "registry" (the server
+	// pulled it), "upload" (CI sent the inventory), "sbom" (a CycloneDX or
+	// SPDX document was uploaded).
+	Source    string               `json:"source"`
+	DB        *report.DBInfo       `json:"vulnerabilityDB,omitempty"`
+	Inventory *inventory.Inventory `json:"inventory,omitempty"`
+	// Findings are the current findings of this scan: replaced by each
+	// re-evaluation (the change is recorded as Changes).
+	Findings []finding.Finding `json:"findings,omitempty"`
+}
+
+// Sighting says where an image was seen.
+type Sighting struct {
+	Digest    string    `json:"digest"`
+	Reference string    `json:"reference,omitempty"` // as written by the user, canonicalised
+	Kind      string    `json:"kind"`                // "registry", "ci", "cluster"
+	Cluster   string    `json:"cluster,omitempty"`
+	Namespace string    `json:"namespace,omitempty"`
+	Workload  string    `json:"workload,omitempty"` // "Deployment/web"
+	CIRun     string    `json:"ciRun,omitempty"`
+	SeenAt    time.Time `json:"seenAt"`
+}
+
+// Change is one finding that appeared or disappeared in a re-evaluation.
+type Change struct {
+	ScanID    int64           `json:"scanID"`
+	Digest    string          `json:"digest"`
+	Kind      string          `json:"kind"` // "appeared" or "disappeared"
+	Finding   finding.Finding `json:"finding"`
+	At        time.Time       `json:"at"`
+	DBVersion string          `json:"dbVersion,omitempty"`
+}
+
+// ImageFilter narrows Images.
+type ImageFilter struct {
+	MinSeverity finding.Severity // zero: any
+	Fixed       *bool            // only findings with (true) or without (false) a fix
+	Package     string           // only images holding this package name
+	Repository  string
+	Limit       int // zero: the store's default page
+	After       int64
+}
+
+// ImageSummary is one image in a listing: its latest scan and counts.
+type ImageSummary struct {
+	Digest     string         `json:"digest"`
+	Repository string         `json:"repository,omitempty"`
+	ScanID     int64          `json:"scanID"`
+	ScannedAt  time.Time      `json:"scannedAt"`
+	Packages   int            `json:"packages"`
+	Counts     map[string]int `json:"counts"` // findings per severity name
+}
+
+// Affected is one image (and where it runs) that a vulnerability hits.
+type Affected struct {
+	Digest     string     `json:"digest"`
+	Repository string     `json:"repository,omitempty"`
+	ScanID     int64      `json:"scanID"`
+	Package    string     `json:"package"`
+	Version    string     `json:"version"`
+	Fixed      string     `json:"fixed,omitempty"`
+	Sightings  []Sighting `json:"sightings,omitempty"`
+}
+
+// Event is an ingested runtime alert or gate/admission decision, linked to
+// an image digest when the event carries one.
+type Event struct {
+	ID       int64     `json:"id"`
+	Kind     string    `json:"kind"` // "runtime", "gate", "admission"
+	Digest   string    `json:"digest,omitempty"`
+	Priority string    `json:"priority,omitempty"`
+	Rule     string    `json:"rule,omitempty"`
+	Output   string    `json:"output,omitempty"`
+	Body     []byte    `json:"body"` // the event as received (JSON)
+	At       time.Time `json:"at"`
+}
+
+// Token is an API token; only its hash is stored.
+type Token struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"` // "read", "scan", "admin"
+	Hash      []byte    `json:"-"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Store is the server's storage. Implementations: SQL (SQLite, PostgreSQL).
+type Store interface {
+	// PutScan stores a scan (inventory and findings) and its sighting in
+	// one transaction and returns its ID.
+	PutScan(ctx context.Context, s *Scan, seen *Sighting) (int64, error)
+	// Scan returns one scan with its inventory and findings.
+	Scan(ctx context.Context, id int64) (*Scan, error)
+	// LatestScan returns the newest scan of a digest.
+	LatestScan(ctx context.Context, digest string) (*Scan, error)
+	// ScansOf lists the scans of a repository, newest first (no inventory).
+	ScansOf(ctx context.Context, repository string, limit int) ([]Scan, error)
+	// AddSighting records where a digest was seen.
+	AddSighting(ctx context.Context, seen *Sighting) error
+	Images(ctx context.Context, f ImageFilter) ([]ImageSummary, error)
+	// Affected answers "which images and workloads have this vulnerability"
+	// (an ID or any of its aliases).
+	Affected(ctx context.Context, vulnID string) ([]Affected, error)
+	// Changes lists findings that appeared or disappeared after since.
+	Changes(ctx context.Context, since time.Time, limit int) ([]Change, error)
+
+	// EachLatest calls fn with the latest scan of every digest, with its
+	// inventory and findings, one at a time (re-evaluation).
+	EachLatest(ctx context.Context, fn func(*Scan) error) error
+	// Reevaluated replaces a scan's findings and records the changes, in
+	// one transaction.
+	Reevaluated(ctx context.Context, scanID int64, db *report.DBInfo, findings []finding.Finding, changes []Change) error
+
+	PutEvent(ctx context.Context, e *Event) (int64, error)
+	Events(ctx context.Context, digest string, since time.Time, limit int) ([]Event, error)
+
+	PutToken(ctx context.Context, t *Token) (int64, error)
+	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+	DeleteToken(ctx context.Context, name string) error
+
+	// Ping says whether the database answers (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
