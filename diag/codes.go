@@ -32,12 +32,15 @@ const (
 	SecretUnreadable Code = "secret.unreadable" // a file could not be read for secrets
 
 	// The vulnerability database and matching (vulndb, match, pipeline).
-	VulnDBBundled       Code = "vulndb.bundled"         // no database: built from the bundled snapshot
-	VulnDBStale         Code = "vulndb.stale"           // the data used is older than --db-max-age, or undated
-	MatchUnsupported    Code = "match.unsupported"      // packages of a type not checked for vulnerabilities
-	MatchVersionUnknown Code = "match.version-unparsed" // a version that could not be compared
-	MatchLookupFailed   Code = "match.lookup-failed"    // a package's records could not be read
-	IgnoreExpired       Code = "ignore.expired"         // an ignore-file entry expired: no longer suppresses
+	VulnDBBundled        Code = "vulndb.bundled"         // no database: built from the bundled snapshot
+	VulnDBStale          Code = "vulndb.stale"           // the data used is older than --db-max-age, or undated
+	MatchUnsupported     Code = "match.unsupported"      // packages of a type not checked for vulnerabilities
+	MatchVersionUnknown  Code = "match.version-unparsed" // a version that could not be compared
+	MatchLookupFailed    Code = "match.lookup-failed"    // a package's records could not be read
+	IgnoreExpired        Code = "ignore.expired"         // an ignore-file entry expired: no longer suppresses
+	VulnDBFeedSkipped    Code = "vulndb.feed-skipped"    // db update: a feed could not be fetched; the others were
+	VulnDBRebuilt        Code = "vulndb.rebuilt"         // db update/import: the previous database was unreadable, rebuilt
+	VulnDBRecordsSkipped Code = "vulndb.records-skipped" // db import: files that are not valid OSV records, skipped
 
 	// Configuration files (config).
 	ConfigUnreadable Code = "config.unreadable"    // a file could not be read or checked in full
@@ -46,10 +49,15 @@ const (
 
 	// Policy decisions (policy, gate, webhook) and CEL checks.
 	PolicyWarnRule         Code = "policy.warn-rule"         // a warn-mode rule failed: admitted with a warning
+	PolicyUnchecked        Code = "policy.unchecked"         // a rule could not be checked: admitted under fail-open (or a warn rule)
 	PolicyExempt           Code = "policy.exempt"            // an exemption turned a failure into an allow
 	PolicyExemptNamespace  Code = "policy.exempt-namespace"  // the namespace is in admission.exemptNamespaces: not judged
 	PolicyExemptionExpired Code = "policy.exemption-expired" // an expired exemption: no longer exempting
 	PolicyTlogIgnored      Code = "policy.tlog-ignored"      // a rule accepts signatures without a transparency-log check
 	PolicyTagIgnored       Code = "policy.tag-ignored"       // a tag next to a digest is ignored
 	PolicyCheckSkipped     Code = "policy.check-skipped"     // a CEL check that does not apply to this command
+
+	// The command line (internal/cli).
+	GateNoWorkload    Code = "gate.no-workload"    // a manifest given to the gate holds no workload
+	CLIDeprecatedFlag Code = "cli.deprecated-flag" // a deprecated flag spelling was used
 )
