@@ -136,7 +136,7 @@ func Scan(ctx context.Context, paths []string, opts Options, emit func([]finding
 		sum.Warnings = append(sum.Warnings, d.Message)
 	}
 	failed := func(name string, err error) {
-		note(diag.New(diag.ConfigUnreadable, diag.Error, err.Error()).At(diag.Location{Path: name}))
+		note(diag.New(diag.ConfigUnreadable, diag.Warning, err.Error()).At(diag.Location{Path: name}))
 		sum.Unread = append(sum.Unread, err.Error())
 	}
 	check := func(name string, data []byte, kind string) {
