@@ -133,6 +133,18 @@ func Messages(ds []Diagnostic) []string {
 	return out
 }
 
+// Warnings are the messages of the diagnostics that are not Info, in
+// order: what a list of warning strings holds.
+func Warnings(ds []Diagnostic) []string {
+	var out []string
+	for _, d := range ds {
+		if d.Severity != Info {
+			out = append(out, d.Message)
+		}
+	}
+	return out
+}
+
 // Wrap makes a warning of code for each message.
 func Wrap(code Code, msgs []string) []Diagnostic {
 	if len(msgs) == 0 {

@@ -200,10 +200,11 @@ func (o *OS) Family(id string) bool {
 	return false
 }
 
-// Diagnose adds diagnostics, and their messages to Warnings.
+// Diagnose adds diagnostics, and the messages of those that are not
+// notes (diag.Info) to Warnings.
 func (inv *Inventory) Diagnose(ds ...diag.Diagnostic) {
 	inv.Diagnostics = append(inv.Diagnostics, ds...)
-	inv.Warnings = append(inv.Warnings, diag.Messages(ds)...)
+	inv.Warnings = append(inv.Warnings, diag.Warnings(ds)...)
 }
 
 // AllDiagnostics are the Diagnostics, then a warning of code

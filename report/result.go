@@ -35,10 +35,11 @@ type Result struct {
 	Diagnostics []diag.Diagnostic
 }
 
-// Diagnose adds diagnostics, and their messages to Warnings.
+// Diagnose adds diagnostics, and the messages of those that are not
+// notes (diag.Info) to Warnings.
 func (r *Result) Diagnose(ds ...diag.Diagnostic) {
 	r.Diagnostics = append(r.Diagnostics, ds...)
-	r.Warnings = append(r.Warnings, diag.Messages(ds)...)
+	r.Warnings = append(r.Warnings, diag.Warnings(ds)...)
 }
 
 // AllDiagnostics are the inventory's diagnostics, then the result's

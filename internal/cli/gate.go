@@ -277,6 +277,13 @@ func gateResult(pol *policy.File, targets []*gateTarget) *report.Result {
 		lines[r.Name] = r.Line
 	}
 	for _, t := range targets {
+		// The notes and exemptions go into the log as notifications; the
+		// warn and unchecked results are findings below.
+		for _, d := range t.Decision.Diagnostics {
+			if d.Code != diag.PolicyWarnRule && d.Code != diag.PolicyUnchecked {
+				res.Diagnose(d)
+			}
+		}
 		for _, r := range t.Decision.Results {
 			if r.Outcome == policy.Allow {
 				continue
