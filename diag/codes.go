@@ -42,6 +42,12 @@ const (
 	VulnDBRebuilt        Code = "vulndb.rebuilt"         // db update/import: the previous database was unreadable, rebuilt
 	VulnDBRecordsSkipped Code = "vulndb.records-skipped" // db import: files that are not valid OSV records, skipped
 
+	// SBOMs read back (sbom/cyclonedx, sbom/spdx).
+	SBOMBadPURL          Code = "sbom.bad-purl"          // a package's purl is not valid: kept without it
+	SBOMPartialComponent Code = "sbom.partial-component" // a component read for its identity only
+	SBOMMetadataUnread   Code = "sbom.metadata-unread"   // the document's metadata could not be read
+	SBOMTooDeep          Code = "sbom.too-deep"          // components nested too deep: not read
+
 	// Configuration files (config).
 	ConfigUnreadable Code = "config.unreadable"    // a file could not be read or checked in full
 	ConfigUnknown    Code = "config.unknown-kind"  // not a Dockerfile or manifest: secrets only
