@@ -19,6 +19,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/walk"
 )
@@ -165,7 +166,7 @@ type Collector struct {
 	seed  maphash.Seed
 
 	packages []inventory.Package
-	warnings []string
+	warnings []diag.Diagnostic
 }
 
 // NewCollector returns a visitor running the catalogers. layers describes the
@@ -434,7 +435,7 @@ func trim(pkgs []inventory.Package, room int64) ([]inventory.Package, int64) {
 
 // resolve returns the packages of the visible copy of one file, charged to
 // the image budget's room, and the warnings that go with them.
-func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, layers []*inventory.Layer, room *int64) ([]inventory.Package, []string) {
+func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, layers []*inventory.Layer, room *int64) ([]inventory.Package, []diag.Diagnostic) {
 	// Newest layer first.
 	sort.Slice(insts, func(i, j int) bool { return insts[i].layer > insts[j].layer })
 	top := -1
@@ -448,31 +449,39 @@ func (c *Collector) resolve(name, p string, insts []instance, t *walk.Tree, laye
 		return nil, nil // every copy of the file was deleted
 	}
 	vis := insts[top]
+	loc := diag.Location{Path: "/" + p, Object: name}
+	if vis.layer >= 0 && vis.layer < len(layers) {
+		loc.Layer = layers[vis.layer].Digest
+	}
 	if vis.reduced {
 		// record keeps the newest copy whole, and only it can be visible.
-		return nil, []string{fmt.Sprintf("%s: /%s: internal error: the visible copy (layer %d) is not the newest; its packages are not reported", name, p, vis.layer)}
+		return nil, []diag.Diagnostic{diag.Errorf(diag.CatalogInternal, "%s: /%s: internal error: the visible copy (layer %d) is not the newest; its packages are not reported", name, p, vis.layer).At(loc)}
 	}
 	if vis.err != nil {
 		w := fmt.Sprintf("%s: /%s: %v", name, p, vis.err)
+		code := diag.CatalogUnreadable
 		if overLimit(vis.err) {
 			c.incomplete = append(c.incomplete, w)
+			code = diag.CatalogLimit
 		}
-		return nil, []string{w}
+		return nil, []diag.Diagnostic{diag.New(code, diag.Warning, w).At(loc)}
 	}
-	var warns []string
+	var warns []diag.Diagnostic
 	for _, prob := range vis.problems {
 		w := fmt.Sprintf("%s: /%s: %v", name, p, prob)
+		code := diag.CatalogPartial
 		if overLimit(prob) {
 			c.incomplete = append(c.incomplete, w)
+			code = diag.CatalogLimit
 		}
-		warns = append(warns, w)
+		warns = append(warns, diag.New(code, diag.Warning, w).At(loc))
 	}
 	if vis.bytes > *room {
 		before := len(vis.pkgs)
 		vis.pkgs, vis.bytes = trim(vis.pkgs, *room)
 		w := fmt.Sprintf("%s: /%s: %d packages skipped: the packages of this scan already keep %s of names, versions and other fields, more than any real image (corrupt or hostile input)", name, p, before-len(vis.pkgs), size(c.budget.imageBytes()))
 		c.incomplete = append(c.incomplete, w)
-		warns = append(warns, w)
+		warns = append(warns, diag.New(diag.CatalogLimit, diag.Warning, w).At(loc))
 	}
 	*room -= vis.bytes
 	// The chain of earlier copies that a later layer overwrote without
@@ -536,7 +545,11 @@ func (c *Collector) Packages() []inventory.Package { return c.packages }
 
 // Warnings are the files that could not be parsed, and the parts of files
 // that were skipped (see PartialError), each naming its file.
-func (c *Collector) Warnings() []string { return c.warnings }
+func (c *Collector) Warnings() []string { return diag.Messages(c.warnings) }
+
+// Diagnostics are the Warnings with their codes (catalog.unreadable,
+// catalog.partial, catalog.limit) and locations, in the same order.
+func (c *Collector) Diagnostics() []diag.Diagnostic { return c.warnings }
 
 // Catalogers returns the catalogers the collector runs.
 func (c *Collector) Catalogers() []Cataloger { return c.catalogers }

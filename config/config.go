@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/bulkhead-sec/bulkhead/cel"
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/secret"
 )
@@ -106,8 +107,12 @@ type Options struct {
 type Summary struct {
 	// Checked counts the files checked.
 	Checked int
-	// Warnings, in the order met, include every Unread entry.
+	// Warnings, in the order met, include every Unread entry: the
+	// messages of Diagnostics.
 	Warnings []string
+	// Diagnostics are the Warnings with their codes (config.unreadable,
+	// config.unknown-kind, secret.unreadable) and files.
+	Diagnostics []diag.Diagnostic
 	// Unread are the files that could not be read or checked in full.
 	Unread []string
 }
@@ -126,8 +131,12 @@ func Scan(ctx context.Context, paths []string, opts Options, emit func([]finding
 		}
 	}
 	misconfig, secrets := opts.Checkers != nil, opts.Secrets != nil
-	failed := func(err error) {
-		sum.Warnings = append(sum.Warnings, err.Error())
+	note := func(d diag.Diagnostic) {
+		sum.Diagnostics = append(sum.Diagnostics, d)
+		sum.Warnings = append(sum.Warnings, d.Message)
+	}
+	failed := func(name string, err error) {
+		note(diag.New(diag.ConfigUnreadable, diag.Warning, err.Error()).At(diag.Location{Path: name}))
 		sum.Unread = append(sum.Unread, err.Error())
 	}
 	check := func(name string, data []byte, kind string) {
@@ -138,7 +147,7 @@ func Scan(ctx context.Context, paths []string, opts Options, emit func([]finding
 		if misconfig && kind != "" {
 			c := opts.Checkers[kind]
 			if c == nil {
-				failed(fmt.Errorf("%s: no checker built for kind %s", name, kind))
+				failed(name, fmt.Errorf("%s: no checker built for kind %s", name, kind))
 			} else if err := c(name, data, func(fs []finding.Finding) {
 				for _, h := range fs {
 					if h.Location != nil && (h.ID == "BH-DF-009" || strings.Contains(strings.ToLower(h.Title), "secret")) {
@@ -153,13 +162,13 @@ func Scan(ctx context.Context, paths []string, opts Options, emit func([]finding
 				if !strings.HasPrefix(err.Error(), name+":") {
 					err = fmt.Errorf("%s: %w", name, err)
 				}
-				failed(err)
+				failed(name, err)
 			}
 		}
 		if secrets && !secret.IsBinary(data) && !opts.Secrets.AllowedPath(name) {
 			got, err := opts.Secrets.Scan(name, bytes.NewReader(data))
 			if err != nil {
-				sum.Warnings = append(sum.Warnings, err.Error())
+				note(diag.New(diag.SecretUnreadable, diag.Warning, err.Error()).At(diag.Location{Path: name}))
 			}
 			kept := got[:0]
 			for _, a := range got {
@@ -203,7 +212,7 @@ func Scan(ctx context.Context, paths []string, opts Options, emit func([]finding
 			}
 			data, err := readFile(cf.name)
 			if err != nil {
-				failed(err)
+				failed(cf.name, err)
 				continue
 			}
 			kind := cf.kind
@@ -216,7 +225,7 @@ func Scan(ctx context.Context, paths []string, opts Options, emit func([]finding
 				continue
 			}
 			if kind == "" && misconfig {
-				sum.Warnings = append(sum.Warnings, fmt.Sprintf("%s: not a Dockerfile or manifest by its name and content; give --type %s to check it (secrets only)", cf.name, strings.Join(Names(), "|")))
+				note(diag.Warnf(diag.ConfigUnknown, "%s: not a Dockerfile or manifest by its name and content; give --type %s to check it (secrets only)", cf.name, strings.Join(Names(), "|")).At(diag.Location{Path: cf.name}))
 			}
 			check(cf.name, data, kind)
 		}

@@ -8,6 +8,8 @@ package inventory
 import (
 	"sort"
 	"strings"
+
+	"github.com/bulkhead-sec/bulkhead/diag"
 )
 
 // Package types. Each cataloger sets one; purls and vulnerability ecosystems
@@ -101,7 +103,12 @@ type Inventory struct {
 	Target   Target    `json:"target"`
 	OS       *OS       `json:"os,omitempty"`
 	Packages []Package `json:"packages"`
-	Warnings []string  `json:"warnings,omitempty"`
+	// Warnings are the messages of the problems met (Diagnostics'
+	// messages, and any warning decoded from a document without codes).
+	Warnings []string `json:"warnings,omitempty"`
+	// Diagnostics are the problems met with their codes, severities and
+	// locations; add them with Diagnose, which keeps Warnings in step.
+	Diagnostics []diag.Diagnostic `json:"diagnostics,omitempty"`
 	// Incomplete names the package files left out, in whole or in part,
 	// because they are over a limit for hostile input (also among the
 	// warnings): the inventory does not show all the image holds.
@@ -191,4 +198,18 @@ func (o *OS) Family(id string) bool {
 		}
 	}
 	return false
+}
+
+// Diagnose adds diagnostics, and the messages of those that are not
+// notes (diag.Info) to Warnings.
+func (inv *Inventory) Diagnose(ds ...diag.Diagnostic) {
+	inv.Diagnostics = append(inv.Diagnostics, ds...)
+	inv.Warnings = append(inv.Warnings, diag.Warnings(ds)...)
+}
+
+// AllDiagnostics are the Diagnostics, then a warning of code
+// diag.Unclassified for each of Warnings that is not one of their messages
+// (a warning set or decoded without a code).
+func (inv *Inventory) AllDiagnostics() []diag.Diagnostic {
+	return diag.Merge(inv.Diagnostics, inv.Warnings)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/openvex/go-vex/pkg/vex"
 	"go.yaml.in/yaml/v3"
@@ -239,15 +240,21 @@ func idMatches(id string, f *finding.Finding) bool {
 // Apply marks the findings the file's live entries cover as suppressed
 // (unless already suppressed) and returns one warning per expired entry.
 func (ig *IgnoreFile) Apply(fs []finding.Finding, now time.Time) []string {
+	return diag.Messages(ig.Suppress(fs, now))
+}
+
+// Suppress is Apply with the warnings as diagnostics (code
+// ignore.expired, located at the entry's line).
+func (ig *IgnoreFile) Suppress(fs []finding.Finding, now time.Time) []diag.Diagnostic {
 	if ig == nil {
 		return nil
 	}
-	var warns []string
+	var warns []diag.Diagnostic
 	for i := range ig.Entries {
 		e := &ig.Entries[i]
 		if e.expired(now) {
-			warns = append(warns, fmt.Sprintf("%s:%d: ignore entry for %s expired on %s and no longer suppresses it",
-				ig.Path, e.Line, e.ID, e.Expires.Format("2006-01-02")))
+			warns = append(warns, diag.Warnf(diag.IgnoreExpired, "%s:%d: ignore entry for %s expired on %s and no longer suppresses it",
+				ig.Path, e.Line, e.ID, e.Expires.Format("2006-01-02")).At(diag.Location{Path: ig.Path, Line: e.Line, Object: e.ID}))
 			continue
 		}
 		for j := range fs {

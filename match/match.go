@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/version"
@@ -53,6 +54,10 @@ type Options struct {
 	// Warn receives warnings: expired ignore entries, versions that could
 	// not be compared, packages with no OSV ecosystem. Nil discards them.
 	Warn func(string)
+	// Diagnose receives the same warnings with their codes
+	// (ignore.expired, match.version-unparsed, match.unsupported); when
+	// set, Warn is not called.
+	Diagnose func(diag.Diagnostic)
 }
 
 const defaultMaxDescription = 2000
@@ -99,8 +104,8 @@ func Match(ctx context.Context, inv *inventory.Inventory, src Source, opts Optio
 		if now.IsZero() {
 			now = time.Now()
 		}
-		for _, w := range opts.Ignore.Apply(out, now) {
-			m.warn(w)
+		for _, d := range opts.Ignore.Suppress(out, now) {
+			m.warn(d)
 		}
 	}
 	if len(opts.VEX) > 0 {
@@ -194,11 +199,19 @@ func (m *matcher) parse(eco, s string) (version.Version, error) {
 	return v, err
 }
 
-func (m *matcher) warn(s string) {
-	if m.opts.Warn != nil && !m.warned[s] {
-		m.warned[s] = true
-		m.opts.Warn(s)
+func (m *matcher) warn(d diag.Diagnostic) {
+	if m.warned[d.Message] {
+		return
 	}
+	switch {
+	case m.opts.Diagnose != nil:
+		m.opts.Diagnose(d)
+	case m.opts.Warn != nil:
+		m.opts.Warn(d.Message)
+	default:
+		return
+	}
+	m.warned[d.Message] = true
 }
 
 func (m *matcher) lookup(eco, name string) ([]*osvpb.Vulnerability, error) {
@@ -221,7 +234,7 @@ func (m *matcher) ecosystems(p *inventory.Package, os *inventory.OS) ([]string, 
 	}
 	eco, prefix, reason := osEcosystem(p.Type, os)
 	if reason != "" {
-		m.warn("vulnerabilities not checked for " + p.Type + " packages: " + reason)
+		m.warn(diag.Warnf(diag.MatchUnsupported, "vulnerabilities not checked for %s packages: %s", p.Type, reason).At(diag.Location{Object: p.Type}))
 		return nil, nil
 	}
 	if prefix == "" {
@@ -312,7 +325,7 @@ func (m *matcher) affects(v *osvpb.Vulnerability, q query) (hit, bool) {
 			pv, err := m.parse(q.eco, q.version)
 			if err != nil {
 				parseErr = err
-				m.warn(fmt.Sprintf("%s package %s: version %q not understood (%v); only exact version lists are checked", q.eco, q.name, q.version, err))
+				m.warn(diag.Warnf(diag.MatchVersionUnknown, "%s package %s: version %q not understood (%v); only exact version lists are checked", q.eco, q.name, q.version, err).At(diag.Location{Object: q.eco + "/" + q.name}))
 			} else {
 				parsed = &pv
 			}
@@ -406,7 +419,7 @@ func (m *matcher) inRange(r *osvpb.Range, v version.Version, q query) (bool, str
 		if err != nil {
 			// osv-scanner ignores comparison errors (treats them as
 			// equal); do the same, but say so.
-			m.warn(fmt.Sprintf("%s %s: %v", q.eco, q.name, err))
+			m.warn(diag.Warnf(diag.MatchVersionUnknown, "%s %s: %v", q.eco, q.name, err).At(diag.Location{Object: q.eco + "/" + q.name}))
 			return 0
 		}
 		return c

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
@@ -49,7 +50,7 @@ type Matcher struct {
 
 	mu       sync.Mutex
 	used     map[string]bool
-	warnings []string
+	warnings []diag.Diagnostic
 }
 
 // OpenMatcher opens the database at o.DBPath (building it from the bundled
@@ -67,7 +68,7 @@ func OpenMatcher(o MatchOptions) (*Matcher, error) {
 	}
 	m.owned = true
 	if built {
-		m.warn(fmt.Sprintf("no vulnerability database at %s: built it from the snapshot bundled in this binary", db.Path()))
+		m.warn(diag.Warnf(diag.VulnDBBundled, "no vulnerability database at %s: built it from the snapshot bundled in this binary", db.Path()).At(diag.Location{Path: db.Path()}))
 	}
 	return m, nil
 }
@@ -105,26 +106,30 @@ func (m *Matcher) Close() error {
 // DB is the matcher's database.
 func (m *Matcher) DB() *vulndb.DB { return m.db }
 
-func (m *Matcher) warn(s string) {
+func (m *Matcher) warn(d diag.Diagnostic) {
 	m.mu.Lock()
-	m.warnings = append(m.warnings, s)
+	m.warnings = append(m.warnings, d)
 	m.mu.Unlock()
 }
 
 // Warnings are the matcher's own: the database was built from the bundled
 // snapshot, its data is stale (Info).
-func (m *Matcher) Warnings() []string {
+func (m *Matcher) Warnings() []string { return diag.Messages(m.Diagnostics()) }
+
+// Diagnostics are the Warnings with their codes (vulndb.bundled,
+// vulndb.stale).
+func (m *Matcher) Diagnostics() []diag.Diagnostic {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]string(nil), m.warnings...)
+	return append([]diag.Diagnostic(nil), m.warnings...)
 }
 
 // Match matches one inventory: every finding, suppressed ones marked, and
 // the ecosystems looked up. warn (may be nil) gets the per-package notes
 // (expired ignore entries, versions that could not be compared).
-func (m *Matcher) Match(ctx context.Context, inv *inventory.Inventory, warn func(string)) ([]finding.Finding, []string, error) {
+func (m *Matcher) Match(ctx context.Context, inv *inventory.Inventory, warn func(diag.Diagnostic)) ([]finding.Finding, []string, error) {
 	opts := m.opts
-	opts.Warn = warn
+	opts.Diagnose = warn
 	tr := m.db.Track()
 	fs, err := match.Match(ctx, inv, tr, opts)
 	if err != nil {
@@ -164,7 +169,7 @@ func (m *Matcher) Info(used []string) (*report.DBInfo, error) {
 	return m.info(used, m.maxAge, m.warn)
 }
 
-func (m *Matcher) info(used []string, maxAge time.Duration, warn func(string)) (*report.DBInfo, error) {
+func (m *Matcher) info(used []string, maxAge time.Duration, warn func(diag.Diagnostic)) (*report.DBInfo, error) {
 	st, err := m.db.Status()
 	if err != nil {
 		return nil, err
@@ -178,7 +183,7 @@ func (m *Matcher) info(used []string, maxAge time.Duration, warn func(string)) (
 		if !errors.As(err, &stale) {
 			return nil, err
 		}
-		warn(err.Error())
+		warn(stale.Diagnostic())
 	}
 	info := &report.DBInfo{Source: age.Oldest.Source, UpdatedAt: age.Oldest.AsOf, Age: AgeText(age.Oldest), Records: st.Records, OldestEcosystem: age.Oldest.Ecosystem}
 	for _, e := range age.Ecosystems {

@@ -20,6 +20,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/inventory"
@@ -139,7 +140,7 @@ func Inventory(ctx context.Context, inv *inventory.Inventory, o Options) (*Resul
 // assess matches inv and adds the findings to those the walk made.
 func assess(ctx context.Context, res *Result, inv *inventory.Inventory, walked []finding.Finding, o Options) error {
 	res.Result = &report.Result{Inventory: inv, Findings: walked}
-	warn := func(s string) { res.Warnings = append(res.Warnings, s) }
+	warn := func(d diag.Diagnostic) { res.Diagnose(d) }
 	m := o.Matcher
 	var maxAge = noAgeCheck
 	if m == nil && o.Vulns != nil {
@@ -148,9 +149,7 @@ func assess(ctx context.Context, res *Result, inv *inventory.Inventory, walked [
 			return err
 		}
 		defer m.Close()
-		for _, w := range m.Warnings() {
-			warn(w)
-		}
+		res.Diagnose(m.Diagnostics()...)
 		maxAge = o.Vulns.MaxAge
 	}
 	if m != nil {

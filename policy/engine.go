@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/cel"
 	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/image/imageref"
 	"github.com/bulkhead-sec/bulkhead/inventory"
@@ -107,8 +108,15 @@ type Decision struct {
 	Allowed bool     `json:"allowed"`
 	Results []Result `json:"results"`
 	// Warnings are the messages of warn outcomes and notes about the
-	// policy itself (expired exemptions).
+	// policy itself (expired exemptions): the messages of the Diagnostics
+	// of warning severity, in the same order.
 	Warnings []string `json:"warnings,omitempty"`
+	// Diagnostics are the notes about the policy and the references
+	// (policy.exemption-expired, policy.tlog-ignored, policy.tag-ignored),
+	// then one per warn outcome (policy.warn-rule) and per exemption
+	// applied (policy.exempt, info), or the exempt namespace
+	// (policy.exempt-namespace, info).
+	Diagnostics []diag.Diagnostic `json:"diagnostics,omitempty"`
 	// Exempt says why nothing was judged: the namespace is one of
 	// admission.exemptNamespaces (File.Exempt). Allowed is then true and
 	// there are no results.
@@ -193,7 +201,9 @@ type imageState struct {
 // Evaluate judges the input against every rule that applies to it.
 func (e *Engine) Evaluate(ctx context.Context, in Input) Decision {
 	if why := e.File.Exempt(in.Namespace); why != "" {
-		return Decision{Allowed: true, Exempt: why}
+		return Decision{Allowed: true, Exempt: why, Diagnostics: []diag.Diagnostic{
+			diag.New(diag.PolicyExemptNamespace, diag.Info, why).At(diag.Location{Object: "namespace " + in.Namespace}),
+		}}
 	}
 	now := time.Now()
 	if e.Now != nil {
@@ -215,7 +225,7 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) Decision {
 			st.img.Canonical, st.img.Repo, st.img.Registry = st.ref.String(), st.ref.Repo(), st.ref.Registry
 			st.pinned = st.ref.Pinned()
 			if st.ref.IgnoredTag != "" {
-				ev.warnings = append(ev.warnings, fmt.Sprintf("%s: the tag %q next to the digest is ignored; %s is what is judged and pulled", ref, st.ref.IgnoredTag, st.img.Canonical))
+				ev.diags = append(ev.diags, diag.Warnf(diag.PolicyTagIgnored, "%s: the tag %q next to the digest is ignored; %s is what is judged and pulled", ref, st.ref.IgnoredTag, st.img.Canonical).At(diag.Location{Object: st.img.Canonical}))
 			}
 		}
 		ev.images = append(ev.images, st)
@@ -229,13 +239,31 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) Decision {
 		}
 		ev.rule(r)
 	}
-	d := Decision{Allowed: true, Results: ev.results, Warnings: ev.warnings}
+	d := Decision{Allowed: true, Results: ev.results, Diagnostics: ev.diags}
 	for _, r := range d.Results {
-		switch r.Outcome {
-		case Deny:
+		loc := diag.Location{Object: r.Image}
+		if ln := ev.ruleLine(r.Rule); ln > 0 {
+			loc.Path, loc.Line = e.File.Source, ln
+		}
+		switch {
+		case r.Outcome == Deny:
 			d.Allowed = false
-		case WarnOutcome:
-			d.Warnings = append(d.Warnings, r.Message)
+		case r.Outcome == WarnOutcome:
+			code := diag.PolicyWarnRule
+			if r.Error {
+				code = diag.PolicyUnchecked
+			}
+			d.Diagnostics = append(d.Diagnostics, diag.New(code, diag.Warning, r.Message).At(loc))
+		case r.Exempted != nil:
+			if r.Exempted.Line > 0 {
+				loc.Path, loc.Line = e.File.Source, r.Exempted.Line
+			}
+			d.Diagnostics = append(d.Diagnostics, diag.New(diag.PolicyExempt, diag.Info, r.Message).At(loc))
+		}
+	}
+	for _, x := range d.Diagnostics {
+		if x.Severity != diag.Info {
+			d.Warnings = append(d.Warnings, x.Message)
 		}
 	}
 	return d
@@ -249,7 +277,7 @@ type evaluation struct {
 	failClosed bool
 	images     []*imageState
 	results    []Result
-	warnings   []string
+	diags      []diag.Diagnostic
 	warned     map[*Exemption]bool
 	// tlogWarned holds the signature rules whose transparencyLog: ignore
 	// has been warned about.
@@ -362,7 +390,7 @@ func (ev *evaluation) record(r *Rule, st *imageState, err error) {
 					ev.tlogWarned = map[*Rule]bool{}
 				}
 				ev.tlogWarned[r] = true
-				ev.warnings = append(ev.warnings, fmt.Sprintf("rule %q (line %d) accepts signatures without a transparency-log check (transparencyLog: ignore): insecure, written in the policy", r.Name, r.Line))
+				ev.diags = append(ev.diags, diag.Warnf(diag.PolicyTlogIgnored, "rule %q (line %d) accepts signatures without a transparency-log check (transparencyLog: ignore): insecure, written in the policy", r.Name, r.Line).At(diag.Location{Path: ev.e.File.Source, Line: r.Line, Object: "rule " + r.Name}))
 			}
 		}
 	case errors.As(err, &v):
@@ -429,7 +457,7 @@ func (ev *evaluation) exemption(r *Rule, st *imageState) *Exemption {
 		if ev.now.After(ex.expires) {
 			if !ev.warned[ex] {
 				ev.warned[ex] = true
-				ev.warnings = append(ev.warnings, fmt.Sprintf("exemption for rule %q (owner %s, line %d) expired on %s: no longer exempting; renew or remove it", ex.Rule, ex.Owner, ex.Line, ex.Expires))
+				ev.diags = append(ev.diags, diag.Warnf(diag.PolicyExemptionExpired, "exemption for rule %q (owner %s, line %d) expired on %s: no longer exempting; renew or remove it", ex.Rule, ex.Owner, ex.Line, ex.Expires).At(diag.Location{Path: ev.e.File.Source, Line: ex.Line, Object: "rule " + ex.Rule}))
 			}
 			continue
 		}
@@ -714,4 +742,15 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// ruleLine is the line of the rule named name in the policy file (0 when
+// unknown).
+func (ev *evaluation) ruleLine(name string) int {
+	for _, r := range ev.e.File.Rules {
+		if r.Name == name {
+			return r.Line
+		}
+	}
+	return 0
 }

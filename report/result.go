@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/internal/jsonstream"
 	"github.com/bulkhead-sec/bulkhead/inventory"
@@ -26,8 +27,30 @@ type Result struct {
 	Scanners []string
 	// DB describes the vulnerability database used, when one was.
 	DB *DBInfo
-	// Warnings beyond the inventory's (stale database, expired ignores).
+	// Warnings beyond the inventory's (stale database, expired ignores):
+	// the messages of Diagnostics, and any warning set without a code.
 	Warnings []string
+	// Diagnostics beyond the inventory's; add them with Diagnose, which
+	// keeps Warnings in step.
+	Diagnostics []diag.Diagnostic
+}
+
+// Diagnose adds diagnostics, and the messages of those that are not
+// notes (diag.Info) to Warnings.
+func (r *Result) Diagnose(ds ...diag.Diagnostic) {
+	r.Diagnostics = append(r.Diagnostics, ds...)
+	r.Warnings = append(r.Warnings, diag.Warnings(ds)...)
+}
+
+// AllDiagnostics are the inventory's diagnostics, then the result's
+// (each list with its uncoded warnings as diag.Unclassified): what the
+// terminal, the JSON report and the SARIF log show.
+func (r *Result) AllDiagnostics() []diag.Diagnostic {
+	var out []diag.Diagnostic
+	if r.Inventory != nil {
+		out = r.Inventory.AllDiagnostics()
+	}
+	return append(out, diag.Merge(r.Diagnostics, r.Warnings)...)
 }
 
 // DBInfo says which vulnerability database a scan used and how old the
@@ -116,6 +139,11 @@ func ResultJSON(w io.Writer, r *Result) error {
 	inv := skeleton(r.Inventory)
 	if len(r.Warnings) > 0 {
 		inv.Warnings = append(append([]string{}, inv.Warnings...), r.Warnings...)
+	}
+	// "diagnostics" holds the coded ones; "warnings" every message, as
+	// before diagnostics had codes.
+	if len(r.Diagnostics) > 0 {
+		inv.Diagnostics = append(append([]diag.Diagnostic{}, inv.Diagnostics...), r.Diagnostics...)
 	}
 	doc := ResultDocument{SchemaVersion: SchemaVersion, Inventory: inv, Scanners: r.Scanners, DB: r.DB, Findings: []finding.Finding{}, Summary: r.summary()}
 	findings := jsonstream.Slot{Key: "findings", Depth: 1, Each: func(emit func(any) error) error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/owenrumney/go-sarif/v2/sarif"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 )
 
@@ -97,6 +98,7 @@ func SARIF(w io.Writer, r *Result, toolVersion string) error {
 		}
 		return nil
 	})
+	addNotifications(run, r.AllDiagnostics())
 	log.AddRun(run)
 	head, err := json.MarshalIndent(log, "", "  ")
 	if err != nil {
@@ -248,4 +250,65 @@ func helpMarkdown(f finding.Finding) string {
 		fmt.Fprintf(&b, "\n- %s", ref)
 	}
 	return b.String()
+}
+
+// notificationLevel is a diagnostic severity as a SARIF notification level.
+func notificationLevel(s diag.Severity) string {
+	switch s {
+	case diag.Error:
+		return "error"
+	case diag.Info:
+		return "note"
+	}
+	return "warning"
+}
+
+// addNotifications records the run's diagnostics as SARIF 2.1.0 tool
+// execution notifications (§3.20.21) of one invocation, each with its
+// level and a descriptor (§3.58.2) naming its code among the driver's
+// notification descriptors (§3.19.24). The invocation is always written:
+// executionSuccessful is required, and a scan that produced a report ran.
+func addNotifications(run *sarif.Run, ds []diag.Diagnostic) {
+	inv := sarif.NewInvocation().WithExecutionSuccess(true)
+	index := map[diag.Code]int{}
+	for _, d := range ds {
+		code := d.Code
+		if code == "" {
+			code = diag.Unclassified
+		}
+		i, ok := index[code]
+		if !ok {
+			i = len(run.Tool.Driver.Notifications)
+			index[code] = i
+			run.Tool.Driver.AddNotification(sarif.NewRule(string(code)).
+				WithShortDescription(sarif.NewMultiformatMessageString(string(code))))
+		}
+		n := sarif.NewNotification().
+			WithLevel(notificationLevel(d.Severity)).
+			WithMessage(sarif.NewTextMessage(d.Message)).
+			WithDescriptor(sarif.NewReportingDescriptorReference().WithId(string(code)).WithIndex(i))
+		if loc := d.Location; !loc.IsZero() {
+			l := sarif.NewLocation()
+			if loc.Path != "" {
+				pl := sarif.NewPhysicalLocation().WithArtifactLocation(sarif.NewSimpleArtifactLocation(strings.TrimPrefix(loc.Path, "/")))
+				if loc.Line > 0 {
+					pl.WithRegion(sarif.NewSimpleRegion(loc.Line, loc.Line))
+				}
+				l.WithPhysicalLocation(pl)
+			}
+			var logical []string
+			if loc.Layer != "" {
+				logical = append(logical, "layer "+loc.Layer)
+			}
+			if loc.Object != "" {
+				logical = append(logical, loc.Object)
+			}
+			if len(logical) > 0 {
+				l.WithLogicalLocations([]*sarif.LogicalLocation{sarif.NewLogicalLocation().WithFullyQualifiedName(strings.Join(logical, " "))})
+			}
+			n.WithLocations([]*sarif.Location{l})
+		}
+		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
+	}
+	run.AddInvocations(inv)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/catalog/all"
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/distro"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/image"
@@ -122,8 +123,9 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*Result, error)
 		}
 	}
 	setPURLs(inv, cats)
-	inv.Warnings = append(append([]string{}, tree.Warnings()...), collector.Warnings()...)
-	sort.Strings(inv.Warnings)
+	ds := append(append([]diag.Diagnostic{}, tree.Diagnostics()...), collector.Diagnostics()...)
+	sort.SliceStable(ds, func(i, j int) bool { return ds[i].Message < ds[j].Message })
+	inv.Diagnose(ds...)
 	inv.Incomplete = collector.Incomplete()
 	inv.Sort()
 	res := &Result{Inventory: inv, Tree: tree, Image: img}

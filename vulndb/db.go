@@ -18,6 +18,8 @@ import (
 	"github.com/ossf/osv-schema/bindings/go/osvschema"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bulkhead-sec/bulkhead/diag"
 )
 
 // SchemaVersion is the layout version of the database file. A file with
@@ -426,6 +428,12 @@ func (e *StaleError) Error() string {
 	}
 	return fmt.Sprintf("%s is %s old (data as of %s, source: %s), older than --db-max-age %s: findings may be missing; run `bulkhead db update` or import a fresh export",
 		what, humanAge(e.Age), e.Updated.UTC().Format("2006-01-02"), e.Source, humanAge(e.MaxAge))
+}
+
+// Diagnostic is the error as a diagnostic of code vulndb.stale, located at
+// the ecosystem whose data is the oldest.
+func (e *StaleError) Diagnostic() diag.Diagnostic {
+	return diag.New(diag.VulnDBStale, diag.Warning, e.Error()).At(diag.Location{Object: e.Ecosystem})
 }
 
 // CheckAge returns a *StaleError when the database's oldest data is older

@@ -6,6 +6,8 @@ import (
 	"math"
 	"path"
 	"strings"
+
+	"github.com/bulkhead-sec/bulkhead/diag"
 )
 
 // maxWarningsPerLayer bounds the warnings kept for one layer; the rest are
@@ -22,7 +24,7 @@ type layerWriter struct {
 	entry  Entry // reused for Wants; copied for visitors that want it
 	chain  []chainNode
 	cpath  string // the directory chain holds the nodes of
-	warns  []string
+	warns  []diag.Diagnostic
 	hidden int
 }
 
@@ -37,18 +39,24 @@ func (t *Tree) newLayerWriter(index int, name string, max int) *layerWriter {
 	return &layerWriter{t: t, layer: uint16(index), name: name, max: max}
 }
 
-func (w *layerWriter) warn(format string, args ...any) {
+// warn records a warning of code about the file at p ("" when the entry
+// has no usable name), its message prefixed with the layer's name.
+func (w *layerWriter) warn(code diag.Code, p string, format string, args ...any) {
 	if len(w.warns) >= maxWarningsPerLayer {
 		w.hidden++
 		return
 	}
-	w.warns = append(w.warns, w.name+": "+fmt.Sprintf(format, args...))
+	loc := diag.Location{Layer: w.name}
+	if p != "" {
+		loc.Path = "/" + p
+	}
+	w.warns = append(w.warns, diag.Warnf(code, "%s: %s", w.name, fmt.Sprintf(format, args...)).At(loc))
 }
 
 // flush hands the layer's warnings to the tree.
 func (w *layerWriter) flush() {
 	if w.hidden > 0 {
-		w.warns = append(w.warns, fmt.Sprintf("%s: %d more warnings not shown (the first %d are)", w.name, w.hidden, maxWarningsPerLayer))
+		w.warns = append(w.warns, diag.Warnf(diag.WalkTruncated, "%s: %d more warnings not shown (the first %d are)", w.name, w.hidden, maxWarningsPerLayer).At(diag.Location{Layer: w.name}))
 	}
 	w.t.mu.Lock()
 	w.t.warnings = append(w.t.warnings, w.warns...)
@@ -254,19 +262,19 @@ const (
 func (w *layerWriter) check(hdr *tar.Header) (*Entry, bool) {
 	raw := hdr.Name
 	if len(raw) > maxPathLen {
-		w.warn("entry name of %d bytes (%.60q...) skipped: longer than the %d bytes a path can have", len(raw), raw, maxPathLen)
+		w.warn(diag.WalkLongName, "", "entry name of %d bytes (%.60q...) skipped: longer than the %d bytes a path can have", len(raw), raw, maxPathLen)
 		return nil, false
 	}
 	if strings.IndexByte(raw, 0) >= 0 {
-		w.warn("entry name with a NUL byte skipped: %q", raw)
+		w.warn(diag.WalkNULName, "", "entry name with a NUL byte skipped: %q", raw)
 		return nil, false
 	}
 	p := cleanRel(raw)
 	switch {
 	case hasDotDot(raw):
-		w.warn("entry %q climbs with \"..\"; read as /%s inside the image", raw, p)
+		w.warn(diag.WalkClimbingName, p, "entry %q climbs with \"..\"; read as /%s inside the image", raw, p)
 	case strings.HasPrefix(raw, "/"):
-		w.warn("entry %q is an absolute name; read as /%s inside the image", raw, p)
+		w.warn(diag.WalkAbsoluteName, p, "entry %q is an absolute name; read as /%s inside the image", raw, p)
 	}
 	if p == "" {
 		return nil, false // the root itself
@@ -281,7 +289,7 @@ func (w *layerWriter) check(hdr *tar.Header) (*Entry, bool) {
 	}
 	if target, ok := strings.CutPrefix(base, whiteoutPrefix); ok {
 		if target == "" || target == "." || target == ".." {
-			w.warn("whiteout %q names nothing; ignored", raw)
+			w.warn(diag.WalkOrphanWhiteout, p, "whiteout %q names nothing; ignored", raw)
 			return nil, false
 		}
 		if dir != "" {
@@ -301,7 +309,7 @@ func (w *layerWriter) check(hdr *tar.Header) (*Entry, bool) {
 		e.Size = 0
 	case tar.TypeSymlink, tar.TypeLink:
 		if len(hdr.Linkname) > maxPathLen {
-			w.warn("link /%s skipped: its target is %d bytes, longer than the %d bytes a path can have", p, len(hdr.Linkname), maxPathLen)
+			w.warn(diag.WalkLongLink, p, "link /%s skipped: its target is %d bytes, longer than the %d bytes a path can have", p, len(hdr.Linkname), maxPathLen)
 			return nil, false
 		}
 		e.Size = 0
@@ -309,14 +317,14 @@ func (w *layerWriter) check(hdr *tar.Header) (*Entry, bool) {
 			e.Kind = KindSymlink
 			e.Linkname = hdr.Linkname
 			if escapes(p, hdr.Linkname) {
-				w.warn("symlink /%s points outside the image (%s); it is resolved within the image root", p, hdr.Linkname)
+				w.warn(diag.WalkSymlinkEscape, p, "symlink /%s points outside the image (%s); it is resolved within the image root", p, hdr.Linkname)
 			}
 			break
 		}
 		e.Kind = KindHardlink
 		e.Linkname = cleanRel(hdr.Linkname)
 		if hasDotDot(hdr.Linkname) {
-			w.warn("hard link /%s names %q; read as /%s inside the image", p, hdr.Linkname, e.Linkname)
+			w.warn(diag.WalkHardLinkRenamed, p, "hard link /%s names %q; read as /%s inside the image", p, hdr.Linkname, e.Linkname)
 		}
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		e.Kind = KindOther
@@ -324,7 +332,7 @@ func (w *layerWriter) check(hdr *tar.Header) (*Entry, bool) {
 	case tar.TypeXGlobalHeader:
 		return nil, false
 	default:
-		w.warn("entry /%s of unknown tar type %q skipped", p, hdr.Typeflag)
+		w.warn(diag.WalkUnknownType, p, "entry /%s of unknown tar type %q skipped", p, hdr.Typeflag)
 		return nil, false
 	}
 	return e, true

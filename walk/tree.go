@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/bulkhead-sec/bulkhead/diag"
 )
 
 // State is what became of one layer's instance of a path in the final view.
@@ -55,7 +57,7 @@ type Tree struct {
 	kids     []uint32 // children of each node, sorted by name
 	kidStart []uint32 // kids[kidStart[n]:kidStart[n+1]] are node n's
 	visible  int
-	warnings []string
+	warnings []diag.Diagnostic
 }
 
 func newTree(layers, maxEntries int, maxNameBytes int64) *Tree {
@@ -231,7 +233,7 @@ func (t *Tree) finish() {
 			}
 		})
 	})
-	sort.Strings(t.warnings)
+	sort.SliceStable(t.warnings, func(i, j int) bool { return t.warnings[i].Message < t.warnings[j].Message })
 }
 
 // buildChildren lists each node's children, sorted by name.
@@ -327,7 +329,11 @@ func (t *Tree) Walk(fn func(e *Entry) error) error {
 
 // Warnings are the problems met in the walk that did not stop it: unsafe
 // entry names, links pointing out of the image, unreadable files.
-func (t *Tree) Warnings() []string { return t.warnings }
+func (t *Tree) Warnings() []string { return diag.Messages(t.warnings) }
+
+// Diagnostics are the Warnings with their codes and locations, in the
+// same order.
+func (t *Tree) Diagnostics() []diag.Diagnostic { return t.warnings }
 
 // MaxSymlinks is how many symlinks one resolution follows, as Linux's
 // MAXSYMLINKS.

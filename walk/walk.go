@@ -10,6 +10,8 @@ import (
 	"slices"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/bulkhead-sec/bulkhead/diag"
 )
 
 // Options bound what a walk may read and where it may write.
@@ -215,7 +217,7 @@ func walkLayer(ctx context.Context, l Layer, w *layerWriter, visitors []Visitor,
 		e = &own
 		if e.Kind == KindHardlink {
 			if npending >= maxPendingLinks {
-				w.warn("hard link /%s not read: more than %d hard links in the layer are wanted", e.Path, maxPendingLinks)
+				w.warn(diag.WalkHardLinkLimit, e.Path, "hard link /%s not read: more than %d hard links in the layer are wanted", e.Path, maxPendingLinks)
 				continue
 			}
 			npending++
@@ -273,7 +275,7 @@ func visit(w *layerWriter, e *Entry, c *Content, wanted []Visitor) {
 	defer c.close()
 	if len(wanted) > 1 {
 		if _, err := c.ReaderAt(); err != nil {
-			w.warn("/%s: %v", e.Path, err)
+			w.warn(diag.WalkFileUnread, e.Path, "/%s: %v", e.Path, err)
 			return
 		}
 	}
@@ -283,7 +285,7 @@ func visit(w *layerWriter, e *Entry, c *Content, wanted []Visitor) {
 			cc = c.fork()
 		}
 		if err := v.Visit(e, cc); err != nil {
-			w.warn("/%s: %v", e.Path, err)
+			w.warn(diag.WalkFileUnread, e.Path, "/%s: %v", e.Path, err)
 		}
 	}
 }
@@ -318,7 +320,7 @@ func serveHardlinks(ctx context.Context, l Layer, w *layerWriter, pending map[st
 		c := newContent(tr, hdr.Size, opts.TempDir, opts.MaxFileSize)
 		if len(links) > 1 {
 			if _, err := c.ReaderAt(); err != nil {
-				w.warn("/%s: %v", p, err)
+				w.warn(diag.WalkFileUnread, p, "/%s: %v", p, err)
 				continue
 			}
 		}
@@ -335,7 +337,7 @@ func serveHardlinks(ctx context.Context, l Layer, w *layerWriter, pending map[st
 	}
 	for target, links := range pending {
 		for _, pl := range links {
-			w.warn("hard link /%s names /%s, which is not a regular file earlier in the layer", pl.entry.Path, target)
+			w.warn(diag.WalkHardLinkDangling, pl.entry.Path, "hard link /%s names /%s, which is not a regular file earlier in the layer", pl.entry.Path, target)
 		}
 	}
 	return nil

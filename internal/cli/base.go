@@ -137,9 +137,7 @@ images you have instead.`,
 			if err := m.finish(); err != nil {
 				return err
 			}
-			for _, w := range m.Warnings() {
-				fmt.Fprintln(stderr, "warning:", w)
-			}
+			printDiagnostics(stderr, m.Diagnostics()...)
 			switch {
 			case indexed == 0 && defaults && len(args) == 0:
 				return fmt.Errorf("no default base could be indexed (no registry reachable?); offline, index the images you have: bulkhead base index oci-archive:FILE")

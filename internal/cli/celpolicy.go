@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-sec/bulkhead/cel"
+	"github.com/bulkhead-sec/bulkhead/diag"
 )
 
 // celRunsIn says where the checks of each CEL target run (%s: the file).
@@ -19,7 +20,7 @@ var celRunsIn = map[cel.Target]string{
 // targets runs (reads: what it scans, in words). Checks of another target
 // are never dropped silently: each is named in a warning saying where it
 // runs, and a file with no check the command runs is an error.
-func loadCELPolicy(path, command, reads string, runs ...cel.Target) (*cel.Policy, []string, error) {
+func loadCELPolicy(path, command, reads string, runs ...cel.Target) (*cel.Policy, []diag.Diagnostic, error) {
 	p, err := cel.LoadFile(path)
 	if err != nil {
 		return nil, nil, err
@@ -54,10 +55,11 @@ func loadCELPolicy(path, command, reads string, runs ...cel.Target) (*cel.Policy
 		return nil, nil, fmt.Errorf("--policy %s: no check of target %s, the ones %s runs (it reads %s); %s",
 			path, strings.Join(names, " or "), command, reads, strings.Join(notes, "; "))
 	}
+	ds := make([]diag.Diagnostic, len(notes))
 	for i, note := range notes {
-		notes[i] = fmt.Sprintf("--policy %s: %s does not run %s", path, command, note)
+		ds[i] = diag.Warnf(diag.PolicyCheckSkipped, "--policy %s: %s does not run %s", path, command, note).At(diag.Location{Path: path})
 	}
-	return p, notes, nil
+	return p, ds, nil
 }
 
 func plural(n int, one, many string) string {

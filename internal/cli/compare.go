@@ -67,9 +67,7 @@ a vulnerability of HIGH or above, for CI.`,
 				return err
 			}
 			d := compare.Compare(sides[0], sides[1])
-			for _, warn := range m.Warnings() {
-				fmt.Fprintln(stderr, "warning:", warn)
-			}
+			printDiagnostics(stderr, m.Diagnostics()...)
 			err = r.write(stdout, func(w io.Writer) error {
 				if r.format == "json" {
 					return writeJSON(w, struct {

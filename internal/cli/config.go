@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/config"
 	_ "github.com/bulkhead-sec/bulkhead/config/dockerfile" // registers the dockerfile kind
 	_ "github.com/bulkhead-sec/bulkhead/config/kubernetes" // registers the kubernetes kind
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
@@ -108,7 +109,7 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 		sevs[sev] = true
 	}
 	var pol *cel.Policy
-	var polNotes []string
+	var polNotes []diag.Diagnostic
 	if f.policy != "" {
 		if !misconfig {
 			return fmt.Errorf("--policy %s: its checks run with the misconfig scanner; add misconfig to --scanners", f.policy)
@@ -154,7 +155,7 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 	if secrets {
 		res.Scanners = append(res.Scanners, "secret")
 	}
-	res.Warnings = append(res.Warnings, polNotes...)
+	res.Diagnose(polNotes...)
 	// Findings go into a compact store as each file (each document of a
 	// manifest stream) is checked: a stream of 100,000 pods has over a
 	// million findings.
@@ -187,20 +188,18 @@ func runConfig(cmd *cobra.Command, f *configFlags, builders map[string]func(*cel
 	if err != nil {
 		return err
 	}
-	res.Warnings = append(res.Warnings, sum.Warnings...)
+	res.Diagnose(sum.Diagnostics...)
 	unread, checked := sum.Unread, sum.Checked
 	if checked == 0 {
-		res.Warnings = append(res.Warnings, "no Dockerfile or manifest found in "+strings.Join(args, " "))
+		res.Diagnose(diag.Warnf(diag.ConfigNothing, "no Dockerfile or manifest found in %s", strings.Join(args, " ")))
 	}
-	res.Warnings = append(res.Warnings, ign.Apply(nil, now)...)
+	res.Diagnose(ign.Suppress(nil, now)...)
 	store.Sort()
 	if err := writeResult(stdout, f.format, f.output, res); err != nil {
 		return err
 	}
 	if f.format != "table" {
-		for _, w := range res.Warnings {
-			fmt.Fprintln(stderr, "warning:", w)
-		}
+		printDiagnostics(stderr, res.AllDiagnostics()...)
 	}
 	if len(unread) > 0 && !f.skipUnreadable {
 		return fmt.Errorf("%w: %d could not be read or checked in full (%s); fix or remove them, or give --skip-unreadable to report them as warnings", errConfigUnread, len(unread), strings.Join(unread, "; "))

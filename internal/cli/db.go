@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
@@ -109,7 +110,7 @@ incrementally. A failed or interrupted update leaves the previous database as it
 			for _, fr := range res.Feeds {
 				switch {
 				case fr.Err != nil:
-					fmt.Fprintf(stderr, "warning: %s skipped: %v\n", fr.Name, fr.Err)
+					printDiagnostics(stderr, diag.Warnf(diag.VulnDBFeedSkipped, "%s skipped: %v", fr.Name, fr.Err).At(diag.Location{Object: fr.Name}))
 				case fr.Incremental:
 					fmt.Fprintf(stdout, "%-20s %d changed (incremental)\n", fr.Name, fr.Changed)
 				default:
@@ -284,7 +285,12 @@ func newDBStatusCmd(f *dbCmdFlags, stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			if err := st.CheckAge(age.maxAge); err != nil {
-				fmt.Fprintln(stderr, "warning:", err)
+				var stale *vulndb.StaleError
+				if errors.As(err, &stale) {
+					printDiagnostics(stderr, stale.Diagnostic())
+				} else {
+					warnf(stderr, diag.VulnDBStale, "%v", err)
+				}
 			}
 			return nil
 		},
@@ -349,7 +355,7 @@ func writeStatus(w io.Writer, st vulndb.Status) {
 
 func reportDiscarded(stderr io.Writer, res *vulndb.Result) {
 	if res.Discarded != nil {
-		fmt.Fprintf(stderr, "warning: the previous database could not be read and was rebuilt from scratch: %v\n", res.Discarded)
+		warnf(stderr, diag.VulnDBRebuilt, "the previous database could not be read and was rebuilt from scratch: %v", res.Discarded)
 	}
 }
 
@@ -357,7 +363,7 @@ func reportSkipped(stderr io.Writer, res *vulndb.Result) {
 	if res.Skipped == 0 {
 		return
 	}
-	fmt.Fprintf(stderr, "warning: %d files were not valid OSV records and were skipped:\n", res.Skipped)
+	warnf(stderr, diag.VulnDBRecordsSkipped, "%d files were not valid OSV records and were skipped:", res.Skipped)
 	for _, p := range res.Problems {
 		fmt.Fprintln(stderr, "  "+p)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
@@ -147,7 +148,7 @@ func (d *deprecatedFlag) IsBoolFlag() bool {
 	return d.isBool
 }
 func (d *deprecatedFlag) Set(s string) error {
-	fmt.Fprintf(d.cmd.ErrOrStderr(), "warning: --%s is deprecated and will be removed; use %s\n", d.old, d.now)
+	warnf(d.cmd.ErrOrStderr(), diag.CLIDeprecatedFlag, "--%s is deprecated and will be removed; use %s", d.old, d.now)
 	return d.value.Set(s)
 }
 

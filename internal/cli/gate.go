@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/policy"
@@ -158,7 +159,7 @@ func runGate(cmd *cobra.Command, f *gateFlags, stdout io.Writer, args []string) 
 			targets = append(targets, &gateTarget{Name: fmt.Sprintf("%s/%s", o.Kind, o.Meta.Name), File: a, Line: o.Line, in: pol.InputFor(o, f.namespace)})
 		}
 		if n == 0 {
-			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s has no workload (Pod, Deployment, ...) to judge\n", a)
+			warnf(cmd.ErrOrStderr(), diag.GateNoWorkload, "%s has no workload (Pod, Deployment, ...) to judge", a)
 		}
 	}
 	facts := &policy.Registry{Insecure: f.insecure, DBPath: f.db.path, CacheDir: f.cacheDir}
@@ -229,8 +230,20 @@ func writeGateSummary(w io.Writer, pol *policy.File, targets []*gateTarget) {
 			where = fmt.Sprintf("%s (%s:%d)", t.Name, t.File, t.Line)
 		}
 		fmt.Fprintf(w, "%s  %s\n", verdict, where)
-		if t.Decision.Exempt != "" {
-			fmt.Fprintf(w, "  EXEMPT %s\n", t.Decision.Exempt)
+		// The decision's diagnostics say, by code, what was exempted
+		// and which notes are about the policy or the references (an
+		// expired exemption, a transparencyLog: ignore, a tag ignored
+		// next to a digest) rather than a rule's result.
+		var notes []diag.Diagnostic
+		for _, d := range t.Decision.Diagnostics {
+			switch d.Code {
+			case diag.PolicyExemptNamespace:
+				fmt.Fprintf(w, "  EXEMPT %s\n", d.Message)
+			case diag.PolicyWarnRule, diag.PolicyUnchecked, diag.PolicyExempt:
+				// shown with the results below
+			default:
+				notes = append(notes, d)
+			}
 		}
 		for _, r := range t.Decision.Results {
 			switch r.Outcome {
@@ -247,19 +260,8 @@ func writeGateSummary(w io.Writer, pol *policy.File, targets []*gateTarget) {
 				}
 			}
 		}
-		// Warnings that are not a warn result's message are notes about
-		// the policy or the references (an expired exemption, a
-		// transparencyLog: ignore, a tag ignored next to a digest).
-		warned := map[string]bool{}
-		for _, r := range t.Decision.Results {
-			if r.Outcome == policy.WarnOutcome {
-				warned[r.Message] = true
-			}
-		}
-		for _, msg := range t.Decision.Warnings {
-			if !warned[msg] {
-				fmt.Fprintf(w, "  NOTE  %s\n", msg)
-			}
+		for _, d := range notes {
+			fmt.Fprintf(w, "  NOTE  %s\n", d.Message)
 		}
 	}
 	fmt.Fprintf(w, "\n%d denied, %d warnings, %d passed\n", deny, warn, pass)
@@ -275,6 +277,13 @@ func gateResult(pol *policy.File, targets []*gateTarget) *report.Result {
 		lines[r.Name] = r.Line
 	}
 	for _, t := range targets {
+		// The notes and exemptions go into the log as notifications; the
+		// warn and unchecked results are findings below.
+		for _, d := range t.Decision.Diagnostics {
+			if d.Code != diag.PolicyWarnRule && d.Code != diag.PolicyUnchecked {
+				res.Diagnose(d)
+			}
+		}
 		for _, r := range t.Decision.Results {
 			if r.Outcome == policy.Allow {
 				continue

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
 	"github.com/bulkhead-sec/bulkhead/cel"
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/scan"
@@ -142,7 +143,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 		return err
 	}
 	var celScanner scan.Scanner
-	var polNotes []string
+	var polNotes []diag.Diagnostic
 	if f.policy != "" {
 		if !slices.Contains(scanners, "misconfig") {
 			return fmt.Errorf("--policy %s: its checks run with the misconfig scanner; add misconfig to --scanners", f.policy)
@@ -175,7 +176,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 	}
 	res := scanned.Result
 	res.Scanners = scanners
-	res.Warnings = append(res.Warnings, polNotes...)
+	res.Diagnose(polNotes...)
 	if err := writeResult(stdout, f.format, f.output, res); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/base"
+	"github.com/bulkhead-sec/bulkhead/diag"
 )
 
 func newRecommendCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -103,14 +104,13 @@ packages the application installs, a runtime its packages need.`,
 				return r.write(stdout, func(w io.Writer) error {
 					return writeJSON(w, struct {
 						*base.Recommendation
-						DB       any      `json:"vulnerabilityDB"`
-						Warnings []string `json:"warnings,omitempty"`
-					}{rec, m.info, m.Warnings()})
+						DB          any               `json:"vulnerabilityDB"`
+						Warnings    []string          `json:"warnings,omitempty"`
+						Diagnostics []diag.Diagnostic `json:"diagnostics,omitempty"`
+					}{rec, m.info, m.Warnings(), m.Diagnostics()})
 				})
 			}
-			for _, warn := range m.Warnings() {
-				fmt.Fprintln(stderr, "warning:", warn)
-			}
+			printDiagnostics(stderr, m.Diagnostics()...)
 			return r.write(stdout, func(w io.Writer) error { return recommendTable(w, rec, m) })
 		},
 	}

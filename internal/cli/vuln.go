@@ -133,14 +133,3 @@ func writeResult(stdout io.Writer, format, output string, res *report.Result) er
 		return nil
 	})
 }
-
-// warnOutsideTable prints a result's warnings on stderr for the formats
-// that do not show them themselves (all but the table), unless quiet.
-func warnOutsideTable(stderr io.Writer, format string, quiet bool, res *report.Result) {
-	if quiet || format == "table" {
-		return
-	}
-	for _, warn := range append(append([]string{}, res.Inventory.Warnings...), res.Warnings...) {
-		fmt.Fprintln(stderr, "warning:", warn)
-	}
-}

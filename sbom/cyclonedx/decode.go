@@ -11,6 +11,7 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/sbom"
 )
@@ -86,7 +87,7 @@ func Decode(r io.Reader) (inv *inventory.Inventory, err error) {
 		Metadata   *cdx.Metadata    `json:"metadata"`
 		Components *[]cdx.Component `json:"components"`
 	}
-	var warnings []string
+	var warnings []diag.Diagnostic
 	if err := json.Unmarshal(b, &doc); err != nil {
 		// A field of some component does not fit the library's model (it
 		// happens with new spec versions): read component by component,
@@ -102,7 +103,7 @@ func Decode(r io.Reader) (inv *inventory.Inventory, err error) {
 		if len(raw.Metadata) > 0 {
 			var m cdx.Metadata
 			if err := json.Unmarshal(raw.Metadata, &m); err != nil {
-				warnings = append(warnings, fmt.Sprintf("metadata not read: %v", err))
+				warnings = append(warnings, diag.Warnf(diag.SBOMMetadataUnread, "metadata not read: %v", err))
 			} else {
 				doc.Metadata = &m
 			}
@@ -115,7 +116,7 @@ func Decode(r io.Reader) (inv *inventory.Inventory, err error) {
 	}
 	bom := cdx.BOM{Metadata: doc.Metadata, Components: doc.Components}
 	inv = fromBOM(&bom)
-	inv.Warnings = append(inv.Warnings, warnings...)
+	inv.Diagnose(warnings...)
 	return inv, nil
 }
 
@@ -125,7 +126,7 @@ var lenientFields = []string{"bom-ref", "type", "name", "version", "group", "pur
 
 // lenientComponents decodes components one by one; a component the library
 // cannot decode whole is decoded from the fields Decode uses only.
-func lenientComponents(raws []json.RawMessage, depth int, warnings *[]string) ([]cdx.Component, error) {
+func lenientComponents(raws []json.RawMessage, depth int, warnings *[]diag.Diagnostic) ([]cdx.Component, error) {
 	if depth > maxDepth {
 		return nil, nil
 	}
@@ -151,7 +152,7 @@ func lenientComponents(raws []json.RawMessage, depth int, warnings *[]string) ([
 		if err := json.Unmarshal(b, &c); err != nil {
 			return nil, fmt.Errorf("component %s: %w", m["name"], err)
 		}
-		*warnings = append(*warnings, fmt.Sprintf("component %s: read its identity only (the rest does not fit CycloneDX 1.6)", m["name"]))
+		*warnings = append(*warnings, diag.Warnf(diag.SBOMPartialComponent, "component %s: read its identity only (the rest does not fit CycloneDX 1.6)", m["name"]).At(diag.Location{Object: c.Name}))
 		if sub, ok := m["components"]; ok {
 			var subs []json.RawMessage
 			if err := json.Unmarshal(sub, &subs); err != nil {
@@ -197,7 +198,7 @@ func (d *decoder) components(cs *[]cdx.Component, depth int) {
 		return
 	}
 	if depth > maxDepth {
-		d.inv.Warnings = append(d.inv.Warnings, fmt.Sprintf("components nested deeper than %d levels were not read", maxDepth))
+		d.inv.Diagnose(diag.Warnf(diag.SBOMTooDeep, "components nested deeper than %d levels were not read", maxDepth))
 		return
 	}
 	for i := range *cs {
@@ -279,7 +280,7 @@ func (d *decoder) pkg(c *cdx.Component) (inventory.Package, bool) {
 	if c.PackageURL != "" {
 		fromPURL, err := sbom.FromPURL(c.PackageURL)
 		if err != nil {
-			d.inv.Warnings = append(d.inv.Warnings, fmt.Sprintf("component %q: %v (kept without purl)", c.Name, err))
+			d.inv.Diagnose(diag.Warnf(diag.SBOMBadPURL, "component %q: %v (kept without purl)", c.Name, err).At(diag.Location{Object: c.Name}))
 		} else {
 			p = fromPURL
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/spdx/tools-golang/spdx/v2/common"
 	v23 "github.com/spdx/tools-golang/spdx/v2/v2_3"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/sbom"
 )
@@ -108,7 +109,7 @@ func fromDocument(doc *v23.Document) *inventory.Inventory {
 				setTarget(&inv.Target, p)
 			}
 		default:
-			inv.Packages = append(inv.Packages, pkg2(p, purl, extracted, &inv.Warnings))
+			inv.Packages = append(inv.Packages, pkg2(p, purl, extracted, inv))
 		}
 	}
 	if inv.OS == nil {
@@ -153,12 +154,12 @@ func purlOf(p *v23.Package) string {
 	return ""
 }
 
-func pkg2(sp *v23.Package, purl string, extracted map[string]string, warnings *[]string) inventory.Package {
+func pkg2(sp *v23.Package, purl string, extracted map[string]string, inv *inventory.Inventory) inventory.Package {
 	var p inventory.Package
 	if purl != "" {
 		fp, err := sbom.FromPURL(purl)
 		if err != nil {
-			*warnings = append(*warnings, fmt.Sprintf("package %q: %v (kept without purl)", sp.PackageName, err))
+			inv.Diagnose(diag.Warnf(diag.SBOMBadPURL, "package %q: %v (kept without purl)", sp.PackageName, err).At(diag.Location{Object: sp.PackageName}))
 		} else {
 			p = fp
 		}
