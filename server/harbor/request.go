@@ -168,10 +168,29 @@ func DecodeScanRequest(r io.Reader) (ScanRequest, error) {
 	if dec.More() {
 		return ScanRequest{}, badRequest("scan request: data after the JSON object")
 	}
+	req.normalize()
 	if err := req.Validate(); err != nil {
 		return ScanRequest{}, err
 	}
 	return req, nil
+}
+
+// normalize makes empty lists nil, so that an empty enabled_capabilities
+// means all capabilities, as an absent one does, and a request reads the
+// same after a round trip (the server's queue stores it).
+func (req *ScanRequest) normalize() {
+	if len(req.EnabledCapabilities) == 0 {
+		req.EnabledCapabilities = nil
+	}
+	for i := range req.EnabledCapabilities {
+		c := &req.EnabledCapabilities[i]
+		if len(c.ProducesMimeTypes) == 0 {
+			c.ProducesMimeTypes = nil
+		}
+		if c.Parameters != nil && len(c.Parameters.SBOMMediaTypes) == 0 {
+			c.Parameters.SBOMMediaTypes = nil
+		}
+	}
 }
 
 func jsonKind(goKind string) string {
