@@ -56,7 +56,8 @@ func loadSpec(t testing.TB, base string) (*openapi3.T, routers.Router) {
 // (goharbor/harbor src/pkg/scan/rest/v1 and src/pkg/scan/job.go): a 5 s
 // HTTP timeout and redirects not followed; the scan request with
 // Content-Type and Accept of the spec's media types; then, for each
-// report media type, a first check after firstCheck and, on 302, another
+// report media type concurrently, a first check after firstCheck (2 s in
+// Harbor, shorter here) and, on 302, another
 // after Refresh-After seconds (parsed as an 8-bit integer, 5 when absent
 // or unparsable), until 200 or an error, within timeout. Every request and
 // every response is validated against the vendored spec.

@@ -78,7 +78,10 @@ func TestHarborScanFlow(t *testing.T) {
 	logs := &syncBuffer{}
 	c := newHarborClient(t, adapter(t, b, logs), "Bearer "+adapterToken)
 
-	md, _ := c.metadata()
+	md, mex := c.metadata()
+	if ct := mex.header.Get("Content-Type"); ct != harbor.MediaTypeMetadata10 {
+		t.Errorf("metadata asked as %s came as %s", harbor.MediaTypeMetadata10, ct)
+	}
 	if md.Scanner.Name != "Bulkhead" || md.Scanner.Version != "1.2.3" || len(md.Capabilities) != 2 {
 		t.Fatalf("metadata: %+v", md)
 	}
@@ -113,7 +116,7 @@ func TestHarborScanFlow(t *testing.T) {
 	if ex.status != http.StatusFound || ex.header.Get("Refresh-After") != "1" {
 		t.Fatalf("held scan: %d Refresh-After %q, want 302 and 1", ex.status, ex.header.Get("Refresh-After"))
 	}
-	// Harbor's job waits 5 s before the first check; here the scan is
+	// Harbor's job waits 2 s before the first check; here the scan is
 	// released just after the first check, which gets 302 again.
 	c.firstCheck = 50 * time.Millisecond
 	time.AfterFunc(100*time.Millisecond, func() { close(b.hold) })
@@ -400,6 +403,28 @@ func TestScanRequestRedacted(t *testing.T) {
 	for _, s := range []string{fmt.Sprint(req), fmt.Sprintf("%+v", req), fmt.Sprintf("%#v", req), fmt.Sprintf("%q", req.Registry), fmt.Sprintf("%v", &req), buf.String()} {
 		if strings.Contains(s, secret) || strings.Contains(s, "hunter2") {
 			t.Errorf("credential shown: %s", s)
+		}
+	}
+}
+
+// Refresh-After is whole seconds Harbor can parse (an 8-bit integer): a
+// longer setting is capped at 127, a shorter one is at least 1.
+func TestRefreshAfterFitsHarbor(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{{time.Hour, "127"}, {time.Millisecond, "1"}, {0, "5"}, {1500 * time.Millisecond, "2"}} {
+		b := newBackend(t)
+		b.hold = make(chan struct{})
+		t.Cleanup(func() { close(b.hold) })
+		srv := httptest.NewServer(harbor.New(b, harbor.Options{RefreshAfter: tc.d, Auth: harbor.BearerToken(adapterToken), Logger: slog.New(slog.DiscardHandler)}))
+		t.Cleanup(srv.Close)
+		c := newHarborClient(t, srv.URL+"/api/v1", "Bearer "+adapterToken)
+		id := c.submit(harbor.ScanRequest{Registry: harbor.Registry{URL: "http://127.0.0.1:1"},
+			Artifact: harbor.Artifact{Repository: "a/b", Digest: "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b"}})
+		ex := c.getReport(id, harbor.MediaTypeVulnReport, "")
+		if ex.status != http.StatusFound || ex.header.Get("Refresh-After") != tc.want {
+			t.Errorf("RefreshAfter %v: %d Refresh-After %q, want 302 %s", tc.d, ex.status, ex.header.Get("Refresh-After"), tc.want)
 		}
 	}
 }
