@@ -277,16 +277,41 @@ func (h *handler) report(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusInternalServerError, fmt.Errorf("scan %s failed: %w", id, res.Err))
 		return
 	}
-	var body any
+	// The report streams: the status and headers go out with its first
+	// bytes, so a writer that fails before writing still gets a 500; one
+	// that fails midway aborts the connection, so that Harbor sees an
+	// error and not a truncated report.
+	sw := &startWriter{w: w, ct: mt}
 	if mt == MediaTypeSBOMReport {
-		if body, err = sbomReport(res, h.o.Scanner, sbomType); err != nil {
-			h.fail(w, r, http.StatusInternalServerError, fmt.Errorf("write the SBOM of scan %s: %w", id, err))
+		err = writeSBOMReport(sw, res, h.o.Scanner, sbomType)
+	} else {
+		err = writeVulnerabilityReport(sw, res, h.o.Scanner)
+	}
+	if err != nil {
+		err = fmt.Errorf("write the %s report of scan %s: %w", mt, id, err)
+		if !sw.started {
+			h.fail(w, r, http.StatusInternalServerError, err)
 			return
 		}
-	} else {
-		body = vulnerabilityReport(res, h.o.Scanner)
+		h.o.Logger.Error("harbor report aborted", "id", id, "error", err.Error())
+		panic(http.ErrAbortHandler)
 	}
-	h.write(w, http.StatusOK, mt, body)
+}
+
+// startWriter writes the 200 and its Content-Type with the first bytes.
+type startWriter struct {
+	w       http.ResponseWriter
+	ct      string
+	started bool
+}
+
+func (s *startWriter) Write(b []byte) (int, error) {
+	if !s.started {
+		s.started = true
+		s.w.Header().Set("Content-Type", s.ct)
+		s.w.WriteHeader(http.StatusOK)
+	}
+	return s.w.Write(b)
 }
 
 // ErrorResponse is the spec's ErrorResponse.

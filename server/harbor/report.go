@@ -1,14 +1,15 @@
 package harbor
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/internal/jsonstream"
 	"github.com/bulkhead-sec/bulkhead/sbom"
 	"github.com/bulkhead-sec/bulkhead/sbom/cyclonedx"
 	"github.com/bulkhead-sec/bulkhead/sbom/spdx"
@@ -61,24 +62,35 @@ func Severity(s finding.Severity) string {
 	return "Unknown"
 }
 
-// vulnerabilityReport maps a scan's vulnerability findings to Harbor's
-// report: suppressed findings (the server's ignore file or VEX) are left
-// out, as they are from a gate's count; secrets and misconfigurations have
-// no place in it. The report's severity is the highest of its items.
-func vulnerabilityReport(res *Result, sc Scanner) VulnerabilityReport {
-	rep := VulnerabilityReport{GeneratedAt: res.ScannedAt.UTC(), Artifact: res.Artifact, Scanner: sc,
-		Severity: Severity(finding.Unknown), Vulnerabilities: []VulnerabilityItem{}}
+// writeVulnerabilityReport writes a scan's vulnerability findings as
+// Harbor's report, one item at a time (jsonstream), so that a scan with
+// very many findings is not held in memory a second time. Suppressed
+// findings (the server's ignore file or VEX) are left out, as they are from
+// a gate's count; secrets and misconfigurations have no place in it. The
+// report's severity is the highest of its items.
+func writeVulnerabilityReport(w io.Writer, res *Result, sc Scanner) error {
 	top := finding.Unknown
 	for i := range res.Findings {
-		f := &res.Findings[i]
-		if f.Kind != finding.KindVulnerability || f.Suppressed != nil {
-			continue
+		if f := &res.Findings[i]; reported(f) {
+			top = max(top, f.Severity)
 		}
-		top = max(top, f.Severity)
-		rep.Vulnerabilities = append(rep.Vulnerabilities, vulnerabilityItem(f))
 	}
-	rep.Severity = Severity(top)
-	return rep
+	skel := VulnerabilityReport{GeneratedAt: res.ScannedAt.UTC(), Artifact: res.Artifact, Scanner: sc,
+		Severity: Severity(top), Vulnerabilities: []VulnerabilityItem{}}
+	return jsonstream.Write(w, skel, jsonstream.Slot{Key: "vulnerabilities", Depth: 1, Each: func(emit func(any) error) error {
+		for i := range res.Findings {
+			if f := &res.Findings[i]; reported(f) {
+				if err := emit(vulnerabilityItem(f)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}})
+}
+
+func reported(f *finding.Finding) bool {
+	return f.Kind == finding.KindVulnerability && f.Suppressed == nil
 }
 
 func vulnerabilityItem(f *finding.Finding) VulnerabilityItem {
@@ -175,35 +187,60 @@ type SBOMReport struct {
 	Scanner          Scanner         `json:"scanner"`
 	VendorAttributes map[string]any  `json:"vendor_attributes,omitempty"`
 	MediaType        string          `json:"media_type"`
-	SBOM             json.RawMessage `json:"sbom"`
+	SBOM             json.RawMessage `json:"sbom,omitempty"`
 }
 
-// sbomReport writes the scan's inventory with bulkhead's CycloneDX 1.6 or
-// SPDX 2.3 writer and wraps it in Harbor's SBOM report.
-func sbomReport(res *Result, sc Scanner, mediaType string) (SBOMReport, error) {
+// writeSBOMReport writes the scan's inventory with bulkhead's CycloneDX
+// 1.6 or SPDX 2.3 writer inside Harbor's SBOM report. The writers stream
+// (their memory is the inventory's, not the document's), and so does
+// this: the report's other fields, then the document as the writer
+// writes it, then the closing brace.
+func writeSBOMReport(w io.Writer, res *Result, sc Scanner, mediaType string) error {
 	if res.Inventory == nil {
-		return SBOMReport{}, fmt.Errorf("the scan kept no inventory")
+		return fmt.Errorf("the scan kept no inventory")
 	}
 	opts := sbom.Options{ToolVersion: sc.Version, Now: func() time.Time { return res.ScannedAt }}
-	var buf bytes.Buffer
-	var err error
-	format := "spdx"
+	encode, format := spdx.Encode, "spdx"
 	switch mediaType {
 	case SBOMCycloneDX:
-		format = "cyclonedx"
-		err = cyclonedx.Encode(&buf, res.Inventory, opts)
+		encode, format = cyclonedx.Encode, "cyclonedx"
 	case SBOMSPDX:
-		err = spdx.Encode(&buf, res.Inventory, opts)
 	default:
-		return SBOMReport{}, fmt.Errorf("unknown SBOM media type %q", mediaType)
+		return fmt.Errorf("unknown SBOM media type %q", mediaType)
 	}
+	head, err := json.Marshal(SBOMReport{GeneratedAt: res.ScannedAt.UTC(), Artifact: res.Artifact, Scanner: sc, MediaType: mediaType,
+		VendorAttributes: map[string]any{"format": format, "packages": len(res.Inventory.Packages)}})
 	if err != nil {
-		return SBOMReport{}, err
+		return err
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, buf.Bytes()); err != nil {
-		return SBOMReport{}, fmt.Errorf("the %s writer wrote invalid JSON: %w", format, err)
+	// head is {...} without "sbom": open it again for the document.
+	head = append(head[:len(head)-1], `,"sbom":`...)
+	pw := &prefixWriter{w: w, prefix: head}
+	if err := encode(pw, res.Inventory, opts); err != nil {
+		return err
 	}
-	return SBOMReport{GeneratedAt: res.ScannedAt.UTC(), Artifact: res.Artifact, Scanner: sc, MediaType: mediaType,
-		SBOM: compact.Bytes(), VendorAttributes: map[string]any{"format": format, "packages": len(res.Inventory.Packages)}}, nil
+	if !pw.done {
+		return fmt.Errorf("the %s writer wrote nothing", format)
+	}
+	_, err = io.WriteString(w, "}\n")
+	return err
+}
+
+// prefixWriter writes prefix before the first bytes, so that nothing is
+// written when the writer fails before it starts (the handler can still
+// answer 500).
+type prefixWriter struct {
+	w      io.Writer
+	prefix []byte
+	done   bool
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	if !p.done {
+		p.done = true
+		if _, err := p.w.Write(p.prefix); err != nil {
+			return 0, err
+		}
+	}
+	return p.w.Write(b)
 }
