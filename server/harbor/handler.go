@@ -269,6 +269,9 @@ func (h *handler) report(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		h.fail(w, r, http.StatusInternalServerError, fmt.Errorf("read scan %s: %w", id, err))
 		return
+	case res == nil:
+		h.fail(w, r, http.StatusInternalServerError, fmt.Errorf("read scan %s: the backend returned no result", id))
+		return
 	case res.Pending:
 		w.Header().Set("Refresh-After", strconv.Itoa(h.refresh))
 		w.WriteHeader(http.StatusFound)
