@@ -18,6 +18,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -332,6 +333,11 @@ type Options struct {
 	Progress func(n int64)
 	// DockerHost overrides DOCKER_HOST for daemon sources.
 	DockerHost string
+	// Auth, when set, is the registry credential for this open (a server
+	// pulling with the credentials a request carried, such as Harbor's
+	// robot account) instead of Keychain's. It is used for registry
+	// references only and is never logged.
+	Auth authn.Authenticator
 }
 
 // Open opens an image named by ref:

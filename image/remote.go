@@ -50,9 +50,13 @@ func RemoteOptions(ctx context.Context, opts Options) []remote.Option {
 	if opts.Platform != nil {
 		p = *opts.Platform
 	}
+	auth := remote.WithAuthFromKeychain(Keychain())
+	if opts.Auth != nil {
+		auth = remote.WithAuth(opts.Auth)
+	}
 	ro := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(Keychain()),
+		auth,
 		remote.WithPlatform(p),
 		remote.WithUserAgent("bulkhead"),
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/bulkhead-sec/bulkhead/catalog"
@@ -44,6 +45,9 @@ type Options struct {
 	Insecure bool
 	// OpenProgress is told the bytes read while the image is opened.
 	OpenProgress func(n int64)
+	// Auth, when set, is the registry credential for this run instead of
+	// the keychain's (image.Options.Auth).
+	Auth authn.Authenticator
 
 	// Walking.
 
@@ -95,7 +99,7 @@ func Run(ctx context.Context, ref string, o Options) (*Result, error) {
 		return nil, fmt.Errorf("make a temp directory: %w (set --temp-dir or TMPDIR)", err)
 	}
 	defer os.RemoveAll(tmp)
-	img, err := image.Open(ctx, ref, image.Options{Insecure: o.Insecure, TempDir: tmp, Platform: o.Platform, Progress: o.OpenProgress})
+	img, err := image.Open(ctx, ref, image.Options{Insecure: o.Insecure, TempDir: tmp, Platform: o.Platform, Progress: o.OpenProgress, Auth: o.Auth})
 	if err != nil {
 		return nil, err
 	}
