@@ -39,12 +39,21 @@
   if (!ctl) return;
   ctl.hidden = false;
   var q = document.getElementById("q"), sev = document.getElementById("sev"), supp = document.getElementById("supp");
-  var tables = Array.prototype.slice.call(document.querySelectorAll("table[data-filter]"));
+  // The rows of each table, copied once: a live collection re-indexed
+  // after every change is quadratic on a hundred thousand rows.
+  var tables = Array.prototype.map.call(document.querySelectorAll("table[data-filter]"), function (t) {
+    return { id: t.id, rows: Array.prototype.slice.call(t.tBodies[0].rows) };
+  });
   var texts = new WeakMap();
+  function count(t, shown) {
+    var out = document.querySelector('[data-count-for="' + t.id + '"]');
+    if (out) out.textContent = shown + " of " + t.rows.length + " shown";
+  }
+  tables.forEach(function (t) { count(t, t.rows.length); });
   function apply() {
     var text = q.value.trim().toLowerCase(), min = Number(sev.value), hideSupp = supp && !supp.checked;
     tables.forEach(function (t) {
-      var rows = t.tBodies[0].rows, shown = 0;
+      var rows = t.rows, shown = 0;
       for (var i = 0; i < rows.length; i++) {
         var r = rows[i], ok = true;
         if (min > 0 && r.hasAttribute("data-rank") && Number(r.getAttribute("data-rank")) < min) ok = false;
@@ -54,17 +63,15 @@
           if (s === undefined) { s = r.textContent.toLowerCase(); texts.set(r, s); }
           ok = s.indexOf(text) >= 0;
         }
-        r.hidden = !ok;
+        if (r.hidden === ok) r.hidden = !ok;
         if (ok) shown++;
       }
-      var out = document.querySelector('[data-count-for="' + t.id + '"]');
-      if (out) out.textContent = shown + " of " + rows.length + " shown";
+      count(t, shown);
     });
   }
   var timer = 0;
   q.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(apply, 120); });
   sev.addEventListener("change", apply);
   if (supp) supp.addEventListener("change", apply);
-  apply();
   ctl.addEventListener("submit", function (e) { e.preventDefault(); apply(); });
 })();
