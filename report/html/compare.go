@@ -16,6 +16,7 @@ type compareView struct {
 	DB                      *report.DBInfo
 	SizeA, SizeB, SizeDelta string
 	Counts                  []sevCount
+	NPkgs, NVulns           int
 }
 
 // Compare writes the comparison of two images: packages added, removed and
@@ -26,7 +27,9 @@ func Compare(w io.Writer, d *compare.Diff, db *report.DBInfo, o Options) error {
 	if d == nil {
 		return fmt.Errorf("write HTML report: no comparison")
 	}
-	v := compareView{D: d, DB: db, SizeA: base.HumanSize(d.SizeA), SizeB: base.HumanSize(d.SizeB)}
+	v := compareView{D: d, DB: db, SizeA: base.HumanSize(d.SizeA), SizeB: base.HumanSize(d.SizeB),
+		NPkgs:  len(d.PackagesAdded) + len(d.PackagesRemoved) + len(d.PackagesChanged),
+		NVulns: len(d.VulnsIntroduced) + len(d.VulnsFixed)}
 	switch {
 	case d.SizeDelta > 0:
 		v.SizeDelta = "+" + base.HumanSize(d.SizeDelta)
@@ -85,6 +88,7 @@ type gateView struct {
 	Page                     page
 	G                        *Gate
 	Denied, Deny, Warn, Pass int
+	NResults                 int
 }
 
 // GateReport writes a gate's decisions: each target's verdict and every
@@ -100,6 +104,7 @@ func GateReport(w io.Writer, g *Gate, o Options) error {
 		if !t.Allowed {
 			v.Denied++
 		}
+		v.NResults += len(t.Results)
 		for _, r := range t.Results {
 			switch r.Outcome {
 			case "deny":

@@ -55,7 +55,15 @@ type Options struct {
 	// rest are counted, and are in the packages table with their layer);
 	// 0: DefaultMaxLayerPackages.
 	MaxLayerPackages int
+	// CollapseRows: a table of more rows starts closed (its heading opens
+	// it, with or without JavaScript), so that a browser lays out a
+	// report of 100,000 packages only when asked to; 0:
+	// DefaultCollapseRows.
+	CollapseRows int
 }
+
+// DefaultCollapseRows is the most rows a table starts open with.
+const DefaultCollapseRows = 5000
 
 // DefaultMaxLayerPackages bounds the names listed under one layer.
 const DefaultMaxLayerPackages = 500
@@ -64,6 +72,7 @@ const DefaultMaxLayerPackages = 500
 type page struct {
 	Title, Version, Generated string
 	CSP                       string
+	Collapse                  int
 	CSS                       template.CSS
 	JS                        template.JS
 }
@@ -82,12 +91,16 @@ func newPage(title string, o Options, counts []sevCount) page {
 		now = time.Now()
 	}
 	style := css + barCSS(counts)
-	return page{
+	p := page{
 		Title: title, Version: o.ToolVersion, Generated: now.UTC().Format("2006-01-02 15:04 UTC"),
 		CSP: "default-src 'none'; script-src '" + jsHash + "'; style-src '" + hash(style) + "'; img-src 'none'; " +
 			"font-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'",
-		CSS: template.CSS(style), JS: template.JS(js),
+		CSS: template.CSS(style), JS: template.JS(js), Collapse: o.CollapseRows,
 	}
+	if p.Collapse <= 0 {
+		p.Collapse = DefaultCollapseRows
+	}
+	return p
 }
 
 // barCSS sizes the severity bar's segments by their counts (in the

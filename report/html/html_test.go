@@ -325,3 +325,26 @@ func TestMemory(t *testing.T) {
 		t.Errorf("live heap grew by %d MiB while writing %d MiB: the report is held in memory", grew>>20, n>>20)
 	}
 }
+
+// TestCollapse: a table of more rows than CollapseRows starts closed
+// (a native <details>: its heading opens it without JavaScript); the
+// smaller ones start open.
+func TestCollapse(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Result(&buf, sample(30, 20, false), Options{CollapseRows: 25}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		`<details><summary><h2 id="packages">`,
+		`<details open><summary><h2 id="vulnerabilities">`,
+		`<details open><summary><h2 id="secrets">`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if n := strings.Count(out, "<tr><td>pkg"); n != 29 {
+		t.Errorf("%d package rows in the closed table, want all 29 besides openssl", n)
+	}
+}
