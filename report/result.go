@@ -88,6 +88,12 @@ func (r *Result) Ran(scanner string) bool {
 	return false
 }
 
+// Each calls fn with every finding (suppressed ones included, marked),
+// from Store when set, else Findings, stopping at fn's first error. The
+// finding is only valid during the call. Writers outside this package
+// (report/html) stream through it.
+func (r *Result) Each(fn func(f *finding.Finding) error) error { return r.each(fn) }
+
 // each calls fn with every finding, from Store when set, else Findings.
 func (r *Result) each(fn func(f *finding.Finding) error) error {
 	if r.Store != nil {

@@ -4,13 +4,14 @@
 # registry on loopback), debootstrap (Debian root filesystems), rpm (the
 # native tool the rpm cataloger is compared with), dpkg-query (dpkg, always
 # there), apache2-utils (htpasswd for registry auth); node, npm, python3, ruby
-# and unzip are the ecosystem tools the language catalogers are compared with.
+# and unzip are the ecosystem tools the language catalogers are compared with;
+# chromium is the headless browser report/html's tests open the HTML reports in.
 set -euo pipefail
 need=()
 for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docker-registry \
             debootstrap:debootstrap rpm:rpm htpasswd:apache2-utils /usr/bin/time:time \
             ruby:ruby bundle:ruby-bundler python3:python3 node:nodejs npm:npm unzip:unzip \
-            dpkg-deb:dpkg; do
+            dpkg-deb:dpkg chromium:chromium; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/compare"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/match"
+	htmlreport "github.com/bulkhead-sec/bulkhead/report/html"
 )
 
 func newCompareCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -69,6 +70,9 @@ a vulnerability of HIGH or above, for CI.`,
 			d := compare.Compare(sides[0], sides[1])
 			printDiagnostics(stderr, m.Diagnostics()...)
 			err = r.write(stdout, func(w io.Writer) error {
+				if r.format == "html" {
+					return htmlreport.Compare(w, d, m.info, htmlreport.Options{ToolVersion: Version})
+				}
 				if r.format == "json" {
 					return writeJSON(w, struct {
 						*compare.Diff
@@ -94,7 +98,7 @@ a vulnerability of HIGH or above, for CI.`,
 	}
 	f.add(cmd, true)
 	mf.add(cmd)
-	r.add(cmd, "table", "table", "json")
+	r.add(cmd, "table", "table", "json", "html")
 	cmd.Flags().StringVar(&failOnNew, "fail-on-new", "", "exit with --exit-code when IMAGE_B introduces a vulnerability of this severity or above (CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN)")
 	addExitCode(cmd, &exitCode, 1, "--fail-on-new finds a vulnerability IMAGE_B introduces")
 	return cmd

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/bulkhead-sec/bulkhead/report"
+	htmlreport "github.com/bulkhead-sec/bulkhead/report/html"
 	"github.com/bulkhead-sec/bulkhead/sbom"
 	"github.com/bulkhead-sec/bulkhead/sbom/cyclonedx"
 	"github.com/bulkhead-sec/bulkhead/sbom/spdx"
@@ -33,6 +34,9 @@ var formats = map[string]encoder{
 			return cyclonedx.Encode(w, res.Inventory, sbom.Options{ToolVersion: Version})
 		}
 		return cyclonedx.EncodeWithVulnerabilities(w, res.Inventory, res.Findings, sbom.Options{ToolVersion: Version})
+	},
+	"html": func(w io.Writer, res *report.Result, _ bool) error {
+		return htmlreport.Result(w, res, htmlreport.Options{ToolVersion: Version})
 	},
 	"spdx-json": func(w io.Writer, res *report.Result, _ bool) error {
 		return spdx.Encode(w, res.Inventory, sbom.Options{ToolVersion: Version})

@@ -15,6 +15,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/policy"
 	"github.com/bulkhead-sec/bulkhead/report"
+	htmlreport "github.com/bulkhead-sec/bulkhead/report/html"
 )
 
 type gateFlags struct {
@@ -32,7 +33,7 @@ type gateFlags struct {
 }
 
 // gateFormats are the reports gate writes.
-var gateFormats = []string{"table", "json", "sarif"}
+var gateFormats = []string{"table", "json", "sarif", "html"}
 
 // gateReport is one report to write: a format and a file ("" or "-":
 // standard output, after the summary).
@@ -194,6 +195,8 @@ func writeGateReport(stdout io.Writer, r gateReport, pol *policy.File, targets [
 			return formats["sarif"](w, gateResult(pol, targets), false)
 		case "json":
 			return writeJSON(w, map[string]any{"policy": pol.Source, "targets": targets})
+		case "html":
+			return htmlreport.GateReport(w, gateHTML(pol, targets), htmlreport.Options{ToolVersion: Version})
 		default:
 			writeGateSummary(w, pol, targets)
 			return nil
@@ -213,11 +216,43 @@ func isManifestArg(a string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-func writeGateSummary(w io.Writer, pol *policy.File, targets []*gateTarget) {
-	name := pol.Metadata.Name
-	if name == "" {
-		name = filepath.Base(pol.Source)
+// policyName is the policy's metadata.name, else its file's name.
+func policyName(pol *policy.File) string {
+	if pol.Metadata.Name != "" {
+		return pol.Metadata.Name
 	}
+	return filepath.Base(pol.Source)
+}
+
+// gateHTML is what the HTML report shows: each target's verdict and every
+// rule's outcome, with the notes the summary prints.
+func gateHTML(pol *policy.File, targets []*gateTarget) *htmlreport.Gate {
+	g := &htmlreport.Gate{Policy: policyName(pol), Source: pol.Source, Rules: len(pol.Rules)}
+	for _, t := range targets {
+		ht := htmlreport.GateTarget{Name: t.Name, File: t.File, Line: t.Line, Allowed: t.Decision.Allowed, Exempt: t.Decision.Exempt}
+		warned := map[string]bool{}
+		for _, r := range t.Decision.Results {
+			hr := htmlreport.GateResult{Rule: r.Rule, Kind: r.Kind, Mode: string(r.Mode), Outcome: string(r.Outcome), Message: r.Message}
+			if e := r.Exempted; e != nil {
+				hr.Exemption = fmt.Sprintf("owner %s, expires %s: %s", e.Owner, e.Expires, e.Reason)
+			}
+			if r.Outcome == policy.WarnOutcome {
+				warned[r.Message] = true
+			}
+			ht.Results = append(ht.Results, hr)
+		}
+		for _, msg := range t.Decision.Warnings {
+			if !warned[msg] {
+				ht.Notes = append(ht.Notes, msg)
+			}
+		}
+		g.Targets = append(g.Targets, ht)
+	}
+	return g
+}
+
+func writeGateSummary(w io.Writer, pol *policy.File, targets []*gateTarget) {
+	name := policyName(pol)
 	fmt.Fprintf(w, "bulkhead gate: policy %s (%d rules), %d targets\n\n", name, len(pol.Rules), len(targets))
 	var deny, warn, pass int
 	for _, t := range targets {
