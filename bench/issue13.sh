@@ -14,6 +14,7 @@
 #       interleaved, compared with benchstat when the module proxy serves it.
 #   BENCH_DIR=DIR                   work directory (default a fresh one in /var/tmp)
 #
+# 0. startup: `--help`, the cost every command pays before its work.
 # 1. image: `image --input testdata/images/alpine-demo.oci.tar`, table and
 #    json output, with a warm vulnerability database (the bundled snapshot,
 #    built once by BEFORE_BIN into $BENCH_DIR/cache; both binaries read the
@@ -88,6 +89,7 @@ sum_image_json() { python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(len(d.get("packages") or []), "packages,", len(d.get("findings") or []), "findings")' "$work/out.$SIDE" 2>/dev/null || head -c 200 "$work/err.$SIDE"; }
+sum_help() { printf '%s lines of help' "$(wc -l <"$work/out.$SIDE")"; }
 sum_image_table() { printf '%s lines of table, stderr: %s' "$(wc -l <"$work/out.$SIDE")" "$(head -c 120 "$work/err.$SIDE" | tr '\n' ' ')"; }
 sum_gate() { printf '%s | %s' "$(grep -E 'denied|allowed|passed' "$work/out.$SIDE" | tail -1)" "$(grep -cE '^\s+(DENY|WARN|NOTE)' "$work/out.$SIDE") DENY/WARN/NOTE lines"; }
 
@@ -101,6 +103,8 @@ echo "work:   $work"
 sha_db=$(sha256sum "$work/cache/db/osv.db" | cut -c1-16)
 echo
 echo "== 1. image --input $(basename "$img") (warm DB $work/cache/db/osv.db, sha256 $sha_db...)"
+# Start-up alone (no scan): what every command pays, peak RSS included.
+bench startup sum_help -- @BIN@ --help
 bench image-json sum_image_json -- @BIN@ image -q --input "$img" --format json --db-max-age 0
 bench image-table sum_image_table -- @BIN@ image -q --input "$img" --db-max-age 0
 [ "$(sha256sum "$work/cache/db/osv.db" | cut -c1-16)" = "$sha_db" ] || echo "WARNING: the database changed during the runs"
