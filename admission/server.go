@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/policy"
 )
 
@@ -281,7 +282,7 @@ func (s *Server) serveValidate(w http.ResponseWriter, r *http.Request) {
 			status = re.Status
 		}
 		s.metrics.requests.WithLabelValues("invalid").Inc()
-		msg := policy.Shorten(err.Error(), maxMessage)
+		msg := diag.Shorten(err.Error(), maxMessage)
 		s.log.Warn("invalid admission request", "status", status, "err", msg, "remote", r.RemoteAddr)
 		http.Error(w, msg, status)
 		return
@@ -302,7 +303,7 @@ func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	start := time.Now()
 	e := s.engine.Load()
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
-	short := func(s string) string { return policy.Shorten(s, policy.MaxEcho) }
+	short := func(s string) string { return diag.Shorten(s, policy.MaxEcho) }
 	logAttrs := []any{"uid", short(string(req.UID)), "kind", short(req.Kind.Kind), "namespace", short(req.Namespace), "name", short(req.Name), "operation", short(string(req.Operation))}
 	finish := func(decision, why string) *admissionv1.AdmissionResponse {
 		s.metrics.requests.WithLabelValues(decision).Inc()
@@ -311,7 +312,7 @@ func (s *Server) Review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		return resp
 	}
 	deny := func(msg string) *admissionv1.AdmissionResponse {
-		msg = policy.Shorten(msg, maxMessage)
+		msg = diag.Shorten(msg, maxMessage)
 		resp.Allowed = false
 		resp.Result = &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg}
 		return finish("deny", msg)
@@ -416,7 +417,7 @@ func capWarnings(ws []string) []string {
 			out = append(out, fmt.Sprintf("and %d more warnings", len(ws)-maxWarnings))
 			break
 		}
-		out = append(out, policy.Shorten(w, maxMessage))
+		out = append(out, diag.Shorten(w, maxMessage))
 	}
 	return out
 }

@@ -427,7 +427,7 @@ func (ev *evaluation) record(r *Rule, st *imageState, err error) {
 		sort.Slice(subjects, func(i, j int) bool { return len(subjects[i]) > len(subjects[j]) })
 		res.Message = shortenIn(res.Message, subjects...)
 	}
-	res.Message = Shorten(res.Message, maxMessage)
+	res.Message = diag.Shorten(res.Message, maxMessage)
 	ev.results = append(ev.results, res)
 }
 
@@ -528,7 +528,7 @@ func checkVulns(vr *VulnerabilityRule, sc *Scan, now time.Time) error {
 		if len(sc.Incomplete) > 1 {
 			more = fmt.Sprintf(" (and %d more)", len(sc.Incomplete)-1)
 		}
-		return fmt.Errorf("the image's packages could not all be read, so its vulnerabilities cannot be judged: %s%s", Shorten(sc.Incomplete[0], 1024), more)
+		return fmt.Errorf("the image's packages could not all be read, so its vulnerabilities cannot be judged: %s%s", diag.Shorten(sc.Incomplete[0], 1024), more)
 	}
 	if vr.DBMaxAge > 0 {
 		of := ""

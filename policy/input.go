@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
+	"github.com/bulkhead-sec/bulkhead/diag"
 )
 
 // InputFor is the input that judges a workload, for the gate and the
@@ -46,7 +47,7 @@ func (f *File) Exempt(ns string) string {
 	}
 	for _, g := range f.Admission.ExemptNamespaces {
 		if ok, _ := matchName(g, ns); ok {
-			return fmt.Sprintf("namespace %s is exempt (admission.exemptNamespaces: %s): not judged", Shorten(ns, MaxEcho), g)
+			return fmt.Sprintf("namespace %s is exempt (admission.exemptNamespaces: %s): not judged", diag.Shorten(ns, MaxEcho), g)
 		}
 	}
 	return ""

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
@@ -271,7 +271,7 @@ func describe(o *Object, h Hit) string {
 		// The admission library's detail names every offending container,
 		// and each container's finding repeats it: cap it, or a pod with
 		// thousands of containers costs quadratic time and memory.
-		msg += "; pod-security-admission: " + shortDetail(h.Detail)
+		msg += "; pod-security-admission: " + diag.Shorten(h.Detail, maxDetail)
 	}
 	return msg
 }
@@ -279,17 +279,6 @@ func describe(o *Object, h Hit) string {
 // maxDetail bounds the pod-security-admission detail repeated in each
 // finding.
 const maxDetail = 1 << 10
-
-func shortDetail(d string) string {
-	if len(d) <= maxDetail {
-		return d
-	}
-	cut := maxDetail
-	for cut > 0 && !utf8.RuneStart(d[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s…(%d bytes)", d[:cut], len(d))
-}
 
 func objectName(o *Object) string {
 	if o.Meta.Namespace != "" {
