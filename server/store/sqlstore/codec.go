@@ -3,7 +3,7 @@ package sqlstore
 import (
 	"bytes"
 	"encoding/json"
-		"fmt"
+	"fmt"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
