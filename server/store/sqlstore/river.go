@@ -12,10 +12,15 @@ import (
 // MigrateRiver brings river's own tables (the job queue that shares this
 // database) up to date with rivermigrate. Build the river client on the
 // same handles: riversqlite.New(s.DB()) on SQLite, riverpgxv5.New(s.Pool())
-// on PostgreSQL. On PostgreSQL it runs under an advisory lock, so replicas
+// on PostgreSQL. It runs under the migrations' lock (advisory lock, flock), so replicas
 // that start together migrate one after the other.
 func (s *Store) MigrateRiver(ctx context.Context) error {
 	if s.dialect == SQLite {
+		l := &fileLock{path: s.Location + ".lock"}
+		if err := l.lock(ctx); err != nil {
+			return fmt.Errorf("migrate river in %s: %w", s.Location, err)
+		}
+		defer l.unlock()
 		m, err := rivermigrate.New(riversqlite.New(s.db), nil)
 		if err != nil {
 			return fmt.Errorf("migrate river in %s: %w", s.Location, err)

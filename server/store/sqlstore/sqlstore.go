@@ -15,7 +15,8 @@
 // pool (stdlib.OpenDBFromPool); Pool returns it for river's riverpgxv5
 // driver. Several replicas may share one database: the goose migrations
 // run under goose's PostgreSQL session locker (an advisory lock), and
-// MigrateRiver under an advisory lock of its own.
+// MigrateRiver under an advisory lock of its own. On SQLite both take an
+// flock on the database's PATH.lock instead.
 package sqlstore
 
 import (
@@ -234,6 +235,8 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 		opts = append(opts, goose.WithSessionLocker(l))
+	} else {
+		opts = append(opts, goose.WithSessionLocker(&fileLock{path: s.Location + ".lock"}))
 	}
 	p, err := goose.NewProvider(d, s.db, sub, opts...)
 	if err != nil {
