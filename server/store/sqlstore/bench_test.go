@@ -19,12 +19,14 @@ func BenchmarkPutScan(b *testing.B) {
 			for i := range scans {
 				scans[i] = genScan(i, 300)
 			}
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				if _, err := s.PutScan(context.Background(), scans[i%len(scans)], nil); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric((cpuTime()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 		})
 	}
 }
