@@ -165,9 +165,12 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	} else {
 		f.Close()
 	}
+	// busy_timeout first: the switch to WAL takes an exclusive lock, and
+	// another connection opening the file at the same time must wait for
+	// it, not fail with "database is locked".
 	dsn := "file:" + path + "?_txlock=immediate" +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
-		"&_pragma=busy_timeout(30000)&_pragma=foreign_keys(1)"
+		"&_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
