@@ -77,6 +77,9 @@ func Stop() {
 // newest /usr/lib/postgresql/*/bin.
 func BinDir() (string, error) {
 	if d := os.Getenv(BinDirEnv); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err != nil {
+			return "", fmt.Errorf("PostgreSQL is not installed in $%s: %v", BinDirEnv, err)
+		}
 		return d, nil
 	}
 	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
