@@ -6,6 +6,7 @@
 # there), apache2-utils (htpasswd for registry auth); node, npm, python3, ruby
 # and unzip are the ecosystem tools the language catalogers are compared with;
 # chromium is the headless browser report/html's tests open the HTML reports in.
+# postgresql is the server internal/pgtest starts for the store's tests.
 set -euo pipefail
 need=()
 for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docker-registry \
@@ -15,6 +16,8 @@ for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docke
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Debian keeps initdb and postgres out of PATH, under /usr/lib/postgresql/<major>/bin.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

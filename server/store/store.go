@@ -18,8 +18,19 @@ import (
 	"github.com/bulkhead-sec/bulkhead/report"
 )
 
-// ErrNotFound is returned when the asked-for row does not exist.
-var ErrNotFound = errors.New("not found")
+// Errors a Store wraps (test with errors.Is): the API maps them to 404,
+// 400, 413 and 409.
+var (
+	// ErrNotFound is returned when the asked-for row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid is returned for bad input (nothing is written).
+	ErrInvalid = errors.New("invalid")
+	// ErrTooLarge is returned for input over a size limit (nothing is
+	// written).
+	ErrTooLarge = errors.New("too large")
+	// ErrConflict is returned when a unique name or hash already exists.
+	ErrConflict = errors.New("already exists")
+)
 
 // Scan is one scan of one image digest.
 type Scan struct {
@@ -63,14 +74,17 @@ type Change struct {
 	DBVersion string          `json:"dbVersion,omitempty"`
 }
 
-// ImageFilter narrows Images.
+// ImageFilter narrows Images. Images come in ascending ScanID of their
+// latest scan. Package alone keeps the images whose inventory holds that
+// package; with MinSeverity or Fixed, an image needs one unsuppressed
+// finding meeting all of them (in that package when Package is set).
 type ImageFilter struct {
 	MinSeverity finding.Severity // zero: any
-	Fixed       *bool            // only findings with (true) or without (false) a fix
+	Fixed       *bool            // only vulnerabilities with (true) or without (false) a fixed version
 	Package     string           // only images holding this package name
 	Repository  string
-	Limit       int // zero: the store's default page
-	After       int64
+	Limit       int   // zero: the store's default page (100; at most 1,000)
+	After       int64 // the ScanID of the previous page's last summary
 }
 
 // ImageSummary is one image in a listing: its latest scan and counts.
