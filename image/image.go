@@ -307,8 +307,8 @@ type verifiedLayer struct {
 	// encrypted layer the decrypting stream over it (which authenticates
 	// the ciphertext at its end).
 	drain    io.Reader
-	closeRaw   func() error
-	closeDec   func()
+	closeRaw func() error
+	closeDec func()
 }
 
 // Verify reads what is left of the stored blob and checks its digest. The
