@@ -7,14 +7,17 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -332,5 +335,85 @@ func TestScanEncrypted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// certFor writes a self-signed certificate for the RSA private key file
+// priv (PKCS#7 recipients are certificates).
+func certFor(t *testing.T, dir, priv string) string {
+	t.Helper()
+	b, err := os.ReadFile(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk := k.(*rsa.PrivateKey)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bulkhead test recipient"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageKeyEncipherment}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &rk.PublicKey, rk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "cert.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPKCS7: ocicrypt's PKCS#7 scheme (an X.509 certificate as recipient)
+// works in bulkhead both ways, and with skopeo (which takes the
+// certificate next to the private key as a decryption key).
+func TestPKCS7(t *testing.T) {
+	dir := t.TempDir()
+	src := demoLayout(t, dir)
+	_, cfg := layoutManifest(t, src)
+	_, priv := keyPair(t, dir, "rsa")
+	cert := certFor(t, dir, priv)
+	r, err := ParseRecipient("pkcs7:" + cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := "oci:" + filepath.Join(dir, "enc") + ":demo"
+	if _, err := Encrypt(t.Context(), src, enc, []Recipient{r}, Options{TempDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := layoutManifest(t, enc)
+	if m.Layers[0].Annotations["org.opencontainers.image.enc.keys.pkcs7"] == "" {
+		t.Fatalf("annotations %v", m.Layers[0].Annotations)
+	}
+	kp, _ := ParsePrivateKey(priv)
+	kc, _ := ParsePrivateKey(cert)
+	dec := "oci:" + filepath.Join(dir, "dec") + ":demo"
+	if _, err := Decrypt(t.Context(), enc, dec, []PrivateKey{kp, kc}, Options{TempDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := blobDiffIDs(t, dec); !slices.Equal(got, cfg.RootFS.DiffIDs) {
+		t.Errorf("diffIDs %v", got)
+	}
+	// Without the certificate PKCS#7 cannot unwrap: a clear error.
+	if _, err := Decrypt(t.Context(), enc, "oci:"+filepath.Join(dir, "nocert")+":demo", []PrivateKey{kp}, Options{TempDir: t.TempDir()}); err == nil {
+		t.Error("decrypted PKCS#7 without the certificate")
+	}
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		return
+	}
+	skDec := "oci:" + filepath.Join(dir, "sk-dec") + ":demo"
+	skopeo(t, "copy", "--decryption-key", priv, "--decryption-key", cert, enc, skDec)
+	if got := blobDiffIDs(t, skDec); !slices.Equal(got, cfg.RootFS.DiffIDs) {
+		t.Errorf("skopeo-decrypted diffIDs %v", got)
+	}
+	skEnc := "oci:" + filepath.Join(dir, "sk-enc") + ":demo"
+	skopeo(t, "copy", "--encryption-key", "pkcs7:"+cert, src, skEnc)
+	bhDec := "oci:" + filepath.Join(dir, "bh-dec") + ":demo"
+	if _, err := Decrypt(t.Context(), skEnc, bhDec, []PrivateKey{kp, kc}, Options{TempDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := blobDiffIDs(t, bhDec); !slices.Equal(got, cfg.RootFS.DiffIDs) {
+		t.Errorf("bulkhead-decrypted diffIDs %v", got)
 	}
 }

@@ -12,6 +12,8 @@
 package crypt
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -51,21 +53,21 @@ const maxKeyArg = 4096
 // jwe:PUBLIC-KEY-FILE (RSA or EC, PEM/DER/JWK) or pkcs7:CERT-FILE.
 func ParseRecipient(s string) (Recipient, error) {
 	if len(s) > maxKeyArg || strings.ContainsRune(s, 0) {
-		return Recipient{}, &KeyError{Arg: shorten(s), Msg: "not a key argument (too long or contains NUL)"}
+		return Recipient{}, &KeyError{Arg: shorten(redactPass(s)), Msg: "not a key argument (too long or contains NUL)"}
 	}
 	scheme, path, ok := strings.Cut(s, ":")
 	if !ok {
-		return Recipient{}, &KeyError{Arg: s, Msg: "give the scheme and the file, as jwe:pub.pem (RSA or EC public key) or pkcs7:cert.pem (X.509 certificate)"}
+		return Recipient{}, &KeyError{Arg: redactPass(s), Msg: "give the scheme and the file, as jwe:pub.pem (RSA or EC public key) or pkcs7:cert.pem (X.509 certificate)"}
 	}
 	switch Scheme(scheme) {
 	case JWE, PKCS7:
 	case "pgp", "pkcs11", "provider":
-		return Recipient{}, &KeyError{Arg: s, Msg: fmt.Sprintf("the %s scheme is not supported by bulkhead; use jwe:pub.pem or pkcs7:cert.pem", scheme)}
+		return Recipient{}, &KeyError{Arg: redactPass(s), Msg: fmt.Sprintf("the %s scheme is not supported by bulkhead; use jwe:pub.pem or pkcs7:cert.pem", scheme)}
 	default:
-		return Recipient{}, &KeyError{Arg: s, Msg: fmt.Sprintf("unknown scheme %q; use jwe:pub.pem or pkcs7:cert.pem", scheme)}
+		return Recipient{}, &KeyError{Arg: redactPass(s), Msg: fmt.Sprintf("unknown scheme %q; use jwe:pub.pem or pkcs7:cert.pem", scheme)}
 	}
 	if path == "" {
-		return Recipient{}, &KeyError{Arg: s, Msg: "no file after the scheme"}
+		return Recipient{}, &KeyError{Arg: redactPass(s), Msg: "no file after the scheme"}
 	}
 	return Recipient{Scheme: Scheme(scheme), Path: path}, nil
 }
@@ -84,7 +86,7 @@ type PrivateKey struct {
 // ParsePrivateKey parses a decryption key argument.
 func ParsePrivateKey(s string) (PrivateKey, error) {
 	if len(s) > maxKeyArg || strings.ContainsRune(s, 0) {
-		return PrivateKey{}, &KeyError{Arg: shorten(s), Msg: "not a key argument (too long or contains NUL)"}
+		return PrivateKey{}, &KeyError{Arg: shorten(redactPass(s)), Msg: "not a key argument (too long or contains NUL)"}
 	}
 	if s == "" {
 		return PrivateKey{}, &KeyError{Arg: s, Msg: "empty; give the private key file"}
@@ -159,6 +161,28 @@ func readKeyFile(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
+// sec1ToPKCS8 rewrites an unencrypted PEM "EC PRIVATE KEY" (SEC 1, what
+// openssl ecparam -genkey writes) as PKCS#8, which ocicrypt's PEM parser
+// reads (it reads SEC 1 only as DER). Anything else is returned as is.
+func sec1ToPKCS8(b []byte) []byte {
+	blk, rest := pem.Decode(b)
+	for blk != nil && blk.Type == "EC PARAMETERS" {
+		blk, rest = pem.Decode(rest)
+	}
+	if blk == nil || blk.Type != "EC PRIVATE KEY" || len(blk.Headers) != 0 {
+		return b
+	}
+	k, err := x509.ParseECPrivateKey(blk.Bytes)
+	if err != nil {
+		return b
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return b
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
 // EncryptConfig loads the recipients' keys.
 func EncryptConfig(rs []Recipient) (*encconfig.EncryptConfig, error) {
 	if len(rs) == 0 {
@@ -220,6 +244,7 @@ func DecryptConfig(keys []PrivateKey) (*encconfig.DecryptConfig, error) {
 		if err != nil {
 			return nil, err
 		}
+		b = sec1ToPKCS8(b)
 		ok, err := encutils.IsPrivateKey(b, pw)
 		if err != nil && encutils.IsPasswordError(err) {
 			return nil, fmt.Errorf("decryption key %s: %w; give its password as %s:pass=..., :file=... or :env=...", k.Path, err, k.Path)
