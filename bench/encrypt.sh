@@ -17,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/img" "$work/tmp"
 echo "== Go benchmark: encrypt + decrypt a ${mb} MiB layer ($(nproc) cores)"
 BULKHEAD_BENCH_LAYER_MB=$mb BULKHEAD_BENCH_KEEP="$work/img" \
-  go test -count=1 -run '^$' -bench '^BenchmarkEncryptDecrypt$' -benchtime 1x ./image/crypt 2>&1 | grep -E '^(Benchmark|ok|FAIL)'
+  go test -count=1 -run '^$' -bench '^BenchmarkEncryptDecrypt$' -benchtime 1x ./image/crypt 2>&1 | grep -vE '^(goos|goarch|pkg|cpu):'
 go build -o "$work/bulkhead" ./cmd/bulkhead
 img=$work/img
 measure() { # label, command...

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 )
 
@@ -47,11 +48,13 @@ func benchImage(b *testing.B, dir string, mb int) string {
 	if err := f.Close(); err != nil {
 		b.Fatal(err)
 	}
-	l, err := tarball.LayerFromFile(gz)
+	l, err := tarball.LayerFromFile(gz, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		b.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, l)
+	// OCI media types: skopeo's oci: transport finds only OCI manifests.
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(base, l)
 	if err != nil {
 		b.Fatal(err)
 	}
