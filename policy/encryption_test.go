@@ -12,6 +12,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/bulkhead-sec/bulkhead/image/crypt"
 )
 
@@ -48,6 +55,21 @@ func TestEncryptionRule(t *testing.T) {
 	pushDemo(t, host+"/acme/clear:1")
 	encryptDemo(t, host+"/acme/secret:1", nil)
 	encryptDemo(t, host+"/acme/partly:1", []int{1})
+	// A two-platform index: the amd64 image encrypted, the arm64 one not.
+	encImg, err := remote.Image(mustRef(t, host+"/acme/secret:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clearImg, err := remote.Image(mustRef(t, host+"/acme/clear:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: encImg, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: clearImg, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	if err := remote.WriteIndex(mustRef(t, host+"/acme/multi:1"), idx); err != nil {
+		t.Fatal(err)
+	}
 	const head = "apiVersion: bulkhead.dev/v1\nkind: Policy\nrules:\n"
 	scoped := "  - {name: encrypted, match: {images: ['" + host + "/acme/**']}, encryption: {required: true}}\n"
 	for _, tc := range []struct {
@@ -60,6 +82,8 @@ func TestEncryptionRule(t *testing.T) {
 		{name: "unencrypted denied", rule: scoped, image: "/acme/clear:1",
 			want: []string{`rule "encrypted" (encryption)`, "has 5 unencrypted layers", "layer 0 sha256:", "application/vnd.oci.image.layer.v1.tar+gzip)", "bulkhead encrypt"}},
 		{name: "encrypted passes", rule: scoped, image: "/acme/secret:1", allowed: true},
+		{name: "index with a clear platform denied", rule: scoped, image: "/acme/multi:1",
+			want: []string{"(linux/arm64) has 5 unencrypted layers"}},
 		{name: "one layer encrypted denied", rule: scoped, image: "/acme/partly:1",
 			want: []string{"has 4 unencrypted layers", "layer 0 sha256:"}},
 		{name: "any layer: one encrypted passes", rule: "  - {name: encrypted, encryption: {required: true, layers: any}}\n", image: "/acme/partly:1", allowed: true},
@@ -90,6 +114,15 @@ func TestEncryptionRule(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // TestEncryptionRuleParse: mistakes in an encryption rule are reported.
