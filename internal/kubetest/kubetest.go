@@ -48,7 +48,7 @@ const fallbackVersion = "v1.37.2"
 var Binaries = []string{"kube-apiserver", "etcd", "kubectl"}
 
 // ErrNoAssets is wrapped by AssetsDir's error when the binaries are missing.
-var ErrNoAssets = errors.New("no kube-apiserver/etcd/kubectl")
+var ErrNoAssets = errors.New("the Kubernetes test binaries are missing")
 
 // Version is the Kubernetes release the tests are built against: the one of
 // k8s.io/api in go.mod (v0.37.2 is Kubernetes v1.37.2).
@@ -84,7 +84,7 @@ func AssetsDir() (string, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return dir, fmt.Errorf("%w: %s missing in %s (%s); build them with scripts/kube-assets.sh (K8S_VERSION=%s) and set KUBEBUILDER_ASSETS to the directory it prints",
+		return dir, fmt.Errorf("%w: no %s in %s (%s); build them with scripts/kube-assets.sh (K8S_VERSION=%s) and set KUBEBUILDER_ASSETS to the directory it prints",
 			ErrNoAssets, strings.Join(missing, ", "), dir, from, Version())
 	}
 	return dir, nil

@@ -88,7 +88,7 @@ func TestAssetsDir(t *testing.T) {
 	t.Setenv("KUBEBUILDER_ASSETS", dir)
 	os.WriteFile(filepath.Join(dir, "etcd"), []byte("#!/bin/sh\n"), 0o755)
 	_, err := AssetsDir()
-	if !errors.Is(err, ErrNoAssets) || !strings.Contains(err.Error(), "kube-apiserver, kubectl missing in "+dir) ||
+	if !errors.Is(err, ErrNoAssets) || !strings.Contains(err.Error(), "no kube-apiserver, kubectl in "+dir) ||
 		!strings.Contains(err.Error(), "scripts/kube-assets.sh") {
 		t.Errorf("error %v", err)
 	}
