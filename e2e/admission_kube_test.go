@@ -148,15 +148,17 @@ func TestAdmissionThroughAPIServer(t *testing.T) {
 		timeout int32
 		ns      string
 	}
-	down := "https://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/validate" // nothing listens there
-	slowURL := "https://" + slowProxy(t, webhookAddr, slow) + "/validate"
+	// Each outage has a URL of its own, so that no connection the API
+	// server keeps for one webhook serves another.
+	down := func() string { return "https://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/validate" } // nothing listens there
+	slowURL := func(d time.Duration) string { return "https://" + slowProxy(t, webhookAddr, d) + "/validate" }
 	outages := []*outage{
-		{name: "down-fail", url: down, policy: fail, timeout: 5},
-		{name: "down-ignore", url: down, policy: ignore, timeout: 5},
-		{name: "slow-fail", url: slowURL, policy: fail, timeout: 2},
-		{name: "slow-ignore", url: slowURL, policy: ignore, timeout: 2},
+		{name: "down-fail", url: down(), policy: fail, timeout: 5},
+		{name: "down-ignore", url: down(), policy: ignore, timeout: 5},
+		{name: "slow-fail", url: slowURL(slow), policy: fail, timeout: 2},
+		{name: "slow-ignore", url: slowURL(slow), policy: ignore, timeout: 2},
 		// Within the timeout the slow webhook's verdict comes through.
-		{name: "slow-in-time", url: "https://" + slowProxy(t, webhookAddr, 3*time.Second) + "/validate", policy: fail, timeout: 15},
+		{name: "slow-in-time", url: slowURL(3 * time.Second), policy: fail, timeout: 15},
 	}
 
 	// Each registration selects its own namespace; they are all in force

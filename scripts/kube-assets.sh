@@ -47,6 +47,7 @@ flock 9
 if have; then echo "$dir"; exit 0; fi   # built by a concurrent run
 
 export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+rm -rf "$CACHE_ROOT"/.build.* # left by a killed run (we hold the lock)
 tmp=$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -82,9 +83,10 @@ ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION
  -X k8s.io/component-base/version.gitTreeState=clean"
 for cmd in kube-apiserver kubectl; do
   [[ -x $dir/$cmd ]] && continue
-  log "building $cmd $K8S_VERSION (kube-apiserver: ~12 CPU-minutes cold)"
+  note=; [[ $cmd == kube-apiserver ]] && note=" (~12 CPU-minutes cold)"
+  log "building $cmd $K8S_VERSION$note"
   start=$SECONDS
-  (cd "$k8s_src" && nice go build -ldflags "$ldflags" -o "$tmp/$cmd" "./cmd/$cmd")
+  (cd "$k8s_src" && go build -ldflags "$ldflags" -o "$tmp/$cmd" "./cmd/$cmd")
   install_bin "$cmd"
   log "built $cmd in $((SECONDS - start)) s"
 done
@@ -114,7 +116,7 @@ GO
   fi
   log "building etcd $ETCD_VERSION"
   start=$SECONDS
-  (cd "$etcd_src" && nice go build -ldflags "-s -w" -o "$tmp/etcd" .)
+  (cd "$etcd_src" && go build -ldflags "-s -w" -o "$tmp/etcd" .)
   echo "$ETCD_VERSION" > "$tmp/etcd.version"
   install_bin etcd
   mv -f "$tmp/etcd.version" "$dir/etcd.version"
