@@ -15,7 +15,9 @@
 // register cluster-wide to them.
 //
 // There is no controller-manager and no kubelet: namespaces get no default
-// ServiceAccount by themselves (Namespace creates it), and pods stay Pending.
+// ServiceAccount by themselves (Namespace creates it; the ServiceAccount
+// admission plugin is on, as in a real cluster, so a pod needs it), and pods
+// stay Pending.
 package kubetest
 
 import (
@@ -196,6 +198,10 @@ func start(dir string) (*Env, error) {
 	// through their Endpoints rather than through <svc>.<ns>.svc names the
 	// resolver would send off the machine.
 	api.Configure().Set("enable-aggregator-routing", "true")
+	// envtest turns the ServiceAccount admission plugin off; keep it on, as
+	// in a real cluster (pods get their service account and its token
+	// volume). Namespace creates the account it needs.
+	api.Configure().Disable("disable-admission-plugins")
 	began := time.Now()
 	cfg, err := te.Start()
 	if err != nil {
