@@ -134,6 +134,7 @@ func slowProxy(t *testing.T, addr string, delay time.Duration) string {
 // failurePolicy Fail refuses the pod and Ignore admits it, after the
 // timeout and not after the webhook's delay.
 func TestAdmissionThroughAPIServer(t *testing.T) {
+	requireEnv(t) // before starting an API server for nothing
 	kube := kubetest.Start(t)
 	e := newAdmissionEnv(t)
 	e.startWebhook(t, "--tag-ttl", "0")
