@@ -172,7 +172,11 @@ func (s *Server) handleDiff(w http.ResponseWriter, r *http.Request) {
 		}
 		sides[i] = compare.Side{Inventory: sc.Inventory, Findings: vulns}
 	}
-	writeJSON(w, http.StatusOK, Diff{Repository: repo, From: from, To: to, Diff: compare.Compare(sides[0], sides[1])})
+	d := compare.Compare(sides[0], sides[1])
+	if d.Config == nil {
+		d.Config = []compare.ConfigChange{}
+	}
+	writeJSON(w, http.StatusOK, Diff{Repository: repo, From: from, To: to, Diff: d})
 }
 
 // Diff is the difference between two scans of one repository.

@@ -24,6 +24,9 @@ type QueueDB struct {
 	SQLite *sql.DB
 	// Postgres is a pool on the store's PostgreSQL database.
 	Postgres *pgxpool.Pool
+	// Migrate brings river's tables up to date (the store's MigrateRiver,
+	// which serialises replicas on PostgreSQL); nil: rivermigrate here.
+	Migrate func(context.Context) error
 }
 
 // queue is the part of river's client the server uses; riverQueue
@@ -40,19 +43,25 @@ type queue interface {
 func openQueue(ctx context.Context, db QueueDB, cfg *river.Config) (queue, error) {
 	switch {
 	case db.SQLite != nil:
-		return newQueue(ctx, riversqlite.New(db.SQLite), cfg)
+		return newQueue(ctx, riversqlite.New(db.SQLite), db.Migrate, cfg)
 	case db.Postgres != nil:
-		return newQueue(ctx, riverpgxv5.New(db.Postgres), cfg)
+		return newQueue(ctx, riverpgxv5.New(db.Postgres), db.Migrate, cfg)
 	}
 	return nil, errors.New("the job queue needs the store's database (QueueDB)")
 }
 
-func newQueue[TTx any](ctx context.Context, drv riverdriver.Driver[TTx], cfg *river.Config) (queue, error) {
-	mig, err := rivermigrate.New(drv, &rivermigrate.Config{Logger: cfg.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("job queue migrations: %w", err)
+func newQueue[TTx any](ctx context.Context, drv riverdriver.Driver[TTx], migrate func(context.Context) error, cfg *river.Config) (queue, error) {
+	if migrate == nil {
+		migrate = func(ctx context.Context) error {
+			mig, err := rivermigrate.New(drv, &rivermigrate.Config{Logger: cfg.Logger})
+			if err != nil {
+				return err
+			}
+			_, err = mig.Migrate(ctx, rivermigrate.DirectionUp, nil)
+			return err
+		}
 	}
-	if _, err := mig.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+	if err := migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate the job queue's tables: %w", err)
 	}
 	c, err := river.NewClient(drv, cfg)
