@@ -124,7 +124,7 @@ func newEnv(t *testing.T, backend string, edit func(*server.Config)) *env {
 	t.Cleanup(func() { m.Close() })
 	e := &env{t: t, st: st, matcher: m, logs: &syncBuffer{}}
 	cfg := server.Config{Store: st, Queue: queueDB(st), Matcher: m, BootstrapToken: adminToken,
-		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		RetryBackoff: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, TempDir: t.TempDir()}
 	if edit != nil {

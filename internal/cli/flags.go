@@ -339,3 +339,11 @@ func (f *serverClientFlags) tokenValue() string {
 	}
 	return os.Getenv("BULKHEAD_TOKEN")
 }
+
+// addTLSFiles declares --tls-cert and --tls-key, the serving certificate
+// of the commands that serve HTTPS (both re-read the files when they
+// change).
+func addTLSFiles(fl *pflag.FlagSet, cert, key *string) {
+	fl.StringVar(cert, "tls-cert", "", "serving certificate (PEM; re-read when the file changes)")
+	fl.StringVar(key, "tls-key", "", "serving key (PEM; re-read when the file changes)")
+}

@@ -28,7 +28,7 @@ func vulnerableImage(t *testing.T) v1.Image {
 	l := tarLayer(t, map[string]string{
 		"etc/os-release": "ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
 		"usr/lib/python3/dist-packages/Django-1.0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: Django\nVersion: 1.0.1\n",
-		"usr/lib/node_modules/json-bigint/package.json":                  `{"name":"json-bigint","version":"0.3.0"}`,
+		"usr/lib/node_modules/json-bigint/package.json":                 `{"name":"json-bigint","version":"0.3.0"}`,
 	})
 	img, err := mutate.AppendLayers(empty.Image, l)
 	if err != nil {
@@ -73,7 +73,6 @@ func startServer(t *testing.T) (url, token, dbPath string) {
 	t.Cleanup(ts.Close)
 	return ts.URL, token, dbPath
 }
-
 
 // TestImageServerParity: bulkhead image --server gives the findings,
 // database info and exit code of a local bulkhead image with the server's
