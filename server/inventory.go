@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/report"
@@ -55,14 +56,7 @@ func (s *Server) Ingest(ctx context.Context, u *Upload, body []byte, o UploadOpt
 		digest = "sha256:" + hex.EncodeToString(sum[:])
 		out.Warnings = append(out.Warnings, fmt.Sprintf("the document names no image digest and no ?digest= was given: stored under the document's own digest %s", digest))
 	}
-	ref := o.Reference
-	if ref == "" {
-		ref = u.Inventory.Target.Name
-	}
-	repo := ""
-	if r, err := name.ParseReference(ref); err == nil {
-		ref, repo = r.Name(), r.Context().Name()
-	}
+	ref, repo := reference(u.Inventory.Target, o.Reference)
 	now := time.Now().UTC()
 	sc := &store.Scan{Digest: digest, Repository: repo, ScannedAt: now, Source: u.Source(), DB: out.DB, Inventory: u.Inventory, Findings: out.Findings}
 	seen := &store.Sighting{Digest: digest, Reference: ref, Kind: "ci", CIRun: o.CIRun, SeenAt: now}
@@ -143,4 +137,26 @@ func validDigest(d string) bool {
 	}
 	_, err := hex.DecodeString(d[len(p):])
 	return err == nil
+}
+
+// reference is the image reference and repository of an upload: the one
+// given (?reference=), else the target's name when the image came from a
+// registry, else its first repository tag (an archive, a daemon). A
+// target named by a file ("app.tar") has none.
+func reference(t inventory.Target, given string) (ref, repo string) {
+	switch {
+	case given != "":
+		ref = given
+	case t.Source == "registry":
+		ref = t.Name
+	case len(t.RepoTags) > 0:
+		ref = t.RepoTags[0]
+	default:
+		return t.Name, ""
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return ref, ""
+	}
+	return r.Name(), r.Context().Name()
 }

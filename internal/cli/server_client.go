@@ -9,6 +9,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/server/client"
+	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
 // match uploads a local result (inventory and the findings of the local
@@ -50,5 +51,12 @@ func (f *serverClientFlags) match(ctx context.Context, res *report.Result, vulns
 		}
 	}
 	res.Warnings = append(res.Warnings, warns...)
+	// The staleness check a local scan makes, on the data the server used.
+	if res.DB != nil {
+		age := vulndb.DataAge{Oldest: vulndb.Freshness{Ecosystem: res.DB.OldestEcosystem, AsOf: res.DB.UpdatedAt, Source: res.DB.Source}}
+		if err := age.CheckAge(vulns.MaxAge); err != nil {
+			res.Warnings = append(res.Warnings, err.Error())
+		}
+	}
 	return nil
 }

@@ -136,6 +136,13 @@ func TestImageServerParity(t *testing.T) {
 			t.Errorf("%s: database info: local %s, --server %s", name, l.DB, r.DB)
 		}
 	}
+	// The table, warnings (stale data) included, is the same.
+	table := []string{"image", "--quiet", "--scanners", "vuln,secret", "--temp-dir", t.TempDir()}
+	lcode, lout, _ := run(append(append(table, "--db", dbPath), ref)...)
+	rcode, rout, _ := run(append(append(table, "--server", url, "--token", token), ref)...)
+	if lcode != 0 || rcode != 0 || !bytes.Equal(lout, rout) || !bytes.Contains(lout, []byte("AWS")) {
+		t.Errorf("tables differ (exit %d, %d):\nlocal:\n%s\n--server:\n%s", lcode, rcode, lout, rout)
+	}
 	if _, err := os.Stat(filepath.Join(cache, "db")); err == nil {
 		t.Error("image --server made a local vulnerability database")
 	}
