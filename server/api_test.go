@@ -460,3 +460,29 @@ func TestHealth(t *testing.T) {
 		t.Errorf("healthz: %d", resp.StatusCode)
 	}
 }
+
+// extension adds one admin route, as the Harbor adapter or re-evaluation
+// do.
+type extension struct{ registered bool }
+
+func (x *extension) Register(r *server.Registrar) error {
+	x.registered = r.Workers != nil && r.Metrics != nil && r.Server != nil
+	r.Handle("POST /api/v1/test-extension", server.RoleAdmin, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	return nil
+}
+
+// TestExtension: an extension's routes get the server's authentication.
+func TestExtension(t *testing.T) {
+	x := &extension{}
+	e := newEnv(t, backends[0], func(c *server.Config) { c.Extensions = []server.Extension{x} })
+	if !x.registered {
+		t.Fatal("the extension was not given the queue's workers, the metrics and the server")
+	}
+	for role, want := range map[server.Role]int{server.RoleNone: http.StatusUnauthorized, server.RoleScan: http.StatusForbidden, server.RoleAdmin: http.StatusTeapot} {
+		if resp, _ := e.do(role, http.MethodPost, "/api/v1/test-extension", "", nil); resp.StatusCode != want {
+			t.Errorf("role %s: %d, want %d", role, resp.StatusCode, want)
+		}
+	}
+}

@@ -39,7 +39,7 @@ type UploadOptions struct {
 // uploaded non-vulnerability findings) in one transaction, and returns it
 // as a report and the scan's ID.
 func (s *Server) Ingest(ctx context.Context, u *Upload, body []byte, o UploadOptions) (*report.Result, int64, error) {
-	res, err := pipeline.Inventory(ctx, u.Inventory, pipeline.Options{Matcher: s.cfg.Matcher})
+	res, err := pipeline.Inventory(ctx, u.Inventory, pipeline.Options{Matcher: s.Matcher()})
 	if err != nil {
 		return nil, 0, err
 	}

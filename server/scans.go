@@ -57,7 +57,7 @@ type scanWorker struct {
 func (w *scanWorker) Timeout(*river.Job[ScanArgs]) time.Duration { return w.s.cfg.JobTimeout }
 
 func (w *scanWorker) Work(ctx context.Context, job *river.Job[ScanArgs]) error {
-	id, digest, err := w.s.scanReference(ctx, job.Args)
+	id, digest, err := w.s.ScanReference(ctx, job.Args)
 	if err != nil {
 		w.s.log.Warn("scan failed", "job", job.ID, "reference", job.Args.Reference, "attempt", job.Attempt, "err", err)
 		if ctx.Err() == nil && !retryable(err) {
@@ -68,9 +68,10 @@ func (w *scanWorker) Work(ctx context.Context, job *river.Job[ScanArgs]) error {
 	return river.RecordOutput(ctx, ScanOutput{ScanID: id, Digest: digest})
 }
 
-// scanReference runs the pipeline on a reference and stores the scan.
-func (s *Server) scanReference(ctx context.Context, a ScanArgs) (int64, string, error) {
-	o := pipeline.Options{TempDir: s.cfg.TempDir, Insecure: s.cfg.Insecure, Matcher: s.cfg.Matcher}
+// ScanReference pulls and scans a reference with the pipeline and stores
+// the scan (what a scan job does; the Harbor adapter's worker calls it).
+func (s *Server) ScanReference(ctx context.Context, a ScanArgs) (int64, string, error) {
+	o := pipeline.Options{TempDir: s.cfg.TempDir, Insecure: s.cfg.Insecure, Matcher: s.Matcher()}
 	if a.Platform != "" {
 		p, err := v1.ParsePlatform(a.Platform)
 		if err != nil {

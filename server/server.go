@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,6 +107,7 @@ type Server struct {
 	bootstrap []byte
 	queue     queue
 	handler   http.Handler
+	matcher   atomic.Pointer[pipeline.Matcher]
 	registry  *prometheus.Registry
 	metrics   *httpMetrics
 	scans     *prometheus.CounterVec
@@ -140,6 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, registry: prometheus.NewRegistry()}
+	s.matcher.Store(cfg.Matcher)
 	if cfg.BootstrapToken != "" {
 		s.bootstrap = HashToken(cfg.BootstrapToken)
 	}
@@ -209,7 +212,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Store() store.Store { return s.store }
 
 // Matcher is the server's shared matcher.
-func (s *Server) Matcher() *pipeline.Matcher { return s.cfg.Matcher }
+func (s *Server) Matcher() *pipeline.Matcher { return s.matcher.Load() }
+
+// SwapMatcher makes m the matcher of every scan and upload from now on
+// (re-evaluation, after a database update) and returns the previous one;
+// scans already running finish with it, so close it only once they are
+// done (or after JobTimeout).
+func (s *Server) SwapMatcher(m *pipeline.Matcher) *pipeline.Matcher { return s.matcher.Swap(m) }
 
 // Logger is the server's logger.
 func (s *Server) Logger() *slog.Logger { return s.log }
