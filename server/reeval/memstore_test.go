@@ -22,6 +22,8 @@ type memStore struct {
 	latest  map[string]int64
 	changes []store.Change
 	writes  int
+	// failWrites makes Reevaluated fail.
+	failWrites error
 }
 
 func newMemStore() *memStore {
@@ -76,6 +78,9 @@ func (m *memStore) EachLatest(ctx context.Context, fn func(*store.Scan) error) e
 func (m *memStore) Reevaluated(_ context.Context, id int64, db *report.DBInfo, fs []finding.Finding, cs []store.Change) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failWrites != nil {
+		return m.failWrites
+	}
 	var s store.Scan
 	if err := json.Unmarshal(m.scans[id], &s); err != nil {
 		return err
