@@ -141,8 +141,8 @@ func osvPackages(dir, typ string) ([]inventory.Package, error) {
 		}
 		var rec struct {
 			Affected []struct {
-				Package struct{ Name string } `json:"package"`
-				Versions []string            `json:"versions"`
+				Package  struct{ Name string } `json:"package"`
+				Versions []string              `json:"versions"`
 				Ranges   []struct {
 					Events []map[string]string `json:"events"`
 				} `json:"ranges"`
