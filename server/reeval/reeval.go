@@ -41,9 +41,12 @@ const (
 
 // Options tune a run. The zero value is usable.
 type Options struct {
-	// Workers match inventories in parallel (default GOMAXPROCS). At most
-	// Workers+1 stored scans are held in memory at once.
+	// Workers match inventories in parallel (default GOMAXPROCS); Writers
+	// record the results (default Workers), so that matching goes on while
+	// a write waits for the database. At most about 3×Workers+Writers
+	// stored scans are held in memory at once, whatever the fleet's size.
 	Workers int
+	Writers int
 	// MaxReportChanges bounds the changes handed to the notifier in one
 	// Report (default 10,000); past it the report says Truncated. Every
 	// change is recorded in the store whatever this limit.
@@ -155,6 +158,9 @@ func RunWith(ctx context.Context, st store.Store, m *pipeline.Matcher, n Notifie
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
+	if o.Writers <= 0 {
+		o.Writers = o.Workers
+	}
 	if o.MaxReportChanges <= 0 {
 		o.MaxReportChanges = defaultMaxReportChanges
 	}
@@ -177,15 +183,33 @@ func RunWith(ctx context.Context, st store.Store, m *pipeline.Matcher, n Notifie
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// Matching (CPU) and writing (the database's lock and fsync) overlap:
+	// Workers match, Writers record, with bounded queues between them.
 	jobs := make(chan *store.Scan, o.Workers)
-	var wg sync.WaitGroup
+	writes := make(chan *result, o.Workers)
+	var matchers, writers sync.WaitGroup
 	for range o.Workers {
-		wg.Go(func() {
+		matchers.Go(func() {
 			for s := range jobs {
 				if ctx.Err() != nil {
 					continue // drain
 				}
-				if err := r.image(ctx, s); err != nil {
+				if res := r.evaluateImage(ctx, s); res != nil {
+					select {
+					case writes <- res:
+					case <-ctx.Done():
+					}
+				}
+			}
+		})
+	}
+	for range o.Writers {
+		writers.Go(func() {
+			for res := range writes {
+				if ctx.Err() != nil {
+					continue
+				}
+				if err := r.record(ctx, res); err != nil {
 					cancel(err)
 				}
 			}
@@ -200,7 +224,9 @@ func RunWith(ctx context.Context, st store.Store, m *pipeline.Matcher, n Notifie
 		}
 	})
 	close(jobs)
-	wg.Wait()
+	matchers.Wait()
+	close(writes)
+	writers.Wait()
 	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 		err = cause
 	}
@@ -236,28 +262,45 @@ type run struct {
 	infos    map[string]*report.DBInfo
 }
 
-// image re-evaluates one stored scan. A matching problem is the image's
-// (counted, the run goes on); a store error or cancellation is returned.
-func (r *run) image(ctx context.Context, s *store.Scan) error {
+// result is one image's re-evaluation, waiting to be recorded.
+type result struct {
+	scan                  *store.Scan
+	findings              []finding.Finding
+	info                  *report.DBInfo
+	appeared, disappeared []finding.Finding
+	write                 bool
+}
+
+// evaluateImage re-evaluates one stored scan; nil when it failed (the
+// failure is the image's: counted, the run goes on) or ctx ended.
+func (r *run) evaluateImage(ctx context.Context, s *store.Scan) *result {
 	findings, info, err := r.evaluate(ctx, s)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if ctx.Err() == nil {
+			r.failed(&ImageError{ScanID: s.ID, Digest: s.Digest, Err: err})
 		}
-		r.failed(&ImageError{ScanID: s.ID, Digest: s.Digest, Err: err})
 		return nil
 	}
-	appeared, disappeared := Diff(s.Findings, findings)
+	res := &result{scan: s, findings: findings, info: info}
+	res.appeared, res.disappeared = Diff(s.Findings, findings)
+	res.write = len(res.appeared)+len(res.disappeared) > 0 || !reflect.DeepEqual(s.DB, info) || !sameFindings(s.Findings, findings)
+	s.Inventory = nil // not needed any more: let it go before the write
+	return res
+}
+
+// record writes one image's re-evaluation (when anything changed) and
+// counts it; a store error is returned.
+func (r *run) record(ctx context.Context, res *result) error {
+	s := res.scan
 	var changes []store.Change
-	for _, f := range disappeared {
+	for _, f := range res.disappeared {
 		changes = append(changes, store.Change{ScanID: s.ID, Digest: s.Digest, Kind: Disappeared, Finding: f, At: r.at, DBVersion: r.ver})
 	}
-	for _, f := range appeared {
+	for _, f := range res.appeared {
 		changes = append(changes, store.Change{ScanID: s.ID, Digest: s.Digest, Kind: Appeared, Finding: f, At: r.at, DBVersion: r.ver})
 	}
-	write := len(changes) > 0 || !reflect.DeepEqual(s.DB, info) || !sameFindings(s.Findings, findings)
-	if write {
-		if err := r.st.Reevaluated(ctx, s.ID, info, findings, changes); err != nil {
+	if res.write {
+		if err := r.st.Reevaluated(ctx, s.ID, res.info, res.findings, changes); err != nil {
 			return fmt.Errorf("record the re-evaluation of scan %d (%s): %w", s.ID, s.Digest, err)
 		}
 	}
@@ -265,14 +308,14 @@ func (r *run) image(ctx context.Context, s *store.Scan) error {
 	defer r.mu.Unlock()
 	sum := &r.rep.Summary
 	sum.Images++
-	if write {
+	if res.write {
 		sum.Updated++
 	}
 	if len(changes) > 0 {
 		sum.Changed++
 	}
-	sum.Appeared += len(appeared)
-	sum.Disappeared += len(disappeared)
+	sum.Appeared += len(res.appeared)
+	sum.Disappeared += len(res.disappeared)
 	for _, c := range changes {
 		if len(r.rep.Changes) >= r.o.MaxReportChanges {
 			r.rep.Truncated = true
