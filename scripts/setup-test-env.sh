@@ -4,7 +4,8 @@
 # registry on loopback), debootstrap (Debian root filesystems), rpm (the
 # native tool the rpm cataloger is compared with), dpkg-query (dpkg, always
 # there), apache2-utils (htpasswd for registry auth); node, npm, python3, ruby
-# and unzip are the ecosystem tools the language catalogers are compared with.
+# and unzip are the ecosystem tools the language catalogers are compared with;
+# postgresql is the server internal/pgtest starts for the store's tests.
 set -euo pipefail
 need=()
 for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docker-registry \
@@ -14,6 +15,8 @@ for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docke
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Debian keeps initdb and postgres out of PATH, under /usr/lib/postgresql/<major>/bin.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -18,8 +18,19 @@ import (
 	"github.com/bulkhead-sec/bulkhead/report"
 )
 
-// ErrNotFound is returned when the asked-for row does not exist.
-var ErrNotFound = errors.New("not found")
+// Errors a Store wraps (test with errors.Is): the API maps them to 404,
+// 400, 413 and 409.
+var (
+	// ErrNotFound is returned when the asked-for row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid is returned for bad input (nothing is written).
+	ErrInvalid = errors.New("invalid")
+	// ErrTooLarge is returned for input over a size limit (nothing is
+	// written).
+	ErrTooLarge = errors.New("too large")
+	// ErrConflict is returned when a unique name or hash already exists.
+	ErrConflict = errors.New("already exists")
+)
 
 // Scan is one scan of one image digest.
 type Scan struct {

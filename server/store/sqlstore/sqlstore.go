@@ -1,0 +1,352 @@
+// Package sqlstore implements store.Store over database/sql, on SQLite
+// (modernc.org/sqlite, pure Go: the embedded default) and on PostgreSQL
+// (pgx). Both use the same tables and columns, created by versioned goose
+// migrations embedded in the binary (migrations/<dialect>/).
+//
+// SQLite runs in WAL mode with synchronous=FULL: in WAL mode, NORMAL is safe
+// against a crash of the process but can lose the last transactions on a
+// power loss or an OS crash, and an acknowledged upload must never be lost;
+// FULL syncs the WAL at every commit. busy_timeout makes writers wait for
+// each other instead of failing, every transaction begins IMMEDIATE (it
+// takes the write lock up front, so two writers never deadlock on a lock
+// upgrade), and foreign keys are enforced.
+//
+// On PostgreSQL, Open makes one pgxpool.Pool and a *sql.DB over that same
+// pool (stdlib.OpenDBFromPool); Pool returns it for river's riverpgxv5
+// driver. Several replicas may share one database: the goose migrations
+// run under goose's PostgreSQL session locker (an advisory lock), and
+// MigrateRiver under an advisory lock of its own. On SQLite both take an
+// flock on the database's PATH.lock instead.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/bulkhead-sec/bulkhead/server/store"
+)
+
+// Dialect names.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// DefaultFile is the SQLite database's name in the cache directory.
+const DefaultFile = "bulkhead-server.db"
+
+// Production limits (see Options).
+const (
+	DefaultMaxBlob      = 256 << 20
+	DefaultMaxEventBody = 1 << 20
+	DefaultMaxString    = 4096
+	defaultPage         = 100
+	maxPage             = 1000
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// versionTable is goose's bookkeeping table.
+const versionTable = "bulkhead_schema_version"
+
+// gooseLockID and riverLockID are the PostgreSQL advisory lock keys the
+// migrations run under (the ASCII of "kulhgoos" and "kulhrivr": any fixed
+// keys of bulkhead's own, apart from goose's default).
+const (
+	gooseLockID int64 = 0x6b756c68_676f6f73 & 0x7fffffff_ffffffff
+	riverLockID int64 = 0x6b756c68_72697672 & 0x7fffffff_ffffffff
+)
+
+// Options configure Open. The zero value is the production default.
+type Options struct {
+	// CacheDir holds the SQLite file when the DSN is empty.
+	CacheDir string
+	// MaxBlob bounds the JSON of one inventory or one findings list
+	// (before compression) in bytes; also the decoder's output bound.
+	MaxBlob int
+	// MaxEventBody bounds an event's body in bytes.
+	MaxEventBody int
+	// MaxString bounds each text field (repository, reference, names).
+	MaxString int
+}
+
+func (o *Options) defaults() {
+	if o.MaxBlob <= 0 {
+		o.MaxBlob = DefaultMaxBlob
+	}
+	if o.MaxEventBody <= 0 {
+		o.MaxEventBody = DefaultMaxEventBody
+	}
+	if o.MaxString <= 0 {
+		o.MaxString = DefaultMaxString
+	}
+}
+
+// Store is the SQL store. It implements store.Store.
+type Store struct {
+	db      *sql.DB
+	pool    *pgxpool.Pool // PostgreSQL only
+	dialect string
+	opt     Options
+	codec   *codec
+	// Location names the database for messages: the SQLite file, or the
+	// PostgreSQL host and database (no password).
+	Location string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (and creates or migrates) the database the DSN names:
+//   - "" : SQLite, DefaultFile in opt.CacheDir;
+//   - "sqlite://PATH" or a plain PATH: SQLite;
+//   - "postgres://..." or "postgresql://...": PostgreSQL.
+//
+// The schema is brought up to date before Open returns; river's tables are
+// not (call MigrateRiver).
+func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
+	opt.defaults()
+	c, err := newCodec(opt.MaxBlob)
+	if err != nil {
+		return nil, err
+	}
+	var s *Store
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s, err = openPostgres(ctx, dsn)
+	case dsn == "":
+		if opt.CacheDir == "" {
+			return nil, errors.New("open store: no database given and no cache directory (pass --database or --cache-dir)")
+		}
+		s, err = openSQLite(ctx, filepath.Join(opt.CacheDir, DefaultFile))
+	case strings.HasPrefix(dsn, "sqlite://"):
+		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+	case strings.Contains(dsn, "://"):
+		return nil, fmt.Errorf("open store: unknown database %q (use postgres://..., sqlite://PATH or a file path)", redact(dsn))
+	default:
+		s, err = openSQLite(ctx, dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.opt, s.codec = opt, c
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open store: bad SQLite path %q (no '?' or '#')", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	// Create the file private: it holds every image's inventory.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	} else {
+		f.Close()
+	}
+	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=busy_timeout(30000)&_pragma=foreign_keys(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(4)
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w (is it an SQLite database?)", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: journal mode is %q, not WAL (the file system may not support WAL's shared memory: put the database on a local disk)", path, mode)
+	}
+	return &Store{db: db, dialect: SQLite, Location: path}, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", redact(dsn), err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") && cfg.MaxConns < 16 {
+		cfg.MaxConns = 16
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", redact(dsn), err)
+	}
+	loc := cfg.ConnConfig.Host + "/" + cfg.ConnConfig.Database
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store %s: %w (is PostgreSQL running and the database created?)", loc, err)
+	}
+	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, dialect: Postgres, Location: loc}, nil
+}
+
+// redact drops a password from a DSN for messages.
+func redact(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if c := strings.Index(rest[:at], ":"); c >= 0 {
+				return dsn[:i+3] + rest[:c] + ":xxx" + rest[at:]
+			}
+		}
+	}
+	return dsn
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations/"+s.dialect)
+	if err != nil {
+		return err
+	}
+	d := goose.DialectSQLite3
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithTableName(versionTable)}
+	if s.dialect == Postgres {
+		d = goose.DialectPostgres
+		// One replica migrates, the others wait on the advisory lock
+		// (polled every second, for up to 5 minutes).
+		l, err := lock.NewPostgresSessionLocker(lock.WithLockID(gooseLockID), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, goose.WithSessionLocker(l))
+	} else {
+		opts = append(opts, goose.WithSessionLocker(&fileLock{path: s.Location + ".lock"}))
+	}
+	p, err := goose.NewProvider(d, s.db, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate store %s: %w", s.Location, err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate store %s: %w", s.Location, err)
+	}
+	return nil
+}
+
+// SchemaVersion is the newest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	var v sql.NullInt64
+	err := s.db.QueryRowContext(ctx, "SELECT MAX(version_id) FROM "+versionTable+" WHERE is_applied").Scan(&v)
+	return v.Int64, err
+}
+
+// DB is the database handle (river's riversqlite driver takes it on
+// SQLite). Do not close it; Close the Store.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Pool is the pgx pool on PostgreSQL (river's riverpgxv5 driver takes it),
+// nil on SQLite.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Dialect is SQLite or Postgres.
+func (s *Store) Dialect() string { return s.dialect }
+
+// Ping says whether the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
+}
+
+// q rewrites a query written with '?' placeholders for the dialect
+// (PostgreSQL numbers them). The queries here hold no '?' in literals.
+func (s *Store) q(query string) string {
+	if s.dialect != Postgres || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// tx runs fn in one transaction and commits it.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store %s: begin: %w", s.Location, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store %s: commit: %w", s.Location, err)
+	}
+	return nil
+}
+
+// insertRows inserts rows (flattened, cols values each) in batches.
+func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, head string, cols int, vals []any) error {
+	const batch = 400
+	row := "(" + strings.Repeat("?,", cols-1) + "?)"
+	for len(vals) > 0 {
+		n := min(len(vals)/cols, batch)
+		var b strings.Builder
+		b.WriteString(head)
+		b.WriteString(" VALUES ")
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(row)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(b.String()), vals[:n*cols]...); err != nil {
+			return err
+		}
+		vals = vals[n*cols:]
+	}
+	return nil
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func page(limit int) int {
+	if limit <= 0 {
+		return defaultPage
+	}
+	return min(limit, maxPage)
+}

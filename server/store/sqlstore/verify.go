@@ -1,0 +1,115 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/bulkhead-sec/bulkhead/server/store"
+)
+
+// Verify checks the database: on SQLite, PRAGMA integrity_check and
+// foreign_key_check; on both, that every scan's blobs decode and agree with
+// its index rows (packages and findings). It reads everything: for tests and
+// an operator's check, not for every start.
+func (s *Store) Verify(ctx context.Context) error {
+	if s.dialect == SQLite {
+		rows, err := s.db.QueryContext(ctx, "PRAGMA integrity_check")
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", s.Location, err)
+		}
+		var msgs []string
+		for rows.Next() {
+			var m string
+			if err := rows.Scan(&m); err != nil {
+				rows.Close()
+				return fmt.Errorf("verify %s: %w", s.Location, err)
+			}
+			msgs = append(msgs, m)
+		}
+		rows.Close()
+		if len(msgs) != 1 || msgs[0] != "ok" {
+			return fmt.Errorf("verify %s: integrity check: %s", s.Location, strings.Join(msgs, "; "))
+		}
+		var n int
+		if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM pragma_foreign_key_check").Scan(&n); err != nil {
+			return fmt.Errorf("verify %s: %w", s.Location, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("verify %s: %d rows break a foreign key", s.Location, n)
+		}
+	}
+	pk, err := s.countBy(ctx, "SELECT scan_id, COUNT(*) FROM scan_packages GROUP BY scan_id")
+	if err != nil {
+		return err
+	}
+	fk, err := s.countBy(ctx, "SELECT scan_id, COUNT(*) FROM scan_findings GROUP BY scan_id")
+	if err != nil {
+		return err
+	}
+	var dangling int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM images i LEFT JOIN scans s ON s.id = i.latest_scan_id WHERE s.id IS NULL").Scan(&dangling); err != nil {
+		return fmt.Errorf("verify %s: %w", s.Location, err)
+	}
+	if dangling > 0 {
+		return fmt.Errorf("verify %s: %d images have no latest scan", s.Location, dangling)
+	}
+	after := int64(0)
+	for {
+		rows, err := s.db.QueryContext(ctx, s.q("SELECT "+scanCols+", s.inventory, s.findings, s.packages, s.n_findings FROM scans s WHERE s.id > ? ORDER BY s.id LIMIT 64"), after)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", s.Location, err)
+		}
+		n := 0
+		for rows.Next() {
+			var sc store.Scan
+			var at int64
+			var db string
+			var inv, fs []byte
+			var np, nf int64
+			if err := rows.Scan(&sc.ID, &sc.Digest, &sc.Repository, &at, &sc.Source, &db, &inv, &fs, &np, &nf); err != nil {
+				rows.Close()
+				return fmt.Errorf("verify %s: %w", s.Location, err)
+			}
+			n++
+			after = sc.ID
+			if err := s.decodeBlobs(&sc, inv, fs); err != nil {
+				rows.Close()
+				return fmt.Errorf("verify %s: %w", s.Location, err)
+			}
+			if int64(len(sc.Inventory.Packages)) != np || pk[sc.ID] != np {
+				rows.Close()
+				return fmt.Errorf("verify %s: scan %d: %d packages in the inventory, %d recorded, %d indexed", s.Location, sc.ID, len(sc.Inventory.Packages), np, pk[sc.ID])
+			}
+			if int64(len(sc.Findings)) != nf || fk[sc.ID] != nf {
+				rows.Close()
+				return fmt.Errorf("verify %s: scan %d: %d findings, %d recorded, %d indexed", s.Location, sc.ID, len(sc.Findings), nf, fk[sc.ID])
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", s.Location, err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+func (s *Store) countBy(ctx context.Context, q string) (map[int64]int64, error) {
+	rows, err := s.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", s.Location, err)
+	}
+	defer rows.Close()
+	m := map[int64]int64{}
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("verify %s: %w", s.Location, err)
+		}
+		m[id] = n
+	}
+	return m, rows.Err()
+}
