@@ -79,7 +79,7 @@ func BenchmarkMatchFleet(b *testing.B) {
 // diff, write.
 func BenchmarkRunFleet(b *testing.B) {
 	fl, m := benchFleet(b)
-	st := newMemStore()
+	st := newStore(b)
 	for i := range benchImages {
 		if _, err := st.PutScan(b.Context(), &store.Scan{Digest: reevaltest.Digest(i), Source: "registry", Inventory: fl.Inventory(i)}, nil); err != nil {
 			b.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"github.com/bulkhead-sec/bulkhead/server/store"
 )
 
+const noInvDigest = "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+
 // npmInventory is an image holding lodash at version v.
 func npmInventory(name, v string) *inventory.Inventory {
 	return &inventory.Inventory{Target: inventory.Target{Name: name, Source: "registry"},
@@ -22,9 +24,10 @@ func npmInventory(name, v string) *inventory.Inventory {
 }
 
 // storeImages stores n images (every other one with a vulnerable lodash)
-// plus one scan with no inventory, and returns the store.
-func storeImages(t *testing.T, n int) *memStore {
-	st := newMemStore()
+// plus one whose inventory the store will not hand out, and returns the
+// store.
+func storeImages(t *testing.T, n int) *testStore {
+	st := newStore(t)
 	for i := range n {
 		v := "4.17.21"
 		if i%2 == 0 {
@@ -37,9 +40,11 @@ func storeImages(t *testing.T, n int) *memStore {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.PutScan(t.Context(), &store.Scan{Digest: "sha256:noinventory", Source: "sbom"}, nil); err != nil {
+	id, err := st.PutScan(t.Context(), &store.Scan{Digest: noInvDigest, Source: "sbom", Inventory: npmInventory("damaged", "4.17.15")}, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
+	st.noInv = map[int64]bool{id: true}
 	return st
 }
 
@@ -58,7 +63,7 @@ func TestRunManyImagesAndAFailure(t *testing.T) {
 	st := storeImages(t, 40)
 	sum, err := RunWith(t.Context(), st, m, nil, Options{Workers: 3})
 	var ie *ImageError
-	if !errors.As(err, &ie) || ie.Digest != "sha256:noinventory" {
+	if !errors.As(err, &ie) || ie.Digest != noInvDigest {
 		t.Fatalf("want the image error of the scan with no inventory, got %v", err)
 	}
 	if sum.Images != 40 || sum.Failed != 1 || sum.Changed != 20 || sum.Appeared != 20 || len(sum.Errors) != 1 {

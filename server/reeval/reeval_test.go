@@ -131,7 +131,7 @@ func TestReevaluationEqualsFreshScan(t *testing.T) {
 	defer m1.Close()
 	first := scanDemo(t, tmp, m1)
 
-	st := newMemStore()
+	st := newStore(t)
 	id, err := st.PutScan(t.Context(), &store.Scan{Digest: first.Inventory.Target.Digest, Source: "registry",
 		ScannedAt: time.Now(), DB: first.DB, Inventory: first.Inventory, Findings: first.Findings}, nil)
 	if err != nil {
@@ -238,13 +238,13 @@ func TestReevaluationEqualsFreshScan(t *testing.T) {
 	}
 
 	// Again with the same database: nothing changes, nothing is written.
-	writes := st.writes
+	writes := st.writes.Load()
 	sum2, err := Run(t.Context(), st, m2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum2.Images != 1 || sum2.Changed != 0 || sum2.Updated != 0 || st.writes != writes {
-		t.Errorf("second run with the same database: %+v, %d writes", sum2, st.writes-writes)
+	if sum2.Images != 1 || sum2.Changed != 0 || sum2.Updated != 0 || st.writes.Load() != writes {
+		t.Errorf("second run with the same database: %+v, %d writes", sum2, st.writes.Load()-writes)
 	}
 }
 
