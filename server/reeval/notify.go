@@ -53,7 +53,7 @@ const (
 // put in an error.
 type Webhook struct {
 	url    *url.URL
-	secret []byte
+	secret redacted
 
 	// Always sends runs with no change too (default: only runs with a
 	// change or a failed image).
@@ -79,11 +79,23 @@ func NewWebhook(rawURL string, secret []byte) (*Webhook, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("webhook URL %q: want an absolute http:// or https:// URL", redactURL(rawURL))
 	}
-	return &Webhook{url: u, secret: bytes.Clone(secret)}, nil
+	return &Webhook{url: u, secret: redacted(bytes.Clone(secret))}, nil
 }
 
+// redacted is the shared secret: printed, formatted or logged, it is
+// "[redacted]".
+type redacted []byte
+
+func (redacted) String() string               { return "[redacted]" }
+func (redacted) GoString() string             { return "[redacted]" }
+func (redacted) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (redacted) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
 // String names the webhook without its secret, credentials or query.
-func (w *Webhook) String() string { return "webhook " + w.target() }
+func (w Webhook) String() string { return "webhook " + w.target() }
+
+// GoString is String: %#v shows no secret either.
+func (w Webhook) GoString() string { return w.String() }
 
 func (w *Webhook) target() string {
 	u := *w.url

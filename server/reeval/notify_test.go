@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -86,8 +87,10 @@ func TestWebhookRetriesAndSigns(t *testing.T) {
 	if got.Delivery != deliveries[0] || got.Report == nil || len(got.Changes) != 1 || got.Changes[0].Finding.ID != "CVE-2026-0001" || got.Summary.Images != 3 {
 		t.Errorf("payload %+v", got)
 	}
-	for _, leak := range []string{string(secret), "in-the-query"} {
-		if strings.Contains(logs.String(), leak) || strings.Contains(w.String(), leak) {
+	w.Log.Info("configured", "webhook", *w, "ptr", w)
+	dumps := fmt.Sprintf("%v %+v %#v %s", *w, *w, *w, w)
+	for _, leak := range []string{string(secret), "in-the-query", fmt.Sprint(secret), fmt.Sprintf("%x", secret)} {
+		if strings.Contains(logs.String(), leak) || strings.Contains(w.String(), leak) || strings.Contains(dumps, leak) {
 			t.Errorf("%q in the logs or name:\n%s", leak, logs.String())
 		}
 	}
