@@ -146,3 +146,52 @@ func TestLoopRunsWhenTheDatabaseChanges(t *testing.T) {
 		t.Errorf("loop returned %v", err)
 	}
 }
+
+// With KeepInfo a database change that changes no image's findings
+// writes nothing; without it every image gets the new database's
+// information, as a fresh scan reports it.
+func TestKeepInfo(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "osv.db")
+	importInto(t, dbPath, "../../match/testdata/osv/npm")
+	open := func() *pipeline.Matcher {
+		m, err := pipeline.OpenMatcher(pipeline.MatchOptions{DBPath: dbPath})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	st := storeImages(t, 6)
+	st.noInv = nil
+	if sum, err := Run(t.Context(), st, open(), nil); err != nil || sum.Updated != 7 {
+		t.Fatalf("first run: %+v %v", sum, err)
+	}
+	before, err := st.LatestScan(t.Context(), noInvDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	importInto(t, dbPath, "../../match/testdata/osv/Go") // more records, none for these images
+	m := open()
+	sum, err := RunWith(t.Context(), st, m, nil, Options{KeepInfo: true})
+	if err != nil || sum.Images != 7 || sum.Updated != 0 || sum.Changed != 0 {
+		t.Fatalf("KeepInfo: %+v %v", sum, err)
+	}
+	kept, err := st.LatestScan(t.Context(), noInvDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.DB.Records != before.DB.Records {
+		t.Errorf("KeepInfo rewrote the database information: %d -> %d records", before.DB.Records, kept.DB.Records)
+	}
+	sum, err = Run(t.Context(), st, m, nil)
+	if err != nil || sum.Updated != 7 || sum.Changed != 0 {
+		t.Fatalf("exact: %+v %v", sum, err)
+	}
+	after, err := st.LatestScan(t.Context(), noInvDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.DB.Records <= before.DB.Records {
+		t.Errorf("database information not rewritten: %d -> %d records", before.DB.Records, after.DB.Records)
+	}
+}

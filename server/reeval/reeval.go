@@ -54,6 +54,13 @@ type Options struct {
 	// MaxErrors bounds the per-image errors kept in the Summary (default
 	// 20); all are counted.
 	MaxErrors int
+	// KeepInfo leaves the stored database information of an image whose
+	// findings did not change as it was (no write for it), instead of
+	// rewriting it with the new database's (record count, dates) as a
+	// fresh scan would report. A write of one image's findings costs the
+	// store far more than matching it, and most advisories change few
+	// images: with KeepInfo a run writes only the images that changed.
+	KeepInfo bool
 	// Now is the run's clock (default time.Now).
 	Now func() time.Time
 	// Log receives a line per failed image and per run (default: discard).
@@ -283,7 +290,8 @@ func (r *run) evaluateImage(ctx context.Context, s *store.Scan) *result {
 	}
 	res := &result{scan: s, findings: findings, info: info}
 	res.appeared, res.disappeared = Diff(s.Findings, findings)
-	res.write = len(res.appeared)+len(res.disappeared) > 0 || !reflect.DeepEqual(s.DB, info) || !sameFindings(s.Findings, findings)
+	res.write = len(res.appeared)+len(res.disappeared) > 0 || !sameFindings(s.Findings, findings) ||
+		!r.o.KeepInfo && !reflect.DeepEqual(s.DB, info)
 	s.Inventory = nil // not needed any more: let it go before the write
 	return res
 }

@@ -50,6 +50,8 @@ func main() {
 	corpus := fs.String("corpus", "../shared/corpus", "the shared corpus")
 	images := fs.Int("images", 1000, "images to store")
 	packages := fs.Int("packages", 300, "packages per image")
+	keepInfo := fs.Bool("keep-info", false, "run: reeval.Options.KeepInfo (write only the images whose findings changed)")
+	id := fs.String("id", "BULKBENCH-2026-0001", "advisory: the new record's id")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the command here")
 	fs.Parse(os.Args[2:])
 	if *cpuprofile != "" {
@@ -67,9 +69,9 @@ func main() {
 	case "populate":
 		err = populate(ctx, *storePath, *dbPath, *corpus, *images, *packages)
 	case "advisory":
-		err = advisory(ctx, *dbPath)
+		err = advisory(ctx, *dbPath, *id)
 	case "run":
-		err = run(ctx, *storePath, *dbPath)
+		err = run(ctx, *storePath, *dbPath, *keepInfo)
 	case "rescan":
 		err = rescan(ctx, *dbPath, fs.Args())
 	default:
@@ -149,7 +151,7 @@ feed:
 
 // advisory imports a new busybox advisory for the Alpine releases the
 // fleet holds.
-func advisory(ctx context.Context, dbPath string) error {
+func advisory(ctx context.Context, dbPath, id string) error {
 	var affected []map[string]any
 	for _, r := range []string{"v3.12", "v3.14", "v3.16", "v3.18", "v3.20"} {
 		affected = append(affected, map[string]any{
@@ -157,7 +159,7 @@ func advisory(ctx context.Context, dbPath string) error {
 			"ranges":  []map[string]any{{"type": "ECOSYSTEM", "events": []map[string]string{{"introduced": "0"}, {"fixed": "9.9.9-r0"}}}},
 		})
 	}
-	rec := map[string]any{"schema_version": "1.6.0", "id": "BULKBENCH-2026-0001", "modified": time.Now().UTC().Format(time.RFC3339),
+	rec := map[string]any{"schema_version": "1.6.0", "id": id, "modified": time.Now().UTC().Format(time.RFC3339),
 		"published": time.Now().UTC().Format(time.RFC3339), "summary": "benchmark advisory: busybox in every Alpine release",
 		"severity": []map[string]string{{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}},
 		"affected": affected}
@@ -170,7 +172,7 @@ func advisory(ctx context.Context, dbPath string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	f := filepath.Join(dir, "BULKBENCH-2026-0001.json")
+	f := filepath.Join(dir, "record.json")
 	if err := os.WriteFile(f, b, 0o600); err != nil {
 		return err
 	}
@@ -179,11 +181,11 @@ func advisory(ctx context.Context, dbPath string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("imported %d record (BULKBENCH-2026-0001) in %.2f s\n", res.Written, time.Since(start).Seconds())
+	fmt.Printf("imported %d record (%s) in %.2f s\n", res.Written, id, time.Since(start).Seconds())
 	return nil
 }
 
-func run(ctx context.Context, storePath, dbPath string) error {
+func run(ctx context.Context, storePath, dbPath string, keepInfo bool) error {
 	st, err := sqlstore.Open(ctx, storePath, sqlstore.Options{})
 	if err != nil {
 		return err
@@ -194,7 +196,7 @@ func run(ctx context.Context, storePath, dbPath string) error {
 		return err
 	}
 	defer m.Close()
-	sum, err := reeval.Run(ctx, st, m, nil)
+	sum, err := reeval.RunWith(ctx, st, m, nil, reeval.Options{KeepInfo: keepInfo})
 	if err != nil {
 		return err
 	}
