@@ -74,14 +74,17 @@ type Change struct {
 	DBVersion string          `json:"dbVersion,omitempty"`
 }
 
-// ImageFilter narrows Images.
+// ImageFilter narrows Images. Images come in ascending ScanID of their
+// latest scan. Package alone keeps the images whose inventory holds that
+// package; with MinSeverity or Fixed, an image needs one unsuppressed
+// finding meeting all of them (in that package when Package is set).
 type ImageFilter struct {
 	MinSeverity finding.Severity // zero: any
-	Fixed       *bool            // only findings with (true) or without (false) a fix
+	Fixed       *bool            // only vulnerabilities with (true) or without (false) a fixed version
 	Package     string           // only images holding this package name
 	Repository  string
-	Limit       int // zero: the store's default page
-	After       int64
+	Limit       int   // zero: the store's default page (100; at most 1,000)
+	After       int64 // the ScanID of the previous page's last summary
 }
 
 // ImageSummary is one image in a listing: its latest scan and counts.

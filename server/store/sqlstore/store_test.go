@@ -3,9 +3,11 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -369,3 +371,52 @@ func TestEventsAndTokens(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentWriters: writers at once (as uploads from many CI jobs)
+// all succeed (SQLite waits on its write lock, no "database is locked"),
+// and the latest scan of a digest is the one with the highest ID.
+func TestConcurrentWriters(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		const writers, each = 8, 4
+		ids := make(chan int64, writers*each)
+		errs := make(chan error, writers*each)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					sc := genScan(w%2, 50) // two digests, many scans of each
+					sc.Repository = fmt.Sprintf("writer-%d-%d", w, i)
+					id, err := s.PutScan(ctx, sc, &store.Sighting{Kind: "ci", CIRun: fmt.Sprint(w)})
+					if err != nil {
+						errs <- err
+						continue
+					}
+					ids <- id
+				}
+			})
+		}
+		wg.Wait()
+		close(ids)
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		var max int64
+		n := 0
+		for id := range ids {
+			max = maxOf(max, id)
+			n++
+		}
+		a, _ := s.LatestScan(ctx, digestOf(0))
+		b, _ := s.LatestScan(ctx, digestOf(1))
+		if n != writers*each || maxOf(a.ID, b.ID) != max {
+			t.Fatalf("%d scans stored; latest %d and %d, highest ID %d", n, a.ID, b.ID, max)
+		}
+		if err := s.Verify(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func maxOf(a, b int64) int64 { return max(a, b) }
