@@ -168,31 +168,45 @@ func checkLimit(res corev1.ResourceName) func(o *Object, _ *streamContext) []Hit
 // until the stream's ServiceAccounts are known.
 const automountCheckID = "BH-K8S-104"
 
+// checkAutomount reports a service account token mounted into pods that
+// do not seem to need it. The heuristic for "the pod calls the API
+// server": the manifests bind its service account to a Role or
+// ClusterRole that grants more than discovery (needsAPI). A pod whose
+// account no binding of the manifests names gets only what every
+// identity has, so its token serves an attacker in the container, not the
+// pod; one whose account is bound keeps its token without a finding.
 func checkAutomount(o *Object, sc *streamContext) []Hit {
 	if o.Kind == "ServiceAccount" {
 		if v, ok := o.Raw["automountServiceAccountToken"].(bool); !ok || v {
-			return []Hit{{Path: Field(o.Path, "automountServiceAccountToken"), Message: fmt.Sprintf("ServiceAccount %q mounts its token into every pod", o.Meta.Name)}}
+			if sc.needsAPI(o.Meta.Namespace, o.Meta.Name, true) {
+				return nil
+			}
+			return []Hit{{Path: Field(o.Path, "automountServiceAccountToken"), Message: fmt.Sprintf("ServiceAccount %q mounts its token into every pod, and no binding in these manifests grants it anything", o.Meta.Name)}}
 		}
 		return nil
 	}
 	if o.Pod == nil || o.Kind == "PodTemplate" {
 		return nil
 	}
+	sa := o.Pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = o.Pod.Spec.DeprecatedServiceAccount
+	}
+	if sa == "" {
+		sa = "default"
+	}
 	a := o.Pod.Spec.AutomountServiceAccountToken
+	podSet := a != nil
 	if a == nil {
 		// the pod's field wins; unset, the ServiceAccount's decides
 		// (kubelet semantics), when the stream defines that account
-		sa := o.Pod.Spec.ServiceAccountName
-		if sa == "" {
-			sa = o.Pod.Spec.DeprecatedServiceAccount
-		}
-		if sa == "" {
-			sa = "default"
-		}
 		a = sc.serviceAccountAutomount(o.Meta.Namespace, sa)
 	}
 	if a == nil || *a {
-		return []Hit{{Path: o.Pod.SpecPath + ".automountServiceAccountToken", Message: "pod mounts a service account token"}}
+		if sc.needsAPI(o.Meta.Namespace, sa, podSet) {
+			return nil
+		}
+		return []Hit{{Path: o.Pod.SpecPath + ".automountServiceAccountToken", Message: fmt.Sprintf("pod mounts the token of service account %q, which no binding in these manifests grants anything (the pod seems not to call the API)", sa)}}
 	}
 	return nil
 }
