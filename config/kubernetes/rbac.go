@@ -233,6 +233,51 @@ var builtinRoles = sync.OnceValue(func() map[string]*RBACRole {
 	return out
 })
 
+//go:embed builtin/cluster-role-bindings.yaml
+var builtinBindingsYAML []byte
+
+var builtinBindings = sync.OnceValue(func() map[string]*RBACBinding {
+	objs, err := ParseBytes("builtin/cluster-role-bindings.yaml", builtinBindingsYAML)
+	if err != nil {
+		panic("embedded bootstrap ClusterRoleBindings: " + err.Error())
+	}
+	var set RBACSet
+	for _, o := range objs {
+		if err := set.Add(o); err != nil {
+			panic("embedded bootstrap ClusterRoleBindings: " + err.Error())
+		}
+	}
+	out := map[string]*RBACBinding{}
+	for _, b := range set.Bindings {
+		out[b.Name] = b
+	}
+	return out
+})
+
+// IsBootstrapBinding says whether b reproduces a ClusterRoleBinding of the
+// API server's bootstrap policy: same name and roleRef, and no subject the
+// default does not have. It grants nothing a cluster does not already
+// grant, so the assessment reports nothing on it.
+func IsBootstrapBinding(b *RBACBinding) bool {
+	d := builtinBindings()[b.Name]
+	if d == nil || b.Kind != "ClusterRoleBinding" || d.RoleRef.Kind != b.RoleRef.Kind || d.RoleRef.Name != b.RoleRef.Name {
+		return false
+	}
+	for _, s := range b.Subjects {
+		found := false
+		for _, ds := range d.Subjects {
+			if ds.Kind == s.Kind && ds.Name == s.Name && ds.Namespace == s.Namespace {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
 // BuiltinClusterRole returns a ClusterRole of the API server's bootstrap
 // policy (Kubernetes v1.37: cluster-admin, admin, edit, view, system:*),
 // or nil.
@@ -353,6 +398,9 @@ func ruleRisks(r rbacv1.PolicyRule) []riskyHit {
 		}
 		full := has(r.Verbs, "*") && has(r.Resources, "*") && has(r.APIGroups, "*") && len(r.ResourceNames) == 0
 		out = append(out, riskyHit{check: RBACWildcard, what: "* in " + strings.Join(what, ", "), full: full})
+		if full {
+			return out // every permission: the other checks would repeat it
+		}
 	}
 	for _, p := range probes {
 		var verbs []string
@@ -584,6 +632,9 @@ func AssessRBAC(set *RBACSet) RBACAssessment {
 		}
 		scope := b.Namespace
 		clusterAdmin := role != nil && role.BuiltIn && role.Name == "cluster-admin"
+		// a default of the API server is reported on nothing, but its
+		// subjects are summarised
+		quiet := IsBootstrapBinding(b)
 		var holders []string
 		anyBroad := false
 		for i, s := range b.Subjects {
@@ -625,11 +676,13 @@ func AssessRBAC(set *RBACSet) RBACAssessment {
 			}
 			// findings on the binding itself
 			if clusterAdmin {
-				extra = append(extra, a.bindingFinding(b, RBACClusterAdmin, finding.Critical, line,
-					fmt.Sprintf("%s binds ClusterRole cluster-admin to %s%s%s", b.Ref(), subj, scopeWords(scope), usedBy(sp))))
 				sp.Risks = append(sp.Risks, RBACRisk{Check: RBACClusterAdmin, Severity: finding.Critical, What: "every permission (cluster-admin)", Scope: scopeName(scope), Role: roleName, Binding: b.Ref()})
 			}
-			if subj.Broad() && !harmless {
+			if clusterAdmin && !quiet {
+				extra = append(extra, a.bindingFinding(b, RBACClusterAdmin, finding.Critical, line,
+					fmt.Sprintf("%s binds ClusterRole cluster-admin to %s%s%s", b.Ref(), subj, scopeWords(scope), usedBy(sp))))
+			}
+			if subj.Broad() && !harmless && !quiet {
 				sev := finding.High
 				why := "the role is not in the manifests nor built in"
 				if role != nil {
@@ -641,7 +694,7 @@ func AssessRBAC(set *RBACSet) RBACAssessment {
 				extra = append(extra, a.bindingFinding(b, RBACBroadSubject, sev, line,
 					fmt.Sprintf("%s grants %s to %s%s: %s", b.Ref(), roleName, subj, scopeWords(scope), why)))
 			}
-			if subj.Kind == rbacv1.ServiceAccountKind && subj.Name == "default" && !harmless {
+			if subj.Kind == rbacv1.ServiceAccountKind && subj.Name == "default" && !harmless && !quiet {
 				extra = append(extra, a.bindingFinding(b, RBACDefaultSA, RBACCheckByID(RBACDefaultSA).Severity, line,
 					fmt.Sprintf("%s grants %s to %s%s: every pod of namespace %s that names no service account holds it%s", b.Ref(), roleName, subj, scopeWords(scope), orUnset(subj.Namespace), usedBy(sp))))
 			}
@@ -666,7 +719,7 @@ func AssessRBAC(set *RBACSet) RBACAssessment {
 				sp.Risks = append(sp.Risks, RBACRisk{Check: rh.h.check, Severity: sev, What: rh.h.what, Scope: scopeName(scope), Role: roleName, Binding: b.Ref()})
 			}
 		}
-		if clusterAdmin || len(b.Subjects) == 0 {
+		if clusterAdmin || quiet || len(b.Subjects) == 0 {
 			continue
 		}
 		// the findings where the permissions are written: their severity

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/secret"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 )
@@ -25,6 +26,9 @@ type Options struct {
 	Version string
 	// Extra are more checks to run on each object (CEL policies).
 	Extra []ObjectChecker
+	// Secrets scans the decoded values of committed Secret objects; nil
+	// uses secret.Default().
+	Secrets *secret.Scanner
 }
 
 // ObjectChecker is a check run beside the built-in ones (the CEL policies
@@ -303,6 +307,9 @@ func (s *Scanner) object(o *Object, sc *streamContext) ([]finding.Finding, error
 		if c.run != nil {
 			out = append(out, s.findings(o, c, c.run(o, sc))...)
 		}
+	}
+	if o.Kind == "Secret" && o.APIVersion == "v1" {
+		out = append(out, secretValueFindings(o, s.opts.Secrets)...)
 	}
 	for _, x := range s.opts.Extra {
 		fs, err := x.CheckObject(o)
