@@ -94,7 +94,7 @@ type RBACRole struct {
 	Aggregation []metav1.LabelSelector
 	Rules       []rbacv1.PolicyRule
 	// RuleLines are the lines of Rules, one each.
-	RuleLines []int
+	RuleLines []RuleLines
 	// BuiltIn marks a role of the API server's bootstrap policy.
 	BuiltIn bool
 	ignore  map[string]bool
@@ -106,6 +106,38 @@ func (r *RBACRole) Ref() string {
 		return r.Kind + " " + r.Namespace + "/" + r.Name
 	}
 	return r.Kind + " " + r.Name
+}
+
+// RuleLines are where a rule and its fields are written.
+type RuleLines struct {
+	Rule, APIGroups, Resources, Verbs int
+}
+
+// lineFor is the line a check's finding on the rule points at: the verbs
+// for the checks a verb decides (escalate, impersonate, reading secrets),
+// the resources for exec/attach and nodes/proxy, the first field with a
+// wildcard for wildcards.
+func (l RuleLines) lineFor(check string, r rbacv1.PolicyRule) int {
+	line := 0
+	switch check {
+	case RBACEscalate, RBACImpersonate, RBACReadSecrets:
+		line = l.Verbs
+	case RBACExecAttach, RBACNodesProxy:
+		line = l.Resources
+	case RBACWildcard:
+		switch {
+		case has(r.APIGroups, "*"):
+			line = l.APIGroups
+		case has(r.Resources, "*"):
+			line = l.Resources
+		default:
+			line = l.Verbs
+		}
+	}
+	if line == 0 {
+		return l.Rule
+	}
+	return line
 }
 
 // RBACBinding is a RoleBinding or ClusterRoleBinding, kept compact.
@@ -190,7 +222,14 @@ func (s *RBACSet) Add(o *Object) error {
 			role.Aggregation = r.AggregationRule.ClusterRoleSelectors
 		}
 		for i := range r.Rules {
-			role.RuleLines = append(role.RuleLines, o.LineOf(Index(Field(o.Path, "rules"), i)))
+			rp := Index(Field(o.Path, "rules"), i)
+			ln := func(f string) int {
+				if o.HasField(Field(rp, f)) {
+					return o.LineOf(Field(rp, f))
+				}
+				return 0
+			}
+			role.RuleLines = append(role.RuleLines, RuleLines{Rule: o.LineOf(rp), APIGroups: ln("apiGroups"), Resources: ln("resources"), Verbs: ln("verbs")})
 		}
 		s.Roles = append(s.Roles, role)
 	case "RoleBinding", "ClusterRoleBinding":
@@ -204,7 +243,8 @@ func (s *RBACSet) Add(o *Object) error {
 			bd.Namespace = "" // cluster-scoped: a namespace written here means nothing
 		}
 		for i := range b.Subjects {
-			bd.SubjectLines = append(bd.SubjectLines, o.LineOf(Index(Field(o.Path, "subjects"), i)))
+			// the subject's name: the line to change
+			bd.SubjectLines = append(bd.SubjectLines, o.LineOf(Field(Index(Field(o.Path, "subjects"), i), "name")))
 		}
 		s.Bindings = append(s.Bindings, bd)
 	}
@@ -635,6 +675,7 @@ func AssessRBAC(set *RBACSet) RBACAssessment {
 		// a default of the API server is reported on nothing, but its
 		// subjects are summarised
 		quiet := IsBootstrapBinding(b)
+		summary := a.summarise(hits, b, scope)
 		var holders []string
 		anyBroad := false
 		for i, s := range b.Subjects {
@@ -678,10 +719,7 @@ func AssessRBAC(set *RBACSet) RBACAssessment {
 			if clusterAdmin {
 				sp.Risks = append(sp.Risks, RBACRisk{Check: RBACClusterAdmin, Severity: finding.Critical, What: "every permission (cluster-admin)", Scope: scopeName(scope), Role: roleName, Binding: b.Ref()})
 			}
-			if clusterAdmin && !quiet {
-				extra = append(extra, a.bindingFinding(b, RBACClusterAdmin, finding.Critical, line,
-					fmt.Sprintf("%s binds ClusterRole cluster-admin to %s%s%s", b.Ref(), subj, scopeWords(scope), usedBy(sp))))
-			}
+
 			if subj.Broad() && !harmless && !quiet {
 				sev := finding.High
 				why := "the role is not in the manifests nor built in"
@@ -702,22 +740,17 @@ func AssessRBAC(set *RBACSet) RBACAssessment {
 				continue // its rules are every permission: one finding says it
 			}
 			// the subject's risks, one per check of this binding
-			byCheck := map[string]int{}
-			for _, rh := range hits {
-				sev := a.severity(rh.h, g)
-				if j, ok := byCheck[rh.h.check]; ok {
-					r := &sp.Risks[j]
-					if sev > r.Severity {
-						r.Severity = sev
-					}
-					if len(r.What) < 200 && !strings.Contains(r.What, rh.h.what) {
-						r.What += "; " + rh.h.what
-					}
-					continue
+			for _, cr := range summary {
+				sev := cr.sev
+				if subj.Broad() {
+					sev = cr.sevBroad
 				}
-				byCheck[rh.h.check] = len(sp.Risks)
-				sp.Risks = append(sp.Risks, RBACRisk{Check: rh.h.check, Severity: sev, What: rh.h.what, Scope: scopeName(scope), Role: roleName, Binding: b.Ref()})
+				sp.Risks = append(sp.Risks, RBACRisk{Check: cr.check, Severity: sev, What: cr.what, Scope: scopeName(scope), Role: roleName, Binding: b.Ref()})
 			}
+		}
+		if clusterAdmin && !quiet && len(b.Subjects) > 0 {
+			extra = append(extra, a.bindingFinding(b, RBACClusterAdmin, finding.Critical, b.RoleRefLine,
+				fmt.Sprintf("%s binds ClusterRole cluster-admin%s to %s", b.Ref(), scopeWords(scope), strings.Join(holders, "; "))))
 		}
 		if clusterAdmin || quiet || len(b.Subjects) == 0 {
 			continue
@@ -764,6 +797,38 @@ func AssessRBAC(set *RBACSet) RBACAssessment {
 		}
 		return out.Subjects[i].Subject.String() < out.Subjects[j].Subject.String()
 	})
+	return out
+}
+
+// checkRisk is what one binding grants under one check, for the
+// per-subject summary: its severity for a named subject and for a broad
+// one, and what it is.
+type checkRisk struct {
+	check         string
+	sev, sevBroad finding.Severity
+	what          string
+}
+
+// summarise folds a binding's risky rules into one checkRisk per check.
+func (a *assessor) summarise(hits []ruleHit, b *RBACBinding, scope string) []checkRisk {
+	var out []checkRisk
+	idx := map[string]int{}
+	named := grant{b: b, scope: scope}
+	broad := grant{b: b, scope: scope, subj: SubjectRef{Kind: rbacv1.GroupKind, Name: "system:authenticated"}}
+	for _, rh := range hits {
+		sev, sevBroad := a.severity(rh.h, named), a.severity(rh.h, broad)
+		j, ok := idx[rh.h.check]
+		if !ok {
+			idx[rh.h.check] = len(out)
+			out = append(out, checkRisk{check: rh.h.check, sev: sev, sevBroad: sevBroad, what: rh.h.what})
+			continue
+		}
+		c := &out[j]
+		c.sev, c.sevBroad = max(c.sev, sev), max(c.sevBroad, sevBroad)
+		if len(c.what) < 200 && !strings.Contains(c.what, rh.h.what) {
+			c.what += "; " + rh.h.what
+		}
+	}
 	return out
 }
 
@@ -842,7 +907,7 @@ func (a *assessor) note(r *RBACRole, b *RBACBinding, i int, h riskyHit) *pending
 		p.file, p.subject, p.ignore = r.File, fmt.Sprintf("%s rule %d", r.Ref(), i+1), r.ignore
 		p.line = r.Line
 		if i < len(r.RuleLines) {
-			p.line = r.RuleLines[i]
+			p.line = r.RuleLines[i].lineFor(h.check, r.Rules[i])
 		}
 	}
 	a.byKey[key] = p

@@ -86,3 +86,8 @@ func IsExternalSecretStore(o *Object) bool {
 	}
 	return false
 }
+
+func base64Decode(s string) (string, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
+	return string(b), err
+}
