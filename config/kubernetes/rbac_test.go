@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/config"
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/secret"
 )
 
 // loadSet parses files of testdata as one manifest set.
@@ -422,6 +425,37 @@ func TestSecretValuesRedacted(t *testing.T) {
 					t.Errorf("a value of Secret %s appears in the findings", o.Meta.Name)
 				}
 			}
+		}
+	}
+}
+
+// TestExternalStoresThroughConfigScan: bulkhead config over the external
+// secret stores' manifests, with the secret scanner on, says nothing of
+// them: no finding, no warning, no unknown-kind note.
+func TestExternalStoresThroughConfigScan(t *testing.T) {
+	k, err := newKindScanner(kindOptions{PSS: "restricted", PSSVersion: "latest", MaxObjects: DefaultMaxObjects}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []string{
+		"testdata/secrets/external-secrets_basic-external-secret.yaml",
+		"testdata/secrets/external-secrets_basic-secret-store.yaml",
+		"testdata/secrets/sealed-secrets_sealedsecret.yaml",
+		"testdata/secrets/secrets-store-csi-driver_aws_BasicTestMountSPC.yaml",
+	}
+	var got []finding.Finding
+	sum, err := config.Scan(context.Background(), files, config.Options{Checkers: map[string]config.Checker{"kubernetes": k.scan}, Secrets: secret.Default()},
+		func(fs []finding.Finding) { got = append(got, fs...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Checked != len(files) || len(sum.Diagnostics) != 0 || len(got) != 0 {
+		t.Errorf("checked %d, diagnostics %v, findings %v", sum.Checked, sum.Diagnostics, got)
+	}
+	for _, f := range files {
+		objs := loadSet(t, strings.TrimPrefix(f, "testdata/"))
+		if len(objs) != 1 || !IsExternalSecretStore(objs[0]) {
+			t.Errorf("%s: not recognised as an external secret store", f)
 		}
 	}
 }
