@@ -309,7 +309,7 @@ func (s *Scanner) object(o *Object, sc *streamContext) ([]finding.Finding, error
 		}
 	}
 	if o.Kind == "Secret" && o.APIVersion == "v1" {
-		out = append(out, secretValueFindings(o, s.opts.Secrets)...)
+		out = append(out, SecretValueFindings(o, s.opts.Secrets)...)
 	}
 	for _, x := range s.opts.Extra {
 		fs, err := x.CheckObject(o)

@@ -11,12 +11,12 @@ import (
 	"github.com/bulkhead-sec/bulkhead/secret"
 )
 
-// secretValueFindings runs the secret scanner over the values of a
+// SecretValueFindings runs the secret scanner over the values of a
 // committed Secret object: data values base64-decoded (base64 is not
 // encryption), stringData values as written. Each match is a secret
 // finding on the key's line, with the value redacted (secret.Redact);
 // nothing of a value appears unredacted in a finding.
-func secretValueFindings(o *Object, sc *secret.Scanner) []finding.Finding {
+func SecretValueFindings(o *Object, sc *secret.Scanner) []finding.Finding {
 	if typ, _ := o.Raw["type"].(string); typ == string(corev1.SecretTypeServiceAccountToken) {
 		return nil
 	}
