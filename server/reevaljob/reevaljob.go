@@ -85,22 +85,25 @@ type Options struct {
 }
 
 // Args is a re-evaluation job. Update runs `db update` first. Force runs
-// even when the database's version is the last run's.
+// even when the database's version is the last run's. Seq tells apart the
+// jobs of imports: each import's job runs (after the one running, if any),
+// whereas a scheduled update or a POST /api/v1/reevaluate while the same is
+// queued or running is that job.
 type Args struct {
 	Update bool   `json:"update,omitempty" river:"unique"`
 	Force  bool   `json:"force,omitempty" river:"unique"`
+	Seq    int64  `json:"seq,omitempty" river:"unique"`
 	Reason string `json:"reason,omitempty"`
 }
 
 // Kind is river's name of the job.
 func (Args) Kind() string { return "bulkhead_reevaluate" }
 
-// InsertOpts: one job of each sort waits at a time (a second request
-// while one waits is that one); one may run while another waits.
+// InsertOpts: one job of each sort in flight (queued or running).
 func (Args) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: Queue, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true,
 		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
-			rivertype.JobStateRetryable, rivertype.JobStateScheduled}}}
+			rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled}}}
 }
 
 // Output is what a finished job records.
@@ -430,7 +433,7 @@ func (e *Extension) handleImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.s.Logger().Info("OSV records imported", "records", res.Records, "written", res.Written, "withdrawn", res.Withdrawn, "skipped", res.Skipped)
-	e.accepted(w, r, Args{Reason: "import"}, map[string]any{"imported": ImportResult{Records: res.Records, Written: res.Written, Withdrawn: res.Withdrawn, Skipped: res.Skipped, Problems: res.Problems}})
+	e.accepted(w, r, Args{Seq: time.Now().UnixNano(), Reason: "import"}, map[string]any{"imported": ImportResult{Records: res.Records, Written: res.Written, Withdrawn: res.Withdrawn, Skipped: res.Skipped, Problems: res.Problems}})
 }
 
 func (e *Extension) handleJob(w http.ResponseWriter, r *http.Request) {
