@@ -279,4 +279,3 @@ func (p *serverProc) metrics() string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
-
