@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Load of bulkhead server's inventory upload (issue 14): CLIENTS concurrent
+# clients (default 50) upload inventories of about 300 real packages
+# (reevaltest.Fleet, from the corpus) back to back for DURATION (default
+# 2m), as `bulkhead image --server` does (PUT /api/v1/inventory); each
+# upload is matched with the server's vulnerability database (the bundled
+# snapshot) and stored. Printed: p50/p90/p99/max latency, throughput and
+# errors; the goal is no errors and p99 under 500 ms. Run once on the
+# embedded SQLite store and once on PostgreSQL (Debian's postgresql
+# package, started here in a temporary directory, fsync on).
+#
+#   bench/server-load.sh [DURATION] [CLIENTS] [PACKAGES]   (default 2m 50 300)
+#   BACKENDS="sqlite" bench/server-load.sh 30s             (one backend)
+#
+# Needs ../shared/corpus beside the repository (or BULKHEAD_CORPUS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-2m}
+clients=${2:-50}
+packages=${3:-300}
+backends=${BACKENDS:-sqlite postgres}
+corpus=${BULKHEAD_CORPUS:-../shared/corpus}
+[ -d "$corpus/pkgdb" ] || { echo "no corpus at $corpus: set BULKHEAD_CORPUS" >&2; exit 1; }
+work=$(mktemp -d /tmp/bulkhead-load-XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+go build -o "$work/bulkhead" ./cmd/bulkhead
+go build -o "$work/serverload" ./tools/serverload
+export BULKHEAD_CACHE_DIR="$work/cache"
+token=bkh_load-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo "commit $(git rev-parse --short HEAD), $(nproc) cores; $clients clients for $duration, $packages packages per inventory"
+
+startpg() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  [ -x "$bin/postgres" ] || { echo "install Debian's postgresql package" >&2; exit 1; }
+  mkdir -p "$work/pg/data" "$work/pg/sock"
+  local as=()
+  if [ "$(id -u)" = 0 ]; then chown -R postgres: "$work/pg"; as=(runuser -u postgres --); fi
+  "${as[@]}" "$bin/initdb" -D "$work/pg/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+  "${as[@]}" "$bin/postgres" -D "$work/pg/data" -k "$work/pg/sock" -c listen_addresses= -c max_connections=200 \
+    >"$work/pg/log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do "$bin/pg_isready" -q -h "$work/pg/sock" && break; sleep 0.1; done
+  "${as[@]}" "$bin/createdb" -h "$work/pg/sock" -U postgres bulkhead
+  echo "postgres://postgres@/bulkhead?host=$work/pg/sock"
+}
+
+for backend in $backends; do
+  case $backend in
+    sqlite) dsn="$work/server.db" ;;
+    postgres) dsn=$(startpg) ;;
+    *) echo "unknown backend $backend" >&2; exit 2 ;;
+  esac
+  echo "== $backend"
+  BULKHEAD_BOOTSTRAP_TOKEN=$token "$work/bulkhead" server --listen 127.0.0.1:18089 --database "$dsn" \
+    --db "$work/osv.db" --db-max-age 0 >"$work/server-$backend.log" 2>&1 &
+  srv=$!
+  pids+=($srv)
+  for _ in $(seq 600); do curl -fs http://127.0.0.1:18089/readyz >/dev/null && break; sleep 0.1; done
+  "$work/serverload" -url http://127.0.0.1:18089 -token "$token" -clients "$clients" -duration "$duration" \
+    -packages "$packages" -corpus "$corpus"
+  kill -TERM "$srv"; wait "$srv" || true
+  grep -c '"level":"ERROR"' "$work/server-$backend.log" | sed 's/^/server log errors: /'
+done
