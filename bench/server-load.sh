@@ -67,5 +67,6 @@ for backend in $backends; do
   "$work/serverload" -url http://127.0.0.1:18089 -token "$token" -clients "$clients" -duration "$duration" \
     -packages "$packages" -corpus "$corpus"
   kill -TERM "$srv"; wait "$srv" || true
-  grep -c '"level":"ERROR"' "$work/server-$backend.log" | sed 's/^/server log errors: /'
+  echo "server log: $(grep -c '"level":"ERROR"' "$work/server-$backend.log" || true) error lines"
+  grep '"level":"ERROR"' "$work/server-$backend.log" | head -3 || true
 done
