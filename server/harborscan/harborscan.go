@@ -170,6 +170,16 @@ func (b *Backend) Submit(ctx context.Context, req harbor.ScanRequest) (string, e
 		b.creds.drop(args.Credential)
 		return "", fmt.Errorf("queue the scan: %w", err)
 	}
+	if args.Credential != "" {
+		// The same artifact already queued or running is that job, with
+		// its own credential: this one is not needed.
+		if row, err := b.s.JobRow(ctx, id); err == nil {
+			var got JobArgs
+			if json.Unmarshal(row.EncodedArgs, &got) == nil && got.Credential != args.Credential {
+				b.creds.drop(args.Credential)
+			}
+		}
+	}
 	return strconv.FormatInt(id, 10), nil
 }
 

@@ -416,13 +416,9 @@ func (e *Extension) handleImport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "empty import: send OSV records")
 		return
 	}
-	unlock, err := e.lock(r.Context())
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
+	// vulndb serialises writers (a lock file) and renames the new file
+	// into place: a re-evaluation reading the old one is not disturbed.
 	res, err := vulndb.Import(r.Context(), e.o.Match.DBPath, []string{p}, vulndb.Options{})
-	unlock()
 	if err != nil {
 		msg := err.Error()
 		if res != nil && len(res.Problems) > 0 {
