@@ -12,7 +12,7 @@
 #   bench/server-load.sh [DURATION] [CLIENTS] [PACKAGES]   (default 2m 50 300)
 #   BACKENDS="sqlite" bench/server-load.sh 30s             (one backend)
 #
-# Needs ../shared/corpus beside the repository (or BULKHEAD_CORPUS).
+# KEEP=1 keeps the work directory (the server logs). Needs ../shared/corpus beside the repository (or BULKHEAD_CORPUS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-2m}
@@ -27,7 +27,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  if [ -n "${KEEP:-}" ]; then echo "kept $work (logs: server-*.log)"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 go build -o "$work/bulkhead" ./cmd/bulkhead
@@ -68,5 +68,5 @@ for backend in $backends; do
     -packages "$packages" -corpus "$corpus"
   kill -TERM "$srv"; wait "$srv" || true
   echo "server log: $(grep -c '"level":"ERROR"' "$work/server-$backend.log" || true) error lines"
-  grep '"level":"ERROR"' "$work/server-$backend.log" | head -3 || true
+  grep '"level":"ERROR"' "$work/server-$backend.log" | grep -v '"component":"queue"' | head -3 || true
 done
