@@ -96,6 +96,9 @@ func TestKillDuringIngest(t *testing.T) {
 			n := len(acks)
 			mu.Unlock()
 			t.Logf("%d uploads acknowledged before SIGKILL, %d failed after", n, failed.Load())
+			if failed.Load() == 0 {
+				t.Fatal("no upload failed: the kill did not happen during ingest")
+			}
 
 			p2 := startServer(t, dsn, dbPath, p.addr, nil)
 			cl, err := client.New(p2.url, client.Options{Token: adminToken})
