@@ -13,6 +13,21 @@
 #   BACKENDS="sqlite" bench/server-load.sh 30s             (one backend)
 #
 # KEEP=1 keeps the work directory (the server logs). Needs ../shared/corpus beside the repository (or BULKHEAD_CORPUS).
+#
+# Measured 2026-12-03 at commit 66e3eed (before h-perfstore's store work), on
+# the 2-core machine shared with other builds (load average 15-19), 300
+# packages per upload:
+#   50 clients, 2 min, SQLite:     1002 ok, 4 errors (HTTP 500), 8.0 uploads/s,
+#                                  p50 3.7 s, p90 14.0 s, p99 31.8 s, max 44.2 s
+#   50 clients, 2 min, PostgreSQL: 1218 ok, 0 errors, 10.0 uploads/s,
+#                                  p50 4.8 s, p90 6.6 s, p99 9.1 s, max 11.2 s
+#   1 client, 20 s (08c1087):      SQLite 10.9 uploads/s, p50 58 ms, p99 412 ms;
+#                                  PostgreSQL 6.5 uploads/s, p50 122 ms, p99 714 ms
+# One client already saturates the server (about 10 uploads/s here), so 50
+# clients queue (50 / 10 per s = 5 s): the p99 goal (500 ms at 50 clients)
+# needs about 10 times the throughput per upload. Under this load SQLite also
+# starves river's own queries (JobGetAvailable and leader election time out
+# after 10 s in the server log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-2m}
