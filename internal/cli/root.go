@@ -75,4 +75,5 @@ var commands = []func(stdout, stderr io.Writer) *cobra.Command{
 	newRuntimeCmd,
 	newGateCmd,
 	newAdmissionCmd,
+	newServerCmd,
 }
