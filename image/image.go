@@ -71,6 +71,9 @@ type storedLayer struct {
 	diffID v1.Hash // of the uncompressed tar; zero when not known
 	size   int64
 	info   walk.LayerInfo
+	// decrypt, for an encrypted layer, turns the stored (encrypted) stream
+	// into the plain stored bytes; nil for a plain layer.
+	decrypt func(io.Reader) (io.Reader, error)
 }
 
 // Close removes anything the image kept in the scan's temp space.
@@ -204,20 +207,34 @@ func openVerified(l storedLayer) (io.ReadCloser, error) {
 	if l.digest.Hex != "" {
 		stored.h = newHasher(l.digest)
 	}
-	plain, closeDec, err := decompress(bufio.NewReaderSize(stored, 64<<10))
+	var clear io.Reader = stored
+	if l.decrypt != nil {
+		if clear, err = l.decrypt(stored); err != nil {
+			raw.Close()
+			return nil, err
+		}
+	}
+	plain, closeDec, err := decompress(bufio.NewReaderSize(clear, 64<<10))
 	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("open layer: %w", err)
 	}
 	un := &hashingReader{r: plain, want: l.diffID, what: "uncompressed layer (diffID)", stored: stored}
 	// The diffID is checked when the stored bytes have no digest to check
-	// (docker-archive layers). Where they do, that digest, bound to the
-	// manifest, already proves the content; hashing the uncompressed stream
+	// (docker-archive layers), or when that digest is of the ciphertext
+	// (encrypted layers: the config's diffID is what binds the decrypted
+	// content to the manifest). Where the stored digest is of the plain
+	// bytes, it already proves the content; hashing the uncompressed stream
 	// as well would cost a second full pass for no added assurance.
-	if l.diffID.Hex != "" && stored.h == nil {
+	if l.diffID.Hex != "" && (stored.h == nil || l.decrypt != nil) {
 		un.h = newHasher(l.diffID)
 	}
-	return &verifiedLayer{Reader: un, un: un, stored: stored, closeRaw: raw.Close, closeDec: closeDec}, nil
+	if l.decrypt != nil && l.diffID.Hex == "" {
+		raw.Close()
+		closeDec()
+		return nil, fmt.Errorf("layer %s is encrypted and the image config has no diffID for it: its decrypted content cannot be verified", l.digest)
+	}
+	return &verifiedLayer{Reader: un, un: un, stored: stored, drain: clear, closeRaw: raw.Close, closeDec: closeDec}, nil
 }
 
 // decompress reads gzip, zstd or plain bytes, told apart by their magic
@@ -286,8 +303,12 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 type verifiedLayer struct {
 	io.Reader
 	un, stored *hashingReader
-	closeRaw   func() error
-	closeDec   func()
+	// drain is what Close reads to the end: the stored blob, or for an
+	// encrypted layer the decrypting stream over it (which authenticates
+	// the ciphertext at its end).
+	drain    io.Reader
+	closeRaw func() error
+	closeDec func()
 }
 
 // Verify reads what is left of the stored blob and checks its digest. The
@@ -309,7 +330,7 @@ func (v *verifiedLayer) Close() error {
 	if v.un.done && !v.stored.done {
 		// The tar stream ended; drain the rest of the stored blob (gzip
 		// trailer, padding) through the hash.
-		if _, err := io.Copy(io.Discard, v.stored); err != nil {
+		if _, err := io.Copy(io.Discard, v.drain); err != nil {
 			v.closeDec()
 			v.closeRaw()
 			return err
@@ -338,6 +359,10 @@ type Options struct {
 	// robot account) instead of Keychain's. It is used for registry
 	// references only and is never logged.
 	Auth authn.Authenticator
+	// Decrypter, when set, decrypts encrypted layers as they are read.
+	// Without it, Open refuses an image with encrypted layers
+	// (*EncryptedLayersError).
+	Decrypter LayerDecrypter
 }
 
 // Open opens an image named by ref:

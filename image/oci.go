@@ -190,6 +190,9 @@ func openOCI(s blobStore, name, source, tag string, opts Options) (*Image, error
 			size:   ld.Size,
 		})
 	}
+	if err := checkEncrypted(name, m, layers, opts.Decrypter); err != nil {
+		return nil, err
+	}
 	img, err := partial.CompressedToImage(oi)
 	if err != nil {
 		return nil, err

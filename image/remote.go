@@ -148,6 +148,9 @@ func fromV1(img v1.Image, ref, source string, opts Options) (*Image, error) {
 		}
 		layers = append(layers, storedLayer{open: open, digest: desc.Digest, size: desc.Size})
 	}
+	if err := checkEncrypted(ref, m, layers, opts.Decrypter); err != nil {
+		return nil, err
+	}
 	out := &Image{Image: img, Name: ref, Source: source, Digest: dg, ManifestAnnotations: m.Annotations}
 	if err := out.setLayers(cfg, layers); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)

@@ -48,6 +48,10 @@ type Options struct {
 	// Auth, when set, is the registry credential for this run instead of
 	// the keychain's (image.Options.Auth).
 	Auth authn.Authenticator
+	// Decrypter decrypts encrypted layers as they are walked (each once);
+	// without it an image with encrypted layers is an
+	// *image.EncryptedLayersError and nothing is scanned.
+	Decrypter image.LayerDecrypter
 
 	// Walking.
 
@@ -99,7 +103,7 @@ func Run(ctx context.Context, ref string, o Options) (*Result, error) {
 		return nil, fmt.Errorf("make a temp directory: %w (set --temp-dir or TMPDIR)", err)
 	}
 	defer os.RemoveAll(tmp)
-	img, err := image.Open(ctx, ref, image.Options{Insecure: o.Insecure, TempDir: tmp, Platform: o.Platform, Progress: o.OpenProgress, Auth: o.Auth})
+	img, err := image.Open(ctx, ref, image.Options{Insecure: o.Insecure, TempDir: tmp, Platform: o.Platform, Progress: o.OpenProgress, Auth: o.Auth, Decrypter: o.Decrypter})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/config/kubernetes"
 	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/image"
 	"github.com/bulkhead-sec/bulkhead/image/imageref"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/match"
@@ -70,6 +71,22 @@ type Facts interface {
 	Verify(ctx context.Context, img *Image, r *SignatureRule) error
 	// Scan scans img (at img.Digest).
 	Scan(ctx context.Context, img *Image) (*Scan, error)
+}
+
+// ManifestFacts reads an image's manifests: for a digest of an image
+// index, the manifest of every image in it. No layer is pulled. Facts that
+// cannot (nothing in this repository) make encryption rules fail with the
+// rule's fail mode.
+type ManifestFacts interface {
+	Manifests(ctx context.Context, img *Image) ([]ImageManifest, error)
+}
+
+// ImageManifest is one image manifest: its digest, platform (for an index
+// entry) and layer descriptors.
+type ImageManifest struct {
+	Digest   string
+	Platform string
+	Layers   []v1.Descriptor
 }
 
 // Violation is a requirement checked and not met.
@@ -486,6 +503,8 @@ func (ev *evaluation) checkImage(r *Rule, st *imageState) error {
 			return &Violation{fmt.Sprintf("registry %s is not allowed (allowed: %s)", st.img.Registry, strings.Join(r.Registries.Allowed, ", "))}
 		}
 		return nil
+	case r.Encryption != nil:
+		return ev.checkEncryption(r.Encryption, st)
 	case r.Signatures != nil:
 		if err := ev.digest(st); err != nil {
 			return err
@@ -514,6 +533,57 @@ func (ev *evaluation) checkImage(r *Rule, st *imageState) error {
 		return nil
 	case r.CEL != nil:
 		return checkImageCEL(r.CEL, sc)
+	}
+	return nil
+}
+
+// checkEncryption judges the layer media types of every manifest the
+// image's digest names.
+func (ev *evaluation) checkEncryption(er *EncryptionRule, st *imageState) error {
+	if err := ev.digest(st); err != nil {
+		return err
+	}
+	mf, ok := ev.e.Facts.(ManifestFacts)
+	if !ok {
+		return fmt.Errorf("encryption of %s not checked: these facts cannot read manifests", st.img.Ref)
+	}
+	if err := ev.spent("manifest of " + st.img.Ref); err != nil {
+		return err
+	}
+	ms, err := mf.Manifests(ev.ctx, &st.img)
+	if err != nil {
+		return err
+	}
+	return checkLayersEncrypted(er, ms)
+}
+
+func checkLayersEncrypted(er *EncryptionRule, ms []ImageManifest) error {
+	if len(ms) == 0 {
+		return &Violation{"no image manifest to check for encrypted layers"}
+	}
+	var bad []string
+	for _, m := range ms {
+		var plain []string
+		for i, l := range m.Layers {
+			if !image.IsEncryptedMediaType(string(l.MediaType)) {
+				plain = append(plain, fmt.Sprintf("layer %d %s (%s)", i, l.Digest, l.MediaType))
+			}
+		}
+		what := "image " + m.Digest
+		if m.Platform != "" {
+			what += " (" + m.Platform + ")"
+		}
+		switch {
+		case len(m.Layers) == 0:
+			bad = append(bad, what+" has no layers")
+		case er.Layers == "any" && len(plain) == len(m.Layers):
+			bad = append(bad, fmt.Sprintf("%s has no encrypted layer", what))
+		case er.Layers != "any" && len(plain) > 0:
+			bad = append(bad, fmt.Sprintf("%s has %d unencrypted %s: %s", what, len(plain), plural(len(plain), "layer", "layers"), list(plain, 3)))
+		}
+	}
+	if len(bad) > 0 {
+		return &Violation{strings.Join(bad, "; ") + "; encrypt it with bulkhead encrypt --key jwe:pub.pem (or skopeo copy --encryption-key)"}
 	}
 	return nil
 }

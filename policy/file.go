@@ -119,6 +119,7 @@ type Rule struct {
 	BaseImages      *BaseImagesRule    `yaml:"baseImages"`
 	DigestPinning   *DigestPinningRule `yaml:"digestPinning"`
 	CEL             *CELRule           `yaml:"cel"`
+	Encryption      *EncryptionRule    `yaml:"encryption"`
 
 	// Line is where the rule starts in the file.
 	Line int `yaml:"-"`
@@ -221,6 +222,18 @@ type BaseImagesRule struct {
 	// Allowed are base reference globs as the base catalog names them
 	// ("alpine:3.*", "gcr.io/distroless/**").
 	Allowed []string `yaml:"allowed"`
+}
+
+// EncryptionRule requires encrypted layers (OCI image encryption) in the
+// images the rule's match.images name. It is judged from the manifest's
+// layer media types alone ("...+encrypted"): no layer is pulled and no key
+// is needed.
+type EncryptionRule struct {
+	// Required must be true (a rule that requires nothing is a mistake).
+	Required bool `yaml:"required"`
+	// Layers is all (the default: every layer encrypted) or any (at least
+	// one layer encrypted, as with skopeo --encrypt-layer).
+	Layers string `yaml:"layers"`
 }
 
 // DigestPinningRule requires image references by digest.
@@ -526,6 +539,18 @@ func (v *validator) rule(r *Rule) {
 		return
 	}
 	switch {
+	case r.Encryption != nil:
+		er := r.Encryption
+		if !er.Required {
+			v.add(at, "rule %q: encryption: required is false, so the rule checks nothing; write required: true (or remove the rule)", r.Name)
+		}
+		switch er.Layers {
+		case "":
+			er.Layers = "all"
+		case "all", "any":
+		default:
+			v.add(at, "rule %q: encryption: layers %q; use all (every layer encrypted, the default) or any", r.Name, er.Layers)
+		}
 	case r.Vulnerabilities != nil:
 		vr := r.Vulnerabilities
 		vr.max = finding.High
@@ -660,12 +685,12 @@ func (v *validator) rule(r *Rule) {
 	}
 }
 
-var ruleKinds = []string{"vulnerabilities", "signatures", "podSecurity", "workload", "secrets", "registries", "baseImages", "digestPinning", "cel"}
+var ruleKinds = []string{"vulnerabilities", "signatures", "podSecurity", "workload", "secrets", "registries", "baseImages", "digestPinning", "cel", "encryption"}
 
 func (r *Rule) kinds() []string {
 	var out []string
 	for i, set := range []bool{r.Vulnerabilities != nil, r.Signatures != nil, r.PodSecurity != nil, r.Workload != nil,
-		r.Secrets != nil, r.Registries != nil, r.BaseImages != nil, r.DigestPinning != nil, r.CEL != nil} {
+		r.Secrets != nil, r.Registries != nil, r.BaseImages != nil, r.DigestPinning != nil, r.CEL != nil, r.Encryption != nil} {
 		if set {
 			out = append(out, ruleKinds[i])
 		}

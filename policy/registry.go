@@ -58,13 +58,15 @@ type Registry struct {
 	mu       sync.Mutex
 	tags     map[string]timed[*sign.Target]
 	verified map[string]timed[error]
-	scans    map[string]*Scan
-	flight   singleflight.Group
-	dbOnce   sync.Once
-	db       *vulndb.DB
-	dbInfo   vulndb.Status
-	dbErr    error
-	catalog  *base.Catalog
+	// manifests are the layer descriptors of digests (ManifestFacts).
+	manifests map[string]timed[[]ImageManifest]
+	scans     map[string]*Scan
+	flight    singleflight.Group
+	dbOnce    sync.Once
+	db        *vulndb.DB
+	dbInfo    vulndb.Status
+	dbErr     error
+	catalog   *base.Catalog
 }
 
 type timed[T any] struct {

@@ -22,6 +22,8 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/image"
+	"github.com/bulkhead-sec/bulkhead/image/crypt"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
@@ -183,20 +185,53 @@ type imageFlags struct {
 	registryFlags
 	tempDir string
 	quiet   bool
+	// decryptionKeys decrypt encrypted layers (--decryption-key).
+	decryptionKeys []string
 }
 
-// add declares the registry flags (withRegistry) and --temp-dir, --quiet.
+// add declares the registry flags and --decryption-key (withRegistry:
+// commands that take images, not directories) and --temp-dir, --quiet.
 func (f *imageFlags) add(cmd *cobra.Command, withRegistry bool) {
+	fl := cmd.Flags()
 	if withRegistry {
 		f.registryFlags.add(cmd)
+		fl.StringArrayVar(&f.decryptionKeys, "decryption-key", nil, "private key that decrypts the image's encrypted layers (OCI image encryption, as skopeo and bulkhead encrypt write it): FILE, FILE:pass=PASSWORD, FILE:file=PASSWORD-FILE or FILE:env=VARIABLE; repeatable (PKCS#7: give the recipient's certificate too). Without it an image with encrypted layers is an error")
 	}
-	fl := cmd.Flags()
 	addTempDir(fl, &f.tempDir)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, helpQuiet)
 }
 
+// addTempDir declares --temp-dir.
 func addTempDir(fl *pflag.FlagSet, p *string) {
 	fl.StringVar(p, "temp-dir", "", "where scans keep their temporary files (default $TMPDIR)")
+}
+
+// decrypter loads the --decryption-key keys (nil when none were given).
+func (f *imageFlags) decrypter() (image.LayerDecrypter, error) {
+	if len(f.decryptionKeys) == 0 {
+		return nil, nil
+	}
+	keys, err := parsePrivateKeys("--decryption-key", f.decryptionKeys)
+	if err != nil {
+		return nil, err
+	}
+	d, err := crypt.NewDecrypter(keys)
+	if err != nil {
+		return nil, fmt.Errorf("--decryption-key: %w", err)
+	}
+	return d, nil
+}
+
+func parsePrivateKeys(flag string, args []string) ([]crypt.PrivateKey, error) {
+	var keys []crypt.PrivateKey
+	for _, a := range args {
+		k, err := crypt.ParsePrivateKey(a)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // dbFlags choose the vulnerability database.

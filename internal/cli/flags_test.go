@@ -31,7 +31,7 @@ var flagsDiffering = map[string]string{
 	"scanners":          "image/fs/rootfs/sbom and config run different scanners",
 	"type":              "config: the kind of input; verify-attestation, attest: the predicate type",
 	"output":            "gate pairs repeatable --output with --format",
-	"key":               "sign: the private key; verify: the public key",
+	"key":               "sign: the private key; verify: the public key; encrypt: recipients; decrypt: private keys",
 	"replace":           "attest: replace earlier attestations; db import: start from an empty database",
 	"annotations":       "sign: annotations to sign; verify: annotations the payload must carry (cosign's)",
 	"min-priority":      "runtime: drop less severe rules; runtime rules: count them as not active",

@@ -123,6 +123,11 @@ func (f *imageFlags) options(stderr io.Writer) (pipeline.Options, *progress, err
 		}
 		o.Platform = p
 	}
+	dec, err := f.decrypter()
+	if err != nil {
+		return o, nil, err
+	}
+	o.Decrypter = dec
 	prog := newProgress(stderr, f.quiet)
 	o.OpenProgress, o.WalkProgress = prog.bytes, prog.layer
 	return o, prog, nil

@@ -71,6 +71,7 @@ var commands = []func(stdout, stderr io.Writer) *cobra.Command{
 	newConfigCmd,
 	newBaseCmd, newRecommendCmd, newCompareCmd,
 	newGenerateKeyPairCmd, newSignCmd, newVerifyCmd, newAttestCmd, newVerifyAttestationCmd,
+	newEncryptCmd, newDecryptCmd,
 	newRuntimeCmd,
 	newGateCmd,
 	newAdmissionCmd,
