@@ -124,7 +124,7 @@ incrementally. A failed or interrupted update leaves the previous database as it
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&repo, "db-repository", vulndb.DefaultBaseURL, "base URL of the OSV bucket or a mirror of its layout")
+	addDBRepository(fl, &repo)
 	fl.StringVar(&ecosystems, "ecosystems", "", "comma-separated OSV ecosystems to fetch, as named in ecosystems.txt (default: all listed)")
 	fl.BoolVar(&full, "full", false, "download every all.zip even when an incremental refresh is possible")
 	return cmd

@@ -201,6 +201,12 @@ func (f *imageFlags) add(cmd *cobra.Command, withRegistry bool) {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, helpQuiet)
 }
 
+// addDBRepository is where the vulnerability database is updated from
+// (db update, and the server's scheduled updates).
+func addDBRepository(fl *pflag.FlagSet, p *string) {
+	fl.StringVar(p, "db-repository", vulndb.DefaultBaseURL, "base URL of the OSV bucket or a mirror of its layout")
+}
+
 // addTempDir declares --temp-dir.
 func addTempDir(fl *pflag.FlagSet, p *string) {
 	fl.StringVar(p, "temp-dir", "", "where scans keep their temporary files (default $TMPDIR)")

@@ -143,7 +143,7 @@ PostgreSQL server (several replicas may share one).`,
 	addInsecure(cmd, &insecure)
 	fl.StringVar(&bootstrapTokenFile, "bootstrap-token-file", "", "file holding an admin API token accepted at start (hashed at once; default $"+bootstrapTokenEnv+")")
 	fl.DurationVar(&updateInterval, "db-update-interval", 0, "run 'db update' in the server this often (e.g. 6h), then re-evaluate every stored image if the data changed (0: only on POST /api/v1/vulndb/update)")
-	fl.StringVar(&updateRepo, "db-repository", vulndb.DefaultBaseURL, "base URL of the OSV bucket or a mirror of its layout, for the server's updates")
+	addDBRepository(fl, &updateRepo)
 	fl.StringVar(&webhookURL, "notify-webhook", "", "POST each re-evaluation's changes as JSON to this URL (signed with HMAC-SHA256 in "+reeval.SignatureHeader+" when a secret is given)")
 	fl.StringVar(&webhookSecretFile, "notify-webhook-secret-file", "", "file holding the webhook's HMAC secret (default $"+webhookSecretEnv+"; never logged)")
 	cmd.AddCommand(newServerTokenCmd(stdout))
