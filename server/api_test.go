@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/sbom/spdx"
 	"github.com/bulkhead-sec/bulkhead/server"
 	"github.com/bulkhead-sec/bulkhead/server/client"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 	"github.com/bulkhead-sec/bulkhead/server/store"
 )
 
@@ -462,20 +463,45 @@ func TestHealth(t *testing.T) {
 }
 
 // extension adds one admin route, as the Harbor adapter or re-evaluation
-// do.
-type extension struct{ registered bool }
+// do, documented by doc (nil: undocumented).
+type extension struct {
+	registered bool
+	doc        []byte
+	pattern    string
+}
+
+const extensionDoc = `{"paths": {"/api/v1/test-extension": {"post": {
+	"operationId": "testExtension", "summary": "a test route", "description": "Needs a token of role admin.",
+	"security": [{"bearer": []}],
+	"responses": {
+		"418": {"description": "brewed", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TestBrew"}}}},
+		"401": {"$ref": "#/components/responses/Unauthorized"},
+		"403": {"$ref": "#/components/responses/Forbidden"}}}}},
+	"components": {"schemas": {"TestBrew": {"type": "object", "required": ["tea"], "properties": {"tea": {"type": "string"}}}}}}`
 
 func (x *extension) Register(r *server.Registrar) error {
 	x.registered = r.Workers != nil && r.Metrics != nil && r.Server != nil
-	r.Handle("POST /api/v1/test-extension", server.RoleAdmin, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	if x.doc != nil {
+		if err := r.Document(x.doc); err != nil {
+			return err
+		}
+	}
+	if x.pattern == "" {
+		x.pattern = "POST /api/v1/test-extension"
+	}
+	r.Handle(x.pattern, server.RoleAdmin, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusTeapot)
+		w.Write([]byte(`{"tea":"green"}`))
 	}))
 	return nil
 }
 
-// TestExtension: an extension's routes get the server's authentication.
+// TestExtension: an extension's routes get the server's authentication,
+// and its documentation is in /openapi.json (the exchanges validate
+// against it: the env's server checks each one).
 func TestExtension(t *testing.T) {
-	x := &extension{}
+	x := &extension{doc: []byte(extensionDoc)}
 	e := newEnv(t, backends[0], func(c *server.Config) { c.Extensions = []server.Extension{x} })
 	if !x.registered {
 		t.Fatal("the extension was not given the queue's workers, the metrics and the server")
@@ -485,4 +511,60 @@ func TestExtension(t *testing.T) {
 			t.Errorf("role %s: %d, want %d", role, resp.StatusCode, want)
 		}
 	}
+	_, served := e.do(server.RoleRead, http.MethodGet, "/openapi.json", "", nil)
+	doc, err := openapi3.NewLoader().LoadFromData(served)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := doc.Paths.Find("/api/v1/test-extension"); op == nil || op.Post == nil || doc.Components.Schemas["TestBrew"] == nil {
+		t.Errorf("/openapi.json lacks the extension's operation or schema")
+	}
+	if doc.Paths.Find("/api/v1/images") == nil {
+		t.Errorf("/openapi.json lacks the server's own operations")
+	}
+	if n := servertest.CheckAuth(t, e.srv, e.ts.URL, e.tokens); n != len(routes)+1 {
+		t.Errorf("CheckAuth checked %d operations, want %d", n, len(routes)+1)
+	}
 }
+
+// TestDocumentRefused: a server does not start with a route its document
+// does not describe, with a fragment that does not validate or clashes
+// with another, or with an operation documented but not served; the error
+// says which.
+func TestDocumentRefused(t *testing.T) {
+	st := openStore(t, backends[0])
+	m, err := pipeline.OpenMatcher(pipeline.MatchOptions{DBPath: testDB(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	badRef := strings.Replace(extensionDoc, "#/components/schemas/TestBrew", "#/components/schemas/Nothing", 1)
+	noResponses := `{"paths": {"/api/v1/test-extension": {"post": {"summary": "x"}}}}`
+	other := strings.Replace(extensionDoc, `"required": ["tea"]`, `"required": []`, 1)
+	for _, c := range []struct {
+		name string
+		exts []server.Extension
+		want string
+	}{
+		{"undocumented", []server.Extension{&extension{}}, "POST /api/v1/test-extension is served but not documented"},
+		{"documented elsewhere", []server.Extension{&extension{doc: []byte(extensionDoc), pattern: "PUT /api/v1/test-extension"}}, "PUT /api/v1/test-extension is served but not documented"},
+		{"documented, not served", []server.Extension{docOnly(extensionDoc)}, "documented but not served: POST /api/v1/test-extension"},
+		{"documented twice", []server.Extension{&extension{doc: []byte(extensionDoc)}, docOnly(extensionDoc)}, "POST /api/v1/test-extension is documented twice"},
+		{"dangling $ref", []server.Extension{&extension{doc: []byte(badRef)}}, "Nothing"},
+		{"no responses", []server.Extension{&extension{doc: []byte(noResponses)}}, "does not validate"},
+		{"not a fragment", []server.Extension{&extension{doc: []byte(`{"openapi": "3.0.3", "paths": {}}`)}}, "not {\"paths\""},
+		{"a server's operation again", []server.Extension{docOnly(strings.Replace(strings.Replace(extensionDoc, "/api/v1/test-extension", "/api/v1/images", 1), `"post"`, `"get"`, 1))}, "GET /api/v1/images is documented twice"},
+		{"schema clash", []server.Extension{&extension{doc: []byte(extensionDoc)}, docOnly(strings.Replace(other, "/api/v1/test-extension", "/api/v1/other", 1))}, "TestBrew is defined twice"},
+		{"pattern with a host", []server.Extension{&extension{doc: []byte(extensionDoc), pattern: "example.com/api/v1/test-extension"}}, "METHOD /path"},
+	} {
+		_, err := server.New(t.Context(), server.Config{Store: st, Queue: queueDB(st), Matcher: m, Logger: discardLogger(), Extensions: c.exts})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
+		}
+	}
+}
+
+// docOnly documents a path and serves nothing.
+type docOnly string
+
+func (d docOnly) Register(r *server.Registrar) error { return r.Document([]byte(d)) }

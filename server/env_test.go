@@ -16,10 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/legacy"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -29,17 +25,12 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/server"
 	"github.com/bulkhead-sec/bulkhead/server/client"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
-
-func init() {
-	for _, mt := range []string{server.MediaBulkhead, server.MediaCycloneDX, server.MediaSPDX} {
-		openapi3filter.RegisterBodyDecoder(mt, openapi3filter.JSONBodyDecoder)
-	}
-}
 
 // adminToken is the bootstrap token of every test server.
 const adminToken = "bkh_test-bootstrap-admin-token-0123456789"
@@ -137,7 +128,7 @@ func newEnv(t *testing.T, backend string, edit func(*server.Config)) *env {
 	if err := e.srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	e.ts = httptest.NewServer(validating(t, e.srv.Handler()))
+	e.ts = httptest.NewServer(servertest.Validating(t, e.srv))
 	t.Cleanup(func() {
 		e.ts.Close()
 		if err := e.srv.Stop(); err != nil && !e.dbClosed {
@@ -193,70 +184,6 @@ func (e *env) do(r server.Role, method, path, contentType string, body []byte) (
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, b
-}
-
-var (
-	specOnce   sync.Once
-	specRouter routers.Router
-	specErr    error
-)
-
-// spec is the served OpenAPI document, loaded and validated once.
-func spec(t testing.TB) routers.Router {
-	specOnce.Do(func() {
-		doc, err := openapi3.NewLoader().LoadFromData(server.OpenAPI)
-		if err != nil {
-			specErr = err
-			return
-		}
-		if err := doc.Validate(context.Background()); err != nil {
-			specErr = err
-			return
-		}
-		specRouter, specErr = legacy.NewRouter(doc)
-	})
-	if specErr != nil {
-		t.Fatalf("openapi.json: %v", specErr)
-	}
-	return specRouter
-}
-
-// validating checks every exchange against the OpenAPI document: each
-// response must be one the document describes, and a request the document
-// refuses must not be answered with success.
-func validating(t *testing.T, h http.Handler) http.Handler {
-	router := spec(t)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, r)
-
-		vr := r.Clone(context.Background())
-		vr.Body = io.NopCloser(bytes.NewReader(body))
-		route, params, err := router.FindRoute(vr)
-		if err != nil {
-			if rec.Code < 400 {
-				t.Errorf("%s %s answered %d but is not in openapi.json: %v", r.Method, r.URL.Path, rec.Code, err)
-			}
-		} else {
-			opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}
-			in := &openapi3filter.RequestValidationInput{Request: vr, PathParams: params, Route: route, Options: opts}
-			if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil && rec.Code < 400 {
-				t.Errorf("%s %s: the request does not validate but was answered %d: %v", r.Method, r.URL.Path, rec.Code, err)
-			}
-			out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: rec.Code, Header: rec.Header(), Options: opts}
-			out.SetBodyBytes(rec.Body.Bytes())
-			if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
-				t.Errorf("%s %s: response %d does not validate: %v\n%.400s", r.Method, r.URL.Path, rec.Code, err, rec.Body.String())
-			}
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
-	})
 }
 
 // tarLayer is a layer of the given files.

@@ -91,12 +91,61 @@ type Registrar struct {
 	// Metrics is the registry /metrics serves.
 	Metrics prometheus.Registerer
 	mux     *http.ServeMux
+	doc     *document
+	err     error // the first malformed pattern
 }
 
-// Handle serves pattern (a net/http ServeMux pattern: "GET /api/v1/x/{id}")
-// for tokens of at least role need (RoleNone: no token).
+// Handle serves pattern ("METHOD /path", an OpenAPI path template such as
+// "GET /api/v1/x/{id}") for tokens of at least role need (RoleNone: no
+// token). The route must be described in /openapi.json: by the server's
+// own document or by a fragment given to Document; server.New fails
+// otherwise.
 func (x *Registrar) Handle(pattern string, need Role, h http.Handler) {
+	x.add(pattern, need, "")
 	x.Server.handle(x.mux, pattern, need, h)
+}
+
+// HandleForeign serves pattern for tokens of at least role need, as a route
+// of protocol f: described by f's own document, not by /openapi.json
+// (whose description names it), and a refused token is answered by
+// f.Refuse.
+func (x *Registrar) HandleForeign(pattern string, need Role, h http.Handler, f Foreign) {
+	spec := f.Spec
+	if spec == "" {
+		x.fail(&FragmentError{Reason: fmt.Sprintf("route %q: name the document that describes it (Foreign.Spec)", pattern)})
+		spec = "?"
+	}
+	x.add(pattern, need, spec)
+	refuse := f.Refuse
+	if refuse == nil {
+		refuse = writeError
+	}
+	x.mux.Handle(pattern, x.Server.observe(pattern, x.Server.requireWith(need, h, refuse)))
+}
+
+// Document adds an OpenAPI 3 fragment to /openapi.json: a JSON object with
+// "paths" (the operations of the routes the extension serves with Handle)
+// and "components" (the schemas, responses... they refer to; the server's
+// own, such as #/components/responses/Unauthorized, may be referred to).
+// An operation documented twice, or a component redefined differently, is
+// an error; the merged document is validated when server.New ends.
+func (x *Registrar) Document(fragment []byte) error {
+	return x.doc.merge(fragment)
+}
+
+func (x *Registrar) add(pattern string, need Role, foreign string) {
+	method, path, err := parsePattern(pattern)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	x.Server.routeList = append(x.Server.routeList, Route{Method: method, Path: path, Role: need, Foreign: foreign})
+}
+
+func (x *Registrar) fail(err error) {
+	if x.err == nil {
+		x.err = err
+	}
 }
 
 // Server is a bulkhead server.
@@ -112,6 +161,9 @@ type Server struct {
 	metrics   *httpMetrics
 	scans     *prometheus.CounterVec
 	events    *prometheus.CounterVec
+	// openapi is the merged document; routeList the routes.
+	openapi   []byte
+	routeList []Route
 }
 
 // New makes a server: it migrates the job queue's tables and registers
@@ -152,15 +204,28 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bulkhead_events_total", Help: "Events ingested, by kind (runtime, gate, admission)."}, []string{"kind"})
 	s.registry.MustRegister(s.scans, s.events)
 
+	doc, err := newDocument(OpenAPI)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
-	x := &Registrar{Server: s, Workers: river.NewWorkers(), Metrics: s.registry, mux: mux,
+	x := &Registrar{Server: s, Workers: river.NewWorkers(), Metrics: s.registry, mux: mux, doc: doc,
 		Queues: map[string]river.QueueConfig{QueueScan: {MaxWorkers: cfg.Concurrency}}}
 	river.AddWorker(x.Workers, &scanWorker{s: s})
-	s.routes(mux)
+	s.routes(x)
+	if x.err != nil {
+		return nil, x.err
+	}
 	for _, e := range cfg.Extensions {
 		if err := e.Register(x); err != nil {
-			return nil, fmt.Errorf("server extension: %w", err)
+			return nil, fmt.Errorf("server extension %T: %w", e, err)
 		}
+		if x.err != nil {
+			return nil, fmt.Errorf("server extension %T: %w", e, x.err)
+		}
+	}
+	if s.openapi, err = doc.build(s.routeList); err != nil {
+		return nil, err
 	}
 	q, err := openQueue(ctx, cfg.Queue, &river.Config{
 		Queues: x.Queues, Workers: x.Workers, PeriodicJobs: x.PeriodicJobs,
@@ -175,37 +240,30 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// routes registers the server's own routes.
-func (s *Server) routes(mux *http.ServeMux) {
-	s.handle(mux, "GET /healthz", RoleNone, http.HandlerFunc(s.handleHealth))
-	s.handle(mux, "GET /readyz", RoleNone, http.HandlerFunc(s.handleReady))
-	s.handle(mux, "GET /metrics", RoleRead, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	s.handle(mux, "GET /openapi.json", RoleRead, http.HandlerFunc(handleOpenAPI))
+// routes registers the server's own routes (described by OpenAPI).
+func (s *Server) routes(x *Registrar) {
+	x.Handle("GET /healthz", RoleNone, http.HandlerFunc(s.handleHealth))
+	x.Handle("GET /readyz", RoleNone, http.HandlerFunc(s.handleReady))
+	x.Handle("GET /metrics", RoleRead, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	x.Handle("GET /openapi.json", RoleRead, http.HandlerFunc(s.handleOpenAPI))
 
-	s.handle(mux, "POST /api/v1/scans", RoleScan, http.HandlerFunc(s.handleSubmit))
-	s.handle(mux, "GET /api/v1/jobs/{id}", RoleRead, http.HandlerFunc(s.handleJob))
-	s.handle(mux, "GET /api/v1/scans/{id}", RoleRead, http.HandlerFunc(s.handleScan))
-	s.handle(mux, "PUT /api/v1/inventory", RoleScan, http.HandlerFunc(s.handleUpload))
-	s.handle(mux, "POST /api/v1/inventory", RoleScan, http.HandlerFunc(s.handleUpload))
+	x.Handle("POST /api/v1/scans", RoleScan, http.HandlerFunc(s.handleSubmit))
+	x.Handle("GET /api/v1/jobs/{id}", RoleRead, http.HandlerFunc(s.handleJob))
+	x.Handle("GET /api/v1/scans/{id}", RoleRead, http.HandlerFunc(s.handleScan))
+	x.Handle("PUT /api/v1/inventory", RoleScan, http.HandlerFunc(s.handleUpload))
+	x.Handle("POST /api/v1/inventory", RoleScan, http.HandlerFunc(s.handleUpload))
 
-	s.handle(mux, "GET /api/v1/images", RoleRead, http.HandlerFunc(s.handleImages))
-	s.handle(mux, "GET /api/v1/vulnerabilities/{id}/affected", RoleRead, http.HandlerFunc(s.handleAffected))
-	s.handle(mux, "GET /api/v1/changes", RoleRead, http.HandlerFunc(s.handleChanges))
-	s.handle(mux, "GET /api/v1/diff", RoleRead, http.HandlerFunc(s.handleDiff))
+	x.Handle("GET /api/v1/images", RoleRead, http.HandlerFunc(s.handleImages))
+	x.Handle("GET /api/v1/vulnerabilities/{id}/affected", RoleRead, http.HandlerFunc(s.handleAffected))
+	x.Handle("GET /api/v1/changes", RoleRead, http.HandlerFunc(s.handleChanges))
+	x.Handle("GET /api/v1/diff", RoleRead, http.HandlerFunc(s.handleDiff))
 
-	s.handle(mux, "POST /api/v1/events/falco", RoleScan, http.HandlerFunc(s.handleFalco))
-	s.handle(mux, "POST /api/v1/events/decisions", RoleScan, http.HandlerFunc(s.handleDecision))
-	s.handle(mux, "GET /api/v1/events", RoleRead, http.HandlerFunc(s.handleEvents))
+	x.Handle("POST /api/v1/events/falco", RoleScan, http.HandlerFunc(s.handleFalco))
+	x.Handle("POST /api/v1/events/decisions", RoleScan, http.HandlerFunc(s.handleDecision))
+	x.Handle("GET /api/v1/events", RoleRead, http.HandlerFunc(s.handleEvents))
 
-	s.handle(mux, "POST /api/v1/tokens", RoleAdmin, http.HandlerFunc(s.handleCreateToken))
-	s.handle(mux, "DELETE /api/v1/tokens/{name}", RoleAdmin, http.HandlerFunc(s.handleDeleteToken))
-}
-
-// HandleErrors is Handle for routes of a protocol with its own error
-// bodies: a refused token (401, 403, or 503 when the database does not
-// answer) is answered by fail with the status and the reason.
-func (x *Registrar) HandleErrors(pattern string, need Role, h http.Handler, fail func(w http.ResponseWriter, status int, reason string)) {
-	x.mux.Handle(pattern, x.Server.observe(pattern, x.Server.requireWith(need, h, fail)))
+	x.Handle("POST /api/v1/tokens", RoleAdmin, http.HandlerFunc(s.handleCreateToken))
+	x.Handle("DELETE /api/v1/tokens/{name}", RoleAdmin, http.HandlerFunc(s.handleDeleteToken))
 }
 
 func (s *Server) handle(mux *http.ServeMux, pattern string, need Role, h http.Handler) {

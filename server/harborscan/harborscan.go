@@ -100,7 +100,7 @@ func (e *Extension) Register(x *server.Registrar) error {
 	}
 	h := harbor.New(b, ho) // the server's routes check the token
 	for _, p := range []string{"GET /api/v1/metadata", "POST /api/v1/scan", "GET /api/v1/scan/{id}/report"} {
-		x.HandleErrors(p, server.RoleScan, h, refuse)
+		x.HandleForeign(p, server.RoleScan, h, server.Foreign{Spec: "Harbor's Pluggable Scanner API v1.2 (goharbor/pluggable-scanner-spec)", Refuse: refuse})
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/server/harbor"
 	"github.com/bulkhead-sec/bulkhead/server/harbor/harbortest"
 	"github.com/bulkhead-sec/bulkhead/server/harborscan"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 	"github.com/bulkhead-sec/bulkhead/server/store"
 	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
 )
@@ -151,7 +153,9 @@ func newServer(t *testing.T, st *sqlstore.Store, start bool, logs io.Writer) (*s
 		}
 		t.Cleanup(func() { srv.Stop() })
 	}
-	ts := httptest.NewServer(srv.Handler())
+	// Harbor's routes are validated by harbortest against Harbor's spec;
+	// any other exchange against the server's /openapi.json.
+	ts := httptest.NewServer(servertest.Validating(t, srv))
 	t.Cleanup(ts.Close)
 	return srv, ext, ts.URL
 }
@@ -306,5 +310,39 @@ func TestHarborCredentialLostOnRestart(t *testing.T) {
 				t.Errorf("the registry was asked for the image without its credential")
 			}
 		})
+	}
+}
+
+// TestOpenAPI: Harbor's routes are not in the server's /openapi.json (the
+// vendored spec describes them), but its description names them; the
+// server lists them as foreign routes.
+func TestOpenAPI(t *testing.T) {
+	st, _ := openStore(t, sqlstore.SQLite)
+	srv, _, _ := newServer(t, st, false, io.Discard)
+	doc, _ := servertest.Spec(t, srv)
+	harborRoutes := []string{"GET /api/v1/metadata", "POST /api/v1/scan", "GET /api/v1/scan/{id}/report"}
+	for _, r := range harborRoutes {
+		method, path, _ := strings.Cut(r, " ")
+		if item := doc.Paths.Value(path); item != nil && item.GetOperation(method) != nil {
+			t.Errorf("%s is in /openapi.json", r)
+		}
+		if !strings.Contains(doc.Info.Description, r) {
+			t.Errorf("/openapi.json's description does not name %s: %q", r, doc.Info.Description)
+		}
+	}
+	if !strings.Contains(doc.Info.Description, "Pluggable Scanner API v1.2") {
+		t.Errorf("/openapi.json's description does not name Harbor's spec: %q", doc.Info.Description)
+	}
+	n := 0
+	for _, r := range srv.Routes() {
+		if r.Foreign != "" {
+			n++
+			if r.Role != server.RoleScan || !slices.Contains(harborRoutes, r.Method+" "+r.Path) {
+				t.Errorf("foreign route %+v", r)
+			}
+		}
+	}
+	if n != len(harborRoutes) {
+		t.Errorf("%d foreign routes, want %d", n, len(harborRoutes))
 	}
 }

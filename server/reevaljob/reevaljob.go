@@ -28,6 +28,7 @@ package reevaljob
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,10 +148,18 @@ func New(o Options) *Extension {
 	return &Extension{o: o}
 }
 
-// Register adds the worker, its queue, the periodic update, the metrics
-// and the routes.
+// openAPI documents the routes in the server's /openapi.json.
+//
+//go:embed openapi.json
+var openAPI []byte
+
+// Register adds the worker, its queue, the periodic update, the metrics,
+// the routes and their documentation.
 func (e *Extension) Register(x *server.Registrar) error {
 	e.s = x.Server
+	if err := x.Document(openAPI); err != nil {
+		return err
+	}
 	m, err := reeval.NewMetrics(x.Metrics)
 	if err != nil {
 		return err

@@ -18,12 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"github.com/bulkhead-sec/bulkhead/internal/pgtest"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/server"
 	"github.com/bulkhead-sec/bulkhead/server/reeval"
 	"github.com/bulkhead-sec/bulkhead/server/reevaljob"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 	"github.com/bulkhead-sec/bulkhead/server/store"
 	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
@@ -94,7 +97,7 @@ func replica(t *testing.T, st *sqlstore.Store, o reevaljob.Options) (*server.Ser
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(servertest.Validating(t, srv))
 	t.Cleanup(func() { ts.Close(); srv.Stop(); srv.Matcher().Close() })
 	return srv, ts.URL
 }
@@ -289,22 +292,26 @@ func TestImportAPI(t *testing.T) {
 				Reevaluation reevaljob.Job
 			}
 			json.Unmarshal(b, &resp)
-			var j reevaljob.Job
-			deadline := time.Now().Add(30 * time.Second)
-			for j.State != "completed" {
-				if time.Now().After(deadline) {
-					t.Fatalf("re-evaluation not done: %+v", j)
+			wait := func(id int64) reevaljob.Job {
+				var j reevaljob.Job
+				deadline := time.Now().Add(30 * time.Second)
+				for j.State != "completed" {
+					if time.Now().After(deadline) {
+						t.Fatalf("re-evaluation not done: %+v", j)
+					}
+					time.Sleep(100 * time.Millisecond)
+					req, _ := http.NewRequest("GET", base+"/api/v1/reevaluations/"+strconv.FormatInt(id, 10), nil)
+					req.Header.Set("Authorization", "Bearer "+scanTok)
+					r, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					json.NewDecoder(r.Body).Decode(&j)
+					r.Body.Close()
 				}
-				time.Sleep(100 * time.Millisecond)
-				req, _ := http.NewRequest("GET", base+"/api/v1/reevaluations/"+strconv.FormatInt(resp.Reevaluation.ID, 10), nil)
-				req.Header.Set("Authorization", "Bearer "+scanTok)
-				r, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				json.NewDecoder(r.Body).Decode(&j)
-				r.Body.Close()
+				return j
 			}
+			j := wait(resp.Reevaluation.ID)
 			if j.Output == nil || !j.Output.Ran || j.Output.Summary.Appeared != 1 {
 				t.Fatalf("re-evaluation: %+v", j.Output)
 			}
@@ -312,6 +319,87 @@ func TestImportAPI(t *testing.T) {
 			if err != nil || len(ch) != 1 || ch[0].Finding.ID != id {
 				t.Fatalf("changes: %v %+v", err, ch)
 			}
+
+			// A zip of records, as the OSV bucket's all.zip.
+			const zid = "BULKTEST-2026-0303"
+			var zb bytes.Buffer
+			zw := zip.NewWriter(&zb)
+			zf, _ := zw.Create(zid + ".json")
+			zf.Write(record(zid, "npm", "left-pad", "1.2.0"))
+			zw.Close()
+			status, b = do(adminToken, "application/zip", zb.Bytes())
+			resp.Imported = reevaljob.ImportResult{}
+			if err := json.Unmarshal(b, &resp); status != 202 || err != nil || resp.Imported.Written != 1 {
+				t.Fatalf("zip import: %d %s", status, b)
+			}
+			if j := wait(resp.Reevaluation.ID); j.Output == nil || j.Output.Summary == nil || j.Output.Summary.Appeared != 1 {
+				t.Fatalf("re-evaluation after the zip import: %+v", j.Output)
+			}
 		})
+	}
+}
+
+// TestDocumented: the re-evaluation routes are in the server's
+// /openapi.json with their request media types and the role each needs in
+// its description, the exchanges of every test here validate against it
+// (replica serves through servertest.Validating), and every documented
+// operation refuses a missing or unknown token (401) and the roles below
+// its own (403).
+func TestDocumented(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "server.db"))
+	srv, base := replica(t, st, reevaljob.Options{Match: pipeline.MatchOptions{DBPath: vulnDB(t)}})
+	tokens := map[server.Role]string{server.RoleAdmin: adminToken}
+	for _, r := range []server.Role{server.RoleRead, server.RoleScan} {
+		tok, err := server.CreateToken(t.Context(), st, "test-"+r.String(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[r] = tok
+	}
+	req, _ := http.NewRequest("GET", base+"/openapi.json", nil)
+	req.Header.Set("Authorization", "Bearer "+tokens[server.RoleRead])
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	doc, err := openapi3.NewLoader().LoadFromData(served)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[string]server.Role{}
+	for _, rt := range srv.Routes() {
+		routes[rt.Method+" "+rt.Path] = rt.Role
+	}
+	for op, need := range map[string]server.Role{
+		"POST /api/v1/reevaluate":        server.RoleAdmin,
+		"POST /api/v1/vulndb/update":     server.RoleAdmin,
+		"POST /api/v1/vulndb/import":     server.RoleAdmin,
+		"GET /api/v1/reevaluations/{id}": server.RoleRead,
+	} {
+		method, path, _ := strings.Cut(op, " ")
+		item := doc.Paths.Value(path)
+		if item == nil || item.GetOperation(method) == nil {
+			t.Errorf("%s is not in /openapi.json", op)
+			continue
+		}
+		o := item.GetOperation(method)
+		if !strings.Contains(o.Description, "role "+need.String()) {
+			t.Errorf("%s: the description does not say it needs role %s: %q", op, need, o.Description)
+		}
+		if routes[op] != need {
+			t.Errorf("%s is served for role %s, documented as %s", op, routes[op], need)
+		}
+		if o.Responses.Status(401) == nil || o.Responses.Status(403) == nil {
+			t.Errorf("%s: 401 and 403 are not documented", op)
+		}
+	}
+	body := doc.Paths.Value("/api/v1/vulndb/import").Post.RequestBody.Value
+	if body.GetMediaType("application/json") == nil || body.GetMediaType("application/zip") == nil {
+		t.Errorf("the import's media types are not documented")
+	}
+	if n := servertest.CheckAuth(t, srv, base, tokens); n < 4 {
+		t.Errorf("CheckAuth checked %d operations", n)
 	}
 }
