@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/bulkhead-sec/bulkhead/finding"
-	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/server/store"
 	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
 )
@@ -41,10 +39,13 @@ func (s *testStore) EachLatest(ctx context.Context, fn func(*store.Scan) error) 
 	})
 }
 
-func (s *testStore) Reevaluated(ctx context.Context, id int64, db *report.DBInfo, fs []finding.Finding, cs []store.Change) error {
+func (s *testStore) ReevaluatedBatch(ctx context.Context, rs []store.Reevaluation) error {
 	if s.failWrites != nil {
 		return s.failWrites
 	}
-	s.writes.Add(1)
-	return s.Store.Reevaluated(ctx, id, db, fs, cs)
+	if err := s.Store.ReevaluatedBatch(ctx, rs); err != nil {
+		return err
+	}
+	s.writes.Add(int64(len(rs)))
+	return nil
 }
