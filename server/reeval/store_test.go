@@ -2,6 +2,7 @@ package reeval
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,8 @@ type testStore struct {
 	*sqlstore.Store
 	writes     atomic.Int64
 	failWrites error
+	refuse     int64        // ReevaluatedBatch refuses a batch holding this scan (ErrInvalid), as the store refuses bad input
+	batches    atomic.Int64 // ReevaluatedBatch calls of more than one image
 	noInv      map[int64]bool
 }
 
@@ -42,6 +45,14 @@ func (s *testStore) EachLatest(ctx context.Context, fn func(*store.Scan) error) 
 func (s *testStore) ReevaluatedBatch(ctx context.Context, rs []store.Reevaluation) error {
 	if s.failWrites != nil {
 		return s.failWrites
+	}
+	for _, r := range rs {
+		if r.ScanID == s.refuse {
+			return fmt.Errorf("re-evaluated scan %d: %w: refused by the test", r.ScanID, store.ErrInvalid)
+		}
+	}
+	if len(rs) > 1 {
+		s.batches.Add(1)
 	}
 	if err := s.Store.ReevaluatedBatch(ctx, rs); err != nil {
 		return err
