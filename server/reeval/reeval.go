@@ -63,7 +63,7 @@ type Options struct {
 	// images: with KeepInfo a run writes only the images that changed.
 	KeepInfo bool
 	// Batch bounds the images one store transaction records
-	// (store.ReevaluatedBatch; default 128), and BatchWait how long a
+	// (store.ReevaluatedBatch; default 64), and BatchWait how long a
 	// writer waits for a batch to fill once it holds one image (default
 	// 50 ms). A batch commits all or none: when it fails, its images are
 	// recorded again one at a time, so that one bad image fails alone.
@@ -78,7 +78,7 @@ type Options struct {
 const (
 	defaultMaxReportChanges = 10000
 	defaultMaxErrors        = 20
-	defaultBatch            = 128
+	defaultBatch            = 64
 	defaultBatchWait        = 50 * time.Millisecond
 )
 

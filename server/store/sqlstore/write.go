@@ -34,7 +34,7 @@ const DefaultMaxBatch = 64
 
 // writerCacheKiB is the writer connection's page cache (SQLite's default
 // is 2 MiB, which one batch of uploads overflows).
-const writerCacheKiB = 64 << 10
+const writerCacheKiB = 32 << 10
 
 // ErrClosed is returned for a write to a closed store.
 var ErrClosed = errors.New("store closed")
