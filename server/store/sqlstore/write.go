@@ -114,9 +114,9 @@ func (g *groupWriter) loop() {
 // the other in one transaction. When one fails, the transaction is rolled
 // back, that write's caller gets its error, and the others run again in a
 // new transaction without it: a failing write fails alone, and no write is
-// kept half-done. (Savepoints per write would do the same without the
-// re-run, but cost every write a copy of each page it touches, and a write
-// rarely fails inside the transaction: the input is checked before.)
+// kept half-done. (A savepoint per write would avoid the re-run; the
+// re-run is simpler and costs nothing in the common case, as a write
+// rarely fails inside the transaction: its input is checked before.)
 func (g *groupWriter) run(batch []*writeReq) {
 	g.batches.Add(1)
 	g.writes.Add(int64(len(batch)))
