@@ -44,8 +44,10 @@ const (
 type Options struct {
 	// Workers match inventories in parallel (default GOMAXPROCS); Writers
 	// record the results (default Workers), so that matching goes on while
-	// a write waits for the database. At most about 3×Workers+Writers
-	// stored scans are held in memory at once, whatever the fleet's size.
+	// a write waits for the database. At most about
+	// 3×Workers+Writers×Batch stored scans (the inventories of those
+	// matched already let go) are held in memory at once, whatever the
+	// fleet's size.
 	Workers int
 	Writers int
 	// MaxReportChanges bounds the changes handed to the notifier in one
