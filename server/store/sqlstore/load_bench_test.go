@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,13 +17,18 @@ import (
 // inventory (30 findings) with a sighting at the same time, as 50 CI
 // uploads do; b.N scans in all. Reports each call's p50 and p99 latency
 // and the throughput. Run it with a fixed count, e.g.
-// -bench PutScanConcurrent -benchtime 1000x.
+// -bench PutScanConcurrent -benchtime 1000x. BULKHEAD_BENCH_PG_POOL=N
+// sets PostgreSQL's pool size (pgtest's server runs with fsync off).
 func BenchmarkPutScanConcurrent(b *testing.B) {
 	const clients = 50
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {
 			ctx := context.Background()
-			s := openT(b, be.dsn(b), Options{})
+			dsn := be.dsn(b)
+			if n := os.Getenv("BULKHEAD_BENCH_PG_POOL"); n != "" && be.name == Postgres {
+				dsn += "&pool_max_conns=" + n // the pool size to compare (default 16)
+			}
+			s := openT(b, dsn, Options{})
 			scans := make([]*store.Scan, 64)
 			for i := range scans {
 				scans[i] = genScan(i, 300)
