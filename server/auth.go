@@ -131,6 +131,12 @@ func (s *Server) authenticate(ctx context.Context, token string) (*principal, er
 // require wraps h so that it runs only for a token of at least role need:
 // 401 without a valid token, 403 with a token of a lower role.
 func (s *Server) require(need Role, h http.Handler) http.Handler {
+	return s.requireWith(need, h, writeError)
+}
+
+// requireWith is require answering refusals with fail (an extension's
+// error format).
+func (s *Server) requireWith(need Role, h http.Handler, writeError func(http.ResponseWriter, int, string)) http.Handler {
 	if need == RoleNone {
 		return h
 	}

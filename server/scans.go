@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -29,6 +30,11 @@ type ScanArgs struct {
 	// Reference is canonical (name.ParseReference(...).Name()).
 	Reference string `json:"reference" river:"unique"`
 	Platform  string `json:"platform,omitempty" river:"unique"`
+	// Auth and Insecure are for ScanReference's callers (the Harbor
+	// adapter's worker, which holds a request's registry credential in
+	// memory): they are never written to the queue.
+	Auth     authn.Authenticator `json:"-"`
+	Insecure bool                `json:"-"`
 }
 
 // Kind is river's name of the job.
@@ -71,7 +77,7 @@ func (w *scanWorker) Work(ctx context.Context, job *river.Job[ScanArgs]) error {
 // ScanReference pulls and scans a reference with the pipeline and stores
 // the scan (what a scan job does; the Harbor adapter's worker calls it).
 func (s *Server) ScanReference(ctx context.Context, a ScanArgs) (int64, string, error) {
-	o := pipeline.Options{TempDir: s.cfg.TempDir, Insecure: s.cfg.Insecure, Matcher: s.Matcher()}
+	o := pipeline.Options{TempDir: s.cfg.TempDir, Insecure: s.cfg.Insecure || a.Insecure, Matcher: s.Matcher(), Auth: a.Auth}
 	if a.Platform != "" {
 		p, err := v1.ParsePlatform(a.Platform)
 		if err != nil {
@@ -171,6 +177,21 @@ func (s *Server) ScanJob(ctx context.Context, id int64) (*Job, error) {
 	}
 	return jobOf(row), nil
 }
+
+// JobRow is the queue's row of job id, of any kind (an extension's jobs:
+// Harbor scans, re-evaluations); store.ErrNotFound when there is none.
+func (s *Server) JobRow(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	row, err := s.queue.JobGet(ctx, id)
+	if errors.Is(err, rivertype.ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	return row, err
+}
+
+// Retryable says whether a scan error may go away (a registry that
+// answered 429 or 5xx, or could not be reached): an extension's worker
+// returns it to river to retry, and cancels the job on any other.
+func Retryable(err error) bool { return retryable(err) }
 
 func jobOf(row *rivertype.JobRow) *Job {
 	var a ScanArgs

@@ -201,6 +201,13 @@ func (s *Server) routes(mux *http.ServeMux) {
 	s.handle(mux, "DELETE /api/v1/tokens/{name}", RoleAdmin, http.HandlerFunc(s.handleDeleteToken))
 }
 
+// HandleErrors is Handle for routes of a protocol with its own error
+// bodies: a refused token (401, 403, or 503 when the database does not
+// answer) is answered by fail with the status and the reason.
+func (x *Registrar) HandleErrors(pattern string, need Role, h http.Handler, fail func(w http.ResponseWriter, status int, reason string)) {
+	x.mux.Handle(pattern, x.Server.observe(pattern, x.Server.requireWith(need, h, fail)))
+}
+
 func (s *Server) handle(mux *http.ServeMux, pattern string, need Role, h http.Handler) {
 	mux.Handle(pattern, s.observe(pattern, s.require(need, h)))
 }

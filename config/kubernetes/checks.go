@@ -115,6 +115,9 @@ var Checks = []*Check{
 		Fix: "Set securityContext.runAsUser to a non-zero UID and runAsNonRoot: true (on the pod or the container).", Link: secCtxLink, run: checkRunsAsRoot},
 	{ID: "BH-K8S-110", Severity: finding.Critical, Title: "Container runtime socket mounted",
 		Fix: "Remove the hostPath volume of the runtime socket; a container with it controls the node.", Link: "https://kubernetes.io/docs/concepts/storage/volumes/#hostpath", run: checkRuntimeSocket},
+	{ID: SecretEnvCheckID, Severity: finding.Low, Title: "Secret passed in an environment variable",
+		Fix:  "Mount the Secret as a volume (secret or projected volume, or the Secrets Store CSI driver) and read the file: environment variables are inherited by child processes, readable in /proc/<pid>/environ and often dumped into logs and crash reports.",
+		Link: "https://kubernetes.io/docs/concepts/security/secrets-good-practices/", run: checkSecretEnv},
 	{ID: "BH-K8S-108", Severity: finding.Medium, Title: "Secret with data committed in a manifest",
 		Fix:  "Keep secret values out of the repository: use an external secret store (External Secrets, Sealed Secrets, SOPS) and rotate the committed values.",
 		Link: "https://kubernetes.io/docs/concepts/security/secrets-good-practices/", run: checkSecretObject},
@@ -168,31 +171,45 @@ func checkLimit(res corev1.ResourceName) func(o *Object, _ *streamContext) []Hit
 // until the stream's ServiceAccounts are known.
 const automountCheckID = "BH-K8S-104"
 
+// checkAutomount reports a service account token mounted into pods that
+// do not seem to need it. The heuristic for "the pod calls the API
+// server": the manifests bind its service account to a Role or
+// ClusterRole that grants more than discovery (needsAPI). A pod whose
+// account no binding of the manifests names gets only what every
+// identity has, so its token serves an attacker in the container, not the
+// pod; one whose account is bound keeps its token without a finding.
 func checkAutomount(o *Object, sc *streamContext) []Hit {
 	if o.Kind == "ServiceAccount" {
 		if v, ok := o.Raw["automountServiceAccountToken"].(bool); !ok || v {
-			return []Hit{{Path: Field(o.Path, "automountServiceAccountToken"), Message: fmt.Sprintf("ServiceAccount %q mounts its token into every pod", o.Meta.Name)}}
+			if sc.needsAPI(o.Meta.Namespace, o.Meta.Name, true) {
+				return nil
+			}
+			return []Hit{{Path: Field(o.Path, "automountServiceAccountToken"), Message: fmt.Sprintf("ServiceAccount %q mounts its token into every pod, and no binding in these manifests grants it anything", o.Meta.Name)}}
 		}
 		return nil
 	}
 	if o.Pod == nil || o.Kind == "PodTemplate" {
 		return nil
 	}
+	sa := o.Pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = o.Pod.Spec.DeprecatedServiceAccount
+	}
+	if sa == "" {
+		sa = "default"
+	}
 	a := o.Pod.Spec.AutomountServiceAccountToken
+	podSet := a != nil
 	if a == nil {
 		// the pod's field wins; unset, the ServiceAccount's decides
 		// (kubelet semantics), when the stream defines that account
-		sa := o.Pod.Spec.ServiceAccountName
-		if sa == "" {
-			sa = o.Pod.Spec.DeprecatedServiceAccount
-		}
-		if sa == "" {
-			sa = "default"
-		}
 		a = sc.serviceAccountAutomount(o.Meta.Namespace, sa)
 	}
 	if a == nil || *a {
-		return []Hit{{Path: o.Pod.SpecPath + ".automountServiceAccountToken", Message: "pod mounts a service account token"}}
+		if sc.needsAPI(o.Meta.Namespace, sa, podSet) {
+			return nil
+		}
+		return []Hit{{Path: o.Pod.SpecPath + ".automountServiceAccountToken", Message: fmt.Sprintf("pod mounts the token of service account %q, which no binding in these manifests grants anything (the pod seems not to call the API)", sa)}}
 	}
 	return nil
 }
@@ -274,6 +291,34 @@ func checkEnvSecrets(o *Object, _ *streamContext) []Hit {
 				continue
 			}
 			hits = append(hits, containerHit(c, fmt.Sprintf(".env[%d].value", i), fmt.Sprintf("sets %s to a literal value", e.Name)))
+		}
+	}
+	return hits
+}
+
+// SecretEnvCheckID is checkSecretEnv's ID.
+const SecretEnvCheckID = "BH-K8S-111"
+
+// checkSecretEnv reports a Secret's value handed to a container in an
+// environment variable (env[].valueFrom.secretKeyRef, envFrom[].secretRef)
+// where a mounted file would do. Informational: the value is in a Secret,
+// as it should be; only its delivery can be narrower.
+func checkSecretEnv(o *Object, _ *streamContext) []Hit {
+	if o.Pod == nil {
+		return nil
+	}
+	var hits []Hit
+	for _, c := range o.Pod.Containers() {
+		for i, e := range c.C.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				r := e.ValueFrom.SecretKeyRef
+				hits = append(hits, containerHit(c, fmt.Sprintf(".env[%d].valueFrom.secretKeyRef", i), fmt.Sprintf("sets %s from key %s of Secret %s", e.Name, r.Key, r.Name)))
+			}
+		}
+		for i, e := range c.C.EnvFrom {
+			if e.SecretRef != nil {
+				hits = append(hits, containerHit(c, fmt.Sprintf(".envFrom[%d].secretRef", i), fmt.Sprintf("takes every key of Secret %s as environment variables", e.SecretRef.Name)))
+			}
 		}
 	}
 	return hits

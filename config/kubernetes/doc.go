@@ -11,6 +11,14 @@
 // account tokens, image pinning, literal secrets, committed Secrets) are
 // here. Every finding carries the line of the offending field.
 //
+// The RBAC assessment (AssessRBAC, BH-K8S-201…209) judges the Roles,
+// ClusterRoles and bindings of one stream together, resolving roleRefs to
+// the stream's roles or the API server's built-in ClusterRoles, and names
+// the subjects and workloads that hold each risky permission; committed
+// Secrets have their decoded values run through the secret rules,
+// redacted; external secret stores are recognised and never flagged
+// (docs/kubernetes-rbac-secrets.md).
+//
 // An object opts out of checks with the annotation
 // bulkhead.dev/ignore: "BH-K8S-003,BH-K8S-101".
 package kubernetes

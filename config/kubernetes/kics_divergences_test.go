@@ -42,6 +42,10 @@ var kicsDivergences = []kicsDivergence{
 		Why: "same pods, other line: for the pods whose only seccomp setting is the PodSecurityPolicy defaultProfileName annotation (which sets nothing on a Pod), KICS names the annotation, bulkhead the container that has no profile"},
 	{Case: "service_account_token_automount_not_disabled/positive2.yaml", Check: "BH-K8S-104", Bulkhead: []int{5, 21}, KICS: []int{5},
 		Why: "bulkhead also names the Deployment's pod spec (line 21): it sets no automountServiceAccountToken, so its pods get the token of redistest-sa, which sets true (kubelet: the pod's field wins, unset the ServiceAccount's); the workload is where the token is mounted and where a per-workload opt-out goes"},
+	{Case: "rbac_wildcard_in_rule/positive.yaml", Check: "BH-K8S-201", Bulkhead: []int{7, 18, 29}, KICS: []int{7, 9, 18, 19, 20, 29, 31},
+		Why: "same rules: KICS reports each field holding a wildcard (apiGroups, resources and verbs apart), bulkhead one finding per rule, on its first wildcard field, naming every wildcard field in the message"},
+	{Case: "service_account_allows_access_secrets/negative.yaml", Check: "BH-K8S-205", Bulkhead: []int{10, 21, 95, 106}, KICS: nil,
+		Why: "these roles read secrets but are unbound, or bound to a subject of kind NotServiceAccount (which the API server rejects); KICS's query only flags roles bound to a service account, bulkhead's BH-K8S-205 judges every role (the cluster may bind it) and names the holders when the manifests bind it"},
 	{Case: "workload_host_port_not_specified/positive.yaml", Check: "BH-K8S-006", Bulkhead: []int{12, 27}, KICS: []int{9, 24},
 		Why: "same containers, other line: KICS names the ports: key, bulkhead each hostPort field (a container may list several ports, only some with a hostPort)"},
 }

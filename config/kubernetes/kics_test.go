@@ -36,6 +36,17 @@ var kicsMapping = map[string][]string{
 	"docker_daemon_socket_is_exposed_to_containers": {"BH-K8S-110"},
 	"cluster_allows_unsafe_sysctls":                 {"BH-K8S-011"},
 	"workload_host_port_not_specified":              {"BH-K8S-006"},
+	// RBAC and Secrets hygiene
+	"rbac_wildcard_in_rule":                                  {RBACWildcard},
+	"rbac_roles_allow_privilege_escalation":                  {RBACEscalate},
+	"rbac_roles_with_impersonate_permission":                 {RBACImpersonate},
+	"rbac_roles_with_exec_permission":                        {RBACExecAttach},
+	"rbac_roles_with_attach_permission":                      {RBACExecAttach},
+	"rbac_roles_with_read_secrets_permissions":               {RBACReadSecrets},
+	"service_account_allows_access_secrets":                  {RBACReadSecrets},
+	"cluster_admin_role_binding_with_super_user_permissions": {RBACClusterAdmin},
+	"role_binding_to_default_service_account":                {RBACDefaultSA},
+	"secrets_as_environment_variables":                       {SecretEnvCheckID},
 }
 
 type kicsExpected struct {

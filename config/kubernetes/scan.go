@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulkhead-sec/bulkhead/diag"
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/secret"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 )
@@ -25,6 +26,9 @@ type Options struct {
 	Version string
 	// Extra are more checks to run on each object (CEL policies).
 	Extra []ObjectChecker
+	// Secrets scans the decoded values of committed Secret objects; nil
+	// uses secret.Default().
+	Secrets *secret.Scanner
 }
 
 // ObjectChecker is a check run beside the built-in ones (the CEL policies
@@ -77,25 +81,34 @@ func New(opts Options) (*Scanner, error) {
 }
 
 // streamContext is what the objects of one stream tell about each other:
-// a pod's ServiceAccount decides whether its token is mounted.
+// a pod's ServiceAccount decides whether its token is mounted, the RBAC
+// bindings whether the pod calls the API, and the roles, bindings and
+// workloads together make the RBAC assessment.
 type streamContext struct {
 	automount map[string]*bool // namespace/name of a ServiceAccount -> its automountServiceAccountToken
-	// pending is set for a Stream, whose accounts are not all known yet;
-	// waiting then names the account the last lookup missed.
-	pending bool
-	waiting string
+	rbac      RBACSet
+	bound     map[string]map[string]bool // boundServiceAccounts, computed when first needed
+	// pending is set for a Stream, whose accounts and bindings are not all
+	// known yet; waiting then names the account the last automount
+	// finding depends on, and waitingPod says the pod's own field decided
+	// that the token is mounted.
+	pending    bool
+	waiting    string
+	waitingPod bool
 }
 
-func newStreamContext(objs []*Object) *streamContext {
+func newStreamContext(objs []*Object) (*streamContext, error) {
 	sc := &streamContext{automount: map[string]*bool{}}
 	for _, o := range objs {
-		sc.add(o)
+		if err := sc.add(o); err != nil {
+			return sc, err
+		}
 	}
-	return sc
+	return sc, nil
 }
 
-// add records a ServiceAccount.
-func (sc *streamContext) add(o *Object) {
+// add records a ServiceAccount, an RBAC object or a workload.
+func (sc *streamContext) add(o *Object) error {
 	if o.Kind == "ServiceAccount" && strings.HasPrefix(o.APIVersion, "v1") {
 		var v *bool
 		if b, ok := o.Raw["automountServiceAccountToken"].(bool); ok {
@@ -103,6 +116,8 @@ func (sc *streamContext) add(o *Object) {
 		}
 		sc.automount[o.Meta.Namespace+"/"+o.Meta.Name] = v
 	}
+	sc.bound = nil
+	return sc.rbac.Add(o)
 }
 
 func (sc *streamContext) serviceAccountAutomount(ns, name string) *bool {
@@ -118,12 +133,33 @@ func (sc *streamContext) serviceAccountAutomount(ns, name string) *bool {
 	return a
 }
 
+// needsAPI is the heuristic for "the pod calls the API server": the
+// manifests bind its service account (namespace/name) to a Role or
+// ClusterRole that grants more than discovery. In a Stream the answer
+// waits for Finish: it says no, and the caller's finding is held.
+func (sc *streamContext) needsAPI(ns, name string, podSet bool) bool {
+	if sc == nil {
+		return false
+	}
+	if sc.pending {
+		sc.waiting, sc.waitingPod = ns+"/"+name, podSet
+		return false
+	}
+	if sc.bound == nil {
+		sc.bound = sc.rbac.boundServiceAccounts()
+	}
+	return bindsServiceAccount(sc.bound, ns, name)
+}
+
 // Scan checks every object and returns the findings, sorted by file, line
 // and ID. Objects of one stream see each other (a pod and the
 // ServiceAccount it uses).
 func (s *Scanner) Scan(objs []*Object) ([]finding.Finding, error) {
 	var out []finding.Finding
-	sc := newStreamContext(objs)
+	sc, err := newStreamContext(objs)
+	if err != nil {
+		return nil, err
+	}
 	for _, o := range objs {
 		fs, err := s.object(o, sc)
 		if err != nil {
@@ -131,15 +167,19 @@ func (s *Scanner) Scan(objs []*Object) ([]finding.Finding, error) {
 		}
 		out = append(out, fs...)
 	}
+	if !sc.rbac.Empty() {
+		out = append(out, AssessRBAC(&sc.rbac).Findings...)
+	}
 	SortFindings(out)
 	return out, nil
 }
 
 // Stream checks the objects of one stream as they are decoded, holding
 // none of them: Check each document's objects, then Finish. The findings
-// are those Scan gives for the whole stream; a pod whose token mounting
-// the stream's ServiceAccount decides, when that account comes later in
-// the stream, has that one finding held (compactly) until Finish.
+// are those Scan gives for the whole stream: a pod's automount finding,
+// which the stream's ServiceAccounts and bindings decide, is held
+// (compactly) until Finish, and the RBAC assessment, which needs every
+// role and binding, is made by Finish from the compact RBACSet.
 type Stream struct {
 	s       *Scanner
 	sc      *streamContext
@@ -151,6 +191,7 @@ type Stream struct {
 // ServiceAccount namespace/name, kept as what differs from pod to pod.
 type pendingAutomount struct {
 	account string
+	podSet  bool // the pod's own field mounts the token
 	tmpl    *finding.Finding
 	loc     finding.Location
 	desc    string
@@ -166,11 +207,13 @@ func (s *Scanner) NewStream() *Stream {
 // sorted by line and ID.
 func (st *Stream) Check(objs []*Object) ([]finding.Finding, error) {
 	for _, o := range objs {
-		st.sc.add(o)
+		if err := st.sc.add(o); err != nil {
+			return nil, err
+		}
 	}
 	var out []finding.Finding
 	for _, o := range objs {
-		st.sc.waiting = ""
+		st.sc.waiting, st.sc.waitingPod = "", false
 		fs, err := st.s.object(o, st.sc)
 		if err != nil {
 			return out, err
@@ -179,7 +222,7 @@ func (st *Stream) Check(objs []*Object) ([]finding.Finding, error) {
 			kept := fs[:0]
 			for _, f := range fs {
 				if f.ID == automountCheckID && f.Location != nil {
-					st.hold(st.sc.waiting, f)
+					st.hold(st.sc.waiting, st.sc.waitingPod, f)
 					continue
 				}
 				kept = append(kept, f)
@@ -192,7 +235,7 @@ func (st *Stream) Check(objs []*Object) ([]finding.Finding, error) {
 	return out, nil
 }
 
-func (st *Stream) hold(account string, f finding.Finding) {
+func (st *Stream) hold(account string, podSet bool, f finding.Finding) {
 	t := st.tmpl[f.Title+"\x00"+f.Target]
 	if t == nil {
 		t = &finding.Finding{ID: f.ID, Kind: f.Kind, Severity: f.Severity, SeveritySource: f.SeveritySource, Title: f.Title, Target: f.Target, Fix: f.Fix, References: f.References}
@@ -201,15 +244,21 @@ func (st *Stream) hold(account string, f finding.Finding) {
 		}
 		st.tmpl[f.Title+"\x00"+f.Target] = t
 	}
-	st.pending = append(st.pending, pendingAutomount{account: account, tmpl: t, loc: *f.Location, desc: f.Description, supp: f.Suppressed})
+	st.pending = append(st.pending, pendingAutomount{account: account, podSet: podSet, tmpl: t, loc: *f.Location, desc: f.Description, supp: f.Suppressed})
 }
 
-// Finish returns the held findings the stream's ServiceAccounts did not
-// clear, sorted by line.
+// Finish returns the held findings the stream's ServiceAccounts and
+// bindings did not clear and the RBAC assessment's findings, sorted by
+// line.
 func (st *Stream) Finish() []finding.Finding {
 	var out []finding.Finding
+	st.sc.pending = false
 	for _, p := range st.pending {
-		if a := st.sc.automount[p.account]; a == nil || *a {
+		ns, name, _ := strings.Cut(p.account, "/")
+		if st.sc.needsAPI(ns, name, p.podSet) {
+			continue
+		}
+		if a := st.sc.automount[p.account]; p.podSet || a == nil || *a {
 			f := *p.tmpl
 			loc := p.loc
 			f.Location, f.Description, f.Suppressed = &loc, p.desc, p.supp
@@ -217,12 +266,30 @@ func (st *Stream) Finish() []finding.Finding {
 		}
 	}
 	st.pending = nil
+	if !st.sc.rbac.Empty() {
+		out = append(out, AssessRBAC(&st.sc.rbac).Findings...)
+	}
+	st.sc.rbac = RBACSet{}
 	SortFindings(out)
 	return out
 }
 
-// Object checks one object on its own.
-func (s *Scanner) Object(o *Object) ([]finding.Finding, error) { return s.object(o, nil) }
+// Object checks one object on its own (a Role or ClusterRole is
+// assessed as a set of one).
+func (s *Scanner) Object(o *Object) ([]finding.Finding, error) {
+	fs, err := s.object(o, nil)
+	if err != nil {
+		return fs, err
+	}
+	var set RBACSet
+	if err := set.Add(o); err != nil {
+		return fs, err
+	}
+	if !set.Empty() {
+		fs = append(fs, AssessRBAC(&set).Findings...)
+	}
+	return fs, nil
+}
 
 func (s *Scanner) object(o *Object, sc *streamContext) ([]finding.Finding, error) {
 	var out []finding.Finding
@@ -240,6 +307,9 @@ func (s *Scanner) object(o *Object, sc *streamContext) ([]finding.Finding, error
 		if c.run != nil {
 			out = append(out, s.findings(o, c, c.run(o, sc))...)
 		}
+	}
+	if o.Kind == "Secret" && o.APIVersion == "v1" {
+		out = append(out, SecretValueFindings(o, s.opts.Secrets)...)
 	}
 	for _, x := range s.opts.Extra {
 		fs, err := x.CheckObject(o)

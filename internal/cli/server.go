@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/server"
+	"github.com/bulkhead-sec/bulkhead/server/reeval"
+	"github.com/bulkhead-sec/bulkhead/server/reevaljob"
 	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
@@ -39,6 +43,10 @@ func newServerCmd(stdout, stderr io.Writer) *cobra.Command {
 		tempDir            string
 		insecure           bool
 		bootstrapTokenFile string
+		updateInterval     time.Duration
+		updateRepo         string
+		webhookURL         string
+		webhookSecretFile  string
 	)
 	cmd := &cobra.Command{
 		Use:   "server [flags]",
@@ -73,7 +81,12 @@ PostgreSQL server (several replicas may share one).`,
 				return err
 			}
 			defer st.Close()
-			m, err := pipeline.OpenMatcher(pipeline.MatchOptions{DBPath: vulns.path, MaxAge: vulns.maxAge})
+			notifier, err := reevalWebhook(webhookURL, webhookSecretFile, log)
+			if err != nil {
+				return err
+			}
+			mo := pipeline.MatchOptions{DBPath: vulns.dbPath(), MaxAge: vulns.maxAge}
+			m, err := pipeline.OpenMatcher(mo)
 			if err != nil {
 				return err
 			}
@@ -90,6 +103,12 @@ PostgreSQL server (several replicas may share one).`,
 			for _, mk := range serverExtensions {
 				cfg.Extensions = append(cfg.Extensions, mk())
 			}
+			ro := reevaljob.Options{Match: mo, UpdateInterval: updateInterval, Notifier: notifier, TempDir: tempDir,
+				Update: vulndb.Options{BaseURL: updateRepo, UserAgent: "bulkhead/" + Version}}
+			if st.Dialect() == sqlstore.Postgres {
+				ro.Lock = reevaljob.PostgresLock(st.Pool())
+			}
+			cfg.Extensions = append(cfg.Extensions, reevaljob.New(ro))
 			srv, err := server.New(ctx, cfg)
 			if err != nil {
 				return err
@@ -123,8 +142,43 @@ PostgreSQL server (several replicas may share one).`,
 	addTempDir(fl, &tempDir)
 	addInsecure(cmd, &insecure)
 	fl.StringVar(&bootstrapTokenFile, "bootstrap-token-file", "", "file holding an admin API token accepted at start (hashed at once; default $"+bootstrapTokenEnv+")")
+	fl.DurationVar(&updateInterval, "db-update-interval", 0, "run 'db update' in the server this often (e.g. 6h), then re-evaluate every stored image if the data changed (0: only on POST /api/v1/vulndb/update)")
+	fl.StringVar(&updateRepo, "db-repository", vulndb.DefaultBaseURL, "base URL of the OSV bucket or a mirror of its layout, for the server's updates")
+	fl.StringVar(&webhookURL, "notify-webhook", "", "POST each re-evaluation's changes as JSON to this URL (signed with HMAC-SHA256 in "+reeval.SignatureHeader+" when a secret is given)")
+	fl.StringVar(&webhookSecretFile, "notify-webhook-secret-file", "", "file holding the webhook's HMAC secret (default $"+webhookSecretEnv+"; never logged)")
 	cmd.AddCommand(newServerTokenCmd(stdout))
 	return cmd
+}
+
+// webhookSecretEnv holds the webhook's HMAC secret (or use
+// --notify-webhook-secret-file).
+const webhookSecretEnv = "BULKHEAD_WEBHOOK_SECRET"
+
+// reevalWebhook is the --notify-webhook notifier (nil without one).
+func reevalWebhook(url, secretFile string, log *slog.Logger) (reeval.Notifier, error) {
+	secret := []byte(os.Getenv(webhookSecretEnv))
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--notify-webhook-secret-file: %w", err)
+		}
+		secret = bytes.TrimSpace(b)
+	}
+	if url == "" {
+		if secretFile != "" {
+			return nil, errors.New("--notify-webhook-secret-file without --notify-webhook: give the URL to post to")
+		}
+		return nil, nil
+	}
+	w, err := reeval.NewWebhook(url, bytes.TrimSpace(secret))
+	if err != nil {
+		return nil, fmt.Errorf("--notify-webhook: %w", err)
+	}
+	if len(secret) == 0 {
+		log.Warn("--notify-webhook without a secret: the receiver cannot check that a notification is the server's; set $" + webhookSecretEnv + " or --notify-webhook-secret-file")
+	}
+	w.Log = log
+	return w, nil
 }
 
 // serverScanners are the scanners that ride a pulled image's walk: every

@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/server/harbor"
+	"github.com/bulkhead-sec/bulkhead/server/harbor/harbortest"
 )
 
 const adapterToken = "adapter-token-for-harbor"
@@ -76,10 +77,10 @@ func TestHarborScanFlow(t *testing.T) {
 	b := newBackend(t)
 	b.hold = make(chan struct{})
 	logs := &syncBuffer{}
-	c := newHarborClient(t, adapter(t, b, logs), "Bearer "+adapterToken)
+	c := harbortest.NewClient(t, adapter(t, b, logs), "Bearer "+adapterToken)
 
-	md, mex := c.metadata()
-	if ct := mex.header.Get("Content-Type"); ct != harbor.MediaTypeMetadata10 {
+	md, mex := c.Metadata()
+	if ct := mex.Header.Get("Content-Type"); ct != harbor.MediaTypeMetadata10 {
 		t.Errorf("metadata asked as %s came as %s", harbor.MediaTypeMetadata10, ct)
 	}
 	if md.Scanner.Name != "Bulkhead" || md.Scanner.Version != "1.2.3" || len(md.Capabilities) != 2 {
@@ -104,7 +105,7 @@ func TestHarborScanFlow(t *testing.T) {
 	}
 
 	robot := basic(reg.user, reg.pass)
-	id := c.submit(harbor.ScanRequest{
+	id := c.Submit(harbor.ScanRequest{
 		Registry: harbor.Registry{URL: reg.url, Authorization: robot},
 		Artifact: harbor.Artifact{Repository: "library/demo", Digest: digest.String(), Tag: "v1", MimeType: harbor.MediaTypeOCIManifest},
 		EnabledCapabilities: []harbor.Capability{
@@ -112,13 +113,13 @@ func TestHarborScanFlow(t *testing.T) {
 			{Type: "sbom", ProducesMimeTypes: []string{harbor.MediaTypeSBOMReport}, Parameters: &harbor.SBOMParameters{SBOMMediaTypes: []string{harbor.SBOMSPDX}}},
 		},
 	})
-	ex := c.getReport(id, harbor.MediaTypeVulnReport, "")
-	if ex.status != http.StatusFound || ex.header.Get("Refresh-After") != "1" {
-		t.Fatalf("held scan: %d Refresh-After %q, want 302 and 1", ex.status, ex.header.Get("Refresh-After"))
+	ex := c.GetReport(id, harbor.MediaTypeVulnReport, "")
+	if ex.Status != http.StatusFound || ex.Header.Get("Refresh-After") != "1" {
+		t.Fatalf("held scan: %d Refresh-After %q, want 302 and 1", ex.Status, ex.Header.Get("Refresh-After"))
 	}
 	// Harbor's job waits 2 s before the first check; here the scan is
 	// released just after the first check, which gets 302 again.
-	c.firstCheck = 50 * time.Millisecond
+	c.FirstCheck = 50 * time.Millisecond
 	time.AfterFunc(100*time.Millisecond, func() { close(b.hold) })
 
 	wants := []struct{ mt, query string }{
@@ -127,27 +128,27 @@ func TestHarborScanFlow(t *testing.T) {
 		{harbor.MediaTypeSBOMReport, "sbom_media_type=application%2Fspdx%2Bjson"},
 		{harbor.MediaTypeSBOMReport, "sbom_media_type=application%2Fvnd.cyclonedx%2Bjson"},
 	}
-	got := make([]pollResult, len(wants))
+	got := make([]harbortest.PollResult, len(wants))
 	var wg sync.WaitGroup
 	for i, w := range wants {
-		wg.Go(func() { got[i] = c.waitReport(id, w.mt, w.query) })
+		wg.Go(func() { got[i] = c.WaitReport(id, w.mt, w.query) })
 	}
 	wg.Wait()
 	for i, pr := range got {
-		if pr.status != http.StatusOK {
-			t.Fatalf("%s: %d %s", wants[i].mt, pr.status, pr.body)
+		if pr.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", wants[i].mt, pr.Status, pr.Body)
 		}
-		if pr.polls < 2 || !slices.Equal(pr.waits, slices.Repeat([]int{1}, pr.polls-1)) {
-			t.Errorf("%s: %d polls, waits %v: want a 302 with Refresh-After 1 before the report", wants[i].mt, pr.polls, pr.waits)
+		if pr.Polls < 2 || !slices.Equal(pr.Waits, slices.Repeat([]int{1}, pr.Polls-1)) {
+			t.Errorf("%s: %d polls, waits %v: want a 302 with Refresh-After 1 before the report", wants[i].mt, pr.Polls, pr.Waits)
 		}
 	}
 
 	// The vulnerability report is the pipeline's findings on this image.
 	var rep harbor.VulnerabilityReport
-	if err := json.Unmarshal(got[0].body, &rep); err != nil {
+	if err := json.Unmarshal(got[0].Body, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got[0].body, got[1].body) {
+	if !bytes.Equal(got[0].Body, got[1].Body) {
 		t.Errorf("the two vulnerability media types carry different reports")
 	}
 	direct, err := pipeline.Run(t.Context(), "oci-archive:../../testdata/images/alpine-demo.oci.tar", pipeline.Options{TempDir: t.TempDir(), Matcher: sharedMatcher(t)})
@@ -177,7 +178,7 @@ func TestHarborScanFlow(t *testing.T) {
 		t.Errorf("report header: severity %s (want %s), artifact %+v, scanner %+v", rep.Severity, harbor.Severity(top), rep.Artifact, rep.Scanner)
 	}
 	if lodash == nil {
-		t.Fatalf("no lodash vulnerability with a fix version, links and a CVSS vector: %s", got[0].body)
+		t.Fatalf("no lodash vulnerability with a fix version, links and a CVSS vector: %s", got[0].Body)
 	}
 	if !strings.HasPrefix(lodash.PreferredCVSS.VectorV3, "CVSS:3") || lodash.PreferredCVSS.ScoreV3 == nil || lodash.VendorAttributes["CVSS"] == nil || lodash.VendorAttributes["purl"] != "pkg:npm/lodash@4.17.15" {
 		t.Errorf("lodash item: %+v", *lodash)
@@ -189,7 +190,7 @@ func TestHarborScanFlow(t *testing.T) {
 			harbor.SBOMReport
 			SBOM map[string]any `json:"sbom"`
 		}
-		if err := json.Unmarshal(got[2+i].body, &sr); err != nil {
+		if err := json.Unmarshal(got[2+i].Body, &sr); err != nil {
 			t.Fatal(err)
 		}
 		if sr.MediaType != format || sr.Artifact.Digest != digest.String() {
@@ -220,7 +221,7 @@ func TestHarborScanFlow(t *testing.T) {
 			t.Errorf("the logs hold a registry credential:\n%s", logs)
 		}
 		for _, pr := range got {
-			if bytes.Contains(pr.body, []byte(s)) {
+			if bytes.Contains(pr.Body, []byte(s)) {
 				t.Errorf("a report holds a registry credential")
 			}
 		}
@@ -236,18 +237,18 @@ func TestHarborBearerRegistryToken(t *testing.T) {
 	reg := newTokenRegistry(t)
 	digest := reg.pushDemo(t, "proj/app", "latest")
 	logs := &syncBuffer{}
-	c := newHarborClient(t, adapter(t, newBackend(t), logs), "Bearer "+adapterToken)
-	id := c.submit(harbor.ScanRequest{
+	c := harbortest.NewClient(t, adapter(t, newBackend(t), logs), "Bearer "+adapterToken)
+	id := c.Submit(harbor.ScanRequest{
 		Registry: harbor.Registry{URL: reg.url, Authorization: "Bearer " + reg.token},
 		Artifact: harbor.Artifact{Repository: "proj/app", Digest: digest.String(), MimeType: harbor.MediaTypeDockerManifest},
 	})
-	pr := c.waitReport(id, harbor.MediaTypeVulnReport, "")
-	if pr.status != http.StatusOK {
-		t.Fatalf("%d %s", pr.status, pr.body)
+	pr := c.WaitReport(id, harbor.MediaTypeVulnReport, "")
+	if pr.Status != http.StatusOK {
+		t.Fatalf("%d %s", pr.Status, pr.Body)
 	}
 	var rep harbor.VulnerabilityReport
-	if err := json.Unmarshal(pr.body, &rep); err != nil || len(rep.Vulnerabilities) == 0 {
-		t.Fatalf("report %v: %s", err, pr.body)
+	if err := json.Unmarshal(pr.Body, &rep); err != nil || len(rep.Vulnerabilities) == 0 {
+		t.Fatalf("report %v: %s", err, pr.Body)
 	}
 	if strings.Contains(logs.String(), reg.token) {
 		t.Errorf("the logs hold the registry token")
@@ -260,16 +261,16 @@ func TestHarborScanFailure(t *testing.T) {
 	reg := newTokenRegistry(t)
 	digest := reg.pushDemo(t, "library/demo", "v1")
 	logs := &syncBuffer{}
-	c := newHarborClient(t, adapter(t, newBackend(t), logs), "Bearer "+adapterToken)
+	c := harbortest.NewClient(t, adapter(t, newBackend(t), logs), "Bearer "+adapterToken)
 	wrong := "not-the-robot-password-" + reg.pass[len(reg.pass)-8:]
-	id := c.submit(harbor.ScanRequest{
+	id := c.Submit(harbor.ScanRequest{
 		Registry: harbor.Registry{URL: reg.url, Authorization: basic(reg.user, wrong)},
 		Artifact: harbor.Artifact{Repository: "library/demo", Digest: digest.String()},
 	})
-	pr := c.waitReport(id, harbor.MediaTypeVulnReport, "")
+	pr := c.WaitReport(id, harbor.MediaTypeVulnReport, "")
 	var er harbor.ErrorResponse
-	if pr.status != http.StatusInternalServerError || json.Unmarshal(pr.body, &er) != nil || !strings.Contains(er.Error.Message, "access denied") {
-		t.Fatalf("refused pull: %d %s", pr.status, pr.body)
+	if pr.Status != http.StatusInternalServerError || json.Unmarshal(pr.Body, &er) != nil || !strings.Contains(er.Error.Message, "access denied") {
+		t.Fatalf("refused pull: %d %s", pr.Status, pr.Body)
 	}
 	if reg.refused.Load() == 0 {
 		t.Error("the registry refused nothing")
@@ -287,7 +288,7 @@ func TestHarborScanFailure(t *testing.T) {
 func TestHarborBadRequests(t *testing.T) {
 	logs := &syncBuffer{}
 	base := adapter(t, newBackend(t), logs)
-	c := newHarborClient(t, base, "Bearer "+adapterToken)
+	c := harbortest.NewClient(t, base, "Bearer "+adapterToken)
 	good := func() map[string]any {
 		return map[string]any{
 			"registry": map[string]any{"url": "https://core.harbor.domain", "authorization": basic("robot$x", "pw")},
@@ -332,29 +333,29 @@ func TestHarborBadRequests(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c.t = t
-			ex := c.submitRaw(tc.body, tc.ctype)
+			c.SetT(t)
+			ex := c.SubmitRaw(tc.body, tc.ctype)
 			var er harbor.ErrorResponse
-			json.Unmarshal(ex.body, &er)
-			if ex.status != tc.status || !strings.Contains(er.Error.Message, tc.msg) {
-				t.Errorf("%d %q, want %d with %q", ex.status, er.Error.Message, tc.status, tc.msg)
+			json.Unmarshal(ex.Body, &er)
+			if ex.Status != tc.status || !strings.Contains(er.Error.Message, tc.msg) {
+				t.Errorf("%d %q, want %d with %q", ex.Status, er.Error.Message, tc.status, tc.msg)
 			}
-			if tc.specRejects && ex.reqErr == nil {
+			if tc.specRejects && ex.ReqErr == nil {
 				t.Errorf("the spec accepts this request")
 			}
-			if !tc.specRejects && ex.reqErr != nil {
-				t.Errorf("the spec rejects it, the case says it cannot: %v", ex.reqErr)
+			if !tc.specRejects && ex.ReqErr != nil {
+				t.Errorf("the spec rejects it, the case says it cannot: %v", ex.ReqErr)
 			}
 			if strings.Contains(er.Error.Message, "cHc") || strings.Contains(er.Error.Message, ":pw") {
 				t.Errorf("the error quotes the credential: %s", er.Error.Message)
 			}
 		})
 	}
-	c.t = t
+	c.SetT(t)
 
 	// A valid request is accepted (the scan itself fails later: the
 	// registry does not exist), so the report cases have an id.
-	id := c.submit(harbor.ScanRequest{Registry: harbor.Registry{URL: "http://127.0.0.1:1"},
+	id := c.Submit(harbor.ScanRequest{Registry: harbor.Registry{URL: "http://127.0.0.1:1"},
 		Artifact: harbor.Artifact{Repository: "library/mongo", Digest: "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b"}})
 	reports := []struct {
 		name, id, accept, query string
@@ -368,28 +369,28 @@ func TestHarborBadRequests(t *testing.T) {
 	}
 	for _, tc := range reports {
 		t.Run(tc.name, func(t *testing.T) {
-			c.t = t
-			ex := c.getReport(tc.id, tc.accept, tc.query)
+			c.SetT(t)
+			ex := c.GetReport(tc.id, tc.accept, tc.query)
 			var er harbor.ErrorResponse
-			json.Unmarshal(ex.body, &er)
-			if ex.status != tc.status || !strings.Contains(er.Error.Message, tc.msg) {
-				t.Errorf("%d %q, want %d with %q", ex.status, er.Error.Message, tc.status, tc.msg)
+			json.Unmarshal(ex.Body, &er)
+			if ex.Status != tc.status || !strings.Contains(er.Error.Message, tc.msg) {
+				t.Errorf("%d %q, want %d with %q", ex.Status, er.Error.Message, tc.status, tc.msg)
 			}
 		})
 	}
-	c.t = t
-	if pr := c.waitReport(id, "", ""); pr.status != http.StatusInternalServerError {
-		t.Errorf("scan of an unreachable registry: %d %s", pr.status, pr.body)
+	c.SetT(t)
+	if pr := c.WaitReport(id, "", ""); pr.Status != http.StatusInternalServerError {
+		t.Errorf("scan of an unreachable registry: %d %s", pr.Status, pr.Body)
 	}
 
 	// Without the adapter's token: 401 everywhere.
 	for _, auth := range []string{"", "Bearer wrong", basic("admin", adapterToken)} {
-		nc := newHarborClient(t, base, auth)
-		if _, ex := nc.metadata(); ex.status != http.StatusUnauthorized || ex.reqErr == nil && auth == "" {
-			t.Errorf("metadata with %q: %d (spec verdict on the request: %v)", auth, ex.status, ex.reqErr)
+		nc := harbortest.NewClient(t, base, auth)
+		if _, ex := nc.Metadata(); ex.Status != http.StatusUnauthorized || ex.ReqErr == nil && auth == "" {
+			t.Errorf("metadata with %q: %d (spec verdict on the request: %v)", auth, ex.Status, ex.ReqErr)
 		}
-		if ex := nc.submitRaw(with(func(map[string]any) {}), harbor.MediaTypeScanRequest10); ex.status != http.StatusUnauthorized {
-			t.Errorf("scan with %q: %d", auth, ex.status)
+		if ex := nc.SubmitRaw(with(func(map[string]any) {}), harbor.MediaTypeScanRequest10); ex.Status != http.StatusUnauthorized {
+			t.Errorf("scan with %q: %d", auth, ex.Status)
 		}
 	}
 }
@@ -419,12 +420,12 @@ func TestRefreshAfterFitsHarbor(t *testing.T) {
 		t.Cleanup(func() { close(b.hold) })
 		srv := httptest.NewServer(harbor.New(b, harbor.Options{RefreshAfter: tc.d, Auth: harbor.BearerToken(adapterToken), Logger: slog.New(slog.DiscardHandler)}))
 		t.Cleanup(srv.Close)
-		c := newHarborClient(t, srv.URL+"/api/v1", "Bearer "+adapterToken)
-		id := c.submit(harbor.ScanRequest{Registry: harbor.Registry{URL: "http://127.0.0.1:1"},
+		c := harbortest.NewClient(t, srv.URL+"/api/v1", "Bearer "+adapterToken)
+		id := c.Submit(harbor.ScanRequest{Registry: harbor.Registry{URL: "http://127.0.0.1:1"},
 			Artifact: harbor.Artifact{Repository: "a/b", Digest: "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b"}})
-		ex := c.getReport(id, harbor.MediaTypeVulnReport, "")
-		if ex.status != http.StatusFound || ex.header.Get("Refresh-After") != tc.want {
-			t.Errorf("RefreshAfter %v: %d Refresh-After %q, want 302 %s", tc.d, ex.status, ex.header.Get("Refresh-After"), tc.want)
+		ex := c.GetReport(id, harbor.MediaTypeVulnReport, "")
+		if ex.Status != http.StatusFound || ex.Header.Get("Refresh-After") != tc.want {
+			t.Errorf("RefreshAfter %v: %d Refresh-After %q, want 302 %s", tc.d, ex.Status, ex.Header.Get("Refresh-After"), tc.want)
 		}
 	}
 }
