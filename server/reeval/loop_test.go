@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +102,60 @@ func TestRunManyImagesAndAFailure(t *testing.T) {
 	cancel()
 	if _, err := Run(ctx, storeImages(t, 10), m, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// Writers record images in batches (one transaction each); a batch the
+// store refuses is recorded again image by image, so only the refused
+// image fails: it is counted and named, left as it was, and every other
+// image of its batch is recorded.
+func TestRefusedBatchFailsOnlyItsImage(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "osv.db")
+	importInto(t, dbPath, "../../match/testdata/osv/npm")
+	m, err := pipeline.OpenMatcher(pipeline.MatchOptions{DBPath: dbPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	st := storeImages(t, 40)
+	st.refuse = 7
+	before, err := st.Scan(t.Context(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := RunWith(t.Context(), st, m, nil, Options{Workers: 2, Writers: 1, Batch: 8, BatchWait: time.Second})
+	var ie *ImageError
+	if !errors.As(err, &ie) {
+		t.Fatalf("want an image error, got %v", err)
+	}
+	if sum.Images != 39 || sum.Updated != 39 || sum.Failed != 2 || sum.Changed != 19 || len(sum.Errors) != 2 {
+		t.Errorf("summary %+v", sum)
+	}
+	named := false
+	for _, e := range sum.Errors {
+		named = named || strings.Contains(e, "re-evaluate scan 7 ") && strings.Contains(e, "refused by the test")
+	}
+	if !named {
+		t.Errorf("the refused image is not named: %q", sum.Errors)
+	}
+	if st.batches.Load() == 0 {
+		t.Errorf("no batch of more than one image was written")
+	}
+	after, err := st.Scan(t.Context(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("the refused image was written: %+v", after)
+	}
+	for id := int64(1); id <= 40; id++ {
+		s, err := st.Scan(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != 7 && s.DB == nil {
+			t.Errorf("scan %d was not recorded", id)
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"reflect"
 	"runtime"
@@ -43,8 +44,10 @@ const (
 type Options struct {
 	// Workers match inventories in parallel (default GOMAXPROCS); Writers
 	// record the results (default Workers), so that matching goes on while
-	// a write waits for the database. At most about 3×Workers+Writers
-	// stored scans are held in memory at once, whatever the fleet's size.
+	// a write waits for the database. At most about
+	// 3×Workers+Writers×Batch stored scans (the inventories of those
+	// matched already let go) are held in memory at once, whatever the
+	// fleet's size.
 	Workers int
 	Writers int
 	// MaxReportChanges bounds the changes handed to the notifier in one
@@ -61,6 +64,13 @@ type Options struct {
 	// store far more than matching it, and most advisories change few
 	// images: with KeepInfo a run writes only the images that changed.
 	KeepInfo bool
+	// Batch bounds the images one store transaction records
+	// (store.ReevaluatedBatch; default 64), and BatchWait how long a
+	// writer waits for a batch to fill once it holds one image (default
+	// 50 ms). A batch commits all or none: when it fails, its images are
+	// recorded again one at a time, so that one bad image fails alone.
+	Batch     int
+	BatchWait time.Duration
 	// Now is the run's clock (default time.Now).
 	Now func() time.Time
 	// Log receives a line per failed image and per run (default: discard).
@@ -70,6 +80,8 @@ type Options struct {
 const (
 	defaultMaxReportChanges = 10000
 	defaultMaxErrors        = 20
+	defaultBatch            = 64
+	defaultBatchWait        = 50 * time.Millisecond
 )
 
 // Summary says what one run did.
@@ -154,10 +166,13 @@ func Run(ctx context.Context, st store.Store, m *pipeline.Matcher, n Notifier) (
 // RunWith re-evaluates the latest scan of every stored image against m's
 // database: its vulnerability findings are replaced by m's match of its
 // stored inventory, and the findings that appeared and disappeared are
-// recorded (store.Reevaluated, one transaction per image). An image that
-// fails is left as it was, counted and named in the summary, and the run
-// goes on; the error returned then is an *ImageError (the first). A store
-// error or a cancelled ctx stops the run. n is told once, at the end.
+// recorded (store.ReevaluatedBatch: up to Options.Batch images per
+// transaction, all or none). An image that fails (its match, or its own
+// write: the images of a failed batch are written again one at a time, and
+// one refused as invalid, too large or gone fails alone) is left as it
+// was, counted and named in the summary, and the run goes on; the error
+// returned then is an *ImageError (the first). Any other store error or a
+// cancelled ctx stops the run. n is told once, at the end.
 func RunWith(ctx context.Context, st store.Store, m *pipeline.Matcher, n Notifier, o Options) (Summary, error) {
 	if st == nil || m == nil {
 		return Summary{}, errors.New("re-evaluate: no store or no matcher")
@@ -173,6 +188,12 @@ func RunWith(ctx context.Context, st store.Store, m *pipeline.Matcher, n Notifie
 	}
 	if o.MaxErrors <= 0 {
 		o.MaxErrors = defaultMaxErrors
+	}
+	if o.Batch <= 0 {
+		o.Batch = defaultBatch
+	}
+	if o.BatchWait <= 0 {
+		o.BatchWait = defaultBatchWait
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -212,11 +233,11 @@ func RunWith(ctx context.Context, st store.Store, m *pipeline.Matcher, n Notifie
 	}
 	for range o.Writers {
 		writers.Go(func() {
-			for res := range writes {
+			for batch := range batches(writes, o.Batch, o.BatchWait) {
 				if ctx.Err() != nil {
 					continue
 				}
-				if err := r.record(ctx, res); err != nil {
+				if err := r.recordBatch(ctx, batch); err != nil {
 					cancel(err)
 				}
 			}
@@ -276,6 +297,7 @@ type result struct {
 	info                  *report.DBInfo
 	appeared, disappeared []finding.Finding
 	write                 bool
+	same                  bool // the findings are the stored ones: only info changed
 }
 
 // evaluateImage re-evaluates one stored scan; nil when it failed (the
@@ -290,15 +312,42 @@ func (r *run) evaluateImage(ctx context.Context, s *store.Scan) *result {
 	}
 	res := &result{scan: s, findings: findings, info: info}
 	res.appeared, res.disappeared = Diff(s.Findings, findings)
-	res.write = len(res.appeared)+len(res.disappeared) > 0 || !sameFindings(s.Findings, findings) ||
-		!r.o.KeepInfo && !reflect.DeepEqual(s.DB, info)
+	res.same = len(res.appeared)+len(res.disappeared) == 0 && sameFindings(s.Findings, findings)
+	res.write = !res.same || !r.o.KeepInfo && !reflect.DeepEqual(s.DB, info)
 	s.Inventory = nil // not needed any more: let it go before the write
 	return res
 }
 
-// record writes one image's re-evaluation (when anything changed) and
-// counts it; a store error is returned.
-func (r *run) record(ctx context.Context, res *result) error {
+// batches gathers results into slices of at most max, handing a slice
+// over when it is full, when wait has passed since its first result, or
+// when in is closed.
+func batches(in <-chan *result, max int, wait time.Duration) iter.Seq[[]*result] {
+	return func(yield func([]*result) bool) {
+		for first := range in {
+			batch := []*result{first}
+			timer := time.NewTimer(wait)
+		fill:
+			for len(batch) < max {
+				select {
+				case res, ok := <-in:
+					if !ok {
+						break fill
+					}
+					batch = append(batch, res)
+				case <-timer.C:
+					break fill
+				}
+			}
+			timer.Stop()
+			if !yield(batch) {
+				return
+			}
+		}
+	}
+}
+
+// changes are a result's changes as the store records them.
+func (r *run) changes(res *result) []store.Change {
 	s := res.scan
 	var changes []store.Change
 	for _, f := range res.disappeared {
@@ -307,11 +356,66 @@ func (r *run) record(ctx context.Context, res *result) error {
 	for _, f := range res.appeared {
 		changes = append(changes, store.Change{ScanID: s.ID, Digest: s.Digest, Kind: Appeared, Finding: f, At: r.at, DBVersion: r.ver})
 	}
-	if res.write {
-		if err := r.st.Reevaluated(ctx, s.ID, res.info, res.findings, changes); err != nil {
-			return fmt.Errorf("record the re-evaluation of scan %d (%s): %w", s.ID, s.Digest, err)
+	return changes
+}
+
+func (r *run) reevaluation(res *result, changes []store.Change) store.Reevaluation {
+	return store.Reevaluation{ScanID: res.scan.ID, DB: res.info, Findings: res.findings, SameFindings: res.same, Changes: changes}
+}
+
+// recordBatch writes the re-evaluations of a batch of images (those that
+// changed) in one transaction and counts them. When the batch fails, its
+// images are written one at a time: an image the store refuses (invalid,
+// too large, gone) fails alone; any other store error is returned.
+func (r *run) recordBatch(ctx context.Context, batch []*result) error {
+	changes := make([][]store.Change, len(batch))
+	var rs []store.Reevaluation
+	for i, res := range batch {
+		changes[i] = r.changes(res)
+		if res.write {
+			rs = append(rs, r.reevaluation(res, changes[i]))
 		}
 	}
+	if err := r.st.ReevaluatedBatch(ctx, rs); err == nil {
+		for i, res := range batch {
+			r.count(res, changes[i])
+		}
+		return nil
+	} else if ctx.Err() != nil {
+		return err
+	} else if len(rs) == 1 {
+		// Nothing to retry alone: it was alone.
+		return r.recordOne(ctx, batch, changes, err)
+	}
+	return r.recordOne(ctx, batch, changes, nil)
+}
+
+// recordOne writes each of batch alone (its first write already failed
+// with err when err is not nil and the batch held one write).
+func (r *run) recordOne(ctx context.Context, batch []*result, changes [][]store.Change, err error) error {
+	for i, res := range batch {
+		if res.write {
+			if err == nil {
+				err = r.st.ReevaluatedBatch(ctx, []store.Reevaluation{r.reevaluation(res, changes[i])})
+			}
+			if err != nil {
+				s := res.scan
+				if ctx.Err() == nil && (errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrNotFound)) {
+					r.failed(&ImageError{ScanID: s.ID, Digest: s.Digest, Err: fmt.Errorf("record the re-evaluation: %w", err)})
+					err = nil
+					continue
+				}
+				return fmt.Errorf("record the re-evaluation of scan %d (%s): %w", s.ID, s.Digest, err)
+			}
+		}
+		r.count(res, changes[i])
+	}
+	return nil
+}
+
+// count adds a recorded image to the summary and its changes to the
+// report.
+func (r *run) count(res *result, changes []store.Change) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sum := &r.rep.Summary
@@ -331,7 +435,6 @@ func (r *run) record(ctx context.Context, res *result) error {
 		}
 		r.rep.Changes = append(r.rep.Changes, c)
 	}
-	return nil
 }
 
 func (r *run) failed(err *ImageError) {

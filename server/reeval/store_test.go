@@ -2,12 +2,11 @@ package reeval
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 
-	"github.com/bulkhead-sec/bulkhead/finding"
-	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/server/store"
 	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
 )
@@ -19,6 +18,8 @@ type testStore struct {
 	*sqlstore.Store
 	writes     atomic.Int64
 	failWrites error
+	refuse     int64        // ReevaluatedBatch refuses a batch holding this scan (ErrInvalid), as the store refuses bad input
+	batches    atomic.Int64 // ReevaluatedBatch calls of more than one image
 	noInv      map[int64]bool
 }
 
@@ -41,10 +42,21 @@ func (s *testStore) EachLatest(ctx context.Context, fn func(*store.Scan) error) 
 	})
 }
 
-func (s *testStore) Reevaluated(ctx context.Context, id int64, db *report.DBInfo, fs []finding.Finding, cs []store.Change) error {
+func (s *testStore) ReevaluatedBatch(ctx context.Context, rs []store.Reevaluation) error {
 	if s.failWrites != nil {
 		return s.failWrites
 	}
-	s.writes.Add(1)
-	return s.Store.Reevaluated(ctx, id, db, fs, cs)
+	for _, r := range rs {
+		if r.ScanID == s.refuse {
+			return fmt.Errorf("re-evaluated scan %d: %w: refused by the test", r.ScanID, store.ErrInvalid)
+		}
+	}
+	if len(rs) > 1 {
+		s.batches.Add(1)
+	}
+	if err := s.Store.ReevaluatedBatch(ctx, rs); err != nil {
+		return err
+	}
+	s.writes.Add(int64(len(rs)))
+	return nil
 }

@@ -74,6 +74,19 @@ type Change struct {
 	DBVersion string          `json:"dbVersion,omitempty"`
 }
 
+// Reevaluation is one scan's re-evaluation, as ReevaluatedBatch records
+// it: the new database information, the new findings (replacing the
+// stored ones) and the findings that appeared and disappeared.
+type Reevaluation struct {
+	ScanID   int64
+	DB       *report.DBInfo
+	Findings []finding.Finding
+	// SameFindings says the findings did not change: only DB is written
+	// (Findings is ignored, and Changes must be empty).
+	SameFindings bool
+	Changes      []Change
+}
+
 // ImageFilter narrows Images. Images come in ascending ScanID of their
 // latest scan. Package alone keeps the images whose inventory holds that
 // package; with MinSeverity or Fixed, an image needs one unsuppressed
@@ -154,8 +167,13 @@ type Store interface {
 	// inventory and findings, one at a time (re-evaluation).
 	EachLatest(ctx context.Context, fn func(*Scan) error) error
 	// Reevaluated replaces a scan's findings and records the changes, in
-	// one transaction.
+	// one transaction (ReevaluatedBatch of one).
 	Reevaluated(ctx context.Context, scanID int64, db *report.DBInfo, findings []finding.Finding, changes []Change) error
+	// ReevaluatedBatch records several re-evaluations in ONE transaction:
+	// all of them are written, or (on any error) none is. A caller that
+	// needs per-image results retries the images of a failed batch one by
+	// one.
+	ReevaluatedBatch(ctx context.Context, rs []Reevaluation) error
 
 	PutEvent(ctx context.Context, e *Event) (int64, error)
 	Events(ctx context.Context, digest string, since time.Time, limit int) ([]Event, error)

@@ -42,7 +42,7 @@ func (s *Store) AddSighting(ctx context.Context, seen *store.Sighting) error {
 	if err := s.checkSighting(what, seen); err != nil {
 		return err
 	}
-	if err := s.tx(ctx, func(tx *sql.Tx) error { return s.upsertSighting(ctx, tx, seen) }); err != nil {
+	if err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.upsertSighting(ctx, tx, seen) }); err != nil {
 		return fmt.Errorf("%s %s: %w", what, seen.Digest, err)
 	}
 	return nil
@@ -280,7 +280,7 @@ func (s *Store) PutEvent(ctx context.Context, e *store.Event) (int64, error) {
 		at = now()
 	}
 	var id int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, s.q(`INSERT INTO events (kind, digest, priority, rule, output, body, at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), e.Kind, e.Digest, e.Priority, e.Rule, e.Output, body, micros(at)).Scan(&id)
 	})
@@ -345,7 +345,7 @@ func (s *Store) PutToken(ctx context.Context, t *store.Token) (int64, error) {
 		at = now()
 	}
 	var id int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM tokens WHERE name = ? OR hash = ?"), t.Name, t.Hash).Scan(&n); err != nil {
 			return err
@@ -405,7 +405,7 @@ func (s *Store) Tokens(ctx context.Context) ([]store.Token, error) {
 // DeleteToken deletes a token by name.
 func (s *Store) DeleteToken(ctx context.Context, name string) error {
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, s.q("DELETE FROM tokens WHERE name = ?"), name)
 		if err != nil {
 			return err

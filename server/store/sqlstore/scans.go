@@ -157,7 +157,7 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 		at = now()
 	}
 	var id int64
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO images (digest, latest_scan_id, first_seen_at) VALUES (?, 0, ?) ON CONFLICT (digest) DO NOTHING"),
 			sc.Digest, micros(now())); err != nil {
 			return err
@@ -323,78 +323,4 @@ func (s *Store) EachLatest(ctx context.Context, fn func(*store.Scan) error) erro
 		}
 		after = buf[len(buf)-1].sc.ID
 	}
-}
-
-// Reevaluated replaces a scan's findings and records the changes, in one
-// transaction.
-func (s *Store) Reevaluated(ctx context.Context, scanID int64, db *report.DBInfo, findings []finding.Finding, changes []store.Change) error {
-	what := fmt.Sprintf("re-evaluated scan %d", scanID)
-	for i := range changes {
-		c := &changes[i]
-		if c.ScanID != 0 && c.ScanID != scanID {
-			return invalid("%s: change %d is of scan %d", what, i, c.ScanID)
-		}
-		if err := checkOneOf(what, "change kind", c.Kind, changeKinds); err != nil {
-			return err
-		}
-		if err := s.checkText(what, "database version", c.DBVersion); err != nil {
-			return err
-		}
-	}
-	if findings == nil {
-		findings = []finding.Finding{}
-	}
-	blob, err := s.codec.encode(what+": findings", findings)
-	if err != nil {
-		return err
-	}
-	idx := s.indexFindings(findings)
-	cvals := make([]any, 0, len(changes)*6)
-	for i := range changes {
-		c := &changes[i]
-		b, err := json.Marshal(&c.Finding)
-		if err != nil {
-			return invalid("%s: change %d: %v", what, i, err)
-		}
-		if len(b) > s.opt.MaxBlob {
-			return fmt.Errorf("%w: %s: change %d is %d bytes", store.ErrTooLarge, what, i, len(b))
-		}
-		at := c.At
-		if at.IsZero() {
-			at = now()
-		}
-		cvals = append(cvals, string(b), micros(at), c.Kind, c.DBVersion)
-	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		var digest string
-		err := tx.QueryRowContext(ctx, s.q("SELECT digest FROM scans WHERE id = ?"), scanID).Scan(&digest)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.q("UPDATE scans SET db_info = ?, counts = ?, findings = ?, n_findings = ? WHERE id = ?"),
-			encodeDB(db), counts(findings), blob, idx.n, scanID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_ids WHERE scan_id = ?"), scanID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM scan_findings WHERE scan_id = ?"), scanID); err != nil {
-			return err
-		}
-		if err := s.insertFindingIndex(ctx, tx, scanID, idx); err != nil {
-			return err
-		}
-		rows := make([]any, 0, len(changes)*7)
-		for i := 0; i < len(cvals); i += 4 {
-			rows = append(rows, scanID, digest, cvals[i+2], cvals[i], cvals[i+1], cvals[i+3])
-		}
-		return s.insertRows(ctx, tx, "INSERT INTO changes (scan_id, digest, kind, finding, at, db_version)", 6, rows)
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
 }

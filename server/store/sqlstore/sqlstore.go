@@ -84,6 +84,9 @@ type Options struct {
 	MaxEventBody int
 	// MaxString bounds each text field (repository, reference, names).
 	MaxString int
+	// MaxBatch bounds the writes one SQLite group commit holds (default
+	// DefaultMaxBatch); see write.go.
+	MaxBatch int
 }
 
 func (o *Options) defaults() {
@@ -105,6 +108,7 @@ type Store struct {
 	dialect string
 	opt     Options
 	codec   *codec
+	gw      *groupWriter // SQLite: the one writer (group commit)
 	// Location names the database for messages: the SQLite file, or the
 	// PostgreSQL host and database (no password).
 	Location string
@@ -149,6 +153,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.dialect == SQLite {
+		s.gw = newGroupWriter(s, opt.MaxBatch)
+	}
 	return s, nil
 }
 
@@ -165,12 +172,15 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	} else {
 		f.Close()
 	}
+	// temp_store(MEMORY) keeps statement journals (which undo one failed
+	// statement of a transaction: not part of crash recovery, the WAL is)
+	// in memory instead of temporary files.
 	// busy_timeout first: the switch to WAL takes an exclusive lock, and
 	// another connection opening the file at the same time must wait for
 	// it, not fail with "database is locked".
 	dsn := "file:" + path + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -274,6 +284,9 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.gw != nil {
+		s.gw.stop()
+	}
 	err := s.db.Close()
 	if s.pool != nil {
 		s.pool.Close()
