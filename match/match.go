@@ -54,6 +54,9 @@ type Options struct {
 	// Warn receives warnings: expired ignore entries, versions that could
 	// not be compared, packages with no OSV ecosystem. Nil discards them.
 	Warn func(string)
+	// Hits, when set, is shared by the matches against one database: a
+	// package query already evaluated is answered from it.
+	Hits *HitCache
 	// Diagnose receives the same warnings with their codes
 	// (ignore.expired, match.version-unparsed, match.unsupported); when
 	// set, Warn is not called.
@@ -191,6 +194,8 @@ type matcher struct {
 	parsed map[[2]string]parsedVersion
 	// cvss caches scored vectors.
 	cvss map[string]cvssScore
+	// warns counts warnings raised (deduplicated or not).
+	warns int
 }
 
 type parsedVersion struct {
@@ -211,6 +216,7 @@ func (m *matcher) parse(eco, s string) (version.Version, error) {
 }
 
 func (m *matcher) warn(d diag.Diagnostic) {
+	m.warns++
 	if m.warned[d.Message] {
 		return
 	}
@@ -289,22 +295,50 @@ func (m *matcher) matchPackage(p *inventory.Package, os *inventory.OS) ([]findin
 	seen := map[string]bool{}
 	for _, eco := range ecos {
 		q := query{eco: eco, name: packageName(p, eco), version: packageVersion(p, eco)}
-		recs, err := m.lookup(q.eco, q.name)
+		qh, err := m.queryHits(q)
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range recs {
-			if v.GetWithdrawn() != nil || seen[v.GetId()] {
-				continue
-			}
-			h, ok := m.affects(v, q)
-			if ok {
-				seen[v.GetId()] = true
+		for _, h := range qh {
+			if id := h.v.GetId(); !seen[id] {
+				seen[id] = true
 				hits = append(hits, h)
 			}
 		}
 	}
 	return m.findings(p, hits), nil
+}
+
+// queryHits returns the records that affect q, from opts.Hits when it has
+// them (the caller must not change the slice).
+func (m *matcher) queryHits(q query) ([]hit, error) {
+	c := m.opts.Hits
+	if c != nil {
+		if qh, ok := c.get(q); ok {
+			if t, ok := m.src.(ecosystemToucher); ok {
+				t.Touch(q.eco)
+			}
+			return qh, nil
+		}
+	}
+	recs, err := m.lookup(q.eco, q.name)
+	if err != nil {
+		return nil, err
+	}
+	warns := m.warns
+	var qh []hit
+	for _, v := range recs {
+		if v.GetWithdrawn() != nil {
+			continue
+		}
+		if h, ok := m.affects(v, q); ok {
+			qh = append(qh, h)
+		}
+	}
+	if c != nil && m.warns == warns {
+		c.put(q, qh)
+	}
+	return qh, nil
 }
 
 // affects reports whether record v affects the package q, and with which

@@ -80,6 +80,10 @@ func NewMatcher(db *vulndb.DB, o MatchOptions) (*Matcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One hit cache per matcher: the matcher's database does not change
+	// under it (a server swaps in a new matcher after an update), and the
+	// packages a fleet shares are then evaluated once.
+	opts.Hits = match.NewHitCache(0)
 	return &Matcher{db: db, maxAge: o.MaxAge, used: map[string]bool{}, opts: opts}, nil
 }
 

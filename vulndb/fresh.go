@@ -286,6 +286,14 @@ func (t *Tracked) Lookup(ecosystem, name string) ([]*osvschema.Vulnerability, er
 	return t.db.Lookup(ecosystem, name)
 }
 
+// Touch notes an ecosystem used without a lookup (a match answered from
+// a match.HitCache).
+func (t *Tracked) Touch(ecosystem string) {
+	t.mu.Lock()
+	t.used[baseEcosystem(ecosystem)] = true
+	t.mu.Unlock()
+}
+
 // Ecosystems is DB.Ecosystems.
 func (t *Tracked) Ecosystems() ([]string, error) { return t.db.Ecosystems() }
 
