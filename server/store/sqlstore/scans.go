@@ -18,6 +18,7 @@ import (
 type encodedScan struct {
 	inventory, findings []byte
 	dbInfo, counts      string
+	worst               int
 	packages            []any // scan_packages rows without scan_id: name, version, type
 	idx                 findingIndex
 }
@@ -58,6 +59,18 @@ func (s *Store) indexFindings(fs []finding.Finding) findingIndex {
 	return x
 }
 
+// worst is the highest severity of the unsuppressed findings,
+// store.NoFindings without one.
+func worst(fs []finding.Finding) int {
+	w := int(store.NoFindings)
+	for i := range fs {
+		if fs[i].Suppressed == nil && int(fs[i].Severity) > w {
+			w = int(fs[i].Severity)
+		}
+	}
+	return w
+}
+
 func counts(fs []finding.Finding) string {
 	c := map[string]int{}
 	for i := range fs {
@@ -78,7 +91,7 @@ func encodeDB(db *report.DBInfo) string {
 }
 
 func (s *Store) encodeScan(what string, sc *store.Scan) (*encodedScan, error) {
-	e := &encodedScan{dbInfo: encodeDB(sc.DB), counts: counts(sc.Findings)}
+	e := &encodedScan{dbInfo: encodeDB(sc.DB), counts: counts(sc.Findings), worst: worst(sc.Findings)}
 	var err error
 	if e.inventory, err = s.codec.encode(what+": inventory", sc.Inventory); err != nil {
 		return nil, err
@@ -107,6 +120,17 @@ func withScanID(id int64, rows []any, cols int) []any {
 		out = append(out, rows[i:i+cols]...)
 	}
 	return out
+}
+
+// dropFindingIndex deletes the finding index rows of the digest's scans
+// other than keep.
+func (s *Store) dropFindingIndex(ctx context.Context, tx *sql.Tx, digest string, keep int64) error {
+	for _, table := range []string{"finding_ids", "scan_findings"} {
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM "+table+" WHERE scan_id IN (SELECT id FROM scans WHERE digest = ? AND id <> ?)"), digest, keep); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) insertFindingIndex(ctx context.Context, tx *sql.Tx, id int64, x findingIndex) error {
@@ -162,9 +186,9 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 			sc.Digest, micros(now())); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO scans (digest, repository, scanned_at, source, db_info, packages, counts, inventory, findings, n_findings)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-			sc.Digest, sc.Repository, micros(at), sc.Source, e.dbInfo, len(sc.Inventory.Packages), e.counts,
+		if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO scans (digest, repository, scanned_at, source, db_info, packages, counts, worst, inventory, findings, n_findings)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			sc.Digest, sc.Repository, micros(at), sc.Source, e.dbInfo, len(sc.Inventory.Packages), e.counts, e.worst,
 			e.inventory, e.findings, e.idx.n).Scan(&id); err != nil {
 			return err
 		}
@@ -174,8 +198,21 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 		if err := s.insertRows(ctx, tx, "INSERT INTO scan_packages (scan_id, name, version, type)", 4, withScanID(id, e.packages, 3)); err != nil {
 			return err
 		}
-		if err := s.insertFindingIndex(ctx, tx, id, e.idx); err != nil {
+		// The finding index holds the latest scan of each digest only: drop
+		// the superseded scan's rows, and index this one only if it is the
+		// latest (a concurrent upload of the same digest may have a
+		// higher ID and have committed first).
+		var latest int64
+		if err := tx.QueryRowContext(ctx, s.q("SELECT latest_scan_id FROM images WHERE digest = ?"), sc.Digest).Scan(&latest); err != nil {
 			return err
+		}
+		if latest == id {
+			if err := s.dropFindingIndex(ctx, tx, sc.Digest, id); err != nil {
+				return err
+			}
+			if err := s.insertFindingIndex(ctx, tx, id, e.idx); err != nil {
+				return err
+			}
 		}
 		if seen != nil {
 			return s.upsertSighting(ctx, tx, seen)
@@ -367,15 +404,16 @@ func (s *Store) Reevaluated(ctx context.Context, scanID int64, db *report.DBInfo
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var digest string
-		err := tx.QueryRowContext(ctx, s.q("SELECT digest FROM scans WHERE id = ?"), scanID).Scan(&digest)
+		var latest int64
+		err := tx.QueryRowContext(ctx, s.q("SELECT s.digest, i.latest_scan_id FROM scans s JOIN images i ON i.digest = s.digest WHERE s.id = ?"), scanID).Scan(&digest, &latest)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q("UPDATE scans SET db_info = ?, counts = ?, findings = ?, n_findings = ? WHERE id = ?"),
-			encodeDB(db), counts(findings), blob, idx.n, scanID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q("UPDATE scans SET db_info = ?, counts = ?, worst = ?, findings = ?, n_findings = ? WHERE id = ?"),
+			encodeDB(db), counts(findings), worst(findings), blob, idx.n, scanID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_ids WHERE scan_id = ?"), scanID); err != nil {
@@ -384,8 +422,11 @@ func (s *Store) Reevaluated(ctx context.Context, scanID int64, db *report.DBInfo
 		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM scan_findings WHERE scan_id = ?"), scanID); err != nil {
 			return err
 		}
-		if err := s.insertFindingIndex(ctx, tx, scanID, idx); err != nil {
-			return err
+		// Only the latest scan of a digest is indexed (see PutScan).
+		if latest == scanID {
+			if err := s.insertFindingIndex(ctx, tx, scanID, idx); err != nil {
+				return err
+			}
 		}
 		rows := make([]any, 0, len(changes)*7)
 		for i := 0; i < len(cvals); i += 4 {
