@@ -102,7 +102,7 @@ func (d *Dashboard) overview(q *request) error {
 	o.TrendChart = chartSeries{Labels: jsonString(days), Series: jsonString([]map[string]any{
 		{"label": "findings appeared", "data": appeared, "color": "--sev-high"},
 		{"label": "findings fixed", "data": disappeared, "color": "--good"},
-		{"label": "scans stored", "data": scans, "color": "--link", "type": "line"},
+		{"label": "scans stored", "data": scans, "color": "--link"},
 	})}
 	d.render(q, http.StatusOK, "overview", "Fleet overview", o)
 	return nil
@@ -295,6 +295,15 @@ func (d *Dashboard) image(q *request) error {
 		if f.Suppressed != nil {
 			v.Suppressed++
 		}
+	}
+	// Worst first, then by ID (the scan's order is by ID).
+	for _, fs := range byKind {
+		sort.SliceStable(fs, func(i, j int) bool {
+			if fs[i].Severity != fs[j].Severity {
+				return fs[i].Severity > fs[j].Severity
+			}
+			return fs[i].ID < fs[j].ID
+		})
 	}
 	counts := map[string]int{}
 	for _, f := range sc.Findings {
