@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -64,34 +65,30 @@ func severityName(v int) string {
 // Fleet sums up the latest scans.
 func (s *Store) Fleet(ctx context.Context) (*store.Fleet, error) {
 	f := &store.Fleet{ByWorst: map[string]int{}, Findings: map[string]int{}}
-	rows, err := s.db.QueryContext(ctx, "SELECT s.worst, COUNT(*) FROM images i JOIN scans s ON s.id = i.latest_scan_id GROUP BY s.worst")
+	// One row per image: its worst severity and its counts (JSON, a few
+	// bytes), summed here rather than over the findings.
+	rows, err := s.db.QueryContext(ctx, "SELECT s.worst, s.counts FROM images i JOIN scans s ON s.id = i.latest_scan_id")
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
+	var counts map[string]int
 	for rows.Next() {
-		var w, n int
-		if err := rows.Scan(&w, &n); err != nil {
+		var w int
+		var c string
+		if err := rows.Scan(&w, &c); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("fleet: %w", err)
 		}
-		f.ByWorst[severityName(w)] += n
-		f.Images += n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("fleet: %w", err)
-	}
-	rows, err = s.db.QueryContext(ctx, "SELECT severity, COUNT(*) FROM scan_findings WHERE suppressed = 0 GROUP BY severity")
-	if err != nil {
-		return nil, fmt.Errorf("fleet: %w", err)
-	}
-	for rows.Next() {
-		var v, n int
-		if err := rows.Scan(&v, &n); err != nil {
+		f.ByWorst[severityName(w)]++
+		f.Images++
+		clear(counts)
+		if err := json.Unmarshal([]byte(c), &counts); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("fleet: %w", err)
+			return nil, fmt.Errorf("fleet: counts: %w", err)
 		}
-		f.Findings[finding.Severity(v).String()] += n
+		for k, n := range counts {
+			f.Findings[k] += n
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -104,15 +101,15 @@ func (s *Store) Fleet(ctx context.Context) (*store.Fleet, error) {
 	return f, nil
 }
 
-// vulnAgg is the aggregate of one vulnerability over the finding index.
-const vulnAgg = `SELECT vuln_id, MAX(severity), COUNT(DISTINCT scan_id), MAX(CASE WHEN fixed <> '' THEN 1 ELSE 0 END)
-	FROM scan_findings WHERE kind = 'vulnerability' AND suppressed = 0`
-
 // TopVulnerabilities lists the vulnerabilities of the latest scans,
 // highest severity first, then the most images, with the workloads that
-// run an affected image.
+// run an affected image. It reads fleet_vulns, the per-vulnerability
+// counts kept in step with the finding index, not the findings.
 func (s *Store) TopVulnerabilities(ctx context.Context, limit int) ([]store.VulnCount, error) {
-	out, err := s.vulnCounts(ctx, vulnAgg+" GROUP BY vuln_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?", page(limit))
+	out, err := s.vulnCounts(ctx, `SELECT vuln_id,
+			CASE WHEN n4 > 0 THEN 4 WHEN n3 > 0 THEN 3 WHEN n2 > 0 THEN 2 WHEN n1 > 0 THEN 1 ELSE 0 END,
+			n0 + n1 + n2 + n3 + n4, CASE WHEN fixable > 0 THEN 1 ELSE 0 END
+		FROM fleet_vulns WHERE n0 + n1 + n2 + n3 + n4 > 0 ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?`, page(limit))
 	if err != nil {
 		return nil, fmt.Errorf("top vulnerabilities: %w", err)
 	}

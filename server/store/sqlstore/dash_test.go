@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,13 @@ func TestFleetQueries(t *testing.T) {
 		seen, err := s.Sightings(ctx, two.Digest)
 		if err != nil || len(seen) != 2 {
 			t.Fatalf("Sightings = %+v, %v", seen, err)
+		}
+		// Verify catches fleet_vulns out of step with the findings.
+		if _, err := s.db.ExecContext(ctx, "UPDATE fleet_vulns SET n1 = n1 + 1 WHERE vuln_id = 'CVE-2026-00010'"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Verify(ctx); err == nil || !strings.Contains(err.Error(), "fleet_vulns disagrees") {
+			t.Fatalf("Verify of a drifted fleet_vulns: %v", err)
 		}
 	})
 }
@@ -240,7 +248,8 @@ func TestMigration2(t *testing.T) {
 		}
 		// Schema 1 indexed every scan: give the superseded one its rows.
 		if err := s.tx(ctx, func(tx *sql.Tx) error {
-			return s.insertFindingIndex(ctx, tx, old, s.indexFindings(genScan(1, 40).Findings))
+			x := s.indexFindings(genScan(1, 40).Findings)
+			return s.insertRows(ctx, tx, "INSERT INTO scan_findings (scan_id, ord, kind, vuln_id, package, version, fixed, severity, suppressed)", 9, withScanID(old, x.rows, 8))
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -256,6 +265,13 @@ func TestMigration2(t *testing.T) {
 		}
 		if f.ByWorst["MEDIUM"] != 1 || f.ByWorst["CRITICAL"] != 1 {
 			t.Fatalf("after the migration: %+v", f)
+		}
+		// fleet_vulns was filled from the latest scans only (Verify
+		// checked it agrees): the CRITICAL finding of the superseded scan
+		// of image 1 counts once, for image 2.
+		top, err := s.TopVulnerabilities(ctx, 1)
+		if err != nil || len(top) != 1 || top[0].Severity != finding.Critical || top[0].Images != 1 {
+			t.Fatalf("after the migration: top %+v, %v", top, err)
 		}
 	})
 }

@@ -122,9 +122,40 @@ func withScanID(id int64, rows []any, cols int) []any {
 	return out
 }
 
+// fleetDelta is, per vulnerability ID, how many of the scans that cond
+// selects rate it at each severity (d0 to d4: each scan counted once, at
+// its worst rating) and have a fixed version (dfx).
+const fleetDelta = `SELECT vuln_id, SUM(CASE WHEN sev = 0 THEN 1 ELSE 0 END) AS d0, SUM(CASE WHEN sev = 1 THEN 1 ELSE 0 END) AS d1,
+	SUM(CASE WHEN sev = 2 THEN 1 ELSE 0 END) AS d2, SUM(CASE WHEN sev = 3 THEN 1 ELSE 0 END) AS d3, SUM(CASE WHEN sev >= 4 THEN 1 ELSE 0 END) AS d4, SUM(fx) AS dfx
+	FROM (SELECT vuln_id, scan_id, MAX(severity) AS sev, MAX(CASE WHEN fixed <> '' THEN 1 ELSE 0 END) AS fx
+		FROM scan_findings WHERE kind = 'vulnerability' AND suppressed = 0 AND %s GROUP BY vuln_id, scan_id) x
+	GROUP BY vuln_id`
+
+// fleetRemove takes the index rows cond selects out of fleet_vulns; call
+// it before deleting them.
+func (s *Store) fleetRemove(ctx context.Context, tx *sql.Tx, cond string, args ...any) error {
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE fleet_vulns SET n0 = n0 - d.d0, n1 = n1 - d.d1, n2 = n2 - d.d2, n3 = n3 - d.d3, n4 = n4 - d.d4, fixable = fixable - d.dfx
+		FROM (`+fmt.Sprintf(fleetDelta, cond)+`) d WHERE fleet_vulns.vuln_id = d.vuln_id`), args...)
+	return err
+}
+
+// fleetAdd adds the index rows cond selects to fleet_vulns; call it after
+// inserting them.
+func (s *Store) fleetAdd(ctx context.Context, tx *sql.Tx, cond string, args ...any) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO fleet_vulns (vuln_id, n0, n1, n2, n3, n4, fixable)
+		SELECT vuln_id, d0, d1, d2, d3, d4, dfx FROM (`+fmt.Sprintf(fleetDelta, cond)+`) d WHERE true
+		ON CONFLICT (vuln_id) DO UPDATE SET n0 = fleet_vulns.n0 + excluded.n0, n1 = fleet_vulns.n1 + excluded.n1, n2 = fleet_vulns.n2 + excluded.n2,
+			n3 = fleet_vulns.n3 + excluded.n3, n4 = fleet_vulns.n4 + excluded.n4, fixable = fleet_vulns.fixable + excluded.fixable`), args...)
+	return err
+}
+
 // dropFindingIndex deletes the finding index rows of the digest's scans
 // other than keep.
 func (s *Store) dropFindingIndex(ctx context.Context, tx *sql.Tx, digest string, keep int64) error {
+	const cond = "scan_id IN (SELECT id FROM scans WHERE digest = ? AND id <> ?)"
+	if err := s.fleetRemove(ctx, tx, cond, digest, keep); err != nil {
+		return err
+	}
 	for _, table := range []string{"finding_ids", "scan_findings"} {
 		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM "+table+" WHERE scan_id IN (SELECT id FROM scans WHERE digest = ? AND id <> ?)"), digest, keep); err != nil {
 			return err
@@ -135,6 +166,9 @@ func (s *Store) dropFindingIndex(ctx context.Context, tx *sql.Tx, digest string,
 
 func (s *Store) insertFindingIndex(ctx context.Context, tx *sql.Tx, id int64, x findingIndex) error {
 	if err := s.insertRows(ctx, tx, "INSERT INTO scan_findings (scan_id, ord, kind, vuln_id, package, version, fixed, severity, suppressed)", 9, withScanID(id, x.rows, 8)); err != nil {
+		return err
+	}
+	if err := s.fleetAdd(ctx, tx, "scan_id = ?", id); err != nil {
 		return err
 	}
 	return s.insertRows(ctx, tx, "INSERT INTO finding_ids (scan_id, ord, id)", 3, withScanID(id, x.ids, 2))
@@ -414,6 +448,9 @@ func (s *Store) Reevaluated(ctx context.Context, scanID int64, db *report.DBInfo
 		}
 		if _, err := tx.ExecContext(ctx, s.q("UPDATE scans SET db_info = ?, counts = ?, worst = ?, findings = ?, n_findings = ? WHERE id = ?"),
 			encodeDB(db), counts(findings), worst(findings), blob, idx.n, scanID); err != nil {
+			return err
+		}
+		if err := s.fleetRemove(ctx, tx, "scan_id = ?", scanID); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_ids WHERE scan_id = ?"), scanID); err != nil {

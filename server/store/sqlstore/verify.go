@@ -59,6 +59,9 @@ func (s *Store) Verify(ctx context.Context) error {
 	if dangling > 0 {
 		return fmt.Errorf("verify %s: %d images have no latest scan", s.Location, dangling)
 	}
+	if err := s.verifyFleet(ctx); err != nil {
+		return err
+	}
 	after := int64(0)
 	for {
 		rows, err := s.db.QueryContext(ctx, s.q("SELECT "+scanCols+", s.inventory, s.findings, s.packages, s.n_findings, s.worst FROM scans s WHERE s.id > ? ORDER BY s.id LIMIT 64"), after)
@@ -125,4 +128,20 @@ func (s *Store) countBy(ctx context.Context, q string) (map[int64]int64, error) 
 		m[id] = n
 	}
 	return m, rows.Err()
+}
+
+// verifyFleet checks fleet_vulns against the finding index.
+func (s *Store) verifyFleet(ctx context.Context) error {
+	var bad int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (
+		SELECT COALESCE(f.vuln_id, d.vuln_id) AS id FROM fleet_vulns f FULL OUTER JOIN (`+fmt.Sprintf(fleetDelta, "1 = 1")+`) d ON d.vuln_id = f.vuln_id
+		WHERE (d.vuln_id IS NULL AND f.n0 + f.n1 + f.n2 + f.n3 + f.n4 + f.fixable <> 0)
+		   OR (d.vuln_id IS NOT NULL AND (f.vuln_id IS NULL OR f.n0 <> d.d0 OR f.n1 <> d.d1 OR f.n2 <> d.d2 OR f.n3 <> d.d3 OR f.n4 <> d.d4 OR f.fixable <> d.dfx))) x`).Scan(&bad)
+	if err != nil {
+		return fmt.Errorf("verify %s: fleet_vulns: %w", s.Location, err)
+	}
+	if bad > 0 {
+		return fmt.Errorf("verify %s: fleet_vulns disagrees with the finding index for %d vulnerabilities", s.Location, bad)
+	}
+	return nil
 }
