@@ -41,9 +41,15 @@ GROUP BY vuln_id;
 ALTER TABLE events ADD COLUMN container TEXT NOT NULL DEFAULT '';
 ALTER TABLE events ADD COLUMN namespace TEXT NOT NULL DEFAULT '';
 CREATE INDEX events_kind ON events (kind, id);
+CREATE INDEX events_rule ON events (rule, id);
+CREATE INDEX events_container ON events (container, id);
+CREATE INDEX events_namespace ON events (namespace, id);
 
 -- +goose Down
 DROP TABLE fleet_vulns;
+DROP INDEX events_namespace;
+DROP INDEX events_container;
+DROP INDEX events_rule;
 DROP INDEX events_kind;
 ALTER TABLE events DROP COLUMN namespace;
 ALTER TABLE events DROP COLUMN container;
