@@ -37,6 +37,7 @@ type admissionEnv struct {
 	policy string
 	url    string
 	client *http.Client
+	caPEM  []byte            // the webhook's serving certificate (self-signed, for 127.0.0.1)
 	images map[string]string // case -> reference in the registry
 }
 
@@ -263,6 +264,7 @@ func (e *admissionEnv) startWebhook(t *testing.T, extra ...string) {
 	pool := x509.NewCertPool()
 	pem, _ := os.ReadFile(cert)
 	pool.AppendCertsFromPEM(pem)
+	e.caPEM = pem
 	e.client = &http.Client{Timeout: 120 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}
 	e.url = "https://" + addr
@@ -328,50 +330,76 @@ func (e *admissionEnv) gateDecision(t *testing.T, manifest []byte) (bool, []stri
 	return rep.Targets[0].Decision.Allowed, denied
 }
 
+// admissionCase is one pod the admission policy judges, with the verdict it
+// must get: the table TestAdmissionDecisions sends as AdmissionReviews and
+// TestAdmissionThroughAPIServer creates through a real API server.
+type admissionCase struct {
+	name       string
+	image      string // a key of admissionEnv.images
+	privileged bool
+	root       bool
+	allowed    bool
+	deniedBy   []string // the rules the denial names
+	want       string   // in the denial message
+}
+
+var admissionCases = []admissionCase{
+	{name: "signed and clean", image: "clean", allowed: true},
+	{name: "unsigned", image: "unsigned", deniedBy: []string{"trusted-signature"}, want: "no valid signature by a trusted key"},
+	{name: "signed by another key", image: "other-key", deniedBy: []string{"trusted-signature"}, want: "no valid signature by a trusted key"},
+	{name: "signed without SBOM attestation", image: "signed-no-sbom", deniedBy: []string{"trusted-signature"}, want: "no cyclonedx attestation"},
+	{name: "re-tagged after signing", image: "retagged", deniedBy: []string{"trusted-signature"}, want: "no valid signature"},
+	{name: "critical vulnerability", image: "vulnerable", deniedBy: []string{"no-critical"}, want: "CRITICAL GHSA-xvch-5gv4-984h in minimist 1.2.5"},
+	{name: "privileged", image: "clean", privileged: true, deniedBy: []string{"pod-security"}, want: "BH-K8S-003 Privileged container"},
+	{name: "root under restricted", image: "clean", root: true, deniedBy: []string{"pod-security"}, want: "BH-K8S-023 Runs as UID 0"},
+}
+
+// pod is the case's pod manifest in namespace ns.
+func (tc admissionCase) pod(e *admissionEnv, ns string) []byte {
+	name := "p-" + strings.ReplaceAll(tc.image, "-", "")
+	if tc.privileged {
+		name += "-priv"
+	}
+	if tc.root {
+		name += "-root"
+	}
+	return podManifest(name, ns, e.images[tc.image], tc.privileged, tc.root)
+}
+
+// check compares a verdict (allowed, the message, the warnings) with the
+// case's.
+func (tc admissionCase) check(t *testing.T, allowed bool, msg string, warnings []string) {
+	t.Helper()
+	if allowed != tc.allowed {
+		t.Fatalf("allowed=%v: %s", allowed, msg)
+	}
+	if got := rulesIn(msg); strings.Join(got, ",") != strings.Join(tc.deniedBy, ",") {
+		t.Errorf("denied by %v, want %v: %s", got, tc.deniedBy, msg)
+	}
+	if !strings.Contains(msg, tc.want) {
+		t.Errorf("message lacks %q: %s", tc.want, msg)
+	}
+	// The warn rule (no limits in these pods) allows with a warning; so
+	// does the signature rule where it passes, since it says
+	// transparencyLog: ignore.
+	wantWarn := "resource-limits,trusted-signature"
+	if slices.Contains(tc.deniedBy, "trusted-signature") {
+		wantWarn = "resource-limits"
+	}
+	if got := rulesIn(warnings...); strings.Join(got, ",") != wantWarn {
+		t.Errorf("warnings %q, want rules %s", warnings, wantWarn)
+	}
+}
+
 func TestAdmissionDecisions(t *testing.T) {
 	e := newAdmissionEnv(t)
 	e.startWebhook(t, "--tag-ttl", "0")
-	for _, tc := range []struct {
-		name       string
-		image      string
-		privileged bool
-		root       bool
-		allowed    bool
-		deniedBy   []string
-		want       string
-	}{
-		{name: "signed and clean", image: "clean", allowed: true},
-		{name: "unsigned", image: "unsigned", deniedBy: []string{"trusted-signature"}, want: "no valid signature by a trusted key"},
-		{name: "signed by another key", image: "other-key", deniedBy: []string{"trusted-signature"}, want: "no valid signature by a trusted key"},
-		{name: "signed without SBOM attestation", image: "signed-no-sbom", deniedBy: []string{"trusted-signature"}, want: "no cyclonedx attestation"},
-		{name: "re-tagged after signing", image: "retagged", deniedBy: []string{"trusted-signature"}, want: "no valid signature"},
-		{name: "critical vulnerability", image: "vulnerable", deniedBy: []string{"no-critical"}, want: "CRITICAL GHSA-xvch-5gv4-984h in minimist 1.2.5"},
-		{name: "privileged", image: "clean", privileged: true, deniedBy: []string{"pod-security"}, want: "BH-K8S-003 Privileged container"},
-		{name: "root under restricted", image: "clean", root: true, deniedBy: []string{"pod-security"}, want: "BH-K8S-023 Runs as UID 0"},
-	} {
+	for _, tc := range admissionCases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := podManifest("p-"+strings.ReplaceAll(tc.image, "-", ""), "prod", e.images[tc.image], tc.privileged, tc.root)
+			m := tc.pod(e, "prod")
 			a := e.review(t, m)
 			t.Logf("webhook: allowed=%v %s; warnings %q", a.Allowed, a.Message, a.Warnings)
-			if a.Allowed != tc.allowed {
-				t.Fatalf("allowed=%v: %s", a.Allowed, a.Message)
-			}
-			if got := rulesIn(a.Message); strings.Join(got, ",") != strings.Join(tc.deniedBy, ",") {
-				t.Errorf("denied by %v, want %v: %s", got, tc.deniedBy, a.Message)
-			}
-			if !strings.Contains(a.Message, tc.want) {
-				t.Errorf("message lacks %q: %s", tc.want, a.Message)
-			}
-			// The warn rule (no limits in these pods) allows with a warning;
-			// so does the signature rule where it passes, since it says
-			// transparencyLog: ignore.
-			wantWarn := "resource-limits,trusted-signature"
-			if slices.Contains(tc.deniedBy, "trusted-signature") {
-				wantWarn = "resource-limits"
-			}
-			if got := rulesIn(a.Warnings...); strings.Join(got, ",") != wantWarn {
-				t.Errorf("warnings %q", a.Warnings)
-			}
+			tc.check(t, a.Allowed, a.Message, a.Warnings)
 			// The gate decides the same.
 			allowed, denied := e.gateDecision(t, m)
 			if allowed != a.Allowed || strings.Join(denied, ",") != strings.Join(tc.deniedBy, ",") {

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/internal/cli"
+	"github.com/bulkhead-sec/bulkhead/internal/kubetest"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
 
@@ -65,7 +66,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("BULKHEAD_CACHE_DIR", cache)
-	code := m.Run()
+	code := kubetest.Main(m) // m.Run, then stops the API server if a test started one
 	os.RemoveAll(cache)
 	os.Exit(code)
 }

@@ -98,21 +98,32 @@ func Match(ctx context.Context, inv *inventory.Inventory, src Source, opts Optio
 		}
 		out = append(out, fs...)
 	}
-	out = filter(out, opts)
+	out, warns := Suppress(out, inv, opts)
+	for _, w := range warns {
+		m.warn(w)
+	}
+	return out, nil
+}
+
+// Suppress applies opts' filters (severities, unfixed) and suppressions
+// (ignore file, VEX) to vulnerability findings matched elsewhere (by
+// bulkhead server, say) exactly as Match does, and sorts them. It returns
+// the kept findings and the ignore file's diagnostics (expired entries).
+func Suppress(fs []finding.Finding, inv *inventory.Inventory, opts Options) ([]finding.Finding, []diag.Diagnostic) {
+	out := filter(fs, opts)
+	var warns []diag.Diagnostic
 	if opts.Ignore != nil {
 		now := opts.Now
 		if now.IsZero() {
 			now = time.Now()
 		}
-		for _, d := range opts.Ignore.Suppress(out, now) {
-			m.warn(d)
-		}
+		warns = opts.Ignore.Suppress(out, now)
 	}
 	if len(opts.VEX) > 0 {
 		ApplyVEX(out, opts.VEX, ImageIdentifiers(&inv.Target))
 	}
 	Sort(out)
-	return out, nil
+	return out, warns
 }
 
 // Active returns the findings that count for the exit code: those not

@@ -76,23 +76,33 @@ func OpenMatcher(o MatchOptions) (*Matcher, error) {
 // NewMatcher matches with a database the caller keeps open (Close leaves
 // it open); o.DBPath is not used.
 func NewMatcher(db *vulndb.DB, o MatchOptions) (*Matcher, error) {
-	m := &Matcher{db: db, maxAge: o.MaxAge, used: map[string]bool{},
-		opts: match.Options{IgnoreUnfixed: o.IgnoreUnfixed, Severities: o.Severities}}
+	opts, err := o.Load()
+	if err != nil {
+		return nil, err
+	}
+	return &Matcher{db: db, maxAge: o.MaxAge, used: map[string]bool{}, opts: opts}, nil
+}
+
+// Load reads o's ignore file and VEX documents into the match options
+// they stand for: what a matcher applies, and what a client applies to
+// findings a server matched (match.Suppress).
+func (o MatchOptions) Load() (match.Options, error) {
+	opts := match.Options{IgnoreUnfixed: o.IgnoreUnfixed, Severities: o.Severities}
 	if o.IgnoreFile != "" {
 		ign, err := match.LoadIgnoreFile(o.IgnoreFile, o.IgnoreFileOptional)
 		if err != nil {
-			return nil, err
+			return opts, err
 		}
-		m.opts.Ignore = ign
+		opts.Ignore = ign
 	}
 	for _, p := range o.VEX {
 		doc, err := match.LoadVEX(p)
 		if err != nil {
-			return nil, err
+			return opts, err
 		}
-		m.opts.VEX = append(m.opts.VEX, doc)
+		opts.VEX = append(opts.VEX, doc)
 	}
-	return m, nil
+	return opts, nil
 }
 
 // Close closes the database if the matcher opened it.

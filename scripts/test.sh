@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then
   scripts/setup-test-env.sh
+  KUBEBUILDER_ASSETS=$(scripts/kube-assets.sh) # cached by setup: instant
+  export KUBEBUILDER_ASSETS
 fi
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -44,8 +44,7 @@ change. deploy/helm/bulkhead-admission registers it in a cluster.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.policy, "policy", "p", policy.FileName, "policy file (docs/policy.md)")
-	fl.StringVar(&f.cert, "tls-cert", "", "serving certificate (PEM)")
-	fl.StringVar(&f.key, "tls-key", "", "serving key (PEM)")
+	addTLSFiles(fl, &f.cert, &f.key)
 	fl.StringVar(&f.addr, "addr", ":8443", "address to listen on")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", helpCacheDir)
 	f.db.add(fl, false)

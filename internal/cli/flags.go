@@ -191,8 +191,12 @@ func (f *imageFlags) add(cmd *cobra.Command, withRegistry bool) {
 		f.registryFlags.add(cmd)
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.tempDir, "temp-dir", "", "where scans keep their temporary files (default $TMPDIR)")
+	addTempDir(fl, &f.tempDir)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, helpQuiet)
+}
+
+func addTempDir(fl *pflag.FlagSet, p *string) {
+	fl.StringVar(p, "temp-dir", "", "where scans keep their temporary files (default $TMPDIR)")
 }
 
 // dbFlags choose the vulnerability database.
@@ -303,4 +307,44 @@ func (e *exitCode) Set(s string) error {
 func addExitCode(cmd *cobra.Command, p *exitCode, def int, when string) {
 	*p = exitCode(def)
 	cmd.Flags().Var(p, "exit-code", "exit status when "+when)
+}
+
+// databaseFlag is --database: bulkhead server's store.
+type databaseFlag struct {
+	dsn string
+}
+
+func (f *databaseFlag) add(fl *pflag.FlagSet) {
+	fl.StringVar(&f.dsn, "database", "", "bulkhead server's database: postgres://USER@HOST/DB, or a SQLite file (default bulkhead-server.db in the cache directory, $BULKHEAD_CACHE_DIR)")
+}
+
+// source is --database ("" : the default SQLite file).
+func (f *databaseFlag) source() string { return f.dsn }
+
+// serverClientFlags make a command a client of bulkhead server: --server
+// and --token (default $BULKHEAD_TOKEN, never shown in help).
+type serverClientFlags struct {
+	url   string
+	token string
+}
+
+func (f *serverClientFlags) add(fl *pflag.FlagSet) {
+	fl.StringVar(&f.url, "server", "", "match with bulkhead server at this URL (https://HOST:PORT) instead of a local vulnerability database: scan locally, upload the inventory, report the server's findings")
+	fl.StringVar(&f.token, "token", "", "bulkhead server API token (default $BULKHEAD_TOKEN)")
+}
+
+// tokenValue is --token or $BULKHEAD_TOKEN.
+func (f *serverClientFlags) tokenValue() string {
+	if f.token != "" {
+		return f.token
+	}
+	return os.Getenv("BULKHEAD_TOKEN")
+}
+
+// addTLSFiles declares --tls-cert and --tls-key, the serving certificate
+// of the commands that serve HTTPS (both re-read the files when they
+// change).
+func addTLSFiles(fl *pflag.FlagSet, cert, key *string) {
+	fl.StringVar(cert, "tls-cert", "", "serving certificate (PEM; re-read when the file changes)")
+	fl.StringVar(key, "tls-key", "", "serving key (PEM; re-read when the file changes)")
 }

@@ -31,6 +31,8 @@ type scanFlags struct {
 	imageFlags
 	findingFlags
 	attest attestFlags
+	// server, when set, matches with bulkhead server (image only).
+	server serverClientFlags
 }
 
 func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
@@ -41,6 +43,7 @@ func (f *scanFlags) register(cmd *cobra.Command, withImage bool) {
 	if withImage {
 		fl.StringVarP(&f.input, "input", "i", "", "read the image from an archive file (docker-archive or oci-archive, gzip or not) or an OCI layout directory")
 		f.attest.register(cmd)
+		f.server.add(fl)
 		fl.StringVar(&f.policy, "policy", "", "YAML file of custom CEL checks: those of target imageconfig run on the image's configuration with the misconfig scanner (dockerfile and kubernetes ones: bulkhead config --policy)")
 	}
 	f.findingFlags.register(cmd, []string{scannerVuln})
@@ -170,11 +173,21 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 	if o.Vulns, err = f.matchOptions(scanners); err != nil {
 		return err
 	}
+	// With --server, no local vulnerability database: the server matches.
+	vulns := o.Vulns
+	if f.server.url != "" {
+		o.Vulns = nil
+	}
 	scanned, err := runPipeline(ctx, ref, o, prog)
 	if err != nil {
 		return err
 	}
 	res := scanned.Result
+	if f.server.url != "" {
+		if err := f.server.match(ctx, res, vulns); err != nil {
+			return err
+		}
+	}
 	res.Scanners = scanners
 	res.Diagnose(polNotes...)
 	if err := writeResult(stdout, f.format, f.output, res); err != nil {

@@ -74,4 +74,5 @@ var commands = []func(stdout, stderr io.Writer) *cobra.Command{
 	newRuntimeCmd,
 	newGateCmd,
 	newAdmissionCmd,
+	newServerCmd,
 }

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/report"
+	"github.com/bulkhead-sec/bulkhead/sbom/cyclonedx"
+	"github.com/bulkhead-sec/bulkhead/sbom/sbomtest"
+	"github.com/bulkhead-sec/bulkhead/sbom/spdx"
+)
+
+// documents are the three upload formats of one inventory.
+func documents(t testing.TB, inv *inventory.Inventory) map[string][]byte {
+	var bh, cdx, sp bytes.Buffer
+	res := &report.Result{Inventory: inv, Findings: []finding.Finding{
+		{ID: "aws-access-key-id", Kind: finding.KindSecret, Severity: finding.Critical, Title: "AWS key"},
+		{ID: "CVE-2000-1", Kind: finding.KindVulnerability, Severity: finding.High},
+	}}
+	if err := report.ResultJSON(&bh, res); err != nil {
+		t.Fatal(err)
+	}
+	if err := cyclonedx.Encode(&cdx, inv, cyclonedx.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := spdx.Encode(&sp, inv, spdx.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{MediaBulkhead: bh.Bytes(), MediaCycloneDX: cdx.Bytes(), MediaSPDX: sp.Bytes()}
+}
+
+func TestDecodeUploadFormats(t *testing.T) {
+	inv := sbomtest.Debian()
+	for media, doc := range documents(t, inv) {
+		for _, ct := range []string{media, MediaJSON, media + "; charset=utf-8"} {
+			u, err := DecodeUpload(ct, doc)
+			if err != nil {
+				t.Fatalf("%s as %s: %v", media, ct, err)
+			}
+			if len(u.Inventory.Packages) != len(inv.Packages) {
+				t.Errorf("%s as %s: %d packages, want %d", media, ct, len(u.Inventory.Packages), len(inv.Packages))
+			}
+			if media == MediaBulkhead {
+				// The secret is kept; the uploaded vulnerability is not (the
+				// server matches itself).
+				if len(u.Findings) != 1 || u.Findings[0].Kind != finding.KindSecret || u.Source() != "upload" {
+					t.Errorf("bulkhead upload: findings %+v, source %s", u.Findings, u.Source())
+				}
+			} else if u.Source() != "sbom" {
+				t.Errorf("%s: source %s", media, u.Source())
+			}
+		}
+	}
+}
+
+func TestDecodeUploadErrors(t *testing.T) {
+	docs := documents(t, sbomtest.Alpine())
+	for _, c := range []struct {
+		name, ct string
+		body     []byte
+		status   int
+		reason   string
+	}{
+		{"unknown media type", "application/xml", []byte("<bom/>"), http.StatusUnsupportedMediaType, "not an inventory"},
+		{"no media type", "", docs[MediaBulkhead], http.StatusUnsupportedMediaType, "Content-Type"},
+		{"not JSON", MediaJSON, []byte("{"), http.StatusBadRequest, "not a JSON object"},
+		{"JSON of no known kind", MediaJSON, []byte(`{"hello":1}`), http.StatusBadRequest, "neither CycloneDX"},
+		{"truncated CycloneDX", MediaCycloneDX, docs[MediaCycloneDX][:len(docs[MediaCycloneDX])/2], http.StatusBadRequest, "malformed cyclonedx"},
+		{"truncated SPDX", MediaSPDX, docs[MediaSPDX][:len(docs[MediaSPDX])/2], http.StatusBadRequest, "malformed spdx"},
+		{"CycloneDX sent as SPDX", MediaSPDX, docs[MediaCycloneDX], http.StatusBadRequest, "spdx"},
+		{"future schema", MediaBulkhead, []byte(`{"schemaVersion":99,"target":{"name":"x","source":"registry"},"packages":[]}`), http.StatusBadRequest, "schemaVersion 99"},
+		{"no target", MediaBulkhead, []byte(`{"schemaVersion":1,"packages":[]}`), http.StatusBadRequest, "names no target"},
+		{"nameless package", MediaBulkhead, []byte(`{"schemaVersion":1,"target":{"name":"x","source":"registry"},"packages":[{"version":"1","type":"apk"}]}`), http.StatusBadRequest, "no name or type"},
+		{"wrong types", MediaBulkhead, []byte(`{"schemaVersion":1,"target":{"name":"x"},"packages":{}}`), http.StatusBadRequest, "malformed bulkhead report"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := DecodeUpload(c.ct, c.body)
+			var ue *UploadError
+			if !errors.As(err, &ue) {
+				t.Fatalf("err = %v, want an *UploadError", err)
+			}
+			if ue.Status != c.status || !strings.Contains(ue.Reason, c.reason) {
+				t.Errorf("got %d %q, want %d containing %q", ue.Status, ue.Reason, c.status, c.reason)
+			}
+		})
+	}
+}
+
+// FuzzDecodeUpload: no input crashes a decoder, and every refusal is an
+// *UploadError with a 4xx status.
+func FuzzDecodeUpload(f *testing.F) {
+	for media, doc := range documents(f, sbomtest.Alpine()) {
+		f.Add(media, doc)
+		f.Add(MediaJSON, doc)
+	}
+	f.Add(MediaJSON, []byte(`{"schemaVersion":1,"target":{"name":"x","source":"registry"},"packages":[],"findings":[{"id":"s","kind":"secret","severity":"HIGH"}]}`))
+	f.Add(MediaCycloneDX, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5","components":[{"type":"library","name":"a","purl":"pkg:npm/a@1"}]}`))
+	f.Add(MediaSPDX, []byte(`{"spdxVersion":"SPDX-2.3","packages":[{"SPDXID":"SPDXRef-a","name":"a"}]}`))
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		u, err := DecodeUpload(ct, body)
+		if err != nil {
+			var ue *UploadError
+			if !errors.As(err, &ue) || ue.Status < 400 || ue.Status > 499 || ue.Reason == "" {
+				t.Fatalf("error %v (%T) is not a 4xx UploadError", err, err)
+			}
+			return
+		}
+		if u.Inventory == nil {
+			t.Fatal("no error and no inventory")
+		}
+	})
+}
