@@ -157,6 +157,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Queues: map[string]river.QueueConfig{QueueScan: {MaxWorkers: cfg.Concurrency}}}
 	river.AddWorker(x.Workers, &scanWorker{s: s})
 	s.routes(mux)
+	if err := s.mountDashboard(mux); err != nil {
+		return nil, err
+	}
 	for _, e := range cfg.Extensions {
 		if err := e.Register(x); err != nil {
 			return nil, fmt.Errorf("server extension: %w", err)

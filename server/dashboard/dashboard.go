@@ -109,7 +109,8 @@ type Options struct {
 	// MaxExport bounds the rows of one CSV or JSON export (default
 	// 100,000).
 	MaxExport int
-	// Secure marks the login cookie Secure (the server serves TLS).
+	// Secure marks the login cookie Secure (it is, too, when the login
+	// request came over TLS).
 	Secure bool
 	// Version is shown in the footer.
 	Version string
@@ -429,7 +430,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.render(q, http.StatusUnauthorized, "login", "Sign in", loginData{Next: next, Message: "unknown or revoked token: paste an API token (bulkhead server token create)"})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: token, Path: Prefix, HttpOnly: true, Secure: d.opt.Secure,
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: token, Path: Prefix, HttpOnly: true, Secure: d.opt.Secure || r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
