@@ -139,30 +139,77 @@ func (s *Store) vulnCounts(ctx context.Context, q string, args ...any) ([]store.
 	if len(out) == 0 {
 		return out, nil
 	}
-	ids := make([]any, len(out))
-	at := map[string]int{}
-	for i := range out {
-		ids[i], at[out[i].ID] = out[i].ID, i
-	}
-	rows, err = s.db.QueryContext(ctx, s.q(`SELECT v.vuln_id, COUNT(*) FROM (
-			SELECT DISTINCT v.vuln_id, w.cluster, w.namespace, w.workload
-			FROM (SELECT DISTINCT f.vuln_id, s.digest FROM scan_findings f JOIN scans s ON s.id = f.scan_id
-				WHERE f.kind = 'vulnerability' AND f.suppressed = 0 AND f.vuln_id IN (?`+strings.Repeat(",?", len(ids)-1)+`)) v
-			JOIN sightings w ON w.digest = v.digest AND w.kind = 'cluster' AND w.workload <> '') v
-		GROUP BY v.vuln_id`), ids...)
-	if err != nil {
+	if err := s.workloads(ctx, out); err != nil {
 		return nil, fmt.Errorf("workloads: %w", err)
 	}
+	return out, nil
+}
+
+// workloads fills in how many distinct cluster workloads run an image
+// whose latest scan has each vulnerability. Two index-only reads, joined
+// here: the latest scans of the workloads' images, and the scans of each
+// vulnerability (scan_findings_vuln). A join in SQL took ~0.5 s for 50
+// vulnerabilities present in 1,000 images.
+func (s *Store) workloads(ctx context.Context, vs []store.VulnCount) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	type wl struct{ cluster, namespace, workload string }
+	rows, err := s.db.QueryContext(ctx, `SELECT i.latest_scan_id, w.cluster, w.namespace, w.workload FROM sightings w JOIN images i ON i.digest = w.digest
+		WHERE w.kind = 'cluster' AND w.workload <> ''`)
+	if err != nil {
+		return err
+	}
+	running := map[int64][]wl{}
+	for rows.Next() {
+		var id int64
+		var w wl
+		if err := rows.Scan(&id, &w.cluster, &w.namespace, &w.workload); err != nil {
+			rows.Close()
+			return err
+		}
+		running[id] = append(running[id], w)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(running) == 0 {
+		return nil
+	}
+	ids := make([]any, len(vs))
+	at := map[string]int{}
+	for i := range vs {
+		ids[i], at[vs[i].ID] = vs[i].ID, i
+	}
+	rows, err = s.db.QueryContext(ctx, s.q(`SELECT DISTINCT vuln_id, scan_id FROM scan_findings
+		WHERE kind = 'vulnerability' AND suppressed = 0 AND vuln_id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`), ids...)
+	if err != nil {
+		return err
+	}
 	defer rows.Close()
+	sets := make([]map[wl]bool, len(vs))
 	for rows.Next() {
 		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
+		var scan int64
+		if err := rows.Scan(&id, &scan); err != nil {
+			return err
 		}
-		out[at[id]].Workloads = n
+		i, ok := at[id]
+		if !ok || len(running[scan]) == 0 {
+			continue
+		}
+		if sets[i] == nil {
+			sets[i] = map[wl]bool{}
+		}
+		for _, w := range running[scan] {
+			sets[i][w] = true
+		}
 	}
-	return out, rows.Err()
+	for i := range vs {
+		vs[i].Workloads = len(sets[i])
+	}
+	return rows.Err()
 }
 
 // Trend counts the scans stored and the re-evaluation changes per UTC day
