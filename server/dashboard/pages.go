@@ -240,6 +240,7 @@ func (q *request) pageOf(total, size int) (pager, error) {
 	if err != nil {
 		return pager{}, err
 	}
+	p = min(p, int64(total)) // no overflow: a page past the end is empty
 	from := min(int(p)*size, total)
 	pg := pager{From: from, To: min(from+size, total), Total: total}
 	if p > 0 {
@@ -487,6 +488,7 @@ func (d *Dashboard) vulns(q *request) error {
 		return err
 	}
 	limit := maxTop
+	p = min(p, maxTop)
 	if format == "" {
 		limit = min(int(p+1)*d.opt.PageSize+1, maxTop)
 	}
