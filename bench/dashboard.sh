@@ -16,8 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20}
 out=$(BENCH_IMAGES=${BENCH_IMAGES:-1000} BENCH_FINDINGS=${BENCH_FINDINGS:-300} \
-	go test -run '^$' -bench '^BenchmarkDashboard$' -benchtime "${n}x" -timeout 60m ./server/dashboard/ 2>&1) || { echo "$out"; exit 1; }
-echo "$out" | grep -E 'store:' | sed 's/^ *bench_test.go:[0-9]*: //' | head -1
+	go test -v -run '^$' -bench '^BenchmarkDashboard$' -benchtime "${n}x" -timeout 60m ./server/dashboard/ 2>&1) || { echo "$out"; exit 1; }
+echo "$out" | grep -E 'store:' | sed 's/^ *bench_test.go:[0-9]*: //' | head -1 || true
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs; other work on the machine inflates the times)"
 printf '%-26s %10s %10s\n' page mean-ms max-ms
 echo "$out" | awk '/^BenchmarkDashboard\// {
 	name=$1; sub(/^BenchmarkDashboard\//, "", name); sub(/-[0-9]+$/, "", name)
