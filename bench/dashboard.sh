@@ -20,7 +20,7 @@ out=$(BENCH_IMAGES=${BENCH_IMAGES:-1000} BENCH_FINDINGS=${BENCH_FINDINGS:-300} \
 echo "$out" | grep -E 'store:' | sed 's/^ *bench_test.go:[0-9]*: //' | head -1 || true
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs; other work on the machine inflates the times)"
 printf '%-26s %10s %10s\n' page mean-ms max-ms
-echo "$out" | awk '/^BenchmarkDashboard\// {
+echo "$out" | awk '/^BenchmarkDashboard\// && NF >= 5 {
 	name=$1; sub(/^BenchmarkDashboard\//, "", name); sub(/-[0-9]+$/, "", name)
 	mean=$3/1e6; max=$5
 	flag = (max > 200) ? "  OVER 200 ms" : ""
