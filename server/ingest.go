@@ -78,7 +78,8 @@ func (s *Server) handleFalco(w http.ResponseWriter, r *http.Request) {
 	if at.IsZero() {
 		at = time.Now().UTC()
 	}
-	e := &store.Event{Kind: "runtime", Digest: a.digest(), Priority: a.Priority, Rule: a.Rule, Output: a.Output, Body: body, At: at}
+	e := &store.Event{Kind: "runtime", Digest: a.digest(), Priority: a.Priority, Rule: a.Rule, Output: a.Output, Body: body, At: at,
+		Container: a.field("container.name"), Namespace: a.field("k8s.ns.name")}
 	var seen *store.Sighting
 	if e.Digest != "" && a.field("k8s.ns.name") != "" {
 		seen = &store.Sighting{Digest: e.Digest, Reference: a.reference(), Kind: "cluster", Namespace: a.field("k8s.ns.name"),
@@ -96,11 +97,13 @@ func podWorkload(pod string) string {
 
 // Decision is a gate or admission decision about an image.
 type Decision struct {
-	Kind      string    `json:"kind"` // "gate" or "admission"
-	Image     string    `json:"image,omitempty"`
-	Digest    string    `json:"digest,omitempty"`
-	Allowed   bool      `json:"allowed"`
-	Reasons   []string  `json:"reasons,omitempty"`
+	Kind    string   `json:"kind"` // "gate" or "admission"
+	Image   string   `json:"image,omitempty"`
+	Digest  string   `json:"digest,omitempty"`
+	Allowed bool     `json:"allowed"`
+	Reasons []string `json:"reasons,omitempty"`
+	// Rule names the rule that denied (the first, when several did).
+	Rule      string    `json:"rule,omitempty"`
 	Cluster   string    `json:"cluster,omitempty"`
 	Namespace string    `json:"namespace,omitempty"`
 	Workload  string    `json:"workload,omitempty"` // "Deployment/web"
@@ -136,7 +139,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 	if d.Allowed {
 		verdict = "allowed"
 	}
-	e := &store.Event{Kind: d.Kind, Digest: d.Digest, Priority: verdict, Output: strings.Join(d.Reasons, "; "), Body: body, At: d.Time}
+	e := &store.Event{Kind: d.Kind, Digest: d.Digest, Priority: verdict, Rule: d.Rule, Output: strings.Join(d.Reasons, "; "), Body: body, At: d.Time}
 	var seen *store.Sighting
 	if d.Digest != "" && d.Allowed && d.Kind == "admission" && d.Namespace != "" {
 		seen = &store.Sighting{Digest: d.Digest, Reference: d.Image, Kind: "cluster", Cluster: d.Cluster, Namespace: d.Namespace, Workload: d.Workload, SeenAt: d.Time}

@@ -216,6 +216,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if x.err != nil {
 		return nil, x.err
 	}
+	// The dashboard's pages are HTML for browsers, not API operations: it
+	// authenticates itself (token sign-in, a cookie) and is not in the
+	// OpenAPI document.
+	if err := s.mountDashboard(mux); err != nil {
+		return nil, err
+	}
 	for _, e := range cfg.Extensions {
 		if err := e.Register(x); err != nil {
 			return nil, fmt.Errorf("server extension %T: %w", e, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/bulkhead-sec/bulkhead/server"
+	"github.com/bulkhead-sec/bulkhead/server/dashboard"
 )
 
 func init() {
@@ -51,6 +52,8 @@ func Spec(t testing.TB, srv *server.Server) (*openapi3.T, routers.Router) {
 // the document refuses must not be answered with success, and a path the
 // document does not have must not be answered with success unless it is a
 // route of a foreign protocol (Harbor's, validated against its own spec).
+// The dashboard's HTML pages (and the redirect to them) are not API
+// operations and are passed through.
 func Validating(t testing.TB, srv *server.Server) http.Handler {
 	_, router := Spec(t, srv)
 	var foreign []server.Route
@@ -61,6 +64,10 @@ func Validating(t testing.TB, srv *server.Server) http.Handler {
 	}
 	h := srv.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, dashboard.Prefix) {
+			h.ServeHTTP(w, r) // the dashboard: HTML pages for browsers, not the API
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		rec := httptest.NewRecorder()

@@ -96,8 +96,14 @@ type ImageFilter struct {
 	Fixed       *bool            // only vulnerabilities with (true) or without (false) a fixed version
 	Package     string           // only images holding this package name
 	Repository  string
-	Limit       int   // zero: the store's default page (100; at most 1,000)
-	After       int64 // the ScanID of the previous page's last summary
+	// Worst keeps the images whose worst unsuppressed finding has this
+	// severity (NoFindings: the images without one).
+	Worst *finding.Severity
+	// Query keeps the images whose repository or digest holds this text
+	// (case-insensitive).
+	Query string
+	Limit int   // zero: the store's default page (100; at most 1,000)
+	After int64 // the ScanID of the previous page's last summary
 }
 
 // ImageSummary is one image in a listing: its latest scan and counts.
@@ -108,7 +114,13 @@ type ImageSummary struct {
 	ScannedAt  time.Time      `json:"scannedAt"`
 	Packages   int            `json:"packages"`
 	Counts     map[string]int `json:"counts"` // findings per severity name
+	// Worst is the severity of the worst unsuppressed finding, NoFindings
+	// when there is none.
+	Worst finding.Severity `json:"worst"`
 }
+
+// NoFindings is the Worst of an image without unsuppressed findings.
+const NoFindings finding.Severity = -1
 
 // Affected is one image (and where it runs) that a vulnerability hits.
 type Affected struct {
@@ -124,14 +136,72 @@ type Affected struct {
 // Event is an ingested runtime alert or gate/admission decision, linked to
 // an image digest when the event carries one.
 type Event struct {
-	ID       int64     `json:"id"`
-	Kind     string    `json:"kind"` // "runtime", "gate", "admission"
-	Digest   string    `json:"digest,omitempty"`
-	Priority string    `json:"priority,omitempty"`
-	Rule     string    `json:"rule,omitempty"`
-	Output   string    `json:"output,omitempty"`
-	Body     []byte    `json:"body"` // the event as received (JSON)
-	At       time.Time `json:"at"`
+	ID       int64  `json:"id"`
+	Kind     string `json:"kind"` // "runtime", "gate", "admission"
+	Digest   string `json:"digest,omitempty"`
+	Priority string `json:"priority,omitempty"`
+	Rule     string `json:"rule,omitempty"`
+	Output   string `json:"output,omitempty"`
+	// Container and Namespace say where a runtime alert fired (Falco's
+	// container.name and k8s.ns.name), for filtering.
+	Container string    `json:"container,omitempty"`
+	Namespace string    `json:"namespace,omitempty"`
+	Body      []byte    `json:"body"` // the event as received (JSON)
+	At        time.Time `json:"at"`
+}
+
+// EventFilter narrows EventsPage. Events come newest first; Before is the
+// ID of the previous page's last event.
+type EventFilter struct {
+	Kinds     []string // any of these kinds; empty: every kind
+	Digest    string
+	Rule      string
+	Priority  string
+	Container string
+	Namespace string
+	Before    int64 // zero: from the newest
+	Limit     int   // zero: the store's default page (100; at most 1,000)
+}
+
+// Fleet sums up the latest scan of every image.
+type Fleet struct {
+	Images int `json:"images"`
+	// ByWorst counts the images by the severity name of their worst
+	// unsuppressed finding ("NONE": none).
+	ByWorst map[string]int `json:"byWorst"`
+	// Findings counts the unsuppressed findings per severity name.
+	Findings  map[string]int `json:"findings"`
+	Workloads int            `json:"workloads"` // distinct cluster workloads seen
+}
+
+// VulnCount is one vulnerability across the fleet's latest scans.
+type VulnCount struct {
+	ID        string           `json:"id"`
+	Severity  finding.Severity `json:"severity"` // the highest it is rated in any image
+	Images    int              `json:"images"`
+	Workloads int              `json:"workloads"` // distinct cluster workloads running an affected image
+	Fixable   bool             `json:"fixable"`   // a fixed version exists in at least one image
+}
+
+// TrendDay is one UTC day of activity.
+type TrendDay struct {
+	Day         time.Time `json:"day"`
+	Scans       int       `json:"scans"`       // scans stored
+	Appeared    int       `json:"appeared"`    // findings that appeared in re-evaluations
+	Disappeared int       `json:"disappeared"` // and that disappeared
+}
+
+// PackageHit is a package name and how many images hold it.
+type PackageHit struct {
+	Name   string `json:"name"`
+	Images int    `json:"images"`
+}
+
+// SearchResult is what Search found.
+type SearchResult struct {
+	Images          []ImageSummary `json:"images"`
+	Packages        []PackageHit   `json:"packages"`
+	Vulnerabilities []VulnCount    `json:"vulnerabilities"`
 }
 
 // Token is an API token; only its hash is stored.
@@ -177,6 +247,24 @@ type Store interface {
 
 	PutEvent(ctx context.Context, e *Event) (int64, error)
 	Events(ctx context.Context, digest string, since time.Time, limit int) ([]Event, error)
+	// EventsPage lists events newest first, filtered.
+	EventsPage(ctx context.Context, f EventFilter) ([]Event, error)
+
+	// Sightings lists where a digest was seen, most recent first.
+	Sightings(ctx context.Context, digest string) ([]Sighting, error)
+	// Fleet sums up the latest scans.
+	Fleet(ctx context.Context) (*Fleet, error)
+	// TopVulnerabilities lists the vulnerabilities of the latest scans,
+	// highest severity first, then the most images.
+	TopVulnerabilities(ctx context.Context, limit int) ([]VulnCount, error)
+	// Trend counts scans and re-evaluation changes per UTC day since.
+	Trend(ctx context.Context, since time.Time) ([]TrendDay, error)
+	// ChangeCounts counts the findings that appeared and disappeared
+	// after since.
+	ChangeCounts(ctx context.Context, since time.Time) (appeared, disappeared int, err error)
+	// Search finds images (repository or digest text), a package (exact
+	// name) and a vulnerability (exact ID or alias).
+	Search(ctx context.Context, q string, limit int) (*SearchResult, error)
 
 	PutToken(ctx context.Context, t *Token) (int64, error)
 	TokenByHash(ctx context.Context, hash []byte) (*Token, error)

@@ -55,12 +55,24 @@ func (s *Store) AddSighting(ctx context.Context, seen *store.Sighting) error {
 // above that severity (and, with Fixed, a vulnerability with or without a
 // fixed version), in that package when Package is set too.
 func (s *Store) Images(ctx context.Context, f store.ImageFilter) ([]store.ImageSummary, error) {
-	q := `SELECT i.digest, s.repository, s.id, s.scanned_at, s.packages, s.counts
+	q := `SELECT ` + summaryCols + `
 		FROM images i JOIN scans s ON s.id = i.latest_scan_id WHERE i.latest_scan_id > ?`
 	args := []any{f.After}
 	if f.Repository != "" {
 		q += " AND s.repository = ?"
 		args = append(args, f.Repository)
+	}
+	if f.Worst != nil {
+		q += " AND s.worst = ?"
+		args = append(args, int(*f.Worst))
+	}
+	if f.Query != "" {
+		if err := s.checkText("images", "query", f.Query); err != nil {
+			return nil, err
+		}
+		q += ` AND (LOWER(s.repository) LIKE ? ESCAPE '\' OR i.digest LIKE ? ESCAPE '\')`
+		pat := "%" + likeEscape(strings.ToLower(f.Query)) + "%"
+		args = append(args, pat, pat)
 	}
 	if f.MinSeverity > finding.Unknown || f.Fixed != nil {
 		q += " AND EXISTS (SELECT 1 FROM scan_findings f WHERE f.scan_id = s.id AND f.suppressed = 0 AND f.severity >= ?"
@@ -83,9 +95,20 @@ func (s *Store) Images(ctx context.Context, f store.ImageFilter) ([]store.ImageS
 	}
 	q += " ORDER BY i.latest_scan_id LIMIT ?"
 	args = append(args, page(f.Limit))
-	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	out, err := s.summaries(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("images: %w", err)
+	}
+	return out, nil
+}
+
+const summaryCols = "i.digest, s.repository, s.id, s.scanned_at, s.packages, s.counts, s.worst"
+
+// summaries runs a query selecting summaryCols.
+func (s *Store) summaries(ctx context.Context, q string, args ...any) ([]store.ImageSummary, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	out := []store.ImageSummary{}
@@ -93,19 +116,22 @@ func (s *Store) Images(ctx context.Context, f store.ImageFilter) ([]store.ImageS
 		var m store.ImageSummary
 		var at int64
 		var c string
-		if err := rows.Scan(&m.Digest, &m.Repository, &m.ScanID, &at, &m.Packages, &c); err != nil {
-			return nil, fmt.Errorf("images: %w", err)
+		var w int
+		if err := rows.Scan(&m.Digest, &m.Repository, &m.ScanID, &at, &m.Packages, &c, &w); err != nil {
+			return nil, err
 		}
-		m.ScannedAt = fromMicros(at)
+		m.ScannedAt, m.Worst = fromMicros(at), finding.Severity(w)
 		if err := json.Unmarshal([]byte(c), &m.Counts); err != nil {
-			return nil, fmt.Errorf("images: scan %d: counts: %w", m.ScanID, err)
+			return nil, fmt.Errorf("scan %d: counts: %w", m.ScanID, err)
 		}
 		out = append(out, m)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("images: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
+}
+
+// likeEscape escapes LIKE's wildcards (the escape character is '\').
+func likeEscape(v string) string {
+	return strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(v)
 }
 
 // maxAffected bounds one Affected answer.
@@ -260,7 +286,7 @@ func (s *Store) PutEvent(ctx context.Context, e *store.Event) (int64, error) {
 			return 0, err
 		}
 	}
-	for _, f := range []struct{ name, v string }{{"priority", e.Priority}, {"rule", e.Rule}} {
+	for _, f := range []struct{ name, v string }{{"priority", e.Priority}, {"rule", e.Rule}, {"container", e.Container}, {"namespace", e.Namespace}} {
 		if err := s.checkText(what, f.name, f.v); err != nil {
 			return 0, err
 		}
@@ -281,8 +307,8 @@ func (s *Store) PutEvent(ctx context.Context, e *store.Event) (int64, error) {
 	}
 	var id int64
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, s.q(`INSERT INTO events (kind, digest, priority, rule, output, body, at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`), e.Kind, e.Digest, e.Priority, e.Rule, e.Output, body, micros(at)).Scan(&id)
+		return tx.QueryRowContext(ctx, s.q(`INSERT INTO events (kind, digest, priority, rule, output, container, namespace, body, at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), e.Kind, e.Digest, e.Priority, e.Rule, e.Output, e.Container, e.Namespace, body, micros(at)).Scan(&id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, err)
@@ -292,7 +318,7 @@ func (s *Store) PutEvent(ctx context.Context, e *store.Event) (int64, error) {
 
 // Events lists events after since, oldest first; digest "" is every image.
 func (s *Store) Events(ctx context.Context, digest string, since time.Time, limit int) ([]store.Event, error) {
-	q := "SELECT id, kind, digest, priority, rule, output, body, at FROM events WHERE at > ?"
+	q := "SELECT " + eventCols + " FROM events WHERE at > ?"
 	args := []any{micros(since)}
 	if digest != "" {
 		q += " AND digest = ?"
@@ -300,25 +326,32 @@ func (s *Store) Events(ctx context.Context, digest string, since time.Time, limi
 	}
 	q += " ORDER BY at, id LIMIT ?"
 	args = append(args, page(limit))
-	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	out, err := s.events(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
+	}
+	return out, nil
+}
+
+const eventCols = "id, kind, digest, priority, rule, output, container, namespace, body, at"
+
+func (s *Store) events(ctx context.Context, q string, args ...any) ([]store.Event, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	out := []store.Event{}
 	for rows.Next() {
 		var e store.Event
 		var at int64
-		if err := rows.Scan(&e.ID, &e.Kind, &e.Digest, &e.Priority, &e.Rule, &e.Output, &e.Body, &at); err != nil {
-			return nil, fmt.Errorf("events: %w", err)
+		if err := rows.Scan(&e.ID, &e.Kind, &e.Digest, &e.Priority, &e.Rule, &e.Output, &e.Container, &e.Namespace, &e.Body, &at); err != nil {
+			return nil, err
 		}
 		e.At = fromMicros(at)
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("events: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // PutToken stores a token (its hash). A name or hash already stored is

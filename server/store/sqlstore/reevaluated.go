@@ -27,6 +27,7 @@ type encodedReeval struct {
 	what    string
 	dbInfo  string
 	counts  string
+	worst   int
 	blob    []byte
 	idx     findingIndex
 	keys    []string // the index key of each new finding (see indexKey)
@@ -104,6 +105,7 @@ func (s *Store) encodeReeval(r *store.Reevaluation, e *encodedReeval) error {
 		return err
 	}
 	e.counts = counts(findings)
+	e.worst = worst(findings)
 	e.idx = s.indexFindings(findings)
 	ids := make([][]string, e.idx.n)
 	for i := 0; i < len(e.idx.ids); i += 2 {
@@ -142,8 +144,8 @@ func (s *Store) applyReeval(ctx context.Context, tx *sql.Tx, e *encodedReeval) e
 	if e.r.SameFindings {
 		err = tx.QueryRowContext(ctx, s.q("UPDATE scans SET db_info = ? WHERE id = ? RETURNING digest"), e.dbInfo, id).Scan(&digest)
 	} else {
-		err = tx.QueryRowContext(ctx, s.q("UPDATE scans SET db_info = ?, counts = ?, findings = ?, n_findings = ? WHERE id = ? RETURNING digest"),
-			e.dbInfo, e.counts, e.blob, e.idx.n, id).Scan(&digest)
+		err = tx.QueryRowContext(ctx, s.q("UPDATE scans SET db_info = ?, counts = ?, worst = ?, findings = ?, n_findings = ? WHERE id = ? RETURNING digest"),
+			e.dbInfo, e.counts, e.worst, e.blob, e.idx.n, id).Scan(&digest)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
@@ -152,8 +154,24 @@ func (s *Store) applyReeval(ctx context.Context, tx *sql.Tx, e *encodedReeval) e
 		return err
 	}
 	if !e.r.SameFindings {
-		if err := s.updateFindingIndex(ctx, tx, id, e); err != nil {
+		// Only the latest scan of a digest is indexed (see PutScan): an
+		// older one has no index rows to bring up to date.
+		var latest int64
+		if err := tx.QueryRowContext(ctx, s.q("SELECT latest_scan_id FROM images WHERE digest = ?"), digest).Scan(&latest); err != nil {
 			return err
+		}
+		if latest == id {
+			// fleet_vulns counts each scan once per vulnerability: take the
+			// scan out, change its rows, count it in again.
+			if err := s.fleetRemove(ctx, tx, "scan_id = ?", id); err != nil {
+				return err
+			}
+			if err := s.updateFindingIndex(ctx, tx, id, e); err != nil {
+				return err
+			}
+			if err := s.fleetAdd(ctx, tx, "scan_id = ?", id); err != nil {
+				return err
+			}
 		}
 	}
 	if len(e.changes) == 0 {
@@ -264,5 +282,5 @@ func (s *Store) updateFindingIndex(ctx context.Context, tx *sql.Tx, id int64, e 
 			x.ids = append(x.ids, ord, e.idx.ids[j+1])
 		}
 	}
-	return s.insertFindingIndex(ctx, tx, id, x)
+	return s.insertFindingRows(ctx, tx, id, x)
 }

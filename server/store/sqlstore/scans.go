@@ -18,6 +18,7 @@ import (
 type encodedScan struct {
 	inventory, findings []byte
 	dbInfo, counts      string
+	worst               int
 	packages            []any // scan_packages rows without scan_id: name, version, type
 	idx                 findingIndex
 }
@@ -58,6 +59,18 @@ func (s *Store) indexFindings(fs []finding.Finding) findingIndex {
 	return x
 }
 
+// worst is the highest severity of the unsuppressed findings,
+// store.NoFindings without one.
+func worst(fs []finding.Finding) int {
+	w := int(store.NoFindings)
+	for i := range fs {
+		if fs[i].Suppressed == nil && int(fs[i].Severity) > w {
+			w = int(fs[i].Severity)
+		}
+	}
+	return w
+}
+
 func counts(fs []finding.Finding) string {
 	c := map[string]int{}
 	for i := range fs {
@@ -78,7 +91,7 @@ func encodeDB(db *report.DBInfo) string {
 }
 
 func (s *Store) encodeScan(what string, sc *store.Scan) (*encodedScan, error) {
-	e := &encodedScan{dbInfo: encodeDB(sc.DB), counts: counts(sc.Findings)}
+	e := &encodedScan{dbInfo: encodeDB(sc.DB), counts: counts(sc.Findings), worst: worst(sc.Findings)}
 	var err error
 	if e.inventory, err = s.codec.encode(what+": inventory", sc.Inventory); err != nil {
 		return nil, err
@@ -109,7 +122,58 @@ func withScanID(id int64, rows []any, cols int) []any {
 	return out
 }
 
+// fleetDelta is, per vulnerability ID, how many of the scans that cond
+// selects rate it at each severity (d0 to d4: each scan counted once, at
+// its worst rating) and have a fixed version (dfx).
+const fleetDelta = `SELECT vuln_id, SUM(CASE WHEN sev = 0 THEN 1 ELSE 0 END) AS d0, SUM(CASE WHEN sev = 1 THEN 1 ELSE 0 END) AS d1,
+	SUM(CASE WHEN sev = 2 THEN 1 ELSE 0 END) AS d2, SUM(CASE WHEN sev = 3 THEN 1 ELSE 0 END) AS d3, SUM(CASE WHEN sev >= 4 THEN 1 ELSE 0 END) AS d4, SUM(fx) AS dfx
+	FROM (SELECT vuln_id, scan_id, MAX(severity) AS sev, MAX(CASE WHEN fixed <> '' THEN 1 ELSE 0 END) AS fx
+		FROM scan_findings WHERE kind = 'vulnerability' AND suppressed = 0 AND %s GROUP BY vuln_id, scan_id) x
+	GROUP BY vuln_id`
+
+// fleetRemove takes the index rows cond selects out of fleet_vulns; call
+// it before deleting them.
+func (s *Store) fleetRemove(ctx context.Context, tx *sql.Tx, cond string, args ...any) error {
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE fleet_vulns SET n0 = n0 - d.d0, n1 = n1 - d.d1, n2 = n2 - d.d2, n3 = n3 - d.d3, n4 = n4 - d.d4, fixable = fixable - d.dfx
+		FROM (`+fmt.Sprintf(fleetDelta, cond)+`) d WHERE fleet_vulns.vuln_id = d.vuln_id`), args...)
+	return err
+}
+
+// fleetAdd adds the index rows cond selects to fleet_vulns; call it after
+// inserting them.
+func (s *Store) fleetAdd(ctx context.Context, tx *sql.Tx, cond string, args ...any) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO fleet_vulns (vuln_id, n0, n1, n2, n3, n4, fixable)
+		SELECT vuln_id, d0, d1, d2, d3, d4, dfx FROM (`+fmt.Sprintf(fleetDelta, cond)+`) d WHERE true
+		ON CONFLICT (vuln_id) DO UPDATE SET n0 = fleet_vulns.n0 + excluded.n0, n1 = fleet_vulns.n1 + excluded.n1, n2 = fleet_vulns.n2 + excluded.n2,
+			n3 = fleet_vulns.n3 + excluded.n3, n4 = fleet_vulns.n4 + excluded.n4, fixable = fleet_vulns.fixable + excluded.fixable`), args...)
+	return err
+}
+
+// dropFindingIndex deletes the finding index rows of the digest's scans
+// other than keep.
+func (s *Store) dropFindingIndex(ctx context.Context, tx *sql.Tx, digest string, keep int64) error {
+	const cond = "scan_id IN (SELECT id FROM scans WHERE digest = ? AND id <> ?)"
+	if err := s.fleetRemove(ctx, tx, cond, digest, keep); err != nil {
+		return err
+	}
+	for _, table := range []string{"finding_ids", "scan_findings"} {
+		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM "+table+" WHERE scan_id IN (SELECT id FROM scans WHERE digest = ? AND id <> ?)"), digest, keep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Store) insertFindingIndex(ctx context.Context, tx *sql.Tx, id int64, x findingIndex) error {
+	if err := s.insertFindingRows(ctx, tx, id, x); err != nil {
+		return err
+	}
+	return s.fleetAdd(ctx, tx, "scan_id = ?", id)
+}
+
+// insertFindingRows inserts index rows without counting them in
+// fleet_vulns (the caller does, once for the whole scan).
+func (s *Store) insertFindingRows(ctx context.Context, tx *sql.Tx, id int64, x findingIndex) error {
 	if err := s.insertRows(ctx, tx, "INSERT INTO scan_findings (scan_id, ord, kind, vuln_id, package, version, fixed, severity, suppressed)", 9, withScanID(id, x.rows, 8)); err != nil {
 		return err
 	}
@@ -162,9 +226,9 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 			sc.Digest, micros(now())); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO scans (digest, repository, scanned_at, source, db_info, packages, counts, inventory, findings, n_findings)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-			sc.Digest, sc.Repository, micros(at), sc.Source, e.dbInfo, len(sc.Inventory.Packages), e.counts,
+		if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO scans (digest, repository, scanned_at, source, db_info, packages, counts, worst, inventory, findings, n_findings)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			sc.Digest, sc.Repository, micros(at), sc.Source, e.dbInfo, len(sc.Inventory.Packages), e.counts, e.worst,
 			e.inventory, e.findings, e.idx.n).Scan(&id); err != nil {
 			return err
 		}
@@ -174,8 +238,21 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 		if err := s.insertRows(ctx, tx, "INSERT INTO scan_packages (scan_id, name, version, type)", 4, withScanID(id, e.packages, 3)); err != nil {
 			return err
 		}
-		if err := s.insertFindingIndex(ctx, tx, id, e.idx); err != nil {
+		// The finding index holds the latest scan of each digest only: drop
+		// the superseded scan's rows, and index this one only if it is the
+		// latest (a concurrent upload of the same digest may have a
+		// higher ID and have committed first).
+		var latest int64
+		if err := tx.QueryRowContext(ctx, s.q("SELECT latest_scan_id FROM images WHERE digest = ?"), sc.Digest).Scan(&latest); err != nil {
 			return err
+		}
+		if latest == id {
+			if err := s.dropFindingIndex(ctx, tx, sc.Digest, id); err != nil {
+				return err
+			}
+			if err := s.insertFindingIndex(ctx, tx, id, e.idx); err != nil {
+				return err
+			}
 		}
 		if seen != nil {
 			return s.upsertSighting(ctx, tx, seen)

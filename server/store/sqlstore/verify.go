@@ -10,7 +10,8 @@ import (
 
 // Verify checks the database: on SQLite, PRAGMA integrity_check and
 // foreign_key_check; on both, that every scan's blobs decode and agree with
-// its index rows (packages and findings). It reads everything: for tests and
+// its index rows (packages; findings of the latest scans only) and worst
+// severity. It reads everything: for tests and
 // an operator's check, not for every start.
 func (s *Store) Verify(ctx context.Context) error {
 	if s.dialect == SQLite {
@@ -47,6 +48,10 @@ func (s *Store) Verify(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	latest, err := s.countBy(ctx, "SELECT latest_scan_id, 1 FROM images")
+	if err != nil {
+		return err
+	}
 	var dangling int
 	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM images i LEFT JOIN scans s ON s.id = i.latest_scan_id WHERE s.id IS NULL").Scan(&dangling); err != nil {
 		return fmt.Errorf("verify %s: %w", s.Location, err)
@@ -54,9 +59,12 @@ func (s *Store) Verify(ctx context.Context) error {
 	if dangling > 0 {
 		return fmt.Errorf("verify %s: %d images have no latest scan", s.Location, dangling)
 	}
+	if err := s.verifyFleet(ctx); err != nil {
+		return err
+	}
 	after := int64(0)
 	for {
-		rows, err := s.db.QueryContext(ctx, s.q("SELECT "+scanCols+", s.inventory, s.findings, s.packages, s.n_findings FROM scans s WHERE s.id > ? ORDER BY s.id LIMIT 64"), after)
+		rows, err := s.db.QueryContext(ctx, s.q("SELECT "+scanCols+", s.inventory, s.findings, s.packages, s.n_findings, s.worst FROM scans s WHERE s.id > ? ORDER BY s.id LIMIT 64"), after)
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", s.Location, err)
 		}
@@ -66,8 +74,8 @@ func (s *Store) Verify(ctx context.Context) error {
 			var at int64
 			var db string
 			var inv, fs []byte
-			var np, nf int64
-			if err := rows.Scan(&sc.ID, &sc.Digest, &sc.Repository, &at, &sc.Source, &db, &inv, &fs, &np, &nf); err != nil {
+			var np, nf, w int64
+			if err := rows.Scan(&sc.ID, &sc.Digest, &sc.Repository, &at, &sc.Source, &db, &inv, &fs, &np, &nf, &w); err != nil {
 				rows.Close()
 				return fmt.Errorf("verify %s: %w", s.Location, err)
 			}
@@ -81,9 +89,17 @@ func (s *Store) Verify(ctx context.Context) error {
 				rows.Close()
 				return fmt.Errorf("verify %s: scan %d: %d packages in the inventory, %d recorded, %d indexed", s.Location, sc.ID, len(sc.Inventory.Packages), np, pk[sc.ID])
 			}
-			if int64(len(sc.Findings)) != nf || fk[sc.ID] != nf {
+			indexed := nf
+			if latest[sc.ID] == 0 {
+				indexed = 0 // only the latest scan of a digest is indexed
+			}
+			if int64(len(sc.Findings)) != nf || fk[sc.ID] != indexed {
 				rows.Close()
-				return fmt.Errorf("verify %s: scan %d: %d findings, %d recorded, %d indexed", s.Location, sc.ID, len(sc.Findings), nf, fk[sc.ID])
+				return fmt.Errorf("verify %s: scan %d: %d findings, %d recorded, %d indexed (want %d)", s.Location, sc.ID, len(sc.Findings), nf, fk[sc.ID], indexed)
+			}
+			if int64(worst(sc.Findings)) != w {
+				rows.Close()
+				return fmt.Errorf("verify %s: scan %d: worst severity %d recorded, %d in its findings", s.Location, sc.ID, w, worst(sc.Findings))
 			}
 		}
 		err = rows.Err()
@@ -112,4 +128,20 @@ func (s *Store) countBy(ctx context.Context, q string) (map[int64]int64, error) 
 		m[id] = n
 	}
 	return m, rows.Err()
+}
+
+// verifyFleet checks fleet_vulns against the finding index.
+func (s *Store) verifyFleet(ctx context.Context) error {
+	var bad int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (
+		SELECT COALESCE(f.vuln_id, d.vuln_id) AS id FROM fleet_vulns f FULL OUTER JOIN (`+fmt.Sprintf(fleetDelta, "1 = 1")+`) d ON d.vuln_id = f.vuln_id
+		WHERE (d.vuln_id IS NULL AND f.n0 + f.n1 + f.n2 + f.n3 + f.n4 + f.fixable <> 0)
+		   OR (d.vuln_id IS NOT NULL AND (f.vuln_id IS NULL OR f.n0 <> d.d0 OR f.n1 <> d.d1 OR f.n2 <> d.d2 OR f.n3 <> d.d3 OR f.n4 <> d.d4 OR f.fixable <> d.dfx))) x`).Scan(&bad)
+	if err != nil {
+		return fmt.Errorf("verify %s: fleet_vulns: %w", s.Location, err)
+	}
+	if bad > 0 {
+		return fmt.Errorf("verify %s: fleet_vulns disagrees with the finding index for %d vulnerabilities", s.Location, bad)
+	}
+	return nil
 }
