@@ -53,6 +53,7 @@ type Operator struct {
 	o         Options
 	c         client.Client
 	reader    client.Reader
+	api       client.Reader
 	Scheduler *scanner.Scheduler
 	metrics   *scanner.Metrics
 
@@ -68,7 +69,7 @@ func Setup(mgr manager.Manager, o Options) (*Operator, error) {
 	if o.Pending <= 0 {
 		o.Pending = 30 * time.Second
 	}
-	op := &Operator{o: o, c: mgr.GetClient(), reader: mgr.GetClient(), metrics: o.Scheduler.Metrics, users: map[string]map[string]bool{}}
+	op := &Operator{o: o, c: mgr.GetClient(), reader: mgr.GetClient(), api: mgr.GetAPIReader(), metrics: o.Scheduler.Metrics, users: map[string]map[string]bool{}}
 	store := &imageStore{c: mgr.GetClient(), reader: mgr.GetClient(), budget: o.Budget, serverURL: o.Scan.ServerURL, metrics: o.Scheduler.Metrics}
 	op.Scheduler = scanner.NewScheduler(o.Scan, store, o.Scheduler)
 	o.Scheduler.Metrics.SetOldest(op.Scheduler)
@@ -219,10 +220,13 @@ func (op *Operator) putWorkloadReport(ctx context.Context, want *v1alpha1.Worklo
 	err := op.reader.Get(ctx, client.ObjectKeyFromObject(want), &cur)
 	if apierrors.IsNotFound(err) {
 		err = op.c.Create(ctx, want)
-		if apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("workload report %s/%s was created meanwhile; trying again", want.Namespace, want.Name)
+		if !apierrors.IsAlreadyExists(err) {
+			return err
 		}
-		return err
+		// The cache has not seen our own create yet: ask the API server.
+		if err = op.api.Get(ctx, client.ObjectKeyFromObject(want), &cur); err != nil {
+			return fmt.Errorf("workload report %s/%s: %w", want.Namespace, want.Name, err)
+		}
 	}
 	if err != nil {
 		return err

@@ -63,7 +63,7 @@ func NewImageReport(in Image, budget int) (*v1alpha1.ImageReport, error) {
 	}
 	r := &v1alpha1.ImageReport{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ImageReport"},
-		ObjectMeta: metav1.ObjectMeta{Name: ImageName(in.Digest), Labels: map[string]string{v1alpha1.LabelDigest: ImageName(in.Digest)}},
+		ObjectMeta: metav1.ObjectMeta{Name: ImageName(in.Digest)},
 	}
 	d := &r.Report
 	d.Digest, d.Repository, d.Server, d.ScanID = in.Digest, in.Repository, in.Server, in.ScanID

@@ -115,6 +115,13 @@ func (r *Resolver) Container(ctx context.Context, ns string, spec *corev1.PodSpe
 		return img, nil
 	}
 	v, err, _ := r.group.Do(key, func() (any, error) {
+		// A call that just finished may have filled the cache.
+		r.mu.Lock()
+		c, ok := r.cache[key]
+		r.mu.Unlock()
+		if ok && time.Since(c.at) < r.o.TTL {
+			return c.digest, nil
+		}
 		desc, err := remote.Head(pr, image.RemoteOptions(ctx, image.Options{Insecure: r.o.Insecure, Auth: img.Auth})...)
 		if err != nil {
 			return "", fmt.Errorf("resolve %s to a digest: %w", ref, err)

@@ -2,6 +2,8 @@ package scanner
 
 import (
 	"context"
+
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sync"
 	"time"
 )
@@ -176,16 +178,22 @@ func (s *Scheduler) run(ctx context.Context, t Target) {
 		s.mu.Unlock()
 		return
 	}
+	if err != nil {
+		log.FromContext(ctx).Error(err, "scan failed", "image", t.Pinned())
+	}
 	perr := s.store.Put(ctx, t, out, err)
+	if perr != nil {
+		log.FromContext(ctx).Error(perr, "storing the report failed; the digest will be scanned again", "image", t.Pinned())
+	}
+	// A report that could not be stored counts as a failure: tried again
+	// after RetryAfter, not at once (each try pulls the image).
 	s.mu.Lock()
 	delete(s.pending, t.Digest)
-	if perr == nil {
-		at := time.Now()
-		if out != nil && err == nil {
-			at = out.ScannedAt
-		}
-		s.done[t.Digest], s.failed[t.Digest] = at, err != nil
+	at := time.Now()
+	if out != nil && err == nil {
+		at = out.ScannedAt
 	}
+	s.done[t.Digest], s.failed[t.Digest] = at, err != nil || perr != nil
 	s.mu.Unlock()
 	for _, f := range s.onDone {
 		f(t.Digest)
@@ -204,4 +212,12 @@ func (s *Scheduler) oldest() (time.Time, bool) {
 		}
 	}
 	return old, !old.IsZero()
+}
+
+// Known is the number of digests whose report this process has seen
+// (scanned, or found fresh in the store).
+func (s *Scheduler) Known() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.done)
 }

@@ -42,7 +42,6 @@ const (
 
 // Labels set on reports.
 const (
-	LabelDigest       = "bulkhead.dev/digest" // "sha256-<hex>" (label values hold no ':')
 	LabelWorkloadKind = "bulkhead.dev/workload-kind"
 	LabelWorkloadName = "bulkhead.dev/workload-name"
 )
