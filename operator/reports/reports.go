@@ -24,6 +24,10 @@ import (
 // cost etcd little.
 const DefaultBudget = 64 << 10
 
+// serverReserve is the part of a budget left for what the API server adds
+// to a stored object (uid, resourceVersion, timestamps, managedFields).
+const serverReserve = 2048
+
 // maxTitle bounds a finding's title in a report.
 const maxTitle = 200
 
@@ -135,6 +139,7 @@ func NewImageReport(in Image, budget int) (*v1alpha1.ImageReport, error) {
 // fit returns the largest n <= max for which the object set(n) returns
 // serializes within budget (a binary search over the prefix length).
 func fit(max, budget int, set func(n int) any) (int, error) {
+	budget -= serverReserve
 	size := func(n int) (int, error) {
 		b, err := json.Marshal(set(n))
 		return len(b), err
