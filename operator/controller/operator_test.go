@@ -252,7 +252,10 @@ func TestOperatorDedupeRestartAndOneShot(t *testing.T) {
 			t.Errorf("%s: the one-shot report differs from the operator's:\n got %+v\nwant %+v", key, b, a)
 		}
 	}
+	checkK8sCommand(t, e, direct, nss)
 }
+
+func init() { _ = checkK8sCommand }
 
 func counter(t *testing.T, o *operator, result string) float64 {
 	t.Helper()
