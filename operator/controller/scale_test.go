@@ -93,9 +93,17 @@ func TestOperatorScale(t *testing.T) {
 		fetched += gets[d]
 	}
 	scans := counter(t, op, "scanned")
-	fmt.Printf("SCALE pods=%d images=%d namespaces=%d: every report complete in %v (%.0f pods/s); %v scans, %d manifest GETs by digest; heap in use after GC %.1f MiB (%.1f MiB before the operator started)\n",
+	hwm := "?"
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+				hwm = strings.TrimSpace(v)
+			}
+		}
+	}
+	fmt.Printf("SCALE pods=%d images=%d namespaces=%d: every report complete in %v (%.0f pods/s); %v scans, %d manifest GETs by digest; heap in use after GC %.1f MiB (%.1f MiB before the operator started); peak RSS of the test process (operator, registry, test clients; not the API server) %s\n",
 		pods, images, namespaces, took.Round(time.Millisecond), float64(pods)/took.Seconds(), scans, fetched,
-		float64(after.HeapInuse)/(1<<20), float64(base.HeapInuse)/(1<<20))
+		float64(after.HeapInuse)/(1<<20), float64(base.HeapInuse)/(1<<20), hwm)
 	if int(scans) != images {
 		t.Errorf("%v scans, want %d", scans, images)
 	}
