@@ -65,7 +65,9 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	if o.HealthAddr == "" {
 		o.HealthAddr = "0"
 	}
-	co := cache.Options{}
+	// The cache holds every pod and workload watched: managed fields are
+	// dropped before they are stored (memory on big clusters).
+	co := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if len(o.Namespaces) > 0 {
 		co.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range o.Namespaces {
