@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -92,6 +93,15 @@ func TestOperatorRescansWhenTTLExpires(t *testing.T) {
 		}
 		gets, _ := r.counts()
 		return ir.Report.ScannedAt.After(first) && gets[d] >= 2, fmt.Sprintf("scanned at %v, %d fetches", ir.Report.ScannedAt, gets[d])
+	})
+	// Once no workload runs the digest, its report goes when it expires.
+	if err := e.Client.CoreV1().Pods(ns).Delete(ctx, "p", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the unused report removed after its TTL", func() (bool, string) {
+		var ir v1alpha1.ImageReport
+		err := c.Get(ctx, client.ObjectKey{Name: reports.ImageName(d)}, &ir)
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
 }
 

@@ -90,6 +90,12 @@ func Setup(mgr manager.Manager, o Options) (*Operator, error) {
 	if err := b.Complete(reconcile.Func(op.reconcileWorkload)); err != nil {
 		return nil, err
 	}
+	err := ctrl.NewControllerManagedBy(mgr).Named("bulkhead-imagereports").For(&v1alpha1.ImageReport{}).
+		WithOptions(controller.Options{SkipNameValidation: &skipNameValidation}).
+		Complete(reconcile.Func(op.reconcileImageReport))
+	if err != nil {
+		return nil, err
+	}
 	return op, nil
 }
 
@@ -125,6 +131,29 @@ func (op *Operator) mapImageReport(_ context.Context, obj client.Object) []recon
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
 	}
 	return out
+}
+
+// reconcileImageReport removes an ImageReport once its TTL has expired
+// and no workload runs its digest any more. That is always safe: an
+// expired report is rescanned before any workload uses it again.
+func (op *Operator) reconcileImageReport(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var r v1alpha1.ImageReport
+	if err := op.reader.Get(ctx, req.NamespacedName, &r); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	exp := op.Scheduler.Expiry(r.Report.ScannedAt.Time, r.Report.Error != "")
+	if d := time.Until(exp); d > 0 {
+		return reconcile.Result{RequeueAfter: d + time.Second}, nil
+	}
+	op.mu.Lock()
+	used := len(op.users[r.Report.Digest]) > 0
+	op.mu.Unlock()
+	if used {
+		// The workloads that run it ask for its rescan.
+		return reconcile.Result{RequeueAfter: op.Scheduler.TTL()}, nil
+	}
+	op.metrics.Forget(r.Report.Digest)
+	return reconcile.Result{}, client.IgnoreNotFound(op.c.Delete(ctx, &r, client.Preconditions{ResourceVersion: &r.ResourceVersion}))
 }
 
 func (op *Operator) use(req reconcile.Request, digests []string) {

@@ -112,6 +112,16 @@ func (m *Metrics) Image(digest string, c v1alpha1.Counts) {
 	m.mu.Unlock()
 }
 
+// Forget drops a digest whose report was removed.
+func (m *Metrics) Forget(digest string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	delete(m.byDigest, digest)
+	m.mu.Unlock()
+}
+
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.vulnDesc
