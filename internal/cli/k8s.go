@@ -39,10 +39,10 @@ type kubeFlags struct {
 	namespaces          []string
 }
 
-func (f *kubeFlags) add(fl *pflag.FlagSet, nsHelp string) {
+func (f *kubeFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG or ~/.kube/config; in a pod, its service account)")
 	fl.StringVar(&f.context, "context", "", "kubeconfig context (default the current one)")
-	fl.StringSliceVarP(&f.namespaces, "namespace", "n", nil, nsHelp)
+	fl.StringSliceVar(&f.namespaces, "namespaces", nil, "namespaces to watch or scan (default all); for KIND/NAME targets of bulkhead k8s, their one namespace (default the context's)")
 }
 
 // config loads the client configuration and the context's namespace.
@@ -77,12 +77,14 @@ func (f *kubeScanFlags) add(cmd *cobra.Command) {
 	f.matchFlags.add(cmd)
 	fl := cmd.Flags()
 	fl.BoolVar(&f.insecure, "insecure", false, helpInsecure)
-	fl.StringVar(&f.server.url, "server", "", "bulkhead server (https://HOST:PORT): digests it already holds are not scanned again, new scans are uploaded to it and reports link to it")
-	fl.StringVar(&f.server.token, "token", "", "bulkhead server API token (default $BULKHEAD_TOKEN)")
+	// --server as bulkhead image has it; here a digest the server already
+	// holds is also taken from it and not pulled (README).
+	f.server.add(fl)
 	addTempDir(fl, &f.tempDir)
 	fl.IntVar(&f.workers, "workers", 2, "image scans run at once")
 	fl.IntVar(&f.budget, "report-budget", 64<<10, "size budget of one report object in bytes (findings beyond it are counted, not listed; the report says truncated)")
-	fl.StringVar(&f.pss, "pss", "restricted", "Pod Security Standards level the config audit holds pods to: baseline or restricted")
+	// --pss as bulkhead config has it (config/kubernetes).
+	fl.StringVar(&f.pss, "pss", "restricted", "Pod Security Standards level pods are held to: baseline or restricted")
 }
 
 // setup opens the shared matcher and builds the scan configuration and
@@ -110,6 +112,10 @@ func (f *kubeScanFlags) setup() (*scanner.Config, *audit.Auditor, func(), error)
 			return nil, nil, nil, err
 		}
 		cfg.Server, cfg.ServerURL = c, f.server.url
+	}
+	if cfg.Server != nil {
+		// The server matches: no local database.
+		return cfg, aud, closeFn, nil
 	}
 	m, err := pipeline.OpenMatcher(f.options())
 	if err != nil {
@@ -141,11 +147,11 @@ and exit codes, and the table format begins with a summary by namespace.
 
   bulkhead k8s cluster
   bulkhead k8s namespace shop
-  bulkhead k8s -n shop deployment/web statefulset/db
+  bulkhead k8s --namespaces shop deployment/web statefulset/db
   bulkhead k8s --format json -o cluster.json cluster`,
 	}
 	fl := cmd.Flags()
-	f.kube.add(fl, "namespace of KIND/NAME targets (default the context's), or the namespaces to scan with cluster (default all)")
+	f.kube.add(fl)
 	f.scan.add(cmd)
 	f.reportFlags.add(cmd, "table", "table", "json", "sarif")
 	addSeverity(fl, &f.severity)
@@ -167,7 +173,7 @@ func k8sTargets(args []string, flagNS []string, ctxNS string) (namespaces []stri
 	}
 	ns := ctxNS
 	if len(flagNS) > 1 {
-		return nil, nil, "", errors.New("KIND/NAME targets take one --namespace")
+		return nil, nil, "", errors.New("KIND/NAME targets take one namespace: --namespaces N")
 	} else if len(flagNS) == 1 {
 		ns = flagNS[0]
 	}

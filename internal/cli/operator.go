@@ -26,6 +26,7 @@ type operatorFlags struct {
 	leaseNamespace          string
 	metricsAddr, healthAddr string
 	reconciles              int
+	serverPoll              time.Duration
 }
 
 func newOperatorCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -41,12 +42,12 @@ bounded worker pool, again when the report's TTL expires. It writes a
 cluster-scoped ImageReport per digest and a WorkloadReport per workload
 (bulkhead.dev/v1alpha1, CRDs in deploy/crds), each under a size budget.
 
-  bulkhead operator --namespace shop,payments --ttl 12h
+  bulkhead operator --namespaces shop,payments --ttl 12h
   bulkhead operator --server https://bulkhead:8443 --token $TOKEN`,
 		Args: cobra.NoArgs,
 	}
 	fl := cmd.Flags()
-	f.kube.add(fl, "namespaces to watch (default all)")
+	f.kube.add(fl)
 	f.scan.add(cmd)
 	fl.DurationVar(&f.ttl, "ttl", 24*time.Hour, "rescan a digest when its report is older than this")
 	fl.DurationVar(&f.retry, "retry-after", 5*time.Minute, "try a failed scan again after this long")
@@ -54,9 +55,10 @@ cluster-scoped ImageReport per digest and a WorkloadReport per workload
 	fl.BoolVar(&f.installCRD, "install-crds", false, "create or update the bulkhead.dev CRDs at start (needs create/update on customresourcedefinitions)")
 	fl.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader so that only one replica works")
 	fl.StringVar(&f.leaseNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default the pod's own; required out of a cluster)")
-	fl.StringVar(&f.metricsAddr, "metrics-addr", ":8080", "serve Prometheus metrics at this address (0: off)")
-	fl.StringVar(&f.healthAddr, "health-addr", ":8081", "serve /healthz and /readyz at this address (0: off)")
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "serve the operator's Prometheus metrics at this address, /metrics (0: off)")
+	fl.StringVar(&f.healthAddr, "health-probe-bind-address", ":8081", "serve /healthz and /readyz at this address (0: off)")
 	fl.IntVar(&f.reconciles, "reconciles", 4, "workloads reconciled at once")
+	fl.DurationVar(&f.serverPoll, "server-poll", time.Minute, "with --server: how often to read the server's changes (re-evaluations against a new database) and refresh those digests' reports, pulling nothing")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runOperator(cmd.Context(), &f, stderr) }
 	return cmd
 }
@@ -99,12 +101,13 @@ func runOperator(ctx context.Context, f *operatorFlags, stderr io.Writer) error 
 		ro.Secrets = mgr.GetAPIReader()
 	}
 	if _, err := controller.Setup(mgr, controller.Options{
-		Scan:       scanCfg,
-		Scheduler:  scanner.SchedulerOptions{Workers: f.scan.workers, TTL: f.ttl, RetryAfter: f.retry, Metrics: metrics},
-		Resolver:   resolve.New(ro),
-		Auditor:    aud,
-		Budget:     f.scan.budget,
-		Reconciles: f.reconciles,
+		Scan:         scanCfg,
+		Scheduler:    scanner.SchedulerOptions{Workers: f.scan.workers, TTL: f.ttl, RetryAfter: f.retry, Metrics: metrics},
+		Resolver:     resolve.New(ro),
+		Auditor:      aud,
+		Budget:       f.scan.budget,
+		Reconciles:   f.reconciles,
+		FollowServer: f.serverPoll,
 	}); err != nil {
 		return err
 	}

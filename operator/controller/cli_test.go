@@ -96,14 +96,14 @@ func checkK8sCommand(t *testing.T, e *kubetest.Env, c client.Client, nss []strin
 	}
 	// The table, and --exit-code when findings remain.
 	var stdout, stderr bytes.Buffer
-	code := cli.Main([]string{"k8s", "--kubeconfig", kc, "--insecure", "--db", db, "--ignorefile", "", "--exit-code", "3", "-n", nss[0], "deployment/web"}, &stdout, &stderr)
+	code := cli.Main([]string{"k8s", "--kubeconfig", kc, "--insecure", "--db", db, "--ignorefile", "", "--exit-code", "3", "--namespaces", nss[0], "deployment/web"}, &stdout, &stderr)
 	if code != 3 {
 		t.Errorf("bulkhead k8s --exit-code 3 deployment/web: exit %d: %s", code, stderr.String())
 	}
 	if out := stdout.String(); !strings.HasPrefix(out, "NAMESPACE") || !strings.Contains(out, "1 workloads, 2 distinct images") {
 		t.Errorf("table: %.600s", out)
 	}
-	code = cli.Main([]string{"k8s", "--kubeconfig", kc, "--insecure", "--db", db, "-n", nss[0], "deployment/nope"}, &stdout, &stderr)
+	code = cli.Main([]string{"k8s", "--kubeconfig", kc, "--insecure", "--db", db, "--namespaces", nss[0], "deployment/nope"}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "Deployment/nope not found") {
 		t.Errorf("a missing deployment: exit %d: %s", code, stderr.String())
 	}

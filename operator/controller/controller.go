@@ -8,6 +8,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +44,10 @@ type Options struct {
 	Budget int
 	// Reconciles is the number of workloads reconciled at once (default 4).
 	Reconciles int
+	// FollowServer is how often bulkhead server's changes (re-evaluated
+	// findings) are read, to refresh the reports of the digests they name
+	// without pulling (0: every minute; only with a server).
+	FollowServer time.Duration
 	// Pending is how soon a workload whose images are not all scanned is
 	// looked at again, besides the ImageReport events (default 30s).
 	Pending time.Duration
@@ -80,6 +85,14 @@ func Setup(mgr manager.Manager, o Options) (*Operator, error) {
 		return nil
 	})); err != nil {
 		return nil, err
+	}
+	if o.Scan.Server != nil {
+		if o.FollowServer <= 0 {
+			o.FollowServer = time.Minute
+		}
+		if err := mgr.Add(manager.RunnableFunc(op.followServer)); err != nil {
+			return nil, err
+		}
 	}
 	b := ctrl.NewControllerManagedBy(mgr).Named("bulkhead-workloads").
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.Reconciles, SkipNameValidation: &skipNameValidation})
@@ -131,6 +144,44 @@ func (op *Operator) mapImageReport(_ context.Context, obj client.Object) []recon
 		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
 	}
 	return out
+}
+
+// serverChange is one entry of GET /api/v1/changes (store.Change).
+type serverChange struct {
+	Digest string    `json:"digest"`
+	At     time.Time `json:"at"`
+}
+
+// followServer reads bulkhead server's changes (findings that appeared or
+// disappeared when it re-evaluated its stored inventories against a new
+// database) and refreshes the reports of those digests from the server.
+func (op *Operator) followServer(ctx context.Context) error {
+	since := time.Now().UTC()
+	t := time.NewTicker(op.o.FollowServer)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		var changes []serverChange
+		q := url.Values{"since": {since.Format(time.RFC3339Nano)}, "limit": {"1000"}}
+		if err := op.o.Scan.Server.Get(ctx, "/api/v1/changes", q, &changes); err != nil {
+			log.FromContext(ctx).Error(err, "reading bulkhead server's changes; trying again", "server", op.o.Scan.ServerURL)
+			continue
+		}
+		seen := map[string]bool{}
+		for _, c := range changes {
+			if c.At.After(since) {
+				since = c.At
+			}
+			if !seen[c.Digest] {
+				seen[c.Digest] = true
+				op.Scheduler.Refresh(c.Digest)
+			}
+		}
+	}
 }
 
 // reconcileImageReport removes an ImageReport once its TTL has expired

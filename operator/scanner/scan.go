@@ -63,10 +63,16 @@ func (c *Config) Scan(ctx context.Context, t Target) (*Outcome, error) {
 			return o, err
 		}
 	}
-	if c.Matcher == nil {
-		return nil, fmt.Errorf("scan %s: no vulnerability matcher", t.Pinned())
+	if c.Matcher == nil && c.Server == nil {
+		return nil, fmt.Errorf("scan %s: no vulnerability matcher and no server", t.Pinned())
 	}
-	res, err := pipeline.Run(ctx, t.Pinned(), pipeline.Options{Matcher: c.Matcher, Insecure: c.Insecure, TempDir: c.TempDir, Auth: t.Auth})
+	// With a server, the image is walked here and matched there (as
+	// bulkhead image --server): the server's findings are the report's.
+	m := c.Matcher
+	if c.Server != nil {
+		m = nil
+	}
+	res, err := pipeline.Run(ctx, t.Pinned(), pipeline.Options{Matcher: m, Insecure: c.Insecure, TempDir: c.TempDir, Auth: t.Auth})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +83,7 @@ func (c *Config) Scan(ctx context.Context, t Target) (*Outcome, error) {
 		if err != nil {
 			return nil, fmt.Errorf("upload the scan of %s to %s: %w", t.Pinned(), c.ServerURL, err)
 		}
-		out.ScanID = rep.ScanID
+		out.Result, out.ScanID = rep.Result, rep.ScanID
 	}
 	return out, nil
 }

@@ -57,6 +57,7 @@ type Scheduler struct {
 	pending map[string]bool      // queued or running
 	done    map[string]time.Time // scanned (or failed) at, this process
 	failed  map[string]bool
+	targets map[string]Target // every digest asked for, for Refresh
 	queue   chan Target
 	onDone  []func(digest string)
 	wg      sync.WaitGroup
@@ -77,7 +78,7 @@ func NewScheduler(cfg *Config, store Store, o SchedulerOptions) *Scheduler {
 	if o.QueueLimit <= 0 {
 		o.QueueLimit = 10000
 	}
-	return &Scheduler{cfg: cfg, store: store, o: o, pending: map[string]bool{}, done: map[string]time.Time{}, failed: map[string]bool{}, queue: make(chan Target, o.QueueLimit)}
+	return &Scheduler{cfg: cfg, store: store, o: o, pending: map[string]bool{}, done: map[string]time.Time{}, failed: map[string]bool{}, targets: map[string]Target{}, queue: make(chan Target, o.QueueLimit)}
 }
 
 // TTL is how long a report stays fresh.
@@ -99,6 +100,7 @@ func (s *Scheduler) Expiry(at time.Time, failed bool) time.Time {
 // goes stale (for a Fresh digest).
 func (s *Scheduler) Want(ctx context.Context, t Target) (State, time.Time, error) {
 	s.mu.Lock()
+	s.targets[t.Digest] = t
 	if s.pending[t.Digest] {
 		s.mu.Unlock()
 		return Queued, time.Time{}, nil
@@ -135,6 +137,27 @@ func (s *Scheduler) Want(ctx context.Context, t Target) (State, time.Time, error
 		return Queued, time.Time{}, nil
 	default:
 		return Busy, time.Time{}, nil
+	}
+}
+
+// Refresh queues a digest again though its report is fresh (bulkhead
+// server re-evaluated it: with a server, the refresh pulls nothing). It
+// reports whether the digest was queued: false when it was never asked
+// for, is already queued, or the queue is full.
+func (s *Scheduler) Refresh(digest string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.targets[digest]
+	if !ok || s.pending[digest] {
+		return false
+	}
+	select {
+	case s.queue <- t:
+		s.pending[digest] = true
+		s.o.Metrics.queued(1)
+		return true
+	default:
+		return false
 	}
 }
 
