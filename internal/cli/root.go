@@ -76,4 +76,5 @@ var commands = []func(stdout, stderr io.Writer) *cobra.Command{
 	newGateCmd,
 	newAdmissionCmd,
 	newServerCmd,
+	newOperatorCmd, newK8sCmd,
 }
