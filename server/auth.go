@@ -11,39 +11,24 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/bulkhead-sec/bulkhead/server/role"
 	"github.com/bulkhead-sec/bulkhead/server/store"
 )
 
-// Role is what a token may do. Each role may do what the ones below it may:
-// read < scan < admin.
-type Role int
+// Role is what a token may do (read < scan < admin); see server/role,
+// which the dashboard shares.
+type Role = role.Role
 
 // The roles.
 const (
-	// RoleNone is no token: only /healthz and /readyz.
-	RoleNone Role = iota
-	// RoleRead reads images, findings, events, the OpenAPI document and
-	// the metrics.
-	RoleRead
-	// RoleScan also submits scans, uploads inventories and posts events.
-	RoleScan
-	// RoleAdmin also manages tokens.
-	RoleAdmin
+	RoleNone  = role.None
+	RoleRead  = role.Read
+	RoleScan  = role.Scan
+	RoleAdmin = role.Admin
 )
 
-var roleNames = map[Role]string{RoleNone: "none", RoleRead: "read", RoleScan: "scan", RoleAdmin: "admin"}
-
-func (r Role) String() string { return roleNames[r] }
-
 // ParseRole reads "read", "scan" or "admin".
-func ParseRole(s string) (Role, error) {
-	for r, n := range roleNames {
-		if r != RoleNone && n == strings.ToLower(strings.TrimSpace(s)) {
-			return r, nil
-		}
-	}
-	return RoleNone, fmt.Errorf("unknown role %q: use read, scan or admin", s)
-}
+func ParseRole(s string) (Role, error) { return role.Parse(s) }
 
 // tokenPrefix marks bulkhead tokens, so secret scanners can find leaked ones.
 const tokenPrefix = "bkh_"

@@ -15,17 +15,9 @@ func (s *Server) mountDashboard(mux *http.ServeMux) error {
 	auth := dashboard.TokenAuth(func(ctx context.Context, token string) (dashboard.Role, error) {
 		p, err := s.authenticate(ctx, token)
 		if err != nil || p == nil {
-			return dashboard.RoleNone, err
+			return RoleNone, err
 		}
-		switch p.role {
-		case RoleRead:
-			return dashboard.RoleRead, nil
-		case RoleScan:
-			return dashboard.RoleScan, nil
-		case RoleAdmin:
-			return dashboard.RoleAdmin, nil
-		}
-		return dashboard.RoleNone, nil
+		return p.role, nil
 	})
 	d, err := dashboard.New(s.store, dashboard.Options{Auth: auth, Logger: s.log,
 		Rescan: func(ctx context.Context, repository, digest string) error {

@@ -36,24 +36,21 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
+	"github.com/bulkhead-sec/bulkhead/server/role"
 	"github.com/bulkhead-sec/bulkhead/server/store"
 )
 
-// Role is what the user of a request may do: None < Read < Scan < Admin
-// (the API's roles).
-type Role int
+// Role is what the user of a request may do: the API's roles
+// (server/role), None < Read < Scan < Admin.
+type Role = role.Role
 
 // The roles.
 const (
-	RoleNone Role = iota
-	RoleRead
-	RoleScan
-	RoleAdmin
+	RoleNone  = role.None
+	RoleRead  = role.Read
+	RoleScan  = role.Scan
+	RoleAdmin = role.Admin
 )
-
-func (r Role) String() string {
-	return [...]string{"none", "read", "scan", "admin"}[max(0, min(int(r), 3))]
-}
 
 // Auth says what a request may do. The server implements it with its API
 // tokens; TokenAuth reads the token from the request.
