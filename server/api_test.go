@@ -288,7 +288,10 @@ func TestIngest(t *testing.T) {
 	forBackends(t, func(t *testing.T, backend string) {
 		e := newEnv(t, backend, nil)
 		ctx := t.Context()
-		alert := `{"output":"14:07:43.000000000: Warning Shell spawned in a container (user=root container_id=4f1c image=registry.example/app)","priority":"Warning","rule":"Terminal shell in container","time":"2026-12-03T14:07:43.123456789Z","output_fields":{"container.id":"4f1c","container.image.repository":"registry.example/app","container.image.tag":"1","container.image.digest":"` + digestA + `","k8s.ns.name":"shop","k8s.pod.name":"web-5d8c","proc.pid":4242,"user.name":null},"source":"syscall","tags":["container","shell"],"hostname":"node-1"}`
+		// The alert's own time is an hour from now, so it sorts after the
+		// gate decision stored now, whenever the test runs.
+		later := time.Now().UTC().Add(time.Hour).Format(time.RFC3339Nano)
+		alert := `{"output":"14:07:43.000000000: Warning Shell spawned in a container (user=root container_id=4f1c image=registry.example/app)","priority":"Warning","rule":"Terminal shell in container","time":"` + later + `","output_fields":{"container.id":"4f1c","container.image.repository":"registry.example/app","container.image.tag":"1","container.image.digest":"` + digestA + `","k8s.ns.name":"shop","k8s.pod.name":"web-5d8c","proc.pid":4242,"user.name":null},"source":"syscall","tags":["container","shell"],"hostname":"node-1"}`
 		resp, body := e.do(server.RoleScan, http.MethodPost, "/api/v1/events/falco", "application/json", []byte(alert))
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("falco: %d %s", resp.StatusCode, body)
@@ -324,7 +327,7 @@ func TestIngest(t *testing.T) {
 		if err := e.client(server.RoleRead).Get(ctx, "/api/v1/events", url.Values{"digest": {digestA}}, &evs); err != nil {
 			t.Fatal(err)
 		}
-		// Oldest first: the gate decision (now) before the alert (its own time, later today).
+		// Oldest first: the gate decision (now) before the alert (its own time, an hour later).
 		if len(evs) != 2 || evs[1].Kind != "runtime" || evs[1].Rule != "Terminal shell in container" || evs[0].Kind != "gate" || evs[0].Priority != "denied" {
 			t.Fatalf("events = %+v", evs)
 		}
