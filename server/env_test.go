@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -19,9 +17,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/bulkhead-sec/bulkhead/internal/pgtest"
+	"github.com/bulkhead-sec/bulkhead/internal/regtest"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/server"
 	"github.com/bulkhead-sec/bulkhead/server/client"
@@ -186,30 +184,8 @@ func (e *env) do(r server.Role, method, path, contentType string, body []byte) (
 	return resp, b
 }
 
-// tarLayer is a layer of the given files.
-func tarLayer(t testing.TB, files map[string]string) v1.Layer {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write([]byte(files[n]))
-	}
-	tw.Close()
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
+// tarLayer is a layer of the given files (regtest.Layer).
+func tarLayer(t testing.TB, files map[string]string) v1.Layer { return regtest.Layer(t, files) }
 
 // testImage is an image with Django and json-bigint at the given versions
 // (vulnerable below 1.1 and 1.0.0 in the test records) and an AWS key in

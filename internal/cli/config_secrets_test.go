@@ -1,22 +1,20 @@
 package cli
 
 import (
-	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/bulkhead-sec/bulkhead/internal/regtest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // Secrets planted in the image config, one per field (the value is what a
@@ -34,29 +32,8 @@ const (
 
 var plantedConfigSecrets = []string{plantGitHub, plantAWS, plantGitLab, plantSlack, plantStripe, plantNPM, plantSendGrid, plantGitHubTag}
 
-func tarLayer(t *testing.T, files map[string]string) v1.Layer {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write([]byte(files[n]))
-	}
-	tw.Close()
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
+// tarLayer is a layer of the given files (regtest.Layer).
+func tarLayer(t testing.TB, files map[string]string) v1.Layer { return regtest.Layer(t, files) }
 
 // plantedImage writes an OCI layout holding an image with a secret in its
 // history (created_by and comment), a label, an ENV variable, a manifest
