@@ -8,12 +8,14 @@
 # chromium is the headless browser report/html's tests open the HTML reports in.
 # postgresql is the server internal/pgtest starts for the store's tests.
 # skopeo is the peer image/crypt's encryption tests interoperate with.
+# catatonit is the pause binary `podman kube play` needs (runtime/sensor's
+# Kubernetes-context test plays a pod).
 set -euo pipefail
 need=()
 for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docker-registry \
             debootstrap:debootstrap rpm:rpm htpasswd:apache2-utils /usr/bin/time:time \
             ruby:ruby bundle:ruby-bundler python3:python3 node:nodejs npm:npm unzip:unzip \
-            dpkg-deb:dpkg chromium:chromium skopeo:skopeo; do
+            dpkg-deb:dpkg chromium:chromium skopeo:skopeo catatonit:catatonit; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done

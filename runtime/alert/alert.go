@@ -196,7 +196,7 @@ func runSensor(ctx context.Context, rs *rules.Ruleset, o *Options) (Stats, error
 			return Stats{}, err
 		}
 	}
-	s, err := sensor.Open(sensor.Options{Types: types})
+	s, err := sensor.Open(sensor.Options{Types: types, Env: rs.UsesField("proc.env")})
 	if err != nil {
 		return Stats{}, fmt.Errorf("start the sensor: %w", err)
 	}
@@ -345,7 +345,8 @@ func (p *pipeline) shutdown() {
 // AppendContainer adds the container fields Falco appends to every
 // syscall alert when its container plugin is loaded (falco.yaml's
 // append_output: suggested_output), so an alert always says where it
-// happened: container_id=... container_name=... and the image.
+// happened: container_id=... container_name=... and the image, and for a
+// container in a pod k8s_pod_name=... k8s_ns_name=....
 func AppendContainer(a *rules.Alert, ev *event.Event) {
 	id, name, repo, tag := "host", "host", "", ""
 	if ct := ev.Container; ct != nil {
@@ -366,6 +367,13 @@ func AppendContainer(a *rules.Alert, ev *event.Event) {
 	a.OutputFields["container.name"] = nilIfEmpty(name)
 	a.OutputFields["container.image.repository"] = nilIfEmpty(repo)
 	a.OutputFields["container.image.tag"] = nilIfEmpty(tag)
+	// In a Kubernetes (or podman) pod, the pod and namespace too, as
+	// Falco's k8smeta plugin appends them.
+	if ct := ev.Container; ct != nil && ct.K8sPodName != "" {
+		a.Output += " k8s_pod_name=" + ct.K8sPodName + " k8s_ns_name=" + na(ct.K8sNamespace)
+		a.OutputFields["k8s.pod.name"] = ct.K8sPodName
+		a.OutputFields["k8s.ns.name"] = nilIfEmpty(ct.K8sNamespace)
+	}
 }
 
 func nilIfEmpty(s string) any {

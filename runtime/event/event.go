@@ -184,6 +184,15 @@ type Container struct {
 	Privileged      bool   `json:"privileged,omitempty"`
 	// StartTS is the container start time in ns since the epoch, 0 if unknown.
 	StartTS int64 `json:"start_ts,omitempty"`
+	// Labels are the container's labels (container.label[KEY]).
+	Labels map[string]string `json:"labels,omitempty"`
+	// Kubernetes context (k8s.*), from the CRI labels kubelet sets
+	// (io.kubernetes.pod.name ...) or, for podman pods, from the pod.
+	K8sNamespace     string            `json:"k8s_ns,omitempty"`
+	K8sPodName       string            `json:"k8s_pod,omitempty"`
+	K8sPodUID        string            `json:"k8s_pod_uid,omitempty"`
+	K8sPodLabels     map[string]string `json:"k8s_pod_labels,omitempty"`
+	K8sContainerName string            `json:"k8s_container,omitempty"`
 }
 
 // IsKnownType reports whether name is an event type a rule may reference.

@@ -459,6 +459,13 @@ func (cp *compiler) compileRule(ri *ruleInfo, rs *Ruleset) (*Rule, string, error
 		return nil, "", ri.condCtx.err(ErrCompileCondition, err.Error())
 	}
 	types := eventTypes(ast, false)
+	registerNames(ast)
+	fields := map[string]bool{}
+	usedFields(ast, fields)
+	for _, f := range format.fields {
+		name, _, _ := strings.Cut(f.token, "[")
+		fields[name] = true
+	}
 	if ri.warnEvttypes && (types.neg || len(types.names) > 100) {
 		cp.warnings = append(cp.warnings, ri.ctx.diag(WarnNoEvttype, "Rule matches too many evt.type values. This has a significant performance penalty."))
 	}
@@ -474,6 +481,7 @@ func (cp *compiler) compileRule(ri *ruleInfo, rs *Ruleset) (*Rule, string, error
 		cond:      n,
 		format:    format,
 		types:     types,
+		fields:    fields,
 	}
 	if len(ri.exceptions) > 0 {
 		r.Condition = cond

@@ -353,9 +353,9 @@ func TestSkipUnsupported(t *testing.T) {
 - required_plugin_versions:
     - name: k8saudit
       version: 0.1.0
-- rule: needs_dns
+- rule: needs_vmrss
   desc: d
-  condition: evt.type=connect and fd.sip.name = example.com
+  condition: evt.type=connect and proc.vmrss > 0
   output: o %k8s.pod.name
   priority: INFO
 - rule: audit
@@ -367,7 +367,7 @@ func TestSkipUnsupported(t *testing.T) {
 - rule: fine
   desc: d
   condition: evt.type=connect
-  output: o %k8s.pod.name %fd.sip.name
+  output: o %k8s.pod.name %container.mounts
   priority: INFO
 `
 	l := NewLoader()
@@ -378,7 +378,7 @@ func TestSkipUnsupported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rs.Active()) != 1 || len(rs.Skipped) != 2 || !strings.Contains(rs.Skipped[0].Reason, "fd.sip.name") || rs.Skipped[1].Source != "k8s_audit" {
+	if len(rs.Active()) != 1 || len(rs.Skipped) != 2 || !strings.Contains(rs.Skipped[0].Reason, "proc.vmrss") || rs.Skipped[1].Source != "k8s_audit" {
 		t.Fatalf("active %d, skipped %+v", len(rs.Active()), rs.Skipped)
 	}
 	codes := map[string]bool{}

@@ -73,6 +73,7 @@ type Rule struct {
 	cond   node
 	format *format
 	types  typeSet
+	fields map[string]bool // the fields the condition and output read
 }
 
 // EventTypes returns the event types the rule can match, or nil when it

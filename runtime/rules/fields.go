@@ -522,6 +522,105 @@ func init() {
 		}
 		return c.ev.Time.UnixNano() - c.ev.Container.StartTS, true
 	}))
+	def("container.label", tString, argName, "container label, container.label[KEY]", labelField(func(ct *event.Container) map[string]string { return ct.Labels }))
+	def("container.labels", tString, argNone, "container labels as key:value pairs", labelsField(func(ct *event.Container) map[string]string { return ct.Labels }))
+
+	// k8s.*: from the CRI labels of the container (or its podman pod).
+	k8s := func(f func(ct *event.Container) string) func(string, int) getter {
+		return str(func(c *evalCtx) (string, bool) {
+			if c.ev.Container == nil {
+				return "", false
+			}
+			return nonEmpty(f(c.ev.Container))
+		})
+	}
+	def("k8s.ns.name", tString, argNone, "Kubernetes namespace", k8s(func(ct *event.Container) string { return ct.K8sNamespace }))
+	def("k8s.pod.name", tString, argNone, "Kubernetes pod name", k8s(func(ct *event.Container) string { return ct.K8sPodName }))
+	def("k8s.pod.uid", tString, argNone, "Kubernetes pod UID", k8s(func(ct *event.Container) string { return ct.K8sPodUID }))
+	def("k8s.pod.id", tString, argNone, "Kubernetes pod UID (legacy name of k8s.pod.uid)", k8s(func(ct *event.Container) string { return ct.K8sPodUID }))
+	def("k8s.pod.label", tString, argName, "Kubernetes pod label, k8s.pod.label[KEY]", labelField(func(ct *event.Container) map[string]string { return ct.K8sPodLabels }))
+	def("k8s.pod.labels", tString, argNone, "Kubernetes pod labels as key:value pairs", labelsField(func(ct *event.Container) map[string]string { return ct.K8sPodLabels }))
+
+	// fd.*ip.name: the domain names a rule compares with, resolved.
+	for _, end := range []struct {
+		p    string
+		pick func(fd *event.FD) netip.Addr
+	}{
+		{"c", func(fd *event.FD) netip.Addr { return fd.CIP }},
+		{"s", func(fd *event.FD) netip.Addr { return fd.SIP }},
+		{"l", func(fd *event.FD) netip.Addr { a, _, _, _ := fdLocal(fd); return a }},
+		{"r", func(fd *event.FD) netip.Addr { _, _, a, _ := fdLocal(fd); return a }},
+	} {
+		pick := end.pick
+		def("fd."+end.p+"ip.name", tString, argNone, "a domain name compared with resolves to this address", ipName(func(c *evalCtx) (netip.Addr, bool) {
+			if !isIPFD(c.ev.FD) {
+				return netip.Addr{}, false
+			}
+			return pick(c.ev.FD), true
+		}))
+	}
+}
+
+// labelField is a KEY-indexed label map field (container.label[KEY]).
+func labelField(m func(ct *event.Container) map[string]string) func(string, int) getter {
+	return func(arg string, _ int) getter {
+		return getter{typ: tString, get: func(c *evalCtx) (value, bool) {
+			if c.ev.Container == nil {
+				return value{}, false
+			}
+			v, ok := m(c.ev.Container)[arg]
+			return value{s: v}, ok
+		}}
+	}
+}
+
+// labelsField is a whole label map: each "key:value" pair for comparisons
+// (k8s.pod.labels contains app:web, in (...)), all of them sorted and
+// joined with ", " in outputs.
+func labelsField(m func(ct *event.Container) map[string]string) func(string, int) getter {
+	return func(string, int) getter {
+		g := getter{typ: tString}
+		g.get = func(c *evalCtx) (value, bool) {
+			if c.ev.Container == nil {
+				return value{}, false
+			}
+			l := m(c.ev.Container)
+			if l == nil {
+				return value{}, false
+			}
+			keys := make([]string, 0, len(l))
+			for k := range l {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			start := len(c.arena)
+			for i, k := range keys {
+				if i > 0 {
+					c.arena = append(c.arena, ", "...)
+				}
+				c.arena = append(c.arena, k...)
+				c.arena = append(c.arena, ':')
+				c.arena = append(c.arena, l[k]...)
+			}
+			return value{s: c.str(start)}, true
+		}
+		g.each = func(c *evalCtx, fn func(value) bool) bool {
+			if c.ev.Container == nil {
+				return false
+			}
+			for k, v := range m(c.ev.Container) {
+				start := len(c.arena)
+				c.arena = append(c.arena, k...)
+				c.arena = append(c.arena, ':')
+				c.arena = append(c.arena, v...)
+				if fn(value{s: c.str(start)}) {
+					return true
+				}
+			}
+			return false
+		}
+		return g
+	}
 }
 
 // unsupportedFields are Falco syscall-source fields (libsinsp and the

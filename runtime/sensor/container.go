@@ -95,7 +95,8 @@ type inspect struct {
 	Name   string `json:"Name"`
 	Image  string `json:"Image"`
 	Config struct {
-		Image string `json:"Image"`
+		Image  string            `json:"Image"`
+		Labels map[string]string `json:"Labels"`
 	} `json:"Config"`
 	State struct {
 		StartedAt time.Time `json:"StartedAt"`
@@ -104,7 +105,25 @@ type inspect struct {
 		Privileged bool `json:"Privileged"`
 	} `json:"HostConfig"`
 	ImageName string `json:"ImageName"` // podman's libpod API
+	Pod       string `json:"Pod"`       // podman's libpod API: the pod's id
 }
+
+// podInspect is the part of podman's libpod pod inspect answer the sensor
+// uses.
+type podInspect struct {
+	ID     string            `json:"Id"`
+	Name   string            `json:"Name"`
+	Labels map[string]string `json:"Labels"`
+}
+
+// The CRI labels kubelet puts on every container (containerd's and CRI-O's
+// CRI keep them as container labels).
+const (
+	labelPodName       = "io.kubernetes.pod.name"
+	labelPodNamespace  = "io.kubernetes.pod.namespace"
+	labelPodUID        = "io.kubernetes.pod.uid"
+	labelContainerName = "io.kubernetes.container.name"
+)
 
 // containers resolves cgroup ids to containers and caches the answers.
 type containers struct {
@@ -259,6 +278,7 @@ func (c *containers) container(id, rt string) *event.Container {
 			continue
 		}
 		ct.Name = strings.TrimPrefix(in.Name, "/")
+		ct.Labels = in.Config.Labels
 		img := in.Config.Image
 		if img == "" {
 			img = in.ImageName
@@ -270,8 +290,12 @@ func (c *containers) container(id, rt string) *event.Container {
 			ct.StartTS = in.State.StartedAt.UnixNano()
 		}
 		answered = true
+		if rt == "podman" && in.Config.Labels[labelPodName] == "" {
+			c.podmanPod(i, id, ct)
+		}
 		break
 	}
+	k8sFromLabels(ct)
 	if !answered && rt == "podman" {
 		// No API socket: podman's own store still has the name and image.
 		if name, img := podmanStore(c.podmanDB, id); name != "" {
@@ -289,20 +313,82 @@ func (c *containers) inspect(i int, id string) (*inspect, error) {
 	if _, err := os.Stat(c.sockets[i]); err != nil {
 		return nil, err
 	}
-	u := fmt.Sprintf("http://sock%d/v1.41/containers/%s/json", i, url.PathEscape(id))
-	resp, err := c.client.Get(u)
-	if err != nil {
+	var in inspect
+	if err := c.getJSON(i, "/v1.41/containers/"+url.PathEscape(id)+"/json", &in); err != nil {
 		return nil, err
+	}
+	return &in, nil
+}
+
+// getJSON GETs an API path from socket i and decodes the answer.
+func (c *containers) getJSON(i int, path string, v any) error {
+	resp, err := c.client.Get(fmt.Sprintf("http://sock%d%s", i, path))
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("inspect %s: %s", id, resp.Status)
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
+}
+
+// podmanPod fills the pod fields of a container in a podman pod (`podman
+// kube play`, `podman pod create`): podman sets no io.kubernetes.* labels,
+// so the pod comes from the libpod API.
+func (c *containers) podmanPod(i int, id string, ct *event.Container) {
 	var in inspect
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&in); err != nil {
-		return nil, fmt.Errorf("inspect %s: %w", id, err)
+	if err := c.getJSON(i, "/v4.0.0/libpod/containers/"+url.PathEscape(id)+"/json", &in); err != nil || in.Pod == "" {
+		return
 	}
-	return &in, nil
+	var pod podInspect
+	if err := c.getJSON(i, "/v4.0.0/libpod/pods/"+url.PathEscape(in.Pod)+"/json", &pod); err != nil || pod.Name == "" {
+		return
+	}
+	ct.K8sPodName, ct.K8sPodUID, ct.K8sPodLabels = pod.Name, pod.ID, pod.Labels
+	// kube play names a pod's containers <pod>-<container>.
+	ct.K8sContainerName = strings.TrimPrefix(ct.Name, pod.Name+"-")
+}
+
+// k8sFromLabels fills the Kubernetes fields from the CRI labels, and the
+// pod labels from the container's own labels less the runtimes' reserved
+// ones when no pod said otherwise. As on containerd and CRI-O, where Falco
+// takes container.name from the CRI metadata, container.name is then the
+// Kubernetes container name.
+func k8sFromLabels(ct *event.Container) {
+	l := ct.Labels
+	if l[labelPodName] == "" {
+		if ct.K8sPodName != "" && ct.K8sPodLabels == nil {
+			ct.K8sPodLabels = map[string]string{}
+		}
+		return
+	}
+	ct.K8sPodName, ct.K8sNamespace, ct.K8sPodUID = l[labelPodName], l[labelPodNamespace], l[labelPodUID]
+	if n := l[labelContainerName]; n != "" {
+		ct.K8sContainerName, ct.Name = n, n
+	}
+	if ct.K8sPodLabels == nil {
+		ct.K8sPodLabels = map[string]string{}
+		for k, v := range l {
+			if !reservedLabel(k) {
+				ct.K8sPodLabels[k] = v
+			}
+		}
+	}
+}
+
+// reservedLabel reports whether a label is one the runtimes set for
+// themselves rather than a pod label.
+func reservedLabel(k string) bool {
+	for _, p := range []string{"io.kubernetes.", "io.cri-containerd.", "io.containerd.", "io.podman.", "io.buildah.", "annotation.", "org.opencontainers."} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // splitImage splits an image reference into repository, tag and digest

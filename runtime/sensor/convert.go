@@ -48,13 +48,15 @@ func (c *converter) wall(mono uint64) time.Time {
 // container's /etc/passwd, as Falco resolves user.name inside containers.
 func (c *converter) names(ct *event.Container, pid uint32) *idNames {
 	key := ""
-	root := c.hostRoot
 	if ct != nil {
 		key = ct.ID
-		root = filepath.Join(c.procs.dir, strconv.FormatUint(uint64(pid), 10), "root")
 	}
 	if n, ok := c.ids[key]; ok {
 		return n
+	}
+	root := c.hostRoot
+	if ct != nil {
+		root = filepath.Join(c.procs.dir, strconv.FormatUint(uint64(pid), 10), "root")
 	}
 	n := &idNames{
 		users:  readPasswd(filepath.Join(root, "etc", "passwd")),
@@ -82,8 +84,11 @@ func (c *converter) convert(r *record, ev *event.Event) {
 		start = c.wall(r.start)
 	}
 	pid := int64(r.pid)
-	p := c.procs.get(pid, int64(r.ppid), r.comm, start)
-	if r.kind == kExecve || r.kind == kExecveat {
+	isExec := r.kind == kExecve || r.kind == kExecveat
+	// An exec record carries the new image, argv and cwd: a process first
+	// seen at its exec needs nothing from /proc.
+	p := c.procs.get(pid, int64(r.ppid), r.comm, start, !isExec)
+	if isExec {
 		c.exec(p, r)
 	}
 	ct := c.ctrs.lookup(r.cgroup, r.pid)
@@ -91,7 +96,8 @@ func (c *converter) convert(r *record, ev *event.Event) {
 	ev.Proc = event.Process{
 		PID: pid, TID: int64(r.tid), PPID: p.ppid, VPID: int64(r.vpid),
 		Name: p.name, Exe: p.exe, ExePath: p.exepath, Args: p.args, Cwd: p.cwd,
-		TTY: r.tty, Start: p.start,
+		SID: int64(r.sid), VPGID: int64(r.pgid),
+		TTY: r.tty, Start: p.start, Env: p.env,
 		CapEffective: r.capEff, CapPermitted: r.capPrm, CapInheritable: r.capInh,
 	}
 	if r.kind == kExecve || r.kind == kExecveat {
@@ -129,6 +135,10 @@ func (c *converter) exec(p *proc, r *record) {
 		p.exepath = r.str(0)
 	}
 	p.name = r.comm
+	p.env = nil
+	if r.nstr > 4 {
+		p.env = splitArgv(r.strs[4])
+	}
 }
 
 // joinPath resolves a path argument against the directory it is relative

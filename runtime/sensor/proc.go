@@ -20,6 +20,7 @@ type proc struct {
 	exepath   string
 	args      []string
 	cwd       string // with a trailing "/", as libsinsp keeps it
+	env       []string
 	start     time.Time
 	exited    time.Time
 }
@@ -29,6 +30,7 @@ type proc struct {
 // after the seed (they inherit their parent's image until they exec).
 type procTable struct {
 	dir   string
+	env   bool // read /proc/PID/environ (a rule reads proc.env)
 	procs map[int64]*proc
 	boot  time.Time // wall-clock time of CLOCK_MONOTONIC zero
 	// exited processes stay a while so that orphans still see ancestors.
@@ -95,6 +97,11 @@ func (t *procTable) read(pid int64) *proc {
 	if l, err := os.Readlink(filepath.Join(base, "cwd")); err == nil {
 		p.cwd = dirSlash(l)
 	}
+	if t.env {
+		if env, err := os.ReadFile(filepath.Join(base, "environ")); err == nil {
+			p.env = splitArgv(env)
+		}
+	}
 	return p
 }
 
@@ -119,8 +126,9 @@ func splitArgv(b []byte) []string {
 	return out
 }
 
-// get returns the entry of pid, creating it from /proc or from its parent.
-func (t *procTable) get(pid, ppid int64, comm string, start time.Time) *proc {
+// get returns the entry of pid, creating it from /proc (when readProc) or
+// from its parent.
+func (t *procTable) get(pid, ppid int64, comm string, start time.Time, readProc bool) *proc {
 	if p, ok := t.procs[pid]; ok && p.exited.IsZero() {
 		if ppid > 0 && p.ppid != ppid {
 			p.ppid = ppid // reparented
@@ -130,13 +138,16 @@ func (t *procTable) get(pid, ppid int64, comm string, start time.Time) *proc {
 		}
 		return p
 	}
-	p := t.read(pid)
+	var p *proc
+	if readProc {
+		p = t.read(pid)
+	}
 	if p == nil {
 		// Gone already, or forked and not yet visible: a fork child runs
 		// its parent's image.
 		p = &proc{pid: pid, ppid: ppid, name: comm, start: start}
 		if par, ok := t.procs[ppid]; ok {
-			p.exe, p.exepath, p.args, p.cwd = par.exe, par.exepath, par.args, par.cwd
+			p.exe, p.exepath, p.args, p.cwd, p.env = par.exe, par.exepath, par.args, par.cwd, par.env
 		}
 	}
 	if ppid > 0 {

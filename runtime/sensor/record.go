@@ -69,7 +69,8 @@ var kindNames = [kMax]string{
 }
 
 // kindStrings is how many strings each kind's record carries (a relative
-// path is two: the path and its base directory).
+// path is two: the path and its base directory). An exec record carries a
+// fifth, the environment, when the sensor was opened with Options.Env.
 var kindStrings = [kMax]int{
 	kExecve: 4, kExecveat: 4,
 	kOpen: 2, kOpenat: 2, kOpenat2: 2, kCreat: 2,
@@ -126,6 +127,8 @@ type record struct {
 	tty      uint32
 	vpid     uint32
 	flags    uint32
+	sid      uint32
+	pgid     uint32
 	comm     string
 	fd       int32
 	fdType   uint16
@@ -136,7 +139,7 @@ type record struct {
 	protocol uint16
 	saddr    [16]byte
 	daddr    [16]byte
-	strs     [4][]byte
+	strs     [5][]byte
 	nstr     int
 }
 
@@ -171,6 +174,8 @@ func decode(b []byte, r *record) error {
 	r.tty = le.Uint32(b[132:])
 	r.vpid = le.Uint32(b[136:])
 	r.flags = le.Uint32(b[140:])
+	r.sid = le.Uint32(b[144:])
+	r.pgid = le.Uint32(b[148:])
 	r.comm = cstring(b[152:168])
 	r.fd = int32(le.Uint32(b[168:]))
 	r.fdType = le.Uint16(b[172:])

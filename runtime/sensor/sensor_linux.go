@@ -47,7 +47,19 @@ type Options struct {
 	// Types limits the reported syscalls to these event type names (for
 	// example the types the loaded rules can match); nil reports all.
 	Types []string
+	// Env captures each exec'd process's environment (proc.env). It costs
+	// a copy of up to 4 KiB per exec, so set it only when a rule reads
+	// proc.env (rules.Ruleset.UsesField).
+	Env bool
 }
+
+// The reader is woken when this many bytes wait in the ring buffer, and
+// otherwise polls every pollInterval: a wakeup per record costs more than
+// decoding it. An alert is thus at most pollInterval late.
+const (
+	wakeBytes    = 256 << 10
+	pollInterval = 10 * time.Millisecond
+)
 
 // Sensor is a loaded and attached eBPF program set.
 type Sensor struct {
@@ -129,8 +141,14 @@ func Open(opts Options) (*Sensor, error) {
 			return fail(fmt.Errorf("configure syscall %d: %w", nr, err))
 		}
 	}
-	if err := s.objs.SensorConfig.Put(uint32(0), uint64(os.Getpid())); err != nil {
-		return fail(fmt.Errorf("configure the sensor: %w", err))
+	var env uint64
+	if opts.Env {
+		env = 1
+	}
+	for k, v := range []uint64{uint64(os.Getpid()), env, wakeBytes} {
+		if err := s.objs.SensorConfig.Put(uint32(k), v); err != nil {
+			return fail(fmt.Errorf("configure the sensor: %w", err))
+		}
 	}
 
 	procDir := opts.ProcDir
@@ -142,6 +160,7 @@ func Open(opts Options) (*Sensor, error) {
 		socks = DefaultSockets()
 	}
 	s.conv = newConverter(procDir, bootTime(), socks)
+	s.conv.procs.env = opts.Env
 
 	for _, a := range []struct {
 		name string
@@ -187,8 +206,14 @@ func (s *Sensor) Run(ctx context.Context, fn func(*event.Event)) error {
 	var rec ringbuf.Record
 	var r record
 	var ev event.Event
+	s.rd.SetDeadline(time.Now().Add(pollInterval))
 	for {
 		if err := s.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Everything waiting was read: poll again later.
+				s.rd.SetDeadline(time.Now().Add(pollInterval))
+				continue
+			}
 			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 				if ctx.Err() != nil {
 					return nil

@@ -103,7 +103,10 @@ struct {
 	__type(value, u32);
 } kinds SEC(".maps");
 
-// sensor_config[0]: the sensor's own tgid (its syscalls are not reported).
+// sensor_config[0]: the sensor's own tgid (its syscalls are not reported);
+// [1]: non-zero to capture the environment of exec'd processes (only when
+// a rule reads proc.env); [2]: bytes waiting in the ring buffer above which
+// a record wakes the reader (below, the reader polls on a timer).
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4);
@@ -197,8 +200,19 @@ static __always_inline void fill_task(struct hdr *h, u32 kind)
 	h->vpid = 0;
 	if (level < 32)
 		bpf_probe_read_kernel(&h->vpid, 4, &p->numbers[level & 31].nr);
+	// Session and process group ids, in the task's pid namespace as
+	// Falco's proc.sid and proc.vpgid (0 when the leader is outside it).
 	h->sid = 0;
 	h->pgid = 0;
+	if (level < 32) {
+		struct signal_struct *sig = BPF_CORE_READ(t, signal);
+		struct pid *sp = BPF_CORE_READ(sig, pids[PIDTYPE_SID]);
+		struct pid *gp = BPF_CORE_READ(sig, pids[PIDTYPE_PGID]);
+		if (sp && BPF_CORE_READ(sp, level) >= level)
+			bpf_probe_read_kernel(&h->sid, 4, &sp->numbers[level & 31].nr);
+		if (gp && BPF_CORE_READ(gp, level) >= level)
+			bpf_probe_read_kernel(&h->pgid, 4, &gp->numbers[level & 31].nr);
+	}
 	h->flags = 0;
 	h->fd = -1;
 	h->fd_type = FT_NONE;
@@ -474,7 +488,17 @@ static __always_inline void emit(struct scratch *s, u32 off)
 		n = HALF + MAX_STR;
 	u64 size = sizeof(struct hdr) + n;
 	s->h.size = size;
-	if (bpf_ringbuf_output(&events, s, size, 0) != 0)
+	// Waking the reader for each record costs more than the record: wake
+	// it only when enough is waiting, it polls the rest on a short timer.
+	u64 flags = 0;
+	u32 k = 2;
+	u64 *wake = bpf_map_lookup_elem(&sensor_config, &k);
+	if (wake && *wake) {
+		flags = BPF_RB_NO_WAKEUP;
+		if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= *wake)
+			flags = BPF_RB_FORCE_WAKEUP;
+	}
+	if (bpf_ringbuf_output(&events, s, size, flags) != 0)
 		count(0);
 	else
 		count(2);
@@ -568,6 +592,12 @@ int sched_exec(struct bpf_raw_tracepoint_args *ctx)
 		off = put_path(s, off, &exe->f_path);
 	else
 		off = put_empty(s, off);
+	u32 k = 1;
+	u64 *env = bpf_map_lookup_elem(&sensor_config, &k);
+	if (env && *env) {
+		unsigned long es = BPF_CORE_READ(mm, env_start), ee = BPF_CORE_READ(mm, env_end);
+		off = put_user_bytes(s, off, (void *)es, ee > es ? (u32)(ee - es) : 0);
+	}
 	emit(s, off);
 	return 0;
 }
