@@ -186,7 +186,9 @@ func TestJobMode(t *testing.T) {
 	}
 	if _, err := controller.Setup(mgr, controller.Options{
 		Scan:      scanCfg,
-		Scheduler: scanner.SchedulerOptions{Workers: 3, TTL: time.Hour, RetryAfter: time.Second, Metrics: metrics},
+		// More scans wait than Jobs may run (as with two replicas, or a
+		// restart): the limit is the API server's, not the worker pool's.
+		Scheduler: scanner.SchedulerOptions{Workers: 8, TTL: time.Hour, RetryAfter: time.Second, Metrics: metrics},
 		Resolver:  resolve.New(resolve.Options{Insecure: true, Secrets: mgr.GetAPIReader()}),
 		Auditor:   aud,
 		Pending:   time.Second,
