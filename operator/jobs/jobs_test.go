@@ -185,7 +185,7 @@ func TestJobMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := controller.Setup(mgr, controller.Options{
-		Scan:      scanCfg,
+		Scan: scanCfg,
 		// More scans wait than Jobs may run (as with two replicas, or a
 		// restart): the limit is the API server's, not the worker pool's.
 		Scheduler: scanner.SchedulerOptions{Workers: 8, TTL: time.Hour, RetryAfter: time.Second, Metrics: metrics},
