@@ -27,6 +27,7 @@ type operatorFlags struct {
 	metricsAddr, healthAddr string
 	reconciles              int
 	serverPoll              time.Duration
+	rbac                    bool
 }
 
 func newOperatorCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -40,7 +41,8 @@ container image to its digest (the pod status imageID, else the registry)
 and scans each digest once, however many workloads run it, in its own
 bounded worker pool, again when the report's TTL expires. It writes a
 cluster-scoped ImageReport per digest and a WorkloadReport per workload
-(bulkhead.dev/v1alpha1, CRDs in deploy/crds), each under a size budget.
+(bulkhead.dev/v1alpha1, CRDs in deploy/crds), each under a size budget, and
+the RBAC assessment of every Role and ClusterRole (--rbac-assessment).
 
   bulkhead operator --namespaces shop,payments --ttl 12h
   bulkhead operator --server https://bulkhead:8443 --token $TOKEN`,
@@ -59,6 +61,7 @@ cluster-scoped ImageReport per digest and a WorkloadReport per workload
 	fl.StringVar(&f.healthAddr, "health-probe-bind-address", ":8081", "serve /healthz and /readyz at this address (0: off)")
 	fl.IntVar(&f.reconciles, "reconciles", 4, "workloads reconciled at once")
 	fl.DurationVar(&f.serverPoll, "server-poll", time.Minute, "with --server: how often to read the server's changes (re-evaluations against a new database) and refresh those digests' reports, pulling nothing")
+	fl.BoolVar(&f.rbac, "rbac-assessment", true, "judge Roles, ClusterRoles and their bindings (bulkhead config's RBAC checks) and keep an RbacAssessmentReport per Role and a ClusterRbacAssessmentReport per ClusterRole (needs list/watch on the rbac.authorization.k8s.io kinds)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runOperator(cmd.Context(), &f, stderr) }
 	return cmd
 }
@@ -110,6 +113,11 @@ func runOperator(ctx context.Context, f *operatorFlags, stderr io.Writer) error 
 		FollowServer: f.serverPoll,
 	}); err != nil {
 		return err
+	}
+	if f.rbac {
+		if _, err := controller.SetupRBAC(mgr, controller.RBACOptions{Namespaces: f.kube.namespaces, Budget: f.scan.budget, Registerer: ctrlmetrics.Registry}); err != nil {
+			return err
+		}
 	}
 	if f.healthAddr != "0" {
 		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
