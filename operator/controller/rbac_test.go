@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	rbacv1 "k8s.io/api/rbac/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -202,12 +202,12 @@ func TestRBACReports(t *testing.T) {
 	want := configVerdicts(t, files)
 	// The known verdicts of bulkhead config's table, by role.
 	known := map[string][]string{
-		"ClusterRole argocd-application-controller": {"BH-K8S-201 critical"},
-		"ClusterRole argocd-server":                 {"BH-K8S-201 high", "BH-K8S-201 high", "BH-K8S-205 high", "BH-K8S-206 high"},
-		"ClusterRole ingress-nginx":                 {"BH-K8S-205 high"},
-		"Role ingress-nginx/ingress-nginx":          {"BH-K8S-205 medium"},
+		"ClusterRole argocd-application-controller":  {"BH-K8S-201 critical"},
+		"ClusterRole argocd-server":                  {"BH-K8S-201 high", "BH-K8S-201 high", "BH-K8S-205 high", "BH-K8S-206 high"},
+		"ClusterRole ingress-nginx":                  {"BH-K8S-205 high"},
+		"Role ingress-nginx/ingress-nginx":           {"BH-K8S-205 medium"},
 		"Role ingress-nginx/ingress-nginx-admission": {"BH-K8S-205 medium"},
-		"ClusterRole secretprovidersyncing-role":    {"BH-K8S-205 high"},
+		"ClusterRole secretprovidersyncing-role":     {"BH-K8S-205 high"},
 	}
 	for ref, v := range known {
 		if !slices.Equal(want[ref], v) {
