@@ -152,13 +152,13 @@ func rbacReport(ctx context.Context, c client.Reader, ref string) (*v1alpha1.RBA
 	return &r.Report, &r, err
 }
 
-func startRBAC(t *testing.T, e *kubetest.Env, reg prometheus.Registerer) {
+func startRBAC(t *testing.T, e *kubetest.Env, reg prometheus.Registerer, interval time.Duration) {
 	t.Helper()
 	mgr, err := controller.NewManager(e.Config, controller.ManagerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := controller.SetupRBAC(mgr, controller.RBACOptions{MinInterval: 300 * time.Millisecond, Registerer: reg}); err != nil {
+	if _, err := controller.SetupRBAC(mgr, controller.RBACOptions{MinInterval: interval, Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -197,7 +197,7 @@ func TestRBACReports(t *testing.T) {
 	}
 	apply(t, c, "kube-linter_cluster-admin-role-binding.yml")
 	reg := prometheus.NewRegistry()
-	startRBAC(t, e, reg)
+	startRBAC(t, e, reg, 300*time.Millisecond)
 
 	want := configVerdicts(t, files)
 	// The known verdicts of bulkhead config's table, by role.
