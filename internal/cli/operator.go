@@ -33,6 +33,7 @@ type operatorFlags struct {
 	scanMode                string
 	jobs                    jobs.Options
 	jobsToken               string
+	rbac                    bool
 }
 
 func newOperatorCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -46,7 +47,8 @@ container image to its digest (the pod status imageID, else the registry)
 and scans each digest once, however many workloads run it, in its own
 bounded worker pool, again when the report's TTL expires. It writes a
 cluster-scoped ImageReport per digest and a WorkloadReport per workload
-(bulkhead.dev/v1alpha1, CRDs in deploy/crds), each under a size budget.
+(bulkhead.dev/v1alpha1, CRDs in deploy/crds), each under a size budget, and
+the RBAC assessment of every Role and ClusterRole (--rbac-assessment).
 
   bulkhead operator --namespaces shop,payments --ttl 12h
   bulkhead operator --server https://bulkhead:8443 --token $TOKEN`,
@@ -73,6 +75,7 @@ cluster-scoped ImageReport per digest and a WorkloadReport per workload
 	fl.DurationVar(&f.jobs.Deadline, "scan-jobs-deadline", 30*time.Minute, "with --scan-mode=jobs: each Job's activeDeadlineSeconds")
 	fl.DurationVar(&f.jobs.TTLAfterFinished, "scan-jobs-ttl-after-finished", 10*time.Minute, "with --scan-mode=jobs: each Job's ttlSecondsAfterFinished (a backstop: the operator deletes a finished Job at once)")
 	fl.Int32Var(&f.jobs.BackoffLimit, "scan-jobs-backoff-limit", 1, "with --scan-mode=jobs: each Job's backoffLimit (pod retries within one Job)")
+	fl.BoolVar(&f.rbac, "rbac-assessment", true, "judge Roles, ClusterRoles and their bindings (bulkhead config's RBAC checks) and keep an RbacAssessmentReport per Role and a ClusterRbacAssessmentReport per ClusterRole (needs list/watch on the rbac.authorization.k8s.io kinds)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runOperator(cmd.Context(), &f, stderr) }
 	return cmd
 }
@@ -158,6 +161,11 @@ func runOperator(ctx context.Context, f *operatorFlags, stderr io.Writer) error 
 		FollowServer: f.serverPoll,
 	}); err != nil {
 		return err
+	}
+	if f.rbac {
+		if _, err := controller.SetupRBAC(mgr, controller.RBACOptions{Namespaces: f.kube.namespaces, Budget: f.scan.budget, Registerer: ctrlmetrics.Registry}); err != nil {
+			return err
+		}
 	}
 	if f.healthAddr != "0" {
 		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
