@@ -41,6 +41,7 @@ type Event struct {
 	Group     Group      `json:"group"`
 	FD        *FD        `json:"fd,omitempty"`
 	Container *Container `json:"container,omitempty"`
+
 	// Drift and Profile are what the drift detector and the behaviour
 	// profiles found about this event (runtime/drift, runtime/profile);
 	// nil when they are off or have nothing to say.
@@ -186,12 +187,13 @@ type Container struct {
 	ImageRepository string `json:"image_repository,omitempty"`
 	ImageTag        string `json:"image_tag,omitempty"`
 	ImageDigest     string `json:"image_digest,omitempty"`
-	// ImageID is the image's config digest ("sha256:..."), as the runtime
-	// reports it (container.image.id); drift and profiles key by it.
-	ImageID string `json:"image_id,omitempty"`
 	Privileged      bool   `json:"privileged,omitempty"`
 	// StartTS is the container start time in ns since the epoch, 0 if unknown.
 	StartTS int64 `json:"start_ts,omitempty"`
+
+	// ImageID is the image's config digest ("sha256:..."), as the runtime
+	// reports it (container.image.id); drift and profiles key by it.
+	ImageID string `json:"image_id,omitempty"`
 }
 
 // IsKnownType reports whether name is an event type a rule may reference.
