@@ -327,6 +327,14 @@ func (d *Detector) exec(ev *event.Event, ct *event.Container) {
 func (d *Detector) hash(ev *event.Event, ct *event.Container, p string) string {
 	proc := d.o.ProcDir
 	exe := filepath.Join(proc, strconv.FormatInt(ev.Proc.PID, 10), "exe")
+	// A file already hashed costs one stat.
+	if fi, err := os.Stat(exe); err == nil {
+		if k, ok := keyOf(fi); ok {
+			if h, ok := d.hashes[k]; ok {
+				return h
+			}
+		}
+	}
 	if f, err := os.Open(exe); err == nil {
 		link, _ := os.Readlink(exe)
 		if strings.HasSuffix(link, p) {
@@ -355,9 +363,8 @@ func (d *Detector) hashFile(f *os.File) string {
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() > d.o.MaxHashBytes {
 		return ""
 	}
-	var k fileKey
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		k = fileKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano()}
+	k, keyed := keyOf(fi)
+	if keyed {
 		if h, ok := d.hashes[k]; ok {
 			return h
 		}
@@ -367,11 +374,20 @@ func (d *Detector) hashFile(f *os.File) string {
 		return ""
 	}
 	h := hex.EncodeToString(sum.Sum(nil))
-	if k.ino != 0 {
+	if keyed {
 		if len(d.hashes) > 16384 {
 			clear(d.hashes)
 		}
 		d.hashes[k] = h
 	}
 	return h
+}
+
+// keyOf identifies a file's content version: device, inode, size, mtime.
+func keyOf(fi os.FileInfo) (fileKey, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() {
+		return fileKey{}, false
+	}
+	return fileKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano()}, true
 }
