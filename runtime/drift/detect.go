@@ -281,7 +281,9 @@ func (d *Detector) setWriter(ctr, p string, w *event.Writer) {
 
 func (d *Detector) exec(ev *event.Event, ct *event.Container) {
 	p := ev.Proc.ExePath
-	if p == "" || ev.Proc.IsExeFromMemfd {
+	if p == "" || strings.HasSuffix(p, "/") || ev.Proc.IsExeFromMemfd {
+		// "/" is an executable outside the container's root: the
+		// runtime's own `runc init`, whose path does not resolve there.
 		return
 	}
 	flags, _ := ev.Args.Get("flags")

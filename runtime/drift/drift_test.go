@@ -280,3 +280,14 @@ func BenchmarkEnrichExec(b *testing.B) {
 		})
 	}
 }
+
+// runc's `runc init` runs in the container's cgroup from a binary outside
+// its root; the sensor gives its path as "/". It is not drift.
+func TestDetectorRuntimeInit(t *testing.T) {
+	f := newFixture(t, map[string]string{"/bin/sh": "sh"})
+	ev := &event.Event{Type: "execve", Container: f.ct, Proc: event.Process{PID: 3, Name: "runc:[2:INIT]", ExePath: "/", Exe: "runc", Args: []string{"init"}}}
+	f.d.Enrich(ev)
+	if ev.Drift != nil {
+		t.Errorf("runc init judged as drift: %+v", ev.Drift)
+	}
+}
