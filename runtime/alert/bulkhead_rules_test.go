@@ -37,7 +37,7 @@ func TestBulkheadRules(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	evs := []event.Event{
 		{Time: now, Type: "execve", Args: event.Args{{Name: "res", Value: "0"}}, Container: ct,
-			Proc: event.Process{PID: 5, Name: "dropped", ExePath: "/tmp/dropped"},
+			Proc:  event.Process{PID: 5, Name: "dropped", ExePath: "/tmp/dropped"},
 			Drift: &event.Drift{Path: "/tmp/dropped", SHA256: strings.Repeat("3d", 32), Reason: event.DriftNotInImage, Writer: &event.Writer{PID: 4, Name: "cp"}}},
 		{Time: now, Type: "execve", Args: event.Args{{Name: "res", Value: "0"}}, Container: ct, Proc: event.Process{PID: 6, Name: "apt-get", ExePath: "/usr/bin/apt-get"}},
 		{Time: now, Type: "execve", Args: event.Args{{Name: "res", Value: "0"}}, Container: ct, Proc: event.Process{PID: 7, Name: "curl", ExePath: "/usr/bin/curl"}},
