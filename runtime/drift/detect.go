@@ -189,7 +189,7 @@ func (d *Detector) obtain(id string) (*Index, error) {
 // and remembers who writes files in containers.
 func (d *Detector) Enrich(ev *event.Event) {
 	ct := ev.Container
-	if ct == nil || ev.Res < 0 {
+	if ct == nil || ev.Res < 0 || ev.Proc.IsRuntimeInit() {
 		return
 	}
 	if ct.ImageID == "" && d.o.Resolver != nil {
@@ -282,8 +282,6 @@ func (d *Detector) setWriter(ctr, p string, w *event.Writer) {
 func (d *Detector) exec(ev *event.Event, ct *event.Container) {
 	p := ev.Proc.ExePath
 	if p == "" || strings.HasSuffix(p, "/") || ev.Proc.IsExeFromMemfd {
-		// "/" is an executable outside the container's root: the
-		// runtime's own `runc init`, whose path does not resolve there.
 		return
 	}
 	flags, _ := ev.Args.Get("flags")

@@ -56,3 +56,13 @@ type ProfileResult struct {
 	// contain Item.
 	Unexpected bool `json:"unexpected,omitempty"`
 }
+
+// IsRuntimeInit reports whether the process is the container runtime
+// setting the container up (runc renames itself "runc:[0:PARENT]",
+// "runc:[1:CHILD]", "runc:[2:INIT]"; its executable, outside the
+// container's root, resolves to "/"). Such a process is in the
+// container's cgroup but still sees the host's paths: what it does is not
+// the container's behaviour.
+func (p *Process) IsRuntimeInit() bool {
+	return p.ExePath == "/" || (len(p.Name) > 6 && p.Name[:6] == "runc:[")
+}

@@ -189,7 +189,7 @@ func hasFlag(flags, name string) bool {
 // and is reused by the next call.
 func (l *Learner) Enrich(ev *event.Event) {
 	ct := ev.Container
-	if ct == nil || ct.ImageID == "" {
+	if ct == nil || ct.ImageID == "" || ev.Proc.IsRuntimeInit() {
 		return
 	}
 	kind, item := l.observe(ev)

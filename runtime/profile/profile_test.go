@@ -283,3 +283,18 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// runc, setting a container up, runs in its cgroup with the host's paths
+// (it creates /etc/hosts in the overlay's merged directory): not learned.
+func TestRuntimeInitNotLearned(t *testing.T) {
+	l := New(Options{Dir: t.TempDir(), Window: time.Hour})
+	w := workload{ct: &event.Container{ID: "x", ImageID: img}}
+	ev := w.write("/var/lib/containers/storage/overlay/0a/merged/etc/hosts")
+	ev.Proc.Name, ev.Proc.ExePath = "runc:[2:INIT]", "/"
+	l.Enrich(ev)
+	ex := w.exec("/")
+	l.Enrich(ex)
+	if ev.Profile != nil || ex.Profile != nil {
+		t.Errorf("runtime init profiled: %+v %+v", ev.Profile, ex.Profile)
+	}
+}
