@@ -30,7 +30,12 @@ type Resolver struct {
 type info struct {
 	image string
 	pid   int64
+	at    time.Time // when asked
 }
+
+// retryAfter is how long an incomplete answer (no image id, or no pid: a
+// runtime busy starting the container) is kept before asking again.
+const retryAfter = 10 * time.Second
 
 // NewResolver returns a Resolver over the sockets.
 func NewResolver(sockets []string) *Resolver {
@@ -38,8 +43,8 @@ func NewResolver(sockets []string) *Resolver {
 }
 
 // ImageID returns the image id of the container (a full or short id), ""
-// when no runtime knows it. A failed lookup is cached too, so that a
-// container no runtime answers for costs one lookup.
+// when no runtime knows it. A failed lookup is cached for a while too, so
+// that a container no runtime answers for costs one lookup per 10 s.
 func (r *Resolver) ImageID(container string) string {
 	return r.get(container).image
 }
@@ -54,10 +59,11 @@ func (r *Resolver) get(container string) info {
 	r.mu.Lock()
 	in, ok := r.cache[container]
 	r.mu.Unlock()
-	if ok {
+	if ok && ((in.image != "" && in.pid != 0) || time.Since(in.at) < retryAfter) {
 		return in
 	}
 	in = r.lookup(container)
+	in.at = time.Now()
 	r.mu.Lock()
 	if len(r.cache) > 65536 {
 		clear(r.cache)
