@@ -129,6 +129,7 @@ func runSensor(ctx context.Context, f *runtimeFlags, img *imageRuntimeFlags, rec
 	}
 	defer closeEs()
 	o.Enrichers = es
+	o.BulkheadRules = img.drift || img.profiles != ""
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	_, err = alert.Run(ctx, o)

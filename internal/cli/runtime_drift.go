@@ -29,14 +29,15 @@ type imageRuntimeFlags struct {
 func (f *imageRuntimeFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&f.drift, "drift", false, "alert on executables not from the container's image and on package managers in containers (bundled bulkhead rules)")
-	fl.StringVar(&f.indexDir, "image-index", drift.DefaultStoreDir, "directory of image file lists by image id (`bulkhead runtime index` writes them)")
+	addImageIndex(cmd, &f.indexDir)
 	fl.BoolVar(&f.autoIndex, "drift-auto-index", true, "with --drift, build a missing image file list by exporting the image from the container runtime's socket")
 	fl.StringVar(&f.profiles, "profiles", "", "learn per-image behaviour profiles into this directory (one YAML file per image id) and alert on what is new after the window")
 	fl.DurationVar(&f.learnWindow, "learn-window", 24*time.Hour, "how long a new image's profile learns before it enforces")
 }
 
-// enrichers builds the drift detector and the learner the flags ask for;
-// close releases them (saving the profiles).
+// enrichers builds the image id resolver (always: container.image.id is
+// what promoted allow-list rules test), and the drift detector and the
+// learner the flags ask for; close releases them (saving the profiles).
 func (f *imageRuntimeFlags) enrichers(stderr io.Writer) (es []alert.Enricher, close func(), err error) {
 	var closers []func()
 	close = func() {
@@ -44,14 +45,10 @@ func (f *imageRuntimeFlags) enrichers(stderr io.Writer) (es []alert.Enricher, cl
 			closers[i]()
 		}
 	}
-	if !f.drift && f.profiles == "" {
-		return nil, close, nil
-	}
 	if f.profiles != "" && f.learnWindow <= 0 {
 		return nil, close, fmt.Errorf("--learn-window %s: give a positive duration (e.g. 10m, 24h)", f.learnWindow)
 	}
 	res := drift.NewResolver(sensor.DefaultSockets())
-	// The resolver fills container.image.id for every rule and the learner.
 	es = append(es, resolverEnricher{res})
 	if f.drift {
 		d := drift.New(drift.Options{Store: &drift.Store{Dir: f.indexDir}, Resolver: res, AutoIndex: f.autoIndex,
@@ -102,8 +99,8 @@ compares every executable a container runs with that list.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "image-index", drift.DefaultStoreDir, "directory of image file lists")
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS registries")
+	addImageIndex(cmd, &dir)
+	addInsecure(cmd, &insecure)
 	return cmd
 }
 
@@ -196,4 +193,10 @@ Edit it freely; the sensor reads it when it first sees the image.`,
 	}
 	cmd.AddCommand(promote, check)
 	return cmd
+}
+
+// addImageIndex declares --image-index, the same on `runtime` and
+// `runtime index`.
+func addImageIndex(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "image-index", drift.DefaultStoreDir, "directory of image file lists by image id (`bulkhead runtime index` writes them)")
 }

@@ -66,11 +66,13 @@ type Options struct {
 	Stderr io.Writer
 
 	// Enrichers annotate each event, in order, before it is recorded and
-	// evaluated (the drift detector, behaviour profiles). With any, the
-	// bundled bulkhead rules (sensor.BulkheadRules) are loaded before the
-	// others, and the sensor also reports the event types they need.
-	// The caller closes them.
+	// evaluated (the image id resolver, the drift detector, behaviour
+	// profiles); the sensor also reports the event types they need. The
+	// caller closes them.
 	Enrichers []Enricher
+	// BulkheadRules loads the bundled bulkhead rules (sensor.BulkheadRules:
+	// drift, package managers, learned behaviour) before the others.
+	BulkheadRules bool
 }
 
 // Enricher adds what it knows to an event (Event.Drift, Event.Profile,
@@ -150,7 +152,7 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
-	rs, err := loadRules(o.Rules, o.MinPriority, len(o.Enrichers) > 0)
+	rs, err := loadRules(o.Rules, o.MinPriority, o.BulkheadRules)
 	if err != nil {
 		return Stats{}, err
 	}

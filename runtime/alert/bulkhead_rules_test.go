@@ -56,7 +56,7 @@ func TestBulkheadRules(t *testing.T) {
 	l.Enrich(&event.Event{Type: "execve", Container: ct, Proc: event.Process{ExePath: "/bin/sh"}}) // starts the profile
 	var out bytes.Buffer
 	if _, err := Run(context.Background(), Options{Trace: &trace, TraceName: "t.jsonl", Format: "json", Output: To(&out),
-		Matching: "all", Enrichers: []Enricher{l}}); err != nil {
+		Matching: "all", Enrichers: []Enricher{l}, BulkheadRules: true}); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string][]string{}
