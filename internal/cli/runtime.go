@@ -84,6 +84,7 @@ func flagError(err error) error {
 
 func newRuntimeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f runtimeFlags
+	var img imageRuntimeFlags
 	var record string
 	var duration time.Duration
 	cmd := &cobra.Command{
@@ -101,17 +102,19 @@ webhook (falcosidekick-compatible); --metrics-addr serves Prometheus metrics.
   bulkhead runtime rules --check my_rules.yaml      which rules load, and why others are skipped`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSensor(cmd.Context(), &f, record, duration, stdout, stderr)
+			return runSensor(cmd.Context(), &f, &img, record, duration, stdout, stderr)
 		},
 	}
 	f.register(cmd)
+	img.register(cmd)
 	cmd.Flags().StringVar(&record, "record", "", "write every event to this file in bulkhead's JSON-lines event format (for runtime replay)")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (default: until interrupted)")
-	cmd.AddCommand(newRuntimeReplayCmd(stdout, stderr), newRuntimeRulesCmd(stdout, stderr))
+	cmd.AddCommand(newRuntimeReplayCmd(stdout, stderr), newRuntimeRulesCmd(stdout, stderr),
+		newRuntimeIndexCmd(stdout, stderr), newRuntimeProfileCmd(stdout, stderr))
 	return cmd
 }
 
-func runSensor(ctx context.Context, f *runtimeFlags, record string, duration time.Duration, stdout, stderr io.Writer) error {
+func runSensor(ctx context.Context, f *runtimeFlags, img *imageRuntimeFlags, record string, duration time.Duration, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -120,9 +123,16 @@ func runSensor(ctx context.Context, f *runtimeFlags, record string, duration tim
 		o.Record = func() (io.Writer, func() error, error) { return openOutput(stdout, record, "--record") }
 	}
 	o.Duration = duration
+	es, closeEs, err := img.enrichers(stderr)
+	if err != nil {
+		return err
+	}
+	defer closeEs()
+	o.Enrichers = es
+	o.BulkheadRules = img.drift || img.profiles != ""
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	_, err := alert.Run(ctx, o)
+	_, err = alert.Run(ctx, o)
 	return flagError(err)
 }
 
