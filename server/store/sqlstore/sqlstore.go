@@ -84,10 +84,25 @@ type Options struct {
 	MaxEventBody int
 	// MaxString bounds each text field (repository, reference, names).
 	MaxString int
-	// MaxBatch bounds the writes one SQLite group commit holds (default
+	// MaxBatch bounds the writes one group commit holds (default
 	// DefaultMaxBatch); see write.go.
 	MaxBatch int
+	// WriteRetries is how many times a batch of writes is run again after
+	// a PostgreSQL deadlock or serialization failure (another replica's
+	// transaction won) before its writes fail with store.ErrBusy (default
+	// DefaultWriteRetries; negative: none).
+	WriteRetries int
+	// BusyTimeout is how long an SQLite write waits for another process
+	// holding the database's write lock before it fails with
+	// store.ErrBusy (default DefaultBusyTimeout).
+	BusyTimeout time.Duration
 }
+
+// DefaultWriteRetries and DefaultBusyTimeout are Options' defaults.
+const (
+	DefaultWriteRetries = 3
+	DefaultBusyTimeout  = 30 * time.Second
+)
 
 func (o *Options) defaults() {
 	if o.MaxBlob <= 0 {
@@ -98,6 +113,15 @@ func (o *Options) defaults() {
 	}
 	if o.MaxString <= 0 {
 		o.MaxString = DefaultMaxString
+	}
+	if o.WriteRetries == 0 {
+		o.WriteRetries = DefaultWriteRetries
+	}
+	if o.WriteRetries < 0 {
+		o.WriteRetries = 0
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = DefaultBusyTimeout
 	}
 }
 
@@ -137,13 +161,13 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		if opt.CacheDir == "" {
 			return nil, errors.New("open store: no database given and no cache directory (pass --database or --cache-dir)")
 		}
-		s, err = openSQLite(ctx, filepath.Join(opt.CacheDir, DefaultFile))
+		s, err = openSQLite(ctx, filepath.Join(opt.CacheDir, DefaultFile), opt.BusyTimeout)
 	case strings.HasPrefix(dsn, "sqlite://"):
-		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"), opt.BusyTimeout)
 	case strings.Contains(dsn, "://"):
 		return nil, fmt.Errorf("open store: unknown database %q (use postgres://..., sqlite://PATH or a file path)", redact(dsn))
 	default:
-		s, err = openSQLite(ctx, dsn)
+		s, err = openSQLite(ctx, dsn, opt.BusyTimeout)
 	}
 	if err != nil {
 		return nil, err
@@ -153,13 +177,11 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.dialect == SQLite {
-		s.gw = newGroupWriter(s, opt.MaxBatch)
-	}
+	s.gw = newGroupWriter(s, opt.MaxBatch, opt.WriteRetries)
 	return s, nil
 }
 
-func openSQLite(ctx context.Context, path string) (*Store, error) {
+func openSQLite(ctx context.Context, path string, busyTimeout time.Duration) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open store: bad SQLite path %q (no '?' or '#')", path)
 	}
@@ -179,7 +201,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// another connection opening the file at the same time must wait for
 	// it, not fail with "database is locked".
 	dsn := "file:" + path + "?_txlock=immediate" +
-		"&_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)" +
+		fmt.Sprintf("&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)", busyTimeout.Milliseconds()) +
 		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
