@@ -51,6 +51,13 @@ export BULKHEAD_CACHE_DIR="$work/cache"
 token=bkh_load-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "commit $(git rev-parse --short HEAD), $(nproc) cores; $clients clients for $duration, $packages packages per inventory"
 
+hz=$(getconf CLK_TCK)
+# cputicks PID: the process's user+system CPU time in clock ticks.
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# pgticks: PostgreSQL's CPU time, its postmaster's and its exited backends'.
+pgticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$(head -1 "$work/pg/data/postmaster.pid")/stat"; }
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
 startpg() {
   local bin
   bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -74,14 +81,28 @@ for backend in $backends; do
     *) echo "unknown backend $backend" >&2; exit 2 ;;
   esac
   echo "== $backend"
+  [ "$backend" = postgres ] && pg0=$(pgticks)
   BULKHEAD_BOOTSTRAP_TOKEN=$token "$work/bulkhead" server --listen 127.0.0.1:18089 --database "$dsn" \
     --db "$work/osv.db" --db-max-age 0 >"$work/server-$backend.log" 2>&1 &
   srv=$!
   pids+=($srv)
   for _ in $(seq 600); do curl -fs http://127.0.0.1:18089/readyz >/dev/null && break; sleep 0.1; done
+  cpu0=$(cputicks "$srv")
   "$work/serverload" -url http://127.0.0.1:18089 -token "$token" -clients "$clients" -duration "$duration" \
-    -packages "$packages" -corpus "$corpus"
+    -packages "$packages" -corpus "$corpus" | tee "$work/load-$backend.out"
+  cpu1=$(cputicks "$srv")
+  ok=$(sed -n 's/^uploads: \([0-9]*\) ok.*/\1/p' "$work/load-$backend.out")
+  # The server's own CPU time (user+system, from /proc): unlike the
+  # latency, it does not depend on what else the machine runs.
+  if [ "${ok:-0}" -gt 0 ]; then
+    echo "server CPU: $(( (cpu1 - cpu0) * 1000 / hz )) ms for $ok uploads, $(( (cpu1 - cpu0) * 1000 / hz / ok )) CPU-ms per upload; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  fi
   kill -TERM "$srv"; wait "$srv" || true
+  if [ "$backend" = postgres ] && [ "${ok:-0}" -gt 0 ]; then
+    sleep 1 # the backends exit with the server's connections
+    pg1=$(pgticks)
+    echo "PostgreSQL CPU: $(( (pg1 - pg0) * 1000 / hz )) ms, $(( (pg1 - pg0) * 1000 / hz / ok )) CPU-ms per upload (its backends' too)"
+  fi
   echo "server log: $(grep -c '"level":"ERROR"' "$work/server-$backend.log" || true) error lines"
   grep '"level":"ERROR"' "$work/server-$backend.log" | grep -v '"component":"queue"' | head -3 || true
 done
