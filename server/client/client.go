@@ -134,7 +134,7 @@ func retryAfter(h string, now time.Time) time.Duration {
 		return defaultRetryWait
 	}
 	if n, err := strconv.Atoi(h); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+		return time.Duration(min(n, 24*3600)) * time.Second // a day at most: no overflow
 	}
 	if t, err := http.ParseTime(h); err == nil {
 		return max(t.Sub(now), 0)

@@ -56,6 +56,7 @@ func TestRetryAfter(t *testing.T) {
 		"3":                             3 * time.Second,
 		"-1":                            defaultRetryWait,
 		"soon":                          defaultRetryWait,
+		"99999999999999":                24 * time.Hour,
 		"Thu, 01 Jan 2026 00:00:07 GMT": 7 * time.Second,
 		"Wed, 31 Dec 2025 00:00:00 GMT": 0,
 	} {
@@ -63,4 +64,18 @@ func TestRetryAfter(t *testing.T) {
 			t.Errorf("retryAfter(%q) = %s, want %s", h, got, want)
 		}
 	}
+}
+
+// FuzzRetryAfter: any Retry-After header gives a wait that is not
+// negative (the client caps it at MaxRetryWait).
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "0", "1", "120", "-5", "99999999999999999999", "Wed, 21 Oct 2015 07:28:00 GMT", "Monday, 02-Jan-06 15:04:05 MST", "1.5", " 3"} {
+		f.Add(s)
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, h string) {
+		if d := retryAfter(h, now); d < 0 {
+			t.Fatalf("retryAfter(%q) = %s", h, d)
+		}
+	})
 }
