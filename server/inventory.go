@@ -97,10 +97,11 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeReport answers with a bulkhead JSON report (rendered in full before
-// the status is sent, so an error is still a 500).
+// the status is sent, so an error is still a 500), compact: a program reads
+// it, and the indentation cost as much CPU as the encoding.
 func (s *Server) writeReport(w http.ResponseWriter, status int, res *report.Result, id int64) {
 	var buf bytes.Buffer
-	if err := report.ResultJSON(&buf, res); err != nil {
+	if err := report.ResultJSONCompact(&buf, res); err != nil {
 		s.fail(w, err)
 		return
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 // Errors a Store wraps (test with errors.Is): the API maps them to 404,
-// 400, 413 and 409.
+// 400, 413, 409 and 503.
 var (
 	// ErrNotFound is returned when the asked-for row does not exist.
 	ErrNotFound = errors.New("not found")
@@ -30,6 +30,12 @@ var (
 	ErrTooLarge = errors.New("too large")
 	// ErrConflict is returned when a unique name or hash already exists.
 	ErrConflict = errors.New("already exists")
+	// ErrBusy is returned when the database cannot take the request now
+	// but may soon: SQLite still locked after its busy timeout, a
+	// PostgreSQL deadlock or serialization failure still failing after the
+	// store's retries, or no connection to be had. Nothing was written;
+	// the request may be sent again.
+	ErrBusy = errors.New("database busy")
 )
 
 // Scan is one scan of one image digest.
