@@ -114,7 +114,7 @@ type SignatureRule struct {
 	Key    string `json:"key"`
 	// TransparencyLog is the choice applied ("required" or "ignore").
 	TransparencyLog string         `json:"transparencyLog,omitempty"`
-	Signatures      []SignatureRef `json:"signatures"`
+	Signatures      []SignatureRef `json:"signatures,omitempty"`
 	Attestations    []SignatureRef `json:"attestations,omitempty"`
 }
 
