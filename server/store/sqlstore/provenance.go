@@ -100,46 +100,24 @@ func (s *Store) Provenance(ctx context.Context, scanID int64) (*store.Provenance
 // finding.Severity (UNKNOWN to CRITICAL).
 var trendSeverities = []finding.Severity{finding.Unknown, finding.Low, finding.Medium, finding.High, finding.Critical}
 
-// SnapshotFleet sums the latest scans' counts inside the write
-// transaction (so two snapshots cannot commit out of order) and keeps it
-// as the point of at's UTC day, unless that day already holds a later
-// snapshot. It reads one small row per image: ~1,000 rows for 1,000 images.
+// SnapshotFleet sums the latest scans' counts (Fleet: one small row per
+// image, ~1,000 rows for 1,000 images, read outside the write transaction
+// so that the SQLite writer is not held) and keeps them as the point of
+// at's UTC day, unless that day already holds a snapshot of a later at.
+// Callers pass the time they ask at: a snapshot asked later reads a fleet
+// at least as new, so the later one wins whatever order they commit in.
 func (s *Store) SnapshotFleet(ctx context.Context, at time.Time) error {
 	at = at.UTC().Truncate(time.Microsecond)
-	dayStart := at.Truncate(24 * time.Hour)
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT s.counts FROM images i JOIN scans s ON s.id = i.latest_scan_id")
-		if err != nil {
-			return err
-		}
-		sum := map[string]int{}
-		images := 0
-		var counts map[string]int
-		for rows.Next() {
-			var c string
-			if err := rows.Scan(&c); err != nil {
-				rows.Close()
-				return err
-			}
-			clear(counts)
-			if err := json.Unmarshal([]byte(c), &counts); err != nil {
-				rows.Close()
-				return fmt.Errorf("counts: %w", err)
-			}
-			for k, n := range counts {
-				sum[k] += n
-			}
-			images++
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		args := []any{micros(dayStart), micros(at), images}
-		for _, sev := range trendSeverities {
-			args = append(args, sum[sev.String()])
-		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO fleet_trend (day, at, images, unknown, low, medium, high, critical) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	fl, err := s.Fleet(ctx)
+	if err != nil {
+		return fmt.Errorf("snapshot the fleet: %w", err)
+	}
+	args := []any{micros(at.Truncate(24 * time.Hour)), micros(at), fl.Images}
+	for _, sev := range trendSeverities {
+		args = append(args, fl.Findings[sev.String()])
+	}
+	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO fleet_trend (day, at, images, unknown, low, medium, high, critical) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (day) DO UPDATE SET at = excluded.at, images = excluded.images, unknown = excluded.unknown, low = excluded.low,
 			medium = excluded.medium, high = excluded.high, critical = excluded.critical WHERE fleet_trend.at <= excluded.at`), args...)
 		return err
