@@ -301,8 +301,8 @@ func TestBrowserPages(t *testing.T) {
 	tb.Axe(t)
 
 	// A phone: the page does not scroll sideways.
-	f.visit(t, tb, Prefix)
 	tb.Do(t, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	f.visit(t, tb, Prefix) // laid out at phone width (charts size themselves on load)
 	if w := browsertest.Eval[int](t, tb, `document.documentElement.scrollWidth`); w > 390 {
 		t.Errorf("on a phone the overview is %dpx wide on a 390px screen", w)
 	}
@@ -630,21 +630,22 @@ func TestBrowserScreenshots(t *testing.T) {
 	for _, size := range sizes {
 		for _, dark := range []bool{false, true} {
 			theme := map[bool]string{false: "light", true: "dark"}[dark]
-			t.Run(size.name+"-"+theme, func(t *testing.T) {
-				// A tab of its own (a tab lives 60 s), signed in through the
-				// form; it is not checked for console errors, as the
-				// not-found page is a 404 the console reports.
-				tb := browsertest.NewTab(t, true)
-				tb.Navigate(t, f.srv.URL+Prefix+"login")
-				tb.Do(t, chromedp.SendKeys(chromedp.CSS("#token"), f.tokens[RoleScan]), chromedp.Submit(chromedp.CSS("#token")),
-					chromedp.WaitVisible(chromedp.CSS("#n-images")))
-				if size.mobile {
-					tb.Do(t, chromedp.EmulateViewport(size.width, size.height, chromedp.EmulateMobile))
-				} else {
-					tb.Do(t, chromedp.EmulateViewport(size.width, size.height))
-				}
-				tb.Dark(t, dark)
-				for _, p := range pages {
+			for _, p := range pages {
+				// A tab of its own for each page (a tab lives 60 s, and a
+				// loaded machine is slow), signed in through the form; it
+				// is not checked for console errors, as the not-found page
+				// is a 404 the console reports.
+				t.Run(size.name+"-"+theme+"/"+p.name, func(t *testing.T) {
+					tb := browsertest.NewTab(t, true)
+					tb.Navigate(t, f.srv.URL+Prefix+"login")
+					tb.Do(t, chromedp.SendKeys(chromedp.CSS("#token"), f.tokens[RoleScan]), chromedp.Submit(chromedp.CSS("#token")),
+						chromedp.WaitVisible(chromedp.CSS("#n-images")))
+					if size.mobile {
+						tb.Do(t, chromedp.EmulateViewport(size.width, size.height, chromedp.EmulateMobile))
+					} else {
+						tb.Do(t, chromedp.EmulateViewport(size.width, size.height))
+					}
+					tb.Dark(t, dark)
 					tb.Navigate(t, f.srv.URL+p.path)
 					want := map[string]string{"not-found": "Error", "login": "Sign in"}[p.name]
 					if h := text(t, tb, "h1"); (want == "" && (h == "Error" || h == "Sign in")) || (want != "" && h != want) {
@@ -659,8 +660,8 @@ func TestBrowserScreenshots(t *testing.T) {
 						tb.Axe(t)
 					}
 					tb.Screenshot(t, shotsDir, p.name+"-"+theme+"-"+size.name+".png")
-				}
-			})
+				})
+			}
 		}
 	}
 }
