@@ -58,13 +58,15 @@ func (s *Server) Ingest(ctx context.Context, u *Upload, body []byte, o UploadOpt
 	}
 	ref, repo := reference(u.Inventory.Target, o.Reference)
 	now := time.Now().UTC()
-	sc := &store.Scan{Digest: digest, Repository: repo, ScannedAt: now, Source: u.Source(), DB: out.DB, Inventory: u.Inventory, Findings: out.Findings}
+	sc := &store.Scan{Digest: digest, Repository: repo, ScannedAt: now, Source: u.Source(), DB: out.DB, Inventory: u.Inventory, Findings: out.Findings,
+		Provenance: u.Provenance}
 	seen := &store.Sighting{Digest: digest, Reference: ref, Kind: "ci", CIRun: o.CIRun, SeenAt: now}
 	id, err := s.store.PutScan(ctx, sc, seen)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store the upload: %w", err)
 	}
 	s.scans.WithLabelValues(sc.Source).Inc()
+	s.snap.changed()
 	return out, id, nil
 }
 

@@ -216,6 +216,10 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 	if err != nil {
 		return 0, err
 	}
+	provBase, provSig, err := encodeProvenance(what+" "+sc.Digest, sc.Provenance)
+	if err != nil {
+		return 0, err
+	}
 	at := sc.ScannedAt
 	if at.IsZero() {
 		at = now()
@@ -230,6 +234,9 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			sc.Digest, sc.Repository, micros(at), sc.Source, e.dbInfo, len(sc.Inventory.Packages), e.counts, e.worst,
 			e.inventory, e.findings, e.idx.n).Scan(&id); err != nil {
+			return err
+		}
+		if err := s.putProvenance(ctx, tx, id, provBase, provSig); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q("UPDATE images SET latest_scan_id = ? WHERE digest = ? AND latest_scan_id < ?"), id, sc.Digest, id); err != nil {
