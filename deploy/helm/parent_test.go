@@ -413,3 +413,77 @@ func TestParentJobMode(t *testing.T) {
 		}
 	}
 }
+
+// TestParentSensorToServer: sensor.serverTokenSecret sends the sensor's
+// alerts to the chart's server with the token mounted from the Secret as a
+// file (not in the pod spec), and the sensor's NetworkPolicy lets it reach
+// the server in the release namespace.
+func TestParentSensorToServer(t *testing.T) {
+	r := renderParent(t, "--set", "sensor.enabled=true", "--set", "sensor.serverTokenSecret=sensor-token")
+	p := podSpecs(t, r)["rel-sensor"]
+	if p == nil {
+		t.Fatal("no sensor")
+	}
+	args := strings.Join(p.Spec.Containers[0].Args, " ")
+	if !strings.Contains(args, "--webhook=http://rel-server.bulkhead.svc:8080/api/v1/events/falco") ||
+		!strings.Contains(args, "--webhook-token-file=/var/run/bulkhead/webhook/token") {
+		t.Errorf("sensor args: %s", args)
+	}
+	if len(p.Spec.Volumes) != 1 || p.Spec.Volumes[0].Secret == nil || p.Spec.Volumes[0].Secret.SecretName != "sensor-token" ||
+		len(p.Spec.Containers[0].VolumeMounts) != 1 || !p.Spec.Containers[0].VolumeMounts[0].ReadOnly {
+		t.Errorf("token volume: %+v %+v", p.Spec.Volumes, p.Spec.Containers[0].VolumeMounts)
+	}
+	for _, e := range p.Spec.Containers[0].Env {
+		if e.Value != "" && strings.Contains(strings.ToLower(e.Name), "token") {
+			t.Errorf("a token in the pod spec: %s", e.Name)
+		}
+	}
+	var np map[string]any
+	for _, o := range r.objs["NetworkPolicy"] {
+		if str(o, "metadata", "name") == "rel-sensor" {
+			np = o
+		}
+	}
+	b, _ := yaml.Marshal(np["spec"])
+	var spec struct {
+		Egress []struct {
+			To []struct {
+				NamespaceSelector *struct {
+					MatchLabels map[string]string `json:"matchLabels"`
+				} `json:"namespaceSelector"`
+				PodSelector *struct {
+					MatchLabels map[string]string `json:"matchLabels"`
+				} `json:"podSelector"`
+			} `json:"to"`
+			Ports []struct {
+				Port int `json:"port"`
+			} `json:"ports"`
+		} `json:"egress"`
+	}
+	if err := yaml.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	ok := false
+	for _, e := range spec.Egress {
+		for _, to := range e.To {
+			if to.NamespaceSelector != nil && to.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == "bulkhead" &&
+				to.PodSelector != nil && to.PodSelector.MatchLabels["app.kubernetes.io/name"] == "bulkhead-server" && len(e.Ports) == 1 && e.Ports[0].Port == 8080 {
+				ok = true
+			}
+			if to.NamespaceSelector == nil && to.PodSelector != nil {
+				t.Errorf("an egress peer with a pod selector only selects pods of the sensor's own namespace: %+v", to.PodSelector)
+			}
+		}
+	}
+	if !ok {
+		t.Errorf("the sensor's NetworkPolicy does not reach the server:\n%s", b)
+	}
+	for _, bad := range [][]string{
+		{"--set", "sensor.enabled=true", "--set", "sensor.serverTokenSecret=s", "--set", "sensor.webhook=https://x"},
+		{"--set", "sensor.enabled=true", "--set", "sensor.serverTokenSecret=s", "--set", "server.enabled=false"},
+	} {
+		if _, err := runHelm(t, append([]string{"template", "rel", parent, "--namespace", "bulkhead"}, bad...)...); err == nil {
+			t.Errorf("%v renders", bad)
+		}
+	}
+}
