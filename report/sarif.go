@@ -223,6 +223,12 @@ func message(f finding.Finding) string {
 		}
 		return msg
 	}
+	// A misconfiguration's description says where and who (the container,
+	// the subjects holding an RBAC role): the rule's text is shared by
+	// every result, so it goes in each result's message.
+	if f.Kind == finding.KindMisconfiguration && f.Description != "" && f.Description != f.Title {
+		return orDefault(f.Title, f.ID) + "\n" + truncate(f.Description, 2000)
+	}
 	return orDefault(f.Title, f.ID)
 }
 

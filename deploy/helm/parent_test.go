@@ -2,6 +2,7 @@ package helm
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -190,7 +191,8 @@ func TestParentRBACInReadme(t *testing.T) {
 		t.Fatal(err)
 	}
 	granted := map[string]bool{}
-	for _, args := range [][]string{nil, {"--set", "operator.pullSecrets=true", "--set", "operator.namespaces={a,b}"}} {
+	for _, args := range [][]string{nil, {"--set", "operator.pullSecrets=true", "--set", "operator.namespaces={a,b}"},
+		{"--set", "operator.scanMode=jobs", "--set", "operator.serverTokenSecret=tok", "--set", "operator.pullSecrets=true"}} {
 		r := renderParent(t, args...)
 		for ref, rules := range rbacRules(t, r) {
 			kind, name, _ := strings.Cut(ref, " ")
@@ -255,7 +257,9 @@ func TestParentRBACOnAPIServer(t *testing.T) {
 	if _, err := runHelm(t, "dependency", "build", parent); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runHelm(t, "template", "rel", parent, "--namespace", ns)
+	// Job mode, so that its Role is applied too (scan Jobs in the release
+	// namespace only).
+	out, err := runHelm(t, "template", "rel", parent, "--namespace", ns, "--set", "operator.scanMode=jobs", "--set", "operator.serverTokenSecret=tok")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +304,20 @@ func TestParentRBACOnAPIServer(t *testing.T) {
 		{"update", "apps", "deployments", "shop", false},
 		{"create", "", "pods", "shop", false},
 		{"escalate", "rbac.authorization.k8s.io", "clusterroles", "", false},
+		// Job mode: scan Jobs are created and deleted in the release
+		// namespace, nowhere else; jobs elsewhere are only read.
+		{"create", "batch", "jobs", ns, true},
+		{"delete", "batch", "jobs", ns, true},
+		{"get", "batch", "jobs", ns, true},
+		{"create", "batch", "jobs", "shop", false},
+		{"delete", "batch", "jobs", "shop", false},
+		{"create", "batch", "jobs", "", false},
+		{"delete", "batch", "jobs", "", false},
+		{"deletecollection", "batch", "jobs", ns, false},
+		{"update", "batch", "jobs", ns, false},
+		{"list", "batch", "jobs", "shop", true},
+		// No pull-secret copies without operator.pullSecrets.
+		{"create", "", "secrets", ns, false},
 	} {
 		if got := can(a.verb, a.group, a.resource, a.ns); got != a.want {
 			t.Errorf("operator may %s %s/%s in %q: %v, want %v", a.verb, a.group, a.resource, a.ns, got, a.want)
@@ -309,5 +327,163 @@ func TestParentRBACOnAPIServer(t *testing.T) {
 	user = "system:serviceaccount:" + ns + ":rel-server"
 	if can("list", "", "pods", "") {
 		t.Error("the server's service account may list pods")
+	}
+}
+
+// TestParentJobMode: operator.scanMode=jobs gives the operator the Job
+// flags (the chart's own image, the token Secret, the release namespace),
+// keeps every pod at Pod Security restricted, gives the scan Jobs' pods a
+// NetworkPolicy and lets them reach the server; bad settings fail the
+// render with what to set.
+func TestParentJobMode(t *testing.T) {
+	r := renderParent(t, "--set", "operator.scanMode=jobs", "--set", "operator.serverTokenSecret=tok",
+		"--set", "operator.scanJobs.concurrency=5", "--set", "image.digest=sha256:"+strings.Repeat("a", 64))
+	pods := podSpecs(t, r)
+	op := pods["rel-operator"]
+	if op == nil {
+		t.Fatal("no operator")
+	}
+	args := strings.Join(op.Spec.Containers[0].Args, " ")
+	for _, want := range []string{"--scan-mode=jobs", "--scan-jobs-namespace=bulkhead", "--scan-jobs-concurrency=5",
+		"--scan-jobs-image=ghcr.io/bulkhead-sec/bulkhead@sha256:" + strings.Repeat("a", 64), "--scan-jobs-token-secret=tok",
+		"--scan-jobs-deadline=30m", "--server=http://rel-server.bulkhead.svc:8080"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("operator args %q lack %s", args, want)
+		}
+	}
+	if img := op.Spec.Containers[0].Image; !strings.Contains(args, "--scan-jobs-image="+img) {
+		t.Errorf("the scan Jobs run another image than the operator's %s: %s", img, args)
+	}
+	ev, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restricted := api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}
+	for name, p := range pods {
+		if res := policy.AggregateCheckResults(ev.EvaluatePod(restricted, &p.ObjectMeta, &p.Spec)); !res.Allowed {
+			t.Errorf("%s fails Pod Security restricted in Job mode: %s", name, res.ForbiddenDetail())
+		}
+	}
+	// Roles: Jobs in the release namespace only; no pull-secret Role
+	// without operator.pullSecrets.
+	rules := rbacRules(t, r)
+	if _, ok := rules["Role rel-operator-scan-jobs"]; !ok {
+		t.Errorf("no scan-jobs Role: %v", slices.Collect(maps.Keys(rules)))
+	}
+	if _, ok := rules["Role rel-operator-scan-job-pull-secrets"]; ok {
+		t.Error("pull-secret Role without operator.pullSecrets")
+	}
+	for _, o := range r.objs["Role"] {
+		if str(o, "metadata", "namespace") != "bulkhead" {
+			t.Errorf("Role %s outside the release namespace", str(o, "metadata", "name"))
+		}
+	}
+	// The scan Jobs' pods: their own policy, and the server lets them in.
+	var scanNP, serverNP map[string]any
+	for _, np := range r.objs["NetworkPolicy"] {
+		switch str(np, "metadata", "name") {
+		case "rel-scan-jobs":
+			scanNP = np
+		case "rel-server":
+			serverNP = np
+		}
+	}
+	if scanNP == nil || str(scanNP, "spec", "podSelector", "matchLabels", "bulkhead.dev/scan") != "true" {
+		t.Fatalf("scan Jobs' NetworkPolicy: %v", scanNP)
+	}
+	if b, _ := yaml.Marshal(serverNP); !strings.Contains(string(b), "bulkhead.dev/scan") {
+		t.Errorf("the server's NetworkPolicy does not admit the scan Jobs:\n%s", b)
+	}
+	// Workers mode renders none of it.
+	r = renderParent(t)
+	if strings.Contains(r.raw, "scan-jobs") || strings.Contains(r.raw, "--scan-mode") {
+		t.Error("workers mode renders Job mode objects")
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--set", "operator.scanMode=jobs"}, "operator.serverTokenSecret"},
+		{[]string{"--set", "operator.scanMode=jobs", "--set", "operator.serverTokenSecret=tok", "--set", "server.enabled=false"}, "server.enabled=true"},
+		{[]string{"--set", "operator.scanMode=job"}, "give workers or jobs"},
+	} {
+		_, err := runHelm(t, append([]string{"template", "rel", parent, "--namespace", "bulkhead"}, bad.args...)...)
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%v: %v, want an error naming %s", bad.args, err, bad.want)
+		}
+	}
+}
+
+// TestParentSensorToServer: sensor.serverTokenSecret sends the sensor's
+// alerts to the chart's server with the token mounted from the Secret as a
+// file (not in the pod spec), and the sensor's NetworkPolicy lets it reach
+// the server in the release namespace.
+func TestParentSensorToServer(t *testing.T) {
+	r := renderParent(t, "--set", "sensor.enabled=true", "--set", "sensor.serverTokenSecret=sensor-token")
+	p := podSpecs(t, r)["rel-sensor"]
+	if p == nil {
+		t.Fatal("no sensor")
+	}
+	args := strings.Join(p.Spec.Containers[0].Args, " ")
+	if !strings.Contains(args, "--webhook=http://rel-server.bulkhead.svc:8080/api/v1/events/falco") ||
+		!strings.Contains(args, "--webhook-token-file=/var/run/bulkhead/webhook/token") {
+		t.Errorf("sensor args: %s", args)
+	}
+	if len(p.Spec.Volumes) != 1 || p.Spec.Volumes[0].Secret == nil || p.Spec.Volumes[0].Secret.SecretName != "sensor-token" ||
+		len(p.Spec.Containers[0].VolumeMounts) != 1 || !p.Spec.Containers[0].VolumeMounts[0].ReadOnly {
+		t.Errorf("token volume: %+v %+v", p.Spec.Volumes, p.Spec.Containers[0].VolumeMounts)
+	}
+	for _, e := range p.Spec.Containers[0].Env {
+		if e.Value != "" && strings.Contains(strings.ToLower(e.Name), "token") {
+			t.Errorf("a token in the pod spec: %s", e.Name)
+		}
+	}
+	var np map[string]any
+	for _, o := range r.objs["NetworkPolicy"] {
+		if str(o, "metadata", "name") == "rel-sensor" {
+			np = o
+		}
+	}
+	b, _ := yaml.Marshal(np["spec"])
+	var spec struct {
+		Egress []struct {
+			To []struct {
+				NamespaceSelector *struct {
+					MatchLabels map[string]string `json:"matchLabels"`
+				} `json:"namespaceSelector"`
+				PodSelector *struct {
+					MatchLabels map[string]string `json:"matchLabels"`
+				} `json:"podSelector"`
+			} `json:"to"`
+			Ports []struct {
+				Port int `json:"port"`
+			} `json:"ports"`
+		} `json:"egress"`
+	}
+	if err := yaml.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	ok := false
+	for _, e := range spec.Egress {
+		for _, to := range e.To {
+			if to.NamespaceSelector != nil && to.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == "bulkhead" &&
+				to.PodSelector != nil && to.PodSelector.MatchLabels["app.kubernetes.io/name"] == "bulkhead-server" && len(e.Ports) == 1 && e.Ports[0].Port == 8080 {
+				ok = true
+			}
+			if to.NamespaceSelector == nil && to.PodSelector != nil {
+				t.Errorf("an egress peer with a pod selector only selects pods of the sensor's own namespace: %+v", to.PodSelector)
+			}
+		}
+	}
+	if !ok {
+		t.Errorf("the sensor's NetworkPolicy does not reach the server:\n%s", b)
+	}
+	for _, bad := range [][]string{
+		{"--set", "sensor.enabled=true", "--set", "sensor.serverTokenSecret=s", "--set", "sensor.webhook=https://x"},
+		{"--set", "sensor.enabled=true", "--set", "sensor.serverTokenSecret=s", "--set", "server.enabled=false"},
+	} {
+		if _, err := runHelm(t, append([]string{"template", "rel", parent, "--namespace", "bulkhead"}, bad...)...); err == nil {
+			t.Errorf("%v renders", bad)
+		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/operator/cluster"
 	"github.com/bulkhead-sec/bulkhead/operator/controller"
 	"github.com/bulkhead-sec/bulkhead/operator/oneshot"
+	"github.com/bulkhead-sec/bulkhead/operator/rbac"
 	"github.com/bulkhead-sec/bulkhead/operator/resolve"
 	"github.com/bulkhead-sec/bulkhead/operator/scanner"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
@@ -132,7 +133,13 @@ type k8sFlags struct {
 	reportFlags
 	severity []string
 	exitCode exitCode
+	scanners []string
 }
+
+// k8sScanners are bulkhead k8s's --scanners: vuln (the workloads' images),
+// misconfig (each workload's configuration audit) and rbac (the Roles,
+// ClusterRoles and their bindings, as the operator's RBAC reports).
+var k8sScanners = []string{"vuln", "misconfig", "rbac"}
 
 func newK8sCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f k8sFlags
@@ -142,19 +149,25 @@ func newK8sCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Scan the workloads of a live cluster once, as the operator does continuously:
 each workload's images are resolved to digests and every digest is scanned
 once, however many workloads run it; each workload's configuration is
-audited with the checks of bulkhead config. The report has the usual formats
-and exit codes, and the table format begins with a summary by namespace.
+audited with the checks of bulkhead config; for cluster and namespace
+targets, the Roles and ClusterRoles are assessed as the operator's RBAC
+reports are (each risky permission once per role, with the subjects that
+hold it and the workloads that run as them). The report has the usual
+formats and exit codes, and the table format begins with a summary by
+namespace (and by role, for RBAC).
 
   bulkhead k8s cluster
   bulkhead k8s namespace shop
   bulkhead k8s --namespaces shop deployment/web statefulset/db
-  bulkhead k8s --format json -o cluster.json cluster`,
+  bulkhead k8s --format json -o cluster.json cluster
+  bulkhead k8s --scanners rbac cluster              the RBAC assessment alone`,
 	}
 	fl := cmd.Flags()
 	f.kube.add(fl)
 	f.scan.add(cmd)
 	f.reportFlags.add(cmd, "table", "table", "json", "sarif")
 	addSeverity(fl, &f.severity)
+	fl.StringSliceVar(&f.scanners, "scanners", nil, "what to assess: vuln (images), misconfig (workload configuration), rbac (Roles, ClusterRoles and their bindings); default all three for cluster and namespace targets, vuln,misconfig for KIND/NAME targets")
 	addExitCode(cmd, &f.exitCode, 0, "findings remain after filters and ignores (default 0: findings do not fail the run)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error { return runK8s(cmd.Context(), &f, args, stdout, stderr) }
 	return cmd
@@ -213,6 +226,10 @@ func runK8s(ctx context.Context, f *k8sFlags, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
+	run, err := k8sRun(f.scanners, sel != nil)
+	if err != nil {
+		return err
+	}
 	scheme, err := controller.Scheme()
 	if err != nil {
 		return err
@@ -221,20 +238,25 @@ func runK8s(ctx context.Context, f *k8sFlags, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	scanCfg, aud, closeFn, err := f.scan.setup()
-	if err != nil {
-		return err
+	workloads := run["vuln"] || run["misconfig"]
+	scanCfg, aud := &scanner.Config{}, (*audit.Auditor)(nil)
+	if workloads {
+		var closeFn func()
+		if scanCfg, aud, closeFn, err = f.scan.setup(); err != nil {
+			return err
+		}
+		defer closeFn()
 	}
-	defer closeFn()
 	began := time.Now()
 	res, err := oneshot.Run(ctx, kc, oneshot.Options{
 		Namespaces: namespaces, Select: sel, Scan: scanCfg, Auditor: aud, Workers: f.scan.workers, Budget: f.scan.budget,
-		Resolver: resolve.New(resolve.Options{Insecure: f.scan.insecure, Secrets: kc}),
+		Resolver:      resolve.New(resolve.Options{Insecure: f.scan.insecure, Secrets: kc}),
+		SkipWorkloads: !workloads, RBAC: run["rbac"],
 	})
 	if err != nil {
 		return err
 	}
-	out, problems := k8sResult(res, label, sevs)
+	out, problems := k8sResult(res, label, sevs, run)
 	if scanCfg.Matcher != nil {
 		out.Diagnose(scanCfg.Matcher.Diagnostics()...)
 	}
@@ -242,10 +264,15 @@ func runK8s(ctx context.Context, f *k8sFlags, args []string, stdout, stderr io.W
 	// a machine format, or a report written to a file, it goes to
 	// standard error.
 	toStdout := f.format == "table" && (f.output == "" || f.output == "-")
+	summary := stderr
 	if toStdout {
-		writeK8sSummary(stdout, res, time.Since(began))
-	} else {
-		writeK8sSummary(stderr, res, time.Since(began))
+		summary = stdout
+	}
+	if workloads {
+		writeK8sSummary(summary, res, time.Since(began))
+	}
+	if res.RBAC != nil {
+		writeRBACSummary(summary, res.RBAC, sevs)
 	}
 	if err := writeResult(stdout, f.format, f.output, out); err != nil {
 		return err
@@ -262,13 +289,67 @@ func runK8s(ctx context.Context, f *k8sFlags, args []string, stdout, stderr io.W
 	return nil
 }
 
+// k8sRun reads --scanners: which of vuln, misconfig and rbac run. The
+// RBAC assessment is of a cluster or namespaces, not of single workloads.
+func k8sRun(scanners []string, workloadTargets bool) (map[string]bool, error) {
+	run := map[string]bool{}
+	if len(scanners) == 0 {
+		scanners = k8sScanners
+		if workloadTargets {
+			scanners = k8sScanners[:2]
+		}
+	}
+	for _, s := range scanners {
+		if !slices.Contains(k8sScanners, s) {
+			return nil, fmt.Errorf("--scanners %q: give vuln, misconfig or rbac", s)
+		}
+		run[s] = true
+	}
+	if run["rbac"] && workloadTargets {
+		return nil, errors.New("--scanners rbac assesses a cluster or a namespace, not KIND/NAME targets: give cluster or namespace NAME, or drop rbac")
+	}
+	return run, nil
+}
+
 // k8sResult is the report of a run: each digest's vulnerabilities once
 // (target repository@digest), each workload's configuration findings
-// (target namespace/Kind/name); problems are the images not scanned.
-func k8sResult(res *oneshot.Result, label string, sevs []finding.Severity) (*report.Result, []string) {
-	out := &report.Result{Inventory: &inventory.Inventory{Target: inventory.Target{Name: label, Source: "kubernetes"}}, Scanners: []string{"vuln", "misconfig"}}
+// (target namespace/Kind/name), each role's RBAC findings (target "Role
+// ns/name" or "ClusterRole name", the description naming who holds the
+// role and the workloads that run as them); problems are the images not
+// scanned.
+func k8sResult(res *oneshot.Result, label string, sevs []finding.Severity, run map[string]bool) (*report.Result, []string) {
+	out := &report.Result{Inventory: &inventory.Inventory{Target: inventory.Target{Name: label, Source: "kubernetes"}}}
+	for _, s := range k8sScanners {
+		if run[s] {
+			out.Scanners = append(out.Scanners, s)
+		}
+	}
 	keep := func(f finding.Finding) bool { return len(sevs) == 0 || slices.Contains(sevs, f.Severity) }
 	var problems []string
+	if res.RBAC != nil {
+		for _, role := range res.RBAC.Roles {
+			target := role.Kind + " " + qualifyNS(role.Namespace, role.Name)
+			held := rbacHolders(role.Subjects)
+			for _, fd := range role.Findings {
+				if keep(fd) {
+					fd.Target = target
+					if held != "" {
+						fd.Description = strings.TrimRight(fd.Description, ". ") + ". " + held
+					}
+					out.Findings = append(out.Findings, fd)
+				}
+			}
+		}
+		// Findings on bindings to roles that do not exist: on the binding.
+		for _, fd := range res.RBAC.Unattributed {
+			if keep(fd) {
+				if fd.Location != nil {
+					fd.Target = fd.Location.Path
+				}
+				out.Findings = append(out.Findings, fd)
+			}
+		}
+	}
 	for _, d := range res.Digests {
 		img := res.Images[d]
 		if img.Err != nil {
@@ -279,7 +360,7 @@ func k8sResult(res *oneshot.Result, label string, sevs []finding.Severity) (*rep
 			out.DB = img.Outcome.Result.DB
 		}
 		for _, fd := range img.Outcome.Result.Findings {
-			if fd.Kind == finding.KindVulnerability && keep(fd) {
+			if fd.Kind == finding.KindVulnerability && run["vuln"] && keep(fd) {
 				fd.Target = img.Target.Pinned()
 				out.Findings = append(out.Findings, fd)
 			}
@@ -292,7 +373,7 @@ func k8sResult(res *oneshot.Result, label string, sevs []finding.Severity) (*rep
 			}
 		}
 		for _, fd := range w.Audit.Findings {
-			if keep(fd) {
+			if run["misconfig"] && keep(fd) {
 				out.Findings = append(out.Findings, fd)
 			}
 		}
@@ -344,4 +425,83 @@ func writeK8sSummary(w io.Writer, res *oneshot.Result, took time.Duration) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d workloads, %d distinct images (each scanned once) in %v\n\n", len(res.Workloads), len(res.Digests), took.Round(time.Millisecond))
+}
+
+func qualifyNS(ns, name string) string {
+	if ns == "" {
+		return name
+	}
+	return ns + "/" + name
+}
+
+// maxHolderWorkloads caps the workloads a finding's description names per
+// subject (a default service account can run hundreds).
+const maxHolderWorkloads = 10
+
+// rbacHolders says who holds a role: each subject, the binding that
+// grants it, and the workloads that run as it.
+func rbacHolders(subjects []v1alpha1.RBACSubject) string {
+	if len(subjects) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(subjects))
+	for _, s := range subjects {
+		p := s.Kind + " " + qualifyNS(s.Namespace, s.Name) + " via " + s.Binding
+		if n := len(s.Workloads); n > 0 {
+			ws := s.Workloads[:min(n, maxHolderWorkloads)]
+			p += " (run by " + strings.Join(ws, ", ")
+			if n > maxHolderWorkloads {
+				p += fmt.Sprintf(" and %d more", n-maxHolderWorkloads)
+			}
+			p += ")"
+		}
+		parts = append(parts, p)
+	}
+	return "Held by " + strings.Join(parts, "; ") + "."
+}
+
+// writeRBACSummary writes the table by role: the roles with a risky
+// permission, their findings by severity, the subjects holding them and
+// the workloads running as those subjects.
+func writeRBACSummary(w io.Writer, a *rbac.Assessment, sevs []finding.Severity) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tCRITICAL\tHIGH\tMEDIUM\tLOW\tSUBJECTS\tWORKLOADS")
+	risky := 0
+	var held []string
+	for _, role := range a.Roles {
+		var c v1alpha1.Counts
+		for _, fd := range role.Findings {
+			if len(sevs) == 0 || slices.Contains(sevs, fd.Severity) {
+				switch fd.Severity {
+				case finding.Critical:
+					c.Critical++
+				case finding.High:
+					c.High++
+				case finding.Medium:
+					c.Medium++
+				case finding.Low:
+					c.Low++
+				default:
+					c.Unknown++
+				}
+			}
+		}
+		if c.Total() == 0 {
+			continue
+		}
+		risky++
+		workloads := 0
+		for _, s := range role.Subjects {
+			workloads += len(s.Workloads)
+		}
+		fmt.Fprintf(tw, "%s %s\t%d\t%d\t%d\t%d\t%d\t%d\n", role.Kind, qualifyNS(role.Namespace, role.Name), c.Critical, c.High, c.Medium, c.Low, len(role.Subjects), workloads)
+		if h := rbacHolders(role.Subjects); h != "" {
+			held = append(held, role.Kind+" "+qualifyNS(role.Namespace, role.Name)+": "+h)
+		}
+	}
+	tw.Flush()
+	for _, h := range held {
+		fmt.Fprintln(w, "  "+h)
+	}
+	fmt.Fprintf(w, "%d of %d roles hold a risky permission\n\n", risky, len(a.Roles))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/runtime/alert"
+	"github.com/bulkhead-sec/bulkhead/runtime/output"
 	"github.com/bulkhead-sec/bulkhead/runtime/rules"
 )
 
@@ -24,6 +25,7 @@ type runtimeFlags struct {
 	rules []string
 	reportFlags
 	webhook     string
+	tokenFile   string
 	metricsAddr string
 	minPriority string
 	matching    string
@@ -33,7 +35,8 @@ func (f *runtimeFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.rules, "rules", nil, "Falco rules file or directory, loaded in order like Falco's -r (default: the bundled stable falco_rules.yaml)")
 	f.reportFlags.add(cmd, "text", "text", "json")
-	fl.StringVar(&f.webhook, "webhook", "", "also POST each alert as JSON to this URL (falcosidekick-compatible)")
+	fl.StringVar(&f.webhook, "webhook", "", "also POST each alert as JSON to this URL (falcosidekick-compatible; bulkhead server: SERVER/api/v1/events/falco with --webhook-token-file)")
+	fl.StringVar(&f.tokenFile, "webhook-token-file", "", "file holding the bearer token sent with each webhook POST (a scan-role token of bulkhead server; default $"+output.TokenEnv+")")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9400) at /metrics")
 	fl.StringVar(&f.minPriority, "min-priority", "debug", "drop rules less severe than this priority (emergency ... debug)")
 	fl.StringVar(&f.matching, "rule-matching", "first", "first: report the first matching rule per event (Falco's default); all: every match")
@@ -53,7 +56,17 @@ func (f *runtimeFlags) loadRules(stderr io.Writer) (*rules.Ruleset, error) {
 }
 
 // options turns the flags into the alert pipeline's options.
-func (f *runtimeFlags) options(stdout, stderr io.Writer) alert.Options {
+func (f *runtimeFlags) options(stdout, stderr io.Writer) (alert.Options, error) {
+	var token string
+	if f.webhook != "" || f.tokenFile != "" {
+		if f.webhook == "" {
+			return alert.Options{}, errors.New("--webhook-token-file without --webhook: give the URL the token is for")
+		}
+		var err error
+		if token, err = output.ReadToken(f.tokenFile); err != nil {
+			return alert.Options{}, err
+		}
+	}
 	return alert.Options{
 		Rules:       f.rules,
 		MinPriority: f.minPriority,
@@ -61,11 +74,12 @@ func (f *runtimeFlags) options(stdout, stderr io.Writer) alert.Options {
 		Output: func() (io.Writer, func() error, error) {
 			return openOutput(stdout, f.output, "--output")
 		},
-		Format:      f.format,
-		Webhook:     f.webhook,
-		MetricsAddr: f.metricsAddr,
-		Stderr:      stderr,
-	}
+		Format:       f.format,
+		Webhook:      f.webhook,
+		WebhookToken: token,
+		MetricsAddr:  f.metricsAddr,
+		Stderr:       stderr,
+	}, nil
 }
 
 // optionFlags names the flag behind each alert.Options field.
@@ -118,7 +132,10 @@ func runSensor(ctx context.Context, f *runtimeFlags, img *imageRuntimeFlags, rec
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	o := f.options(stdout, stderr)
+	o, err := f.options(stdout, stderr)
+	if err != nil {
+		return err
+	}
 	if record != "" {
 		o.Record = func() (io.Writer, func() error, error) { return openOutput(stdout, record, "--record") }
 	}
@@ -153,9 +170,12 @@ func newRuntimeReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 				defer file.Close()
 				in = file
 			}
-			o := f.options(stdout, stderr)
+			o, err := f.options(stdout, stderr)
+			if err != nil {
+				return err
+			}
 			o.Trace, o.TraceName = in, name
-			_, err := alert.Run(cmd.Context(), o)
+			_, err = alert.Run(cmd.Context(), o)
 			return flagError(err)
 		},
 	}

@@ -2,7 +2,8 @@
 // against a live cluster, from a laptop. Workloads are found and audited,
 // their images resolved and deduplicated by digest, each digest scanned
 // once in a bounded pool, and the same report objects the operator writes
-// are built (not written) for each workload and image.
+// are built (not written) for each workload and image. The RBAC assessment
+// is the operator's too (operator/rbac.Assess), split per role.
 package oneshot
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/operator/audit"
 	"github.com/bulkhead-sec/bulkhead/operator/cluster"
 	"github.com/bulkhead-sec/bulkhead/operator/controller"
+	"github.com/bulkhead-sec/bulkhead/operator/rbac"
 	"github.com/bulkhead-sec/bulkhead/operator/reports"
 	"github.com/bulkhead-sec/bulkhead/operator/resolve"
 	"github.com/bulkhead-sec/bulkhead/operator/scanner"
@@ -43,6 +45,13 @@ type Options struct {
 	Workers int
 	// Budget is the report size budget (0: reports.DefaultBudget).
 	Budget int
+	// SkipWorkloads leaves the workloads and their images out (an RBAC
+	// assessment alone).
+	SkipWorkloads bool
+	// RBAC assesses the Roles, ClusterRoles and their bindings (Roles and
+	// RoleBindings of Namespaces only; ClusterRoles always), as the
+	// operator's RBAC controller does.
+	RBAC bool
 }
 
 // Workload is one workload's outcome.
@@ -67,6 +76,8 @@ type Result struct {
 	// Images by digest; Digests in the order first seen.
 	Images  map[string]*Image
 	Digests []string
+	// RBAC is the RBAC assessment per role (nil unless Options.RBAC).
+	RBAC *rbac.Assessment
 }
 
 func (s Selector) picks(w *cluster.Workload) bool {
@@ -78,6 +89,17 @@ func (s Selector) picks(w *cluster.Workload) bool {
 
 // Run scans the cluster r reads.
 func Run(ctx context.Context, r client.Reader, o Options) (*Result, error) {
+	res := &Result{Images: map[string]*Image{}}
+	if o.RBAC {
+		a, err := rbac.Assess(ctx, r, o.Namespaces, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("RBAC assessment: %w", err)
+		}
+		res.RBAC = a
+	}
+	if o.SkipWorkloads {
+		return res, nil
+	}
 	ws, err := cluster.List(ctx, r, o.Namespaces)
 	if err != nil {
 		return nil, err
@@ -92,7 +114,6 @@ func Run(ctx context.Context, r client.Reader, o Options) (*Result, error) {
 			}
 		}
 	}
-	res := &Result{Images: map[string]*Image{}}
 	for _, w := range ws {
 		a, err := controller.Assess(ctx, w, o.Resolver, o.Auditor)
 		if err != nil {

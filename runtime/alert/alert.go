@@ -49,6 +49,10 @@ type Options struct {
 	// Webhook, if set, is an http:// or https:// URL each alert is POSTed
 	// to as JSON (falcosidekick-compatible).
 	Webhook string
+	// WebhookToken, if set, is sent with each POST as a bearer token
+	// (bulkhead server's /api/v1/events/falco needs one of the scan role);
+	// it is never logged.
+	WebhookToken string
 	// MetricsAddr, if set, serves Prometheus metrics at /metrics.
 	MetricsAddr string
 
@@ -338,11 +342,14 @@ func newPipeline(rs *rules.Ruleset, o *Options, counters func() output.Counters)
 	}
 	p.sinks = append(p.sinks, ow)
 	if o.Webhook != "" {
-		p.webhook = output.NewWebhook(o.Webhook, output.WebhookOptions{})
+		p.webhook = output.NewWebhook(o.Webhook, output.WebhookOptions{Token: o.WebhookToken})
 		p.sinks = append(p.sinks, p.webhook)
 	}
 	if o.MetricsAddr != "" {
 		p.metrics = output.NewMetrics(counters)
+		if p.webhook != nil {
+			p.metrics.Webhook(p.webhook)
+		}
 		if err := p.metrics.Serve(o.MetricsAddr); err != nil {
 			p.shutdown()
 			return nil, err

@@ -52,6 +52,24 @@ func NewMetrics(counters func() Counters) *Metrics {
 	return m
 }
 
+// Webhook adds the webhook's counters: alerts sent, dropped on a full
+// queue, given up on after the retries, and the queue's length.
+func (m *Metrics) Webhook(w *Webhook) {
+	for _, c := range []struct {
+		name, help string
+		get        func() uint64
+	}{
+		{"bulkhead_runtime_webhook_sent_total", "Alerts the webhook delivered.", func() uint64 { s, _, _ := w.Stats(); return s }},
+		{"bulkhead_runtime_webhook_dropped_total", "Alerts dropped because the webhook's queue was full (the endpoint slow or down).", func() uint64 { _, d, _ := w.Stats(); return d }},
+		{"bulkhead_runtime_webhook_failed_total", "Alerts the webhook gave up on after its retries, or the endpoint refused (4xx).", func() uint64 { _, _, f := w.Stats(); return f }},
+	} {
+		get := c.get
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(get()) }))
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "bulkhead_runtime_webhook_queued", Help: "Alerts waiting in the webhook's queue."},
+		func() float64 { return float64(w.Queued()) }))
+}
+
 // Alert counts an alert.
 func (m *Metrics) Alert(a *rules.Alert) error {
 	m.alerts.WithLabelValues(a.Rule, a.Priority.String()).Inc()

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,6 +133,15 @@ func TestWebhookNeverBlocks(t *testing.T) {
 	_, dropped, _ := w.Stats()
 	if dropped < 90 {
 		t.Errorf("dropped %d, want at least 90 (queue of 4)", dropped)
+	}
+	// The drops are a metric.
+	m := NewMetrics(nil)
+	m.Webhook(w)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if want := "bulkhead_runtime_webhook_dropped_total " + strconv.FormatUint(dropped, 10) + "\n"; !strings.Contains(rec.Body.String(), want) ||
+		!strings.Contains(rec.Body.String(), "bulkhead_runtime_webhook_queued ") {
+		t.Errorf("metrics lack %q:\n%s", want, rec.Body.String())
 	}
 	w.Close(100 * time.Millisecond)
 }

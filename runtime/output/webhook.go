@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,12 +17,16 @@ import (
 )
 
 // Webhook posts each alert as Falco's JSON alert to an HTTP endpoint, the
-// payload falcosidekick accepts on "/". Alerts wait in a bounded queue
-// served by one goroutine: when the endpoint is slow or down, the queue
-// fills and further alerts are dropped (and counted) rather than slowing
-// the sensor.
+// payload falcosidekick accepts on "/" and bulkhead server on
+// /api/v1/events/falco (with a bearer token of the scan role). Alerts wait
+// in a bounded queue served by one goroutine: when the endpoint is slow or
+// down, the queue fills and further alerts are dropped (and counted)
+// rather than slowing the sensor. Failed posts are retried with
+// exponential backoff; a 4xx other than 408 and 429 (a refused token, a
+// rejected alert) is final.
 type Webhook struct {
 	url     string
+	token   string // never logged, never in an error
 	client  *http.Client
 	queue   chan []byte
 	retries int
@@ -38,7 +44,46 @@ type WebhookOptions struct {
 	Retries   int           // attempts after the first, default 3
 	Backoff   time.Duration // first retry delay, doubled each time; default 200ms
 	Timeout   time.Duration // per request, default 5s
+	// Token, when set, is sent as "Authorization: Bearer TOKEN" (bulkhead
+	// server's API token; ReadToken reads it from a file).
+	Token string
 }
+
+// TokenEnv is the environment variable the sensor reads its webhook token
+// from when no token file is given.
+const TokenEnv = "BULKHEAD_WEBHOOK_TOKEN"
+
+// ReadToken reads the webhook's bearer token from file, or, with file "",
+// from $BULKHEAD_WEBHOOK_TOKEN ("" and no error when neither is set).
+// Surrounding white space (a trailing newline) is dropped. Errors name
+// the file, never its content.
+func ReadToken(file string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(os.Getenv(TokenEnv)), nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("webhook token file: %w (give the file a Secret is mounted as, or set $%s)", err, TokenEnv)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxToken+1))
+	if err != nil {
+		return "", fmt.Errorf("webhook token file %s: %w", file, err)
+	}
+	tok := strings.TrimSpace(string(b))
+	switch {
+	case len(b) > maxToken:
+		return "", fmt.Errorf("webhook token file %s: larger than %d bytes; it must hold the token alone", file, maxToken)
+	case tok == "":
+		return "", fmt.Errorf("webhook token file %s is empty: put the API token in it (bulkhead server token create --role scan)", file)
+	case strings.ContainsAny(tok, "\r\n\x00"):
+		return "", fmt.Errorf("webhook token file %s: more than one line; it must hold the token alone", file)
+	}
+	return tok, nil
+}
+
+// maxToken bounds a token file (a token is tens of bytes).
+const maxToken = 4096
 
 // NewWebhook starts the webhook's sender.
 func NewWebhook(url string, o WebhookOptions) *Webhook {
@@ -57,7 +102,7 @@ func NewWebhook(url string, o WebhookOptions) *Webhook {
 		o.Timeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Webhook{url: url, client: &http.Client{Timeout: o.Timeout}, queue: make(chan []byte, o.QueueSize),
+	w := &Webhook{url: url, token: o.Token, client: &http.Client{Timeout: o.Timeout}, queue: make(chan []byte, o.QueueSize),
 		retries: o.Retries, backoff: o.Backoff, ctx: ctx, cancel: cancel}
 	w.wg.Add(1)
 	go w.run()
@@ -107,6 +152,9 @@ func (w *Webhook) post(b []byte) bool {
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", "bulkhead-runtime")
+		if w.token != "" {
+			req.Header.Set("Authorization", "Bearer "+w.token)
+		}
 		resp, err := w.client.Do(req)
 		if err != nil {
 			continue
@@ -116,12 +164,15 @@ func (w *Webhook) post(b []byte) bool {
 		switch {
 		case resp.StatusCode < 300:
 			return true
-		case resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests:
+		case resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout:
 			return false
 		}
 	}
 	return false
 }
+
+// Queued is the number of alerts waiting in the queue.
+func (w *Webhook) Queued() int { return len(w.queue) }
 
 // Stats returns how many alerts were sent, dropped on a full queue, and
 // given up on after the retries.
