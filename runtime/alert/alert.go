@@ -414,6 +414,17 @@ func AppendContainer(a *rules.Alert, ev *event.Event) {
 	a.OutputFields["container.name"] = nilIfEmpty(name)
 	a.OutputFields["container.image.repository"] = nilIfEmpty(repo)
 	a.OutputFields["container.image.tag"] = nilIfEmpty(tag)
+	// The image's digest and id go into output_fields only (Falco's
+	// output text stays as it is): bulkhead server links an alert to the
+	// image it stores by container.image.digest.
+	if ct := ev.Container; ct != nil {
+		if ct.ImageDigest != "" {
+			a.OutputFields["container.image.digest"] = ct.ImageDigest
+		}
+		if ct.ImageID != "" {
+			a.OutputFields["container.image.id"] = ct.ImageID
+		}
+	}
 	// In a Kubernetes (or podman) pod, the pod and namespace too, as
 	// Falco's k8smeta plugin appends them.
 	if ct := ev.Container; ct != nil && ct.K8sPodName != "" {

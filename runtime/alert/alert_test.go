@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/bulkhead-sec/bulkhead/runtime/event"
+	"github.com/bulkhead-sec/bulkhead/runtime/rules"
 )
 
 // trace opens the recorded event stream: 14 events, 8 of them attacks the
@@ -175,5 +178,28 @@ func TestRunErrors(t *testing.T) {
 	_, err = Run(context.Background(), Options{Trace: bad, TraceName: "bad.jsonl"})
 	if err == nil || !strings.Contains(err.Error(), "bad.jsonl") {
 		t.Errorf("malformed trace: error %v, want one naming bad.jsonl", err)
+	}
+}
+
+// TestAppendContainerDigest: every alert from a container carries the
+// image digest and id in output_fields (bulkhead server links alerts to
+// images by container.image.digest), whatever the rule's own output says;
+// a host event carries neither.
+func TestAppendContainerDigest(t *testing.T) {
+	const dig = "sha256:4c8f8d1b3a4f0e0f1b7e2d3c4b5a69788796a5b4c3d2e1f00112233445566778"
+	ev := &event.Event{Container: &event.Container{ID: "4f1c", Name: "web", ImageRepository: "registry.example/app",
+		ImageTag: "1", ImageDigest: dig, ImageID: "sha256:0a1b"}}
+	a := rules.Alert{Output: "Shell spawned", OutputFields: map[string]any{"proc.pid": 7}}
+	AppendContainer(&a, ev)
+	if a.OutputFields["container.image.digest"] != dig || a.OutputFields["container.image.id"] != "sha256:0a1b" {
+		t.Fatalf("output_fields = %v, want the image digest and id", a.OutputFields)
+	}
+	if strings.Contains(a.Output, dig) {
+		t.Errorf("output text %q: the digest belongs in output_fields only, as Falco's suggested output", a.Output)
+	}
+	h := rules.Alert{Output: "x"}
+	AppendContainer(&h, &event.Event{})
+	if _, ok := h.OutputFields["container.image.digest"]; ok {
+		t.Errorf("host alert has an image digest: %v", h.OutputFields)
 	}
 }
