@@ -132,6 +132,19 @@ type Target struct {
 	RepoDigests []string          `json:"repoDigests,omitempty"`
 }
 
+// DiffIDs are the image's layer diffIDs in order (the config's
+// rootfs.diff_ids), which base-image detection compares with a catalog.
+// Layers without one (a rootfs or directory target) are left out.
+func (t Target) DiffIDs() []string {
+	var ids []string
+	for _, l := range t.Layers {
+		if l.DiffID != "" {
+			ids = append(ids, l.DiffID)
+		}
+	}
+	return ids
+}
+
 // Sort orders packages by type, name, version and arch so output is stable.
 func (inv *Inventory) Sort() {
 	sort.SliceStable(inv.Packages, func(i, j int) bool {

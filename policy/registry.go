@@ -398,13 +398,7 @@ func facts(res *pipeline.Result, catalog *base.Catalog) (*Scan, error) {
 		Incomplete:  res.Inventory.Incomplete,
 	}
 	if catalog != nil {
-		var diffIDs []string
-		if cfg := img.Config(); cfg != nil {
-			for _, d := range cfg.RootFS.DiffIDs {
-				diffIDs = append(diffIDs, d.String())
-			}
-		}
-		det := base.Detect(catalog, diffIDs, res.Annotations)
+		det := base.Detect(catalog, res.Inventory.Target.DiffIDs(), res.Annotations)
 		sc.Base, sc.BaseReason = det.BaseRef, det.Reason
 	} else {
 		sc.BaseReason = "no base-image catalog: index bases with bulkhead base index"

@@ -38,15 +38,7 @@ func (s *Server) provenance(ctx context.Context, res *pipeline.Result, ref strin
 
 // baseImage detects the image's base in the catalog and ranks the others.
 func baseImage(ctx context.Context, cat *base.Catalog, res *pipeline.Result, m *pipeline.Matcher) *store.BaseImage {
-	var diffIDs []string
-	if res.Image != nil {
-		if cfg := res.Image.Config(); cfg != nil {
-			for _, d := range cfg.RootFS.DiffIDs {
-				diffIDs = append(diffIDs, d.String())
-			}
-		}
-	}
-	det := base.Detect(cat, diffIDs, res.Annotations)
+	det := base.Detect(cat, res.Inventory.Target.DiffIDs(), res.Annotations)
 	b := &store.BaseImage{Detection: det}
 	if det.Base == nil {
 		return b

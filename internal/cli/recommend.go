@@ -52,10 +52,7 @@ packages the application installs, a runtime its packages need.`,
 			if err != nil {
 				return err
 			}
-			var diffIDs []string
-			for _, l := range s.Inventory.Target.Layers {
-				diffIDs = append(diffIDs, l.DiffID)
-			}
+			diffIDs := s.Inventory.Target.DiffIDs()
 			det := base.Detect(cat, diffIDs, s.Annotations)
 			if baseRef != "" {
 				e, ok := cat.Get(baseRef)
