@@ -64,7 +64,8 @@ func containerFromPath(p string) (id, runtime string) {
 	p = strings.TrimRight(p, "/")
 	// Nested cgroups below the container's (systemd inside a container,
 	// or a v2 "init" leaf) keep the container's element further up.
-	for p != "" && p != "/" {
+	// (A relative path, which the kernel does not write, ends at ".".)
+	for p != "" && p != "/" && p != "." {
 		if m := cgroupIDRe.FindStringSubmatch(p); m != nil {
 			prefix := m[1]
 			if i := strings.LastIndexByte(strings.TrimSuffix(prefix, ":"), ':'); i >= 0 {
