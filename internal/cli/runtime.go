@@ -86,6 +86,7 @@ func newRuntimeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f runtimeFlags
 	var record string
 	var duration time.Duration
+	var criSockets []string
 	cmd := &cobra.Command{
 		Use:   "runtime",
 		Short: "Detect threats at runtime: an eBPF sensor evaluating Falco rules",
@@ -101,17 +102,22 @@ webhook (falcosidekick-compatible); --metrics-addr serves Prometheus metrics.
   bulkhead runtime rules --check my_rules.yaml      which rules load, and why others are skipped`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSensor(cmd.Context(), &f, record, duration, stdout, stderr)
+			var cri []string // nil: auto-detect
+			if cmd.Flags().Changed("cri-socket") {
+				cri = criSockets
+			}
+			return runSensor(cmd.Context(), &f, record, duration, cri, stdout, stderr)
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&record, "record", "", "write every event to this file in bulkhead's JSON-lines event format (for runtime replay)")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (default: until interrupted)")
+	cmd.Flags().StringArrayVar(&criSockets, "cri-socket", nil, "CRI socket (containerd's or CRI-O's) to read container and pod metadata from; repeatable (default: $CONTAINER_RUNTIME_ENDPOINT, /run/containerd/containerd.sock and /run/crio/crio.sock, each if present)")
 	cmd.AddCommand(newRuntimeReplayCmd(stdout, stderr), newRuntimeRulesCmd(stdout, stderr))
 	return cmd
 }
 
-func runSensor(ctx context.Context, f *runtimeFlags, record string, duration time.Duration, stdout, stderr io.Writer) error {
+func runSensor(ctx context.Context, f *runtimeFlags, record string, duration time.Duration, criSockets []string, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -120,6 +126,7 @@ func runSensor(ctx context.Context, f *runtimeFlags, record string, duration tim
 		o.Record = func() (io.Writer, func() error, error) { return openOutput(stdout, record, "--record") }
 	}
 	o.Duration = duration
+	o.CRISockets = criSockets
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	_, err := alert.Run(ctx, o)
