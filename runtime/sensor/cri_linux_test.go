@@ -39,6 +39,10 @@ type containerdEnv struct {
 	conn      *grpc.ClientConn
 	// digest is the image's manifest digest, recorded as a repo digest.
 	digest string
+	// runDir is set when containerd 1.6's shims created /run/containerd
+	// (their socket directory there is not configurable): stop removes it
+	// if empty.
+	runDir bool
 }
 
 var (
@@ -91,6 +95,9 @@ func startContainerd() (*containerdEnv, error) {
 		return nil, err
 	}
 	e := &containerdEnv{dir: dir, sock: filepath.Join(dir, "containerd.sock")}
+	if _, err := os.Stat("/run/containerd"); os.IsNotExist(err) {
+		e.runDir = true
+	}
 	// The CRI plugin with the native snapshotter, runc, no CNI (the pods
 	// use the host's network), and the test image as the sandbox image
 	// (its command sleeps, as pause would).
@@ -117,10 +124,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = %[8]q
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = %[7]q
     conf_dir = %[7]q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), e.sock, e.sock+".ttrpc", filepath.Join(dir, "opt"), criImageName, filepath.Join(dir, "cni"))
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), e.sock, e.sock+".ttrpc", filepath.Join(dir, "opt"), criImageName, filepath.Join(dir, "cni"), filepath.Join(dir, "runc"))
 	cfg := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		return nil, err
@@ -278,6 +287,10 @@ func (e *containerdEnv) stop() {
 		e.cmd.Wait()
 	}
 	os.RemoveAll(e.dir)
+	if e.runDir {
+		os.Remove("/run/containerd/s") // only if empty
+		os.Remove("/run/containerd")
+	}
 }
 
 // pod is a pod sandbox and one container in it, run through the CRI as
