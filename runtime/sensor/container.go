@@ -161,7 +161,7 @@ type containers struct {
 type ctEntry struct {
 	ct       *event.Container
 	id, rt   string
-	pending  bool // no source answered, but one may
+	pending  bool // no source knew it, and one may yet
 	tries    int
 	retryAt  time.Time
 	retryGap time.Duration
@@ -316,7 +316,10 @@ func (c *containers) resolve(e *ctEntry) {
 			got = m
 			break
 		}
-		if !errors.Is(err, ErrNoSocket) {
+		// Asked again only when a runtime answered that it does not know
+		// the id (yet): not when it failed, which would stall the events
+		// again for as long.
+		if errors.Is(err, ErrUnknownContainer) {
 			mayKnow = true
 		}
 		c.warnOnce(s, err)
