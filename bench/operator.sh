@@ -5,10 +5,18 @@
 # NAMESPACES namespaces, a loopback registry counting manifest requests.
 # Prints the time until every pod's WorkloadReport is complete, the scans
 # (must equal IMAGES) and the manifest GETs by digest (one per image), the
-# Go heap after GC, and the peak RSS of the test process (which also holds
-# the test's own clients and registry, not the API server).
+# Go heap after GC and its peak while the operator works (sampled every
+# 250ms), and the peak RSS of the test process (which also holds the
+# test's own clients and registry, not the API server).
 #
 #   bench/operator.sh [PODS] [IMAGES] [NAMESPACES]     (default 200 40 10)
+#   bench/operator.sh 2000 40 10                       the issue's memory figure
+#   BULKHEAD_OPERATOR_RBAC=1 bench/operator.sh 2000 40 10   with the RBAC assessment controller
+#
+# 2,000 pods on 2 shared cores: every report complete in 52-60s
+# (33-39 pods/s), 40 scans; Go heap after GC 46 MiB (10 MiB before the
+# operator started), peak 70 MiB; peak RSS of the test process 200-205 MiB.
+# With the RBAC assessment: 58s (34 pods/s), heap 52 MiB, peak 79 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pods=${1:-200}

@@ -14,20 +14,39 @@
 #
 # KEEP=1 keeps the work directory (the server logs). Needs ../shared/corpus beside the repository (or BULKHEAD_CORPUS).
 #
-# Measured 2026-12-03 at commit 66e3eed (before h-perfstore's store work), on
-# the 2-core machine shared with other builds (load average 15-19), 300
-# packages per upload:
-#   50 clients, 2 min, SQLite:     1002 ok, 4 errors (HTTP 500), 8.0 uploads/s,
-#                                  p50 3.7 s, p90 14.0 s, p99 31.8 s, max 44.2 s
-#   50 clients, 2 min, PostgreSQL: 1218 ok, 0 errors, 10.0 uploads/s,
-#                                  p50 4.8 s, p90 6.6 s, p99 9.1 s, max 11.2 s
-#   1 client, 20 s (08c1087):      SQLite 10.9 uploads/s, p50 58 ms, p99 412 ms;
-#                                  PostgreSQL 6.5 uploads/s, p50 122 ms, p99 714 ms
-# One client already saturates the server (about 10 uploads/s here), so 50
-# clients queue (50 / 10 per s = 5 s): the p99 goal (500 ms at 50 clients)
-# needs about 10 times the throughput per upload. Under this load SQLite also
-# starves river's own queries (JobGetAvailable and leader election time out
-# after 10 s in the server log).
+# Also printed: the server's CPU time per upload (user+system from /proc)
+# and, on PostgreSQL, PostgreSQL's own (postmaster and exited backends):
+# unlike latency and throughput, they hardly depend on the machine's load.
+#
+# Measured 2026-12-03 on the 2-core machine shared with other builds
+# (load average 16-37: the latencies below are the machine's, not the
+# server's), `BULKHEAD_CORPUS=/work/shared/corpus bench/server-load.sh 2m 50 300`:
+#   before (9068004), load 16-26 (first run) and 23-28 (second run):
+#     SQLite:     2145 ok, 0 errors, 16.7/s, p50 2.1 s, p99 10.4 s; 27 CPU-ms/upload
+#                 1216 ok, 0 errors,  9.4/s, p50 4.8 s, p99  9.7 s; 30 CPU-ms/upload
+#     PostgreSQL:  976 ok, 53 errors (HTTP 500: deadlock detected, 40P01), 7.8/s,
+#                  p50 5.6 s, p99 10.4 s; server 20 CPU-ms/upload
+#                  805 ok, 65 errors (the same), 6.0/s, p50 6.3 s, p99 15.3 s;
+#                  server 19 + PostgreSQL 108 CPU-ms/upload
+#   after (9829845), load 36 then 24-31:
+#     SQLite:      629 ok, 0 errors,  4.8/s, p50 10.5 s, p99 19.2 s; 27 CPU-ms/upload
+#     PostgreSQL:  419 ok, 0 errors,  3.1/s, p50 15.9 s, p99 26.0 s;
+#                  server 21 + PostgreSQL 32 CPU-ms/upload
+# The same path in-process, before and after interleaved at the same load
+# (go test ./server -run '^$' -bench 'Upload/.*/50clients' -benchtime 200x,
+# load 21-27), server CPU per upload: SQLite 23.7 and 43.5 (an outlier run)
+# before, 20.5 and 19.6 after; PostgreSQL (bulkhead's side only) 17.9 and
+# 14.5 before, 16.7 and 14.0 after.
+# So: no errors on either backend now (PostgreSQL's deadlocks are gone with
+# its group commit, and a busy database would be a 503 the client retries),
+# PostgreSQL's CPU per upload is a third of what it was, the server's about
+# 15% less on SQLite. The p99 goal (500 ms at 50 clients back to back)
+# is NOT met: it needs about 100 uploads/s, i.e. under 20 CPU-ms per upload
+# for everything (client, server, database) on 2 otherwise idle cores; one
+# upload still costs about 20 CPU-ms in the server alone (matching ~2,
+# JSON decode ~1, blobs ~3, answer ~2, SQLite index rows and commit ~8, GC
+# ~3). Under this load SQLite also starves river's own queries
+# (JobGetAvailable and leader election time out in the server log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-2m}
@@ -50,6 +69,13 @@ go build -o "$work/serverload" ./tools/serverload
 export BULKHEAD_CACHE_DIR="$work/cache"
 token=bkh_load-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "commit $(git rev-parse --short HEAD), $(nproc) cores; $clients clients for $duration, $packages packages per inventory"
+
+hz=$(getconf CLK_TCK)
+# cputicks PID: the process's user+system CPU time in clock ticks.
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# pgticks: PostgreSQL's CPU time, its postmaster's and its exited backends'.
+pgticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$(head -1 "$work/pg/data/postmaster.pid")/stat"; }
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 startpg() {
   local bin
@@ -74,14 +100,28 @@ for backend in $backends; do
     *) echo "unknown backend $backend" >&2; exit 2 ;;
   esac
   echo "== $backend"
+  [ "$backend" = postgres ] && pg0=$(pgticks)
   BULKHEAD_BOOTSTRAP_TOKEN=$token "$work/bulkhead" server --listen 127.0.0.1:18089 --database "$dsn" \
     --db "$work/osv.db" --db-max-age 0 >"$work/server-$backend.log" 2>&1 &
   srv=$!
   pids+=($srv)
   for _ in $(seq 600); do curl -fs http://127.0.0.1:18089/readyz >/dev/null && break; sleep 0.1; done
+  cpu0=$(cputicks "$srv")
   "$work/serverload" -url http://127.0.0.1:18089 -token "$token" -clients "$clients" -duration "$duration" \
-    -packages "$packages" -corpus "$corpus"
+    -packages "$packages" -corpus "$corpus" | tee "$work/load-$backend.out"
+  cpu1=$(cputicks "$srv")
+  ok=$(sed -n 's/^uploads: \([0-9]*\) ok.*/\1/p' "$work/load-$backend.out")
+  # The server's own CPU time (user+system, from /proc): unlike the
+  # latency, it does not depend on what else the machine runs.
+  if [ "${ok:-0}" -gt 0 ]; then
+    echo "server CPU: $(( (cpu1 - cpu0) * 1000 / hz )) ms for $ok uploads, $(( (cpu1 - cpu0) * 1000 / hz / ok )) CPU-ms per upload; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  fi
   kill -TERM "$srv"; wait "$srv" || true
+  if [ "$backend" = postgres ] && [ "${ok:-0}" -gt 0 ]; then
+    sleep 1 # the backends exit with the server's connections
+    pg1=$(pgticks)
+    echo "PostgreSQL CPU: $(( (pg1 - pg0) * 1000 / hz )) ms, $(( (pg1 - pg0) * 1000 / hz / ok )) CPU-ms per upload (its backends' too)"
+  fi
   echo "server log: $(grep -c '"level":"ERROR"' "$work/server-$backend.log" || true) error lines"
   grep '"level":"ERROR"' "$work/server-$backend.log" | grep -v '"component":"queue"' | head -3 || true
 done

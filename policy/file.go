@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -162,8 +163,9 @@ type VulnerabilityRule struct {
 
 // SignatureRule requires signatures (and attestations) by trusted keys.
 type SignatureRule struct {
-	// Keys are public keys (PEM paths relative to the policy file, or
-	// env://NAME); a signature by any one of them counts.
+	// Keys are public keys (PEM paths relative to the policy file,
+	// env://NAME, or KMS URIs such as awskms:///alias/NAME); a signature
+	// by any one of them counts.
 	Keys []string `yaml:"keys"`
 	// Layouts to look in: legacy (.sig tags), bundle (Sigstore bundle
 	// referrers); both when empty.
@@ -421,7 +423,7 @@ func (v *validator) add(line int, format string, args ...any) {
 }
 
 func (v *validator) path(p string) string {
-	if strings.HasPrefix(p, "env://") {
+	if strings.HasPrefix(p, "env://") || key.IsKMS(p) {
 		return p
 	}
 	if !filepath.IsAbs(p) && v.dir != "" {
@@ -429,6 +431,18 @@ func (v *validator) path(p string) string {
 	}
 	v.deps = append(v.deps, p)
 	return p
+}
+
+// KeyLoadTimeout bounds asking a KMS for a policy key's public half while
+// the policy is read (file and env:// keys need no network).
+var KeyLoadTimeout = 30 * time.Second
+
+// loadPolicyKey resolves a signatures rule's key: a public key file,
+// env://NAME, or a KMS URI (its public key asked of the KMS now, once).
+func loadPolicyKey(ref string) (*key.Verifier, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), KeyLoadTimeout)
+	defer cancel()
+	return key.LoadPublic(ctx, ref, nil)
 }
 
 func (v *validator) validate(f *File) {
@@ -579,7 +593,7 @@ func (v *validator) rule(r *Rule) {
 			v.add(at, "rule %q: signatures needs keys (public key files, as bulkhead generate-key-pair or cosign writes them)", r.Name)
 		}
 		for _, k := range sr.Keys {
-			ver, err := key.LoadPublic(v.path(k), nil)
+			ver, err := loadPolicyKey(v.path(k))
 			if err != nil {
 				v.add(at, "rule %q: key %s: %v", r.Name, k, err)
 				continue

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -156,6 +157,40 @@ func ResultJSON(w io.Writer, r *Result) error {
 		return r.each(func(f *finding.Finding) error { return emit(f) })
 	}}
 	if err := jsonstream.Write(w, doc, packagesSlot(r.Inventory.Packages), findings); err != nil {
+		return fmt.Errorf("write JSON report: %w", err)
+	}
+	return nil
+}
+
+// ResultJSONCompact writes the same document as ResultJSON on one line,
+// without indentation, and holding it whole: for a machine reader (bulkhead
+// server's answer to an upload), where the indentation costs as much CPU
+// as the encoding.
+func ResultJSONCompact(w io.Writer, r *Result) error {
+	if r == nil || r.Inventory == nil {
+		return fmt.Errorf("write JSON report: no result")
+	}
+	inv := *r.Inventory
+	if len(r.Warnings) > 0 {
+		inv.Warnings = append(append([]string{}, inv.Warnings...), r.Warnings...)
+	}
+	if len(r.Diagnostics) > 0 {
+		inv.Diagnostics = append(append([]diag.Diagnostic{}, inv.Diagnostics...), r.Diagnostics...)
+	}
+	inv.Packages = make([]inventory.Package, len(r.Inventory.Packages))
+	for i, p := range r.Inventory.Packages {
+		if p.Locations == nil {
+			p.Locations = []inventory.Location{}
+		}
+		inv.Packages[i] = p
+	}
+	doc := ResultDocument{SchemaVersion: SchemaVersion, Inventory: &inv, Scanners: r.Scanners, DB: r.DB, Findings: []finding.Finding{}, Summary: r.summary()}
+	if err := r.each(func(f *finding.Finding) error { doc.Findings = append(doc.Findings, *f); return nil }); err != nil {
+		return fmt.Errorf("write JSON report: %w", err)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
 		return fmt.Errorf("write JSON report: %w", err)
 	}
 	return nil

@@ -120,3 +120,29 @@ func TestResultJSONAndTable(t *testing.T) {
 		t.Errorf("suppressed finding listed:\n%s", out)
 	}
 }
+
+// TestResultJSONCompact: the compact document is ResultJSON's, byte for
+// byte once ResultJSON's indentation is taken out (warnings merged, null
+// locations written as []).
+func TestResultJSONCompact(t *testing.T) {
+	res := sampleResult()
+	res.Warnings = []string{"a <warning>"}
+	res.Inventory.Packages[0].Locations = nil
+	var indented, compact, want bytes.Buffer
+	if err := ResultJSON(&indented, res); err != nil {
+		t.Fatal(err)
+	}
+	if err := ResultJSONCompact(&compact, res); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Compact(&want, indented.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	want.WriteByte('\n')
+	if !bytes.Equal(compact.Bytes(), want.Bytes()) {
+		t.Fatalf("compact document differs from ResultJSON's:\n%s\nwant\n%s", compact.Bytes(), want.Bytes())
+	}
+	if res.Inventory.Packages[0].Locations != nil || len(res.Inventory.Warnings) != 0 {
+		t.Fatal("ResultJSONCompact changed the result")
+	}
+}

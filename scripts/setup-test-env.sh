@@ -53,3 +53,22 @@ fi
 # The tests find the cache by themselves; KUBEBUILDER_ASSETS overrides it.
 assets=$("$(dirname "$0")/kube-assets.sh")
 echo "setup: KUBEBUILDER_ASSETS=$assets" >&2
+# nsmithuk/local-kms, a real AWS-KMS-compatible server the KMS signing-key
+# tests run on loopback (internal/kmstest), built from the Go module proxy and
+# cached outside the clone (~30 s cold).
+kms=$("$(dirname "$0")/local-kms.sh")
+echo "setup: local-kms $kms" >&2
+# cosign, the peer of the signing interop tests (e2e/sign_test.go and
+# sign/kmsinterop), built from the Go module proxy into $(go env GOPATH)/bin
+# as cosign-<version>, where the tests look (a few CPU-minutes cold, once).
+gobin=$(go env GOPATH)/bin
+for mod in github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3 github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5; do
+  ver=${mod##*@}
+  [[ -x $gobin/cosign-$ver ]] && continue
+  echo "setup: building cosign $ver" >&2
+  tmpbin=$(mktemp -d)
+  GOBIN=$tmpbin GOFLAGS= go install "$mod"
+  mkdir -p "$gobin"
+  mv -f "$tmpbin/cosign" "$gobin/cosign-$ver"
+  rmdir "$tmpbin"
+done

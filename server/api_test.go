@@ -353,6 +353,7 @@ var routes = []route{
 	{"POST", "/api/v1/scans", "application/json", `{"reference":"127.0.0.1:1/none:1"}`, server.RoleScan},
 	{"GET", "/api/v1/jobs/{id}", "", "", server.RoleRead},
 	{"GET", "/api/v1/scans/{id}", "", "", server.RoleRead},
+	{"GET", "/api/v1/scans/{id}/provenance", "", "", server.RoleRead},
 	{"PUT", "/api/v1/inventory", server.MediaJSON, `{"a":1}`, server.RoleScan},
 	{"POST", "/api/v1/inventory", server.MediaJSON, `{"a":1}`, server.RoleScan},
 	{"GET", "/api/v1/images", "", "", server.RoleRead},

@@ -105,7 +105,12 @@ func (s *syncBuffer) String() string {
 // newEnv starts a server; edit changes its configuration first.
 func newEnv(t *testing.T, backend string, edit func(*server.Config)) *env {
 	t.Helper()
-	st := openStore(t, backend)
+	return newEnvStore(t, openStore(t, backend), edit)
+}
+
+// newEnvStore starts a server on a store the test opened.
+func newEnvStore(t *testing.T, st *sqlstore.Store, edit func(*server.Config)) *env {
+	t.Helper()
 	m, err := pipeline.OpenMatcher(pipeline.MatchOptions{DBPath: testDB(t)})
 	if err != nil {
 		t.Fatal(err)

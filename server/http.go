@@ -87,7 +87,10 @@ func (s *Server) observe(route string, h http.Handler) http.Handler {
 		s.metrics.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
 		s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
 		level := slog.LevelInfo
-		if rec.status >= 500 {
+		switch {
+		case rec.status == http.StatusServiceUnavailable:
+			level = slog.LevelWarn // busy: the client retries
+		case rec.status >= 500:
 			level = slog.LevelError
 		}
 		s.log.Log(r.Context(), level, "request", "method", r.Method, "route", route, "path", r.URL.Path,
@@ -110,11 +113,21 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, store.ErrBusy):
+		// Nothing was written: the client may send it again (server/client
+		// does, after Retry-After).
+		s.log.Warn("request refused: database busy", "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(busyRetryAfter))
+		writeError(w, http.StatusServiceUnavailable, "the database is busy (locked by another writer, or a transaction conflict); nothing was stored: retry after "+strconv.Itoa(busyRetryAfter)+" s")
 	default:
 		s.log.Error("request failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error (see the server's log)")
 	}
 }
+
+// busyRetryAfter is the Retry-After (seconds) of a 503 for a busy
+// database.
+const busyRetryAfter = 1
 
 // maxJSONRequest bounds a small JSON request (a scan request, an event).
 const maxJSONRequest = 1 << 20

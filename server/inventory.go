@@ -58,13 +58,15 @@ func (s *Server) Ingest(ctx context.Context, u *Upload, body []byte, o UploadOpt
 	}
 	ref, repo := reference(u.Inventory.Target, o.Reference)
 	now := time.Now().UTC()
-	sc := &store.Scan{Digest: digest, Repository: repo, ScannedAt: now, Source: u.Source(), DB: out.DB, Inventory: u.Inventory, Findings: out.Findings}
+	sc := &store.Scan{Digest: digest, Repository: repo, ScannedAt: now, Source: u.Source(), DB: out.DB, Inventory: u.Inventory, Findings: out.Findings,
+		Provenance: u.Provenance}
 	seen := &store.Sighting{Digest: digest, Reference: ref, Kind: "ci", CIRun: o.CIRun, SeenAt: now}
 	id, err := s.store.PutScan(ctx, sc, seen)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store the upload: %w", err)
 	}
 	s.scans.WithLabelValues(sc.Source).Inc()
+	s.snap.changed()
 	return out, id, nil
 }
 
@@ -97,10 +99,11 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeReport answers with a bulkhead JSON report (rendered in full before
-// the status is sent, so an error is still a 500).
+// the status is sent, so an error is still a 500), compact: a program reads
+// it, and the indentation cost as much CPU as the encoding.
 func (s *Server) writeReport(w http.ResponseWriter, status int, res *report.Result, id int64) {
 	var buf bytes.Buffer
-	if err := report.ResultJSON(&buf, res); err != nil {
+	if err := report.ResultJSONCompact(&buf, res); err != nil {
 		s.fail(w, err)
 		return
 	}

@@ -95,11 +95,12 @@ func (s *Server) ScanReference(ctx context.Context, a ScanArgs) (int64, string, 
 	ref, _ := name.ParseReference(a.Reference)
 	digest := res.Inventory.Target.Digest
 	sc := &store.Scan{Digest: digest, Repository: ref.Context().Name(), ScannedAt: time.Now().UTC(), Source: "registry",
-		DB: res.DB, Inventory: res.Inventory, Findings: res.Findings}
+		DB: res.DB, Inventory: res.Inventory, Findings: res.Findings, Provenance: s.provenance(ctx, res, a.Reference, a)}
 	id, err := s.store.PutScan(ctx, sc, &store.Sighting{Digest: digest, Reference: a.Reference, Kind: "registry", SeenAt: sc.ScannedAt})
 	if err != nil {
 		return 0, "", fmt.Errorf("store the scan of %s: %w", a.Reference, err)
 	}
+	s.snap.changed()
 	s.scans.WithLabelValues("registry").Inc()
 	return id, digest, nil
 }

@@ -28,9 +28,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 
+	"github.com/bulkhead-sec/bulkhead/base"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/server/store"
+	"github.com/bulkhead-sec/bulkhead/sign"
 )
 
 // Config configures a Server.
@@ -71,6 +73,20 @@ type Config struct {
 	Logger            *slog.Logger
 	// Extensions add routes, queue workers and metrics.
 	Extensions []Extension
+
+	// BaseCatalog, when set, detects the base of every pulled image and
+	// ranks the catalog's other bases for it (base.Detect, base.Recommend);
+	// stored as the scan's provenance.
+	BaseCatalog *base.Catalog
+	// SignaturePolicy, when set, verifies every pulled image's signatures
+	// and attestations (sign.Policy.Verify); the status is stored as the
+	// scan's provenance. SignatureTLog is the transparency-log choice for
+	// every rule (a rule may also say transparencyLog: ignore).
+	SignaturePolicy *sign.Policy
+	SignatureTLog   sign.TLogPolicy
+	// SnapshotInterval bounds how often the fleet's daily trend is
+	// snapshotted after stored scans (default 1 min).
+	SnapshotInterval time.Duration
 }
 
 // Extension plugs into the server: the Harbor adapter (routes), the
@@ -164,6 +180,8 @@ type Server struct {
 	// openapi is the merged document; routeList the routes.
 	openapi   []byte
 	routeList []Route
+	// snap keeps the fleet's daily trend.
+	snap *snapshotter
 }
 
 // New makes a server: it migrates the job queue's tables and registers
@@ -181,6 +199,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	def(&cfg.RetryMax, 5*time.Minute)
 	def(&cfg.JobTimeout, 30*time.Minute)
 	def(&cfg.ShutdownTimeout, 30*time.Second)
+	def(&cfg.SnapshotInterval, time.Minute)
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 2
 	}
@@ -195,6 +214,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, registry: prometheus.NewRegistry()}
 	s.matcher.Store(cfg.Matcher)
+	s.snap = &snapshotter{st: cfg.Store, log: cfg.Logger.Warn, interval: cfg.SnapshotInterval}
 	if cfg.BootstrapToken != "" {
 		s.bootstrap = HashToken(cfg.BootstrapToken)
 	}
@@ -256,6 +276,7 @@ func (s *Server) routes(x *Registrar) {
 	x.Handle("POST /api/v1/scans", RoleScan, http.HandlerFunc(s.handleSubmit))
 	x.Handle("GET /api/v1/jobs/{id}", RoleRead, http.HandlerFunc(s.handleJob))
 	x.Handle("GET /api/v1/scans/{id}", RoleRead, http.HandlerFunc(s.handleScan))
+	x.Handle("GET /api/v1/scans/{id}/provenance", RoleRead, http.HandlerFunc(s.handleProvenance))
 	x.Handle("PUT /api/v1/inventory", RoleScan, http.HandlerFunc(s.handleUpload))
 	x.Handle("POST /api/v1/inventory", RoleScan, http.HandlerFunc(s.handleUpload))
 
@@ -330,6 +351,7 @@ func (s *Server) Start(ctx context.Context) error {
 // then they are cancelled, and river puts them back on the queue (another
 // replica, or this one after a restart, runs them again).
 func (s *Server) Stop() error {
+	defer s.snap.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.queue.Stop(ctx)

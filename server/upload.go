@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
@@ -14,6 +15,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/sbom/cyclonedx"
 	"github.com/bulkhead-sec/bulkhead/sbom/spdx"
+	"github.com/bulkhead-sec/bulkhead/server/store"
 )
 
 // The media types an inventory upload may have.
@@ -54,6 +56,10 @@ type Upload struct {
 	Findings []finding.Finding
 	// Format is "bulkhead", "cyclonedx" or "spdx".
 	Format string
+	// Provenance is the base image and signature status a bulkhead report
+	// carries (its "provenance" field), stored as the uploader's word: the
+	// signature status is marked CheckedByUpload.
+	Provenance *store.Provenance
 }
 
 // Source is the store's name for how the scan arrived.
@@ -137,7 +143,8 @@ func (u *Upload) decodeBulkhead(body []byte) error {
 	var doc struct {
 		SchemaVersion int `json:"schemaVersion"`
 		*inventory.Inventory
-		Findings []finding.Finding `json:"findings"`
+		Findings   []finding.Finding `json:"findings"`
+		Provenance *store.Provenance `json:"provenance"`
 	}
 	doc.Inventory = &inventory.Inventory{}
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -162,6 +169,15 @@ func (u *Upload) decodeBulkhead(body []byte) error {
 			return badUpload("a finding has no id or kind")
 		}
 		u.Findings = append(u.Findings, f)
+	}
+	if p := doc.Provenance; p != nil && (p.Base != nil || p.Signature != nil) {
+		if p.Signature != nil {
+			if !slices.Contains([]string{store.SignatureVerified, store.SignatureFailed, store.SignatureNoPolicy, store.SignatureNotChecked}, p.Signature.Status) {
+				return badUpload("provenance.signature.status %q: use verified, failed, no-policy or not-checked", p.Signature.Status)
+			}
+			p.Signature.CheckedBy = store.CheckedByUpload
+		}
+		u.Provenance = p
 	}
 	u.Inventory = doc.Inventory
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/sbom/cyclonedx"
 	"github.com/bulkhead-sec/bulkhead/sbom/sbomtest"
 	"github.com/bulkhead-sec/bulkhead/sbom/spdx"
+	"github.com/bulkhead-sec/bulkhead/server/store"
 )
 
 // documents are the three upload formats of one inventory.
@@ -99,6 +100,8 @@ func FuzzDecodeUpload(f *testing.F) {
 		f.Add(MediaJSON, doc)
 	}
 	f.Add(MediaJSON, []byte(`{"schemaVersion":1,"target":{"name":"x","source":"registry"},"packages":[],"findings":[{"id":"s","kind":"secret","severity":"HIGH"}]}`))
+	f.Add(MediaBulkhead, []byte(`{"schemaVersion":1,"target":{"name":"x"},"packages":[],"provenance":{"base":{"detection":{"method":"layers","base":"debian:12","reason":"r"},
+		"recommendation":{"candidates":[{"ref":"a","vulnerabilitiesDelta":{"HIGH":-1},"score":1.5}]}},"signature":{"status":"verified","checkedBy":"server","rules":[{"policy":"p","key":"k"}]}}}`))
 	f.Add(MediaCycloneDX, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5","components":[{"type":"library","name":"a","purl":"pkg:npm/a@1"}]}`))
 	f.Add(MediaSPDX, []byte(`{"spdxVersion":"SPDX-2.3","packages":[{"SPDXID":"SPDXRef-a","name":"a"}]}`))
 	f.Fuzz(func(t *testing.T, ct string, body []byte) {
@@ -112,6 +115,18 @@ func FuzzDecodeUpload(f *testing.F) {
 		}
 		if u.Inventory == nil {
 			t.Fatal("no error and no inventory")
+		}
+		// An uploaded signature status is the uploader's word, and one the
+		// store takes.
+		if p := u.Provenance; p != nil && p.Signature != nil {
+			if p.Signature.CheckedBy != store.CheckedByUpload {
+				t.Fatalf("uploaded signature status checked by %q", p.Signature.CheckedBy)
+			}
+			switch p.Signature.Status {
+			case store.SignatureVerified, store.SignatureFailed, store.SignatureNoPolicy, store.SignatureNotChecked:
+			default:
+				t.Fatalf("uploaded signature status %q accepted", p.Signature.Status)
+			}
 		}
 	})
 }

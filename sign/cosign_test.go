@@ -22,7 +22,7 @@ func TestCosignArtifacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
-	v, err := key.LoadPublic(filepath.Join(dir, "cosign.pub"), nil)
+	v, err := key.LoadPublic(context.Background(), filepath.Join(dir, "cosign.pub"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 //	policies:
 //	  - name: release
 //	    images: ["registry.example.com/release/**"]
-//	    keys: [release.pub]              # any one of them; paths relative to the policy file, or env://NAME
+//	    keys: [release.pub]              # any one of them; paths relative to the policy file, env://NAME or a KMS URI
 //	    annotations: {env: prod}         # the signature's payload must carry these
 //	    attestations: [cyclonedx, vuln]  # each must be attested by one of the keys
 //	    transparencyLog: required        # or ignore: accept signatures without a Rekor entry (insecure)
@@ -196,7 +196,7 @@ func (p *Policy) Verify(ctx context.Context, t *Target, o VerifyOptions, pass ke
 func (r *Rule) verify(ctx context.Context, t *Target, o VerifyOptions, pass key.PassFunc) (*RuleResult, error) {
 	verifiers := make([]*key.Verifier, 0, len(r.Keys))
 	for _, k := range r.Keys {
-		v, err := key.LoadPublic(k, pass)
+		v, err := key.LoadPublic(ctx, k, pass)
 		if err != nil {
 			return nil, err
 		}

@@ -33,7 +33,7 @@ func pass(pw string) key.PassFunc { return func(bool) ([]byte, error) { return [
 // cosignKey is a key cosign made (sign/key/testdata/SOURCES.md).
 func cosignKey(t testing.TB) (*key.Signer, *key.Verifier) {
 	t.Helper()
-	s, err := key.LoadPrivate(filepath.Join("key", "testdata", "cosign-sigstore.key"), pass("hello"))
+	s, err := key.LoadPrivate(context.Background(), filepath.Join("key", "testdata", "cosign-sigstore.key"), pass("hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func cosignKey(t testing.TB) (*key.Signer, *key.Verifier) {
 
 func otherKey(t testing.TB) *key.Verifier {
 	t.Helper()
-	s, err := key.LoadPrivate(filepath.Join("key", "testdata", "cosign-v1-ec.key"), pass("hello"))
+	s, err := key.LoadPrivate(context.Background(), filepath.Join("key", "testdata", "cosign-v1-ec.key"), pass("hello"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -671,7 +671,9 @@ func AssessRBAC(set *RBACSet) RBACAssessment {
 			}
 		}
 		scope := b.Namespace
-		clusterAdmin := role != nil && role.BuiltIn && role.Name == "cluster-admin"
+		// the built-in role, or the cluster's own copy of it (read from a
+		// live cluster, where the API server keeps it as bootstrapped)
+		clusterAdmin := role != nil && role.Kind == "ClusterRole" && role.Name == "cluster-admin"
 		// a default of the API server is reported on nothing, but its
 		// subjects are summarised
 		quiet := IsBootstrapBinding(b)

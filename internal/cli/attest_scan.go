@@ -31,7 +31,7 @@ type attestFlags struct {
 func (a *attestFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&a.typ, "attest", "", "after the scan, attach its result to the image as a signed attestation: cyclonedx, spdxjson or vuln (registry images)")
-	fl.StringVar(&a.keyRef, "attest-key", "", "private key for --attest: a file (cosign.key) or env://NAME")
+	fl.StringVar(&a.keyRef, "attest-key", "", "private key for --attest: a file (cosign.key), env://NAME or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://)")
 	fl.BoolVar(&a.tlog, "tlog-upload", true, "with --attest: upload to a transparency log (not supported yet: pass --tlog-upload=false)")
 	fl.BoolVar(&a.newBundle, "new-bundle-format", false, "with --attest: store a Sigstore bundle as an OCI referrer instead of the .att tag")
 }
@@ -65,7 +65,7 @@ func (a *attestFlags) attestResult(ctx context.Context, stderr io.Writer, img *i
 	if err != nil {
 		return err
 	}
-	s, err := key.LoadPrivate(a.keyRef, key.Password(stderr))
+	s, err := key.LoadPrivate(ctx, a.keyRef, key.Password(stderr))
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func sbomFromAttestation(ctx context.Context, stderr io.Writer, f *verifyFlags, 
 	if err != nil {
 		return nil, err
 	}
-	v, err := key.LoadPublic(f.keyRef, key.Password(stderr))
+	v, err := key.LoadPublic(ctx, f.keyRef, key.Password(stderr))
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,7 @@ func flagError(err error) error {
 
 func newRuntimeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f runtimeFlags
+	var img imageRuntimeFlags
 	var record string
 	var duration time.Duration
 	var criSockets []string
@@ -106,18 +107,20 @@ webhook (falcosidekick-compatible); --metrics-addr serves Prometheus metrics.
 			if cmd.Flags().Changed("cri-socket") {
 				cri = criSockets
 			}
-			return runSensor(cmd.Context(), &f, record, duration, cri, stdout, stderr)
+			return runSensor(cmd.Context(), &f, &img, record, duration, cri, stdout, stderr)
 		},
 	}
 	f.register(cmd)
+	img.register(cmd)
 	cmd.Flags().StringVar(&record, "record", "", "write every event to this file in bulkhead's JSON-lines event format (for runtime replay)")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (default: until interrupted)")
 	cmd.Flags().StringArrayVar(&criSockets, "cri-socket", nil, "CRI socket (containerd's or CRI-O's) to read container and pod metadata from; repeatable (default: $CONTAINER_RUNTIME_ENDPOINT, /run/containerd/containerd.sock and /run/crio/crio.sock, each if present)")
-	cmd.AddCommand(newRuntimeReplayCmd(stdout, stderr), newRuntimeRulesCmd(stdout, stderr))
+	cmd.AddCommand(newRuntimeReplayCmd(stdout, stderr), newRuntimeRulesCmd(stdout, stderr),
+		newRuntimeIndexCmd(stdout, stderr), newRuntimeProfileCmd(stdout, stderr))
 	return cmd
 }
 
-func runSensor(ctx context.Context, f *runtimeFlags, record string, duration time.Duration, criSockets []string, stdout, stderr io.Writer) error {
+func runSensor(ctx context.Context, f *runtimeFlags, img *imageRuntimeFlags, record string, duration time.Duration, criSockets []string, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -127,9 +130,16 @@ func runSensor(ctx context.Context, f *runtimeFlags, record string, duration tim
 	}
 	o.Duration = duration
 	o.CRISockets = criSockets
+	es, closeEs, err := img.enrichers(stderr)
+	if err != nil {
+		return err
+	}
+	defer closeEs()
+	o.Enrichers = es
+	o.BulkheadRules = img.drift || img.profiles != ""
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	_, err := alert.Run(ctx, o)
+	_, err = alert.Run(ctx, o)
 	return flagError(err)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/report"
 	"github.com/bulkhead-sec/bulkhead/sbom/cyclonedx"
 	"github.com/bulkhead-sec/bulkhead/sbom/spdx"
 )
@@ -42,8 +43,20 @@ taken from a signed attestation verified with --key (cosign layouts) instead.`,
 			if err != nil {
 				return err
 			}
-			res, err := f.findings(cmd.Context(), inv, scanners)
-			if err != nil {
+			var res *report.Result
+			if f.server.url != "" {
+				// As bulkhead image --server: upload the inventory, report
+				// the server's findings; no local vulnerability database.
+				vulns, err := f.matchOptions(scanners)
+				if err != nil {
+					return err
+				}
+				res = &report.Result{Inventory: inv}
+				if err := f.server.match(cmd.Context(), res, vulns); err != nil {
+					return err
+				}
+				res.Scanners = scanners
+			} else if res, err = f.findings(cmd.Context(), inv, scanners); err != nil {
 				return err
 			}
 			if err := writeResult(stdout, f.format, f.output, res); err != nil {
@@ -54,6 +67,7 @@ taken from a signed attestation verified with --key (cosign layouts) instead.`,
 		},
 	}
 	f.register(cmd, false)
+	f.server.add(cmd.Flags())
 	cmd.Flags().BoolVar(&fromAttestation, "from-attestation", false, "take the SBOM from IMAGE's verified CycloneDX/SPDX attestation")
 	att.register(cmd)
 	cmd.AddCommand(newSBOMValidateCmd(stdout, stderr))

@@ -15,12 +15,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-sec/bulkhead/base"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/server"
 	"github.com/bulkhead-sec/bulkhead/server/reeval"
 	"github.com/bulkhead-sec/bulkhead/server/reevaljob"
 	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
+	"github.com/bulkhead-sec/bulkhead/sign"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
@@ -47,6 +49,8 @@ func newServerCmd(stdout, stderr io.Writer) *cobra.Command {
 		updateRepo         string
 		webhookURL         string
 		webhookSecretFile  string
+		baseCatalog        string
+		signaturePolicy    string
 	)
 	cmd := &cobra.Command{
 		Use:   "server [flags]",
@@ -100,6 +104,19 @@ PostgreSQL server (several replicas may share one).`,
 			cfg := server.Config{Store: st, Queue: queueDB(st), Matcher: m, Scanners: serverScanners,
 				Concurrency: concurrency, BootstrapToken: boot, MaxUpload: maxUpload, TempDir: tempDir,
 				Insecure: insecure, Logger: log}
+			if baseCatalog != "" {
+				if _, err := os.Stat(baseCatalog); err != nil {
+					return fmt.Errorf("--base-catalog: %w (index bases with bulkhead base index --catalog %s)", err, baseCatalog)
+				}
+				if cfg.BaseCatalog, err = base.Load(baseCatalog); err != nil {
+					return fmt.Errorf("--base-catalog: %w", err)
+				}
+			}
+			if signaturePolicy != "" {
+				if cfg.SignaturePolicy, err = sign.LoadPolicy(signaturePolicy); err != nil {
+					return fmt.Errorf("--signature-policy: %w", err)
+				}
+			}
 			for _, mk := range serverExtensions {
 				cfg.Extensions = append(cfg.Extensions, mk())
 			}
@@ -146,6 +163,8 @@ PostgreSQL server (several replicas may share one).`,
 	addDBRepository(fl, &updateRepo)
 	fl.StringVar(&webhookURL, "notify-webhook", "", "POST each re-evaluation's changes as JSON to this URL (signed with HMAC-SHA256 in "+reeval.SignatureHeader+" when a secret is given)")
 	fl.StringVar(&webhookSecretFile, "notify-webhook-secret-file", "", "file holding the webhook's HMAC secret (default $"+webhookSecretEnv+"; never logged)")
+	fl.StringVar(&baseCatalog, "base-catalog", "", "base-image catalog (bulkhead base index): detect each pulled image's base and recommend better ones, shown on the dashboard's image page")
+	fl.StringVar(&signaturePolicy, "signature-policy", "", "signature policy file (as bulkhead verify --policy): verify each pulled image's signatures and attestations, shown on the dashboard's image page")
 	cmd.AddCommand(newServerTokenCmd(stdout))
 	return cmd
 }

@@ -188,3 +188,46 @@ func TestServerTokenCreate(t *testing.T) {
 		t.Error("--role root was accepted")
 	}
 }
+
+// TestSBOMServerParity: bulkhead sbom --server uploads the SBOM's
+// inventory (the client path of image --server) and reports the findings
+// and exit code of a local bulkhead sbom with the server's database.
+func TestSBOMServerParity(t *testing.T) {
+	url, token, dbPath := startServer(t)
+	ref := "oci:" + writeLayout(t, vulnerableImage(t))
+	cache := t.TempDir()
+	t.Setenv("BULKHEAD_CACHE_DIR", cache)
+	run := func(args ...string) (int, []byte, string) {
+		var out, errb bytes.Buffer
+		code := Main(args, &out, &errb)
+		return code, out.Bytes(), errb.String()
+	}
+	sbomFile := filepath.Join(t.TempDir(), "app.cdx.json")
+	if code, _, errs := run("image", "--quiet", "--scanners", "vuln", "--format", "cyclonedx", "--output", sbomFile, "--db", dbPath, "--temp-dir", t.TempDir(), ref); code != 0 {
+		t.Fatalf("make the SBOM: exit %d: %s", code, errs)
+	}
+	type doc struct {
+		Findings []json.RawMessage `json:"findings"`
+		Summary  map[string]int    `json:"summary"`
+		Packages []json.RawMessage `json:"packages"`
+	}
+	base := []string{"sbom", "--quiet", "--format", "json", "--exit-code", "3"}
+	lcode, lout, lerr := run(append(base, "--db", dbPath, sbomFile)...)
+	rcode, rout, rerr := run(append(base, "--server", url, "--token", token, sbomFile)...)
+	var l, r doc
+	if err := json.Unmarshal(lout, &l); err != nil {
+		t.Fatalf("local: %v %s", err, lerr)
+	}
+	if err := json.Unmarshal(rout, &r); err != nil {
+		t.Fatalf("--server: %v %s", err, rerr)
+	}
+	if lcode != 3 || rcode != lcode || len(l.Findings) < 4 {
+		t.Fatalf("exit codes local %d, --server %d (%s); %d local findings", lcode, rcode, rerr, len(l.Findings))
+	}
+	if !reflect.DeepEqual(l.Findings, r.Findings) || !reflect.DeepEqual(l.Summary, r.Summary) || len(l.Packages) != len(r.Packages) {
+		t.Errorf("local and --server reports differ:\nlocal  %s\nserver %s", lout, rout)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "db")); err == nil {
+		t.Error("sbom --server made a local vulnerability database")
+	}
+}

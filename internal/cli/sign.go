@@ -60,18 +60,38 @@ func parseAnnotations(kvs []string) (map[string]string, error) {
 var errNoTlogUpload = errors.New("bulkhead cannot upload to a transparency log (Rekor) yet; sign offline with --tlog-upload=false, as with cosign")
 
 func newGenerateKeyPairCmd(stdout, stderr io.Writer) *cobra.Command {
-	var prefix string
+	var prefix, kms string
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "generate-key-pair",
-		Short: "Write an ECDSA P-256 key pair in cosign's format (cosign.key, cosign.pub)",
+		Short: "Write an ECDSA P-256 key pair in cosign's format (cosign.key, cosign.pub), or create one in a KMS",
 		Long: `Write a new ECDSA P-256 key pair to cosign.key (encrypted: scrypt and
 nacl/secretbox over PKCS#8, the "ENCRYPTED SIGSTORE PRIVATE KEY" cosign writes)
 and cosign.pub (PKIX PEM) in the current directory. The password comes from
-COSIGN_PASSWORD (which may be empty) or a prompt.`,
+COSIGN_PASSWORD (which may be empty) or a prompt.
+
+With --kms URI the key is created in the KMS instead (ECDSA P-256; an existing
+key of that name is kept, as cosign does) and only its public key is written,
+to cosign.pub: awskms://[ENDPOINT]/alias/NAME, gcpkms://projects/.../cryptoKeys/KEY,
+azurekms://VAULT/KEY, hashivault://KEY. Sign with --key URI, verify with
+--key URI or the exported public key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			privPath, pubPath := prefix+".key", prefix+".pub"
+			if kms != "" {
+				if _, err := os.Stat(pubPath); err == nil && !force {
+					return fmt.Errorf("%s exists; remove it or pass --force", pubPath)
+				}
+				pub, err := key.GenerateKMS(cmd.Context(), kms)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
+					return fmt.Errorf("write public key: %w", err)
+				}
+				fmt.Fprintf(stderr, "Key %s is in the KMS\nPublic key written to %s\n", key.Redact(kms), pubPath)
+				return nil
+			}
 			if !force {
 				for _, p := range []string{privPath, pubPath} {
 					if _, err := os.Stat(p); err == nil {
@@ -98,6 +118,7 @@ COSIGN_PASSWORD (which may be empty) or a prompt.`,
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "output-key-prefix", "cosign", "name of the key files without .key/.pub")
+	cmd.Flags().StringVar(&kms, "kms", "", "create the key in this KMS (awskms://, gcpkms://, azurekms://, hashivault://) and write only its public key")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "overwrite existing key files")
 	return cmd
 }
@@ -119,8 +140,10 @@ sha256-<hex>.sig tag, appended to the signatures already there), which cosign v2
 and v3 verify; --new-bundle-format pushes a Sigstore bundle as an OCI referrer,
 as cosign v3 does.
 
-KEY is a file (cosign.key) or env://NAME; its password comes from
-COSIGN_PASSWORD or a prompt. Signing is offline: pass --tlog-upload=false.`,
+KEY is a file (cosign.key) or env://NAME, whose password comes from
+COSIGN_PASSWORD or a prompt, or a KMS URI (awskms://, gcpkms://, azurekms://,
+hashivault://), where the KMS signs the digest and the private key never
+leaves it. Signing is offline: pass --tlog-upload=false.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if tlog {
@@ -130,7 +153,7 @@ COSIGN_PASSWORD or a prompt. Signing is offline: pass --tlog-upload=false.`,
 			if err != nil {
 				return err
 			}
-			s, err := key.LoadPrivate(keyRef, key.Password(stderr))
+			s, err := key.LoadPrivate(cmd.Context(), keyRef, key.Password(stderr))
 			if err != nil {
 				return err
 			}
@@ -152,7 +175,7 @@ COSIGN_PASSWORD or a prompt. Signing is offline: pass --tlog-upload=false.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&keyRef, "key", "", "private key: a file (cosign.key) or env://NAME")
+	fl.StringVar(&keyRef, "key", "", "private key: a file (cosign.key), env://NAME or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://)")
 	fl.StringArrayVarP(&anns, "annotations", "a", nil, "key=value annotation to sign into the payload (repeatable)")
 	fl.BoolVar(&tlog, "tlog-upload", true, "upload to a transparency log (not supported yet: pass --tlog-upload=false)")
 	fl.BoolVar(&newBundle, "new-bundle-format", false, "store a Sigstore bundle as an OCI referrer (cosign v3's layout) instead of the .sig tag")
@@ -173,7 +196,7 @@ type verifyFlags struct {
 
 func (f *verifyFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.keyRef, "key", "", "public key: a file (cosign.pub) or env://NAME")
+	fl.StringVar(&f.keyRef, "key", "", "public key: a file (cosign.pub), env://NAME or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://)")
 	fl.StringVar(&f.policy, "policy", "", "policy file mapping image globs to trusted keys and required attestations (instead of --key)")
 	fl.StringArrayVarP(&f.anns, "annotations", "a", nil, "key=value annotation the signed payload must carry (repeatable)")
 	fl.BoolVar(&f.ignoreTlog, "insecure-ignore-tlog", false, "accept signatures without a checked transparency log entry (needed today: bulkhead cannot check Rekor yet, so without it every signature is rejected); with --policy, for every rule")
@@ -229,7 +252,7 @@ policy whose image globs match. The verified payloads are printed as JSON.`,
 				if pol, err = sign.LoadPolicy(f.policy); err != nil {
 					return err
 				}
-			} else if v, err = key.LoadPublic(f.keyRef, key.Password(stderr)); err != nil {
+			} else if v, err = key.LoadPublic(ctx, f.keyRef, key.Password(stderr)); err != nil {
 				return err
 			}
 			var out []any
@@ -311,7 +334,7 @@ bulkhead image --format json) as its scanner result.`,
 			if err != nil {
 				return err
 			}
-			s, err := key.LoadPrivate(keyRef, key.Password(stderr))
+			s, err := key.LoadPrivate(cmd.Context(), keyRef, key.Password(stderr))
 			if err != nil {
 				return err
 			}
@@ -324,7 +347,7 @@ bulkhead image --format json) as its scanner result.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&keyRef, "key", "", "private key: a file (cosign.key) or env://NAME")
+	fl.StringVar(&keyRef, "key", "", "private key: a file (cosign.key), env://NAME or a KMS URI (awskms://, gcpkms://, azurekms://, hashivault://)")
 	fl.StringVar(&typ, "type", "custom", "predicate type: "+strings.Join(sign.PredicateTypes(), ", ")+" or a URI")
 	fl.StringVar(&predicate, "predicate", "", "the predicate file (an SBOM, a report, an OpenVEX document; - for stdin)")
 	fl.BoolVar(&tlog, "tlog-upload", true, "upload to a transparency log (not supported yet: pass --tlog-upload=false)")
@@ -403,7 +426,7 @@ bulkhead sbom FILE.`,
 			if o.PredicateType, err = sign.PredicateType(typ); err != nil {
 				return err
 			}
-			v, err := key.LoadPublic(f.keyRef, key.Password(stderr))
+			v, err := key.LoadPublic(ctx, f.keyRef, key.Password(stderr))
 			if err != nil {
 				return err
 			}

@@ -290,3 +290,20 @@ func items(l client.ObjectList) []client.Object {
 	}
 	return out
 }
+
+// ServiceAccount is the service account a workload object's pods run as
+// ("default" when its pod template names none).
+func ServiceAccount(obj client.Object) string {
+	tpl, _ := template(obj)
+	sa := tpl.Spec.ServiceAccountName
+	if sa == "" {
+		sa = tpl.Spec.DeprecatedServiceAccount
+	}
+	if sa == "" {
+		sa = "default"
+	}
+	return sa
+}
+
+// Items are the objects of a list.
+func Items(l client.ObjectList) []client.Object { return items(l) }

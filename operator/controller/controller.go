@@ -28,6 +28,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/operator/api/v1alpha1"
 	"github.com/bulkhead-sec/bulkhead/operator/audit"
 	"github.com/bulkhead-sec/bulkhead/operator/cluster"
+	"github.com/bulkhead-sec/bulkhead/operator/jobs"
 	"github.com/bulkhead-sec/bulkhead/operator/reports"
 	"github.com/bulkhead-sec/bulkhead/operator/resolve"
 	"github.com/bulkhead-sec/bulkhead/operator/scanner"
@@ -87,8 +88,8 @@ func Setup(mgr manager.Manager, o Options) (*Operator, error) {
 		return nil, err
 	}
 	if o.Scan.Server != nil {
-		if o.FollowServer <= 0 {
-			o.FollowServer = time.Minute
+		if op.o.FollowServer <= 0 {
+			op.o.FollowServer = time.Minute
 		}
 		if err := mgr.Add(manager.RunnableFunc(op.followServer)); err != nil {
 			return nil, err
@@ -120,6 +121,10 @@ func request(ns, kind, name string) reconcile.Request {
 
 func (op *Operator) mapObject(kind string) handler.MapFunc {
 	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		if jobs.IsScan(obj) {
+			// The operator's own scan Jobs and their pods are no workloads.
+			return nil
+		}
 		k, n, err := cluster.Top(ctx, op.reader, kind, obj)
 		if err != nil {
 			log.FromContext(ctx).Error(err, "finding the workload of", "kind", kind, "namespace", obj.GetNamespace(), "name", obj.GetName())

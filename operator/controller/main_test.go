@@ -183,6 +183,9 @@ type operator struct {
 	client  client.Client
 }
 
+// withRBAC makes startOperator add the RBAC assessment controller.
+var withRBAC bool
+
 func startOperator(t *testing.T, e *kubetest.Env, leaseNS string, namespaces []string, ttl time.Duration) *operator {
 	t.Helper()
 	mgr, err := controller.NewManager(e.Config, controller.ManagerOptions{
@@ -209,6 +212,13 @@ func startOperator(t *testing.T, e *kubetest.Env, leaseNS string, namespaces []s
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if withRBAC {
+		// the RBAC assessment in the same manager, as bulkhead operator
+		// runs it (one cache)
+		if _, err := controller.SetupRBAC(mgr, controller.RBACOptions{Namespaces: namespaces}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -51,6 +52,9 @@ func (s *imageStore) Put(ctx context.Context, t scanner.Target, o *scanner.Outco
 			return err
 		}
 		msg := "scanned by the operator"
+		if o.Job != "" {
+			msg = "scanned by Job " + o.Job + " (bulkhead image --server)"
+		}
 		if o.FromServer {
 			msg = "taken from bulkhead server, which already held this digest"
 		}
@@ -75,7 +79,12 @@ func (s *imageStore) Put(ctx context.Context, t scanner.Target, o *scanner.Outco
 			}
 			next.Report.Error = truncate(scanErr.Error(), 1000)
 			next.Report.ScannedAt = metav1.NewTime(now.UTC().Truncate(time.Second))
-			meta.SetStatusCondition(&next.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionScanned, Status: metav1.ConditionFalse, Reason: "ScanFailed", Message: next.Report.Error, LastTransitionTime: now})
+			reason := "ScanFailed"
+			var r interface{ Reason() string }
+			if errors.As(scanErr, &r) {
+				reason = r.Reason()
+			}
+			meta.SetStatusCondition(&next.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionScanned, Status: metav1.ConditionFalse, Reason: reason, Message: next.Report.Error, LastTransitionTime: now})
 		}
 		if exists {
 			next.ResourceVersion = cur.ResourceVersion

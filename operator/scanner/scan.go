@@ -42,6 +42,15 @@ type Config struct {
 	// address, written into the reports.
 	Server    *client.Client
 	ServerURL string
+	// Executor, when set, runs the scans the server cannot answer
+	// somewhere else (package jobs: as Kubernetes Jobs that run bulkhead
+	// image --server); nil scans in this process.
+	Executor Executor
+}
+
+// Executor runs one digest's scan outside the operator's own pipeline.
+type Executor interface {
+	Scan(ctx context.Context, t Target) (*Outcome, error)
 }
 
 // Outcome is one digest's result.
@@ -53,15 +62,21 @@ type Outcome struct {
 	// FromServer is true when the server already held the digest and
 	// nothing was pulled.
 	FromServer bool
+	// Job names the Kubernetes Job ("namespace/name") that scanned it, in
+	// Job mode.
+	Job string
 }
 
 // Scan scans one digest: from the server when it holds it, else with
 // pipeline.Run (uploading the result when a server is configured).
 func (c *Config) Scan(ctx context.Context, t Target) (*Outcome, error) {
 	if c.Server != nil {
-		if o, err := c.fromServer(ctx, t); err != nil || o != nil {
+		if o, err := c.FromServer(ctx, t); err != nil || o != nil {
 			return o, err
 		}
+	}
+	if c.Executor != nil {
+		return c.Executor.Scan(ctx, t)
 	}
 	if c.Matcher == nil && c.Server == nil {
 		return nil, fmt.Errorf("scan %s: no vulnerability matcher and no server", t.Pinned())
@@ -98,9 +113,12 @@ type serverImage struct {
 	ScannedAt time.Time `json:"scannedAt"`
 }
 
-// fromServer returns the server's latest scan of t's digest, or nil when
-// it has none.
-func (c *Config) fromServer(ctx context.Context, t Target) (*Outcome, error) {
+// FromServer returns the server's latest scan of t's digest, or nil when
+// it has none (or no server is configured).
+func (c *Config) FromServer(ctx context.Context, t Target) (*Outcome, error) {
+	if c.Server == nil {
+		return nil, nil
+	}
 	var after int64
 	for range maxServerPages {
 		q := url.Values{"repository": {t.Repository}, "limit": {"1000"}}

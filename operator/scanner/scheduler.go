@@ -24,7 +24,8 @@ type SchedulerOptions struct {
 	// TTL is how long a report stays fresh (default 24 hours).
 	TTL time.Duration
 	// RetryAfter is how long after a failed scan it is tried again
-	// (default 5 minutes).
+	// (default 5 minutes); it doubles with each further failure in a row
+	// of the same digest, up to TTL.
 	RetryAfter time.Duration
 	// QueueLimit bounds the digests waiting (default 10,000); beyond it
 	// Want answers Busy and the caller asks again later.
@@ -57,6 +58,7 @@ type Scheduler struct {
 	pending map[string]bool      // queued or running
 	done    map[string]time.Time // scanned (or failed) at, this process
 	failed  map[string]bool
+	fails   map[string]int    // failures in a row, this process
 	targets map[string]Target // every digest asked for, for Refresh
 	queue   chan Target
 	onDone  []func(digest string)
@@ -78,7 +80,7 @@ func NewScheduler(cfg *Config, store Store, o SchedulerOptions) *Scheduler {
 	if o.QueueLimit <= 0 {
 		o.QueueLimit = 10000
 	}
-	return &Scheduler{cfg: cfg, store: store, o: o, pending: map[string]bool{}, done: map[string]time.Time{}, failed: map[string]bool{}, targets: map[string]Target{}, queue: make(chan Target, o.QueueLimit)}
+	return &Scheduler{cfg: cfg, store: store, o: o, pending: map[string]bool{}, done: map[string]time.Time{}, failed: map[string]bool{}, fails: map[string]int{}, targets: map[string]Target{}, queue: make(chan Target, o.QueueLimit)}
 }
 
 // TTL is how long a report stays fresh.
@@ -95,6 +97,32 @@ func (s *Scheduler) Expiry(at time.Time, failed bool) time.Time {
 	return at.Add(s.o.TTL)
 }
 
+// expiry is Expiry with the backoff of a digest's failures in a row:
+// RetryAfter, doubled for each further failure, at most TTL. Call with
+// s.mu held.
+func (s *Scheduler) expiry(digest string, at time.Time, failed bool) time.Time {
+	if !failed {
+		return at.Add(s.o.TTL)
+	}
+	d := s.o.RetryAfter
+	for n := s.fails[digest]; n > 1 && d < s.o.TTL; n-- {
+		d *= 2
+	}
+	return at.Add(min(d, s.o.TTL))
+}
+
+// Backoff is how long after its last failure a digest is tried again
+// (0 when its last scan did not fail).
+func (s *Scheduler) Backoff(digest string) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.done[digest]
+	if !ok || !s.failed[digest] {
+		return 0
+	}
+	return s.expiry(digest, at, true).Sub(at)
+}
+
 // Want asks for t's digest to be scanned unless its report is fresh or a
 // scan of it is already queued or running. Until says when the report
 // goes stale (for a Fresh digest).
@@ -106,7 +134,7 @@ func (s *Scheduler) Want(ctx context.Context, t Target) (State, time.Time, error
 		return Queued, time.Time{}, nil
 	}
 	if at, ok := s.done[t.Digest]; ok {
-		if exp := s.Expiry(at, s.failed[t.Digest]); time.Now().Before(exp) {
+		if exp := s.expiry(t.Digest, at, s.failed[t.Digest]); time.Now().Before(exp) {
 			s.mu.Unlock()
 			return Fresh, exp, nil
 		}
@@ -122,7 +150,7 @@ func (s *Scheduler) Want(ctx context.Context, t Target) (State, time.Time, error
 		return Queued, time.Time{}, nil
 	}
 	if ok {
-		if exp := s.Expiry(at, failed); time.Now().Before(exp) {
+		if exp := s.expiry(t.Digest, at, failed); time.Now().Before(exp) {
 			// Known from the store (a restart): remember it.
 			if prev, seen := s.done[t.Digest]; !seen || at.After(prev) {
 				s.done[t.Digest], s.failed[t.Digest] = at, failed
@@ -217,6 +245,11 @@ func (s *Scheduler) run(ctx context.Context, t Target) {
 		at = out.ScannedAt
 	}
 	s.done[t.Digest], s.failed[t.Digest] = at, err != nil || perr != nil
+	if s.failed[t.Digest] {
+		s.fails[t.Digest]++
+	} else {
+		delete(s.fails, t.Digest)
+	}
 	s.mu.Unlock()
 	for _, f := range s.onDone {
 		f(t.Digest)

@@ -68,6 +68,23 @@ type Options struct {
 
 	// Stderr receives progress and diagnostics (nil: discarded).
 	Stderr io.Writer
+
+	// Enrichers annotate each event, in order, before it is recorded and
+	// evaluated (the image id resolver, the drift detector, behaviour
+	// profiles); the sensor also reports the event types they need. The
+	// caller closes them.
+	Enrichers []Enricher
+	// BulkheadRules loads the bundled bulkhead rules (sensor.BulkheadRules:
+	// drift, package managers, learned behaviour) before the others.
+	BulkheadRules bool
+}
+
+// Enricher adds what it knows to an event (Event.Drift, Event.Profile,
+// Container.ImageID) before the rules see it.
+type Enricher interface {
+	Enrich(ev *event.Event)
+	// EventTypes are the event types it needs from the sensor.
+	EventTypes() []string
 }
 
 // OptionError is an option with a value Run cannot use.
@@ -91,6 +108,13 @@ type Stats struct {
 // LoadRules loads the rules files in order, or the bundled stable ruleset,
 // keeping rules at least minPriority severe ("" is debug).
 func LoadRules(files []string, minPriority string) (*rules.Ruleset, error) {
+	return loadRules(files, minPriority, false)
+}
+
+// loadRules is LoadRules, with sensor.BulkheadRules first when bulkhead is
+// set (so that, with first-match, a drift alert wins over Falco's
+// coarser "Drop and execute new binary in container").
+func loadRules(files []string, minPriority string, bulkhead bool) (*rules.Ruleset, error) {
 	if minPriority == "" {
 		minPriority = "debug"
 	}
@@ -100,6 +124,11 @@ func LoadRules(files []string, minPriority string) (*rules.Ruleset, error) {
 	}
 	host, _ := os.Hostname()
 	l := rules.NewLoader(rules.WithMinPriority(p), rules.WithHostname(host))
+	if bulkhead {
+		if err := l.Load(sensor.BulkheadRulesName, sensor.BulkheadRules); err != nil {
+			return nil, fmt.Errorf("load the bundled bulkhead rules: %w", err)
+		}
+	}
 	if len(files) == 0 {
 		if err := l.Load(sensor.DefaultRulesName, sensor.DefaultRules); err != nil {
 			return nil, fmt.Errorf("load the bundled rules: %w", err)
@@ -127,7 +156,7 @@ func Run(ctx context.Context, o Options) (Stats, error) {
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
-	rs, err := LoadRules(o.Rules, o.MinPriority)
+	rs, err := loadRules(o.Rules, o.MinPriority, o.BulkheadRules)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -159,6 +188,9 @@ func runTrace(rs *rules.Ruleset, o *Options) (Stats, error) {
 			return st, err
 		}
 		st.Events++
+		for _, e := range o.Enrichers {
+			e.Enrich(&ev)
+		}
 		p.evaluate(&ev)
 	}
 	st.Alerts = p.alerts
@@ -199,6 +231,11 @@ func runSensor(ctx context.Context, rs *rules.Ruleset, o *Options) (Stats, error
 		if types, err = EventTypes(rs); err != nil {
 			return Stats{}, err
 		}
+		if types != nil {
+			for _, e := range o.Enrichers {
+				types = append(types, e.EventTypes()...)
+			}
+		}
 	}
 	s, err := sensor.Open(sensor.Options{Types: types, Env: rs.UsesField("proc.env"), CRISockets: o.CRISockets, Warnings: o.Stderr})
 	if err != nil {
@@ -234,6 +271,9 @@ func runSensor(ctx context.Context, rs *rules.Ruleset, o *Options) (Stats, error
 	fmt.Fprintf(o.Stderr, "bulkhead: sensor running, %d rules active (%d skipped)\n", len(rs.Active()), len(rs.Skipped))
 	start := time.Now()
 	err = s.Run(ctx, func(ev *event.Event) {
+		for _, e := range o.Enrichers {
+			e.Enrich(ev)
+		}
 		if rec != nil && recErr == nil {
 			b, err := event.Marshal(ev)
 			if err == nil {

@@ -41,6 +41,12 @@ type Event struct {
 	Group     Group      `json:"group"`
 	FD        *FD        `json:"fd,omitempty"`
 	Container *Container `json:"container,omitempty"`
+
+	// Drift and Profile are what the drift detector and the behaviour
+	// profiles found about this event (runtime/drift, runtime/profile);
+	// nil when they are off or have nothing to say.
+	Drift   *Drift         `json:"drift,omitempty"`
+	Profile *ProfileResult `json:"profile,omitempty"`
 }
 
 // Arg is one named syscall argument.
@@ -193,6 +199,10 @@ type Container struct {
 	K8sPodUID        string            `json:"k8s_pod_uid,omitempty"`
 	K8sPodLabels     map[string]string `json:"k8s_pod_labels,omitempty"`
 	K8sContainerName string            `json:"k8s_container,omitempty"`
+
+	// ImageID is the image's config digest ("sha256:..."), as the runtime
+	// reports it (container.image.id); drift and profiles key by it.
+	ImageID string `json:"image_id,omitempty"`
 }
 
 // IsKnownType reports whether name is an event type a rule may reference.

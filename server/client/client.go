@@ -23,9 +23,11 @@ import (
 
 // Client talks to one server with one token.
 type Client struct {
-	base  *url.URL
-	token string
-	http  *http.Client
+	base    *url.URL
+	token   string
+	http    *http.Client
+	retries int
+	maxWait time.Duration
 }
 
 // Options configure a Client.
@@ -39,7 +41,21 @@ type Options struct {
 	// Timeout bounds each request (default 5 min: an upload of a large
 	// inventory is matched before the answer).
 	Timeout time.Duration
+	// Retries is how many times a request answered 503 (the server's
+	// database is busy, nothing was stored) is sent again, each after the
+	// answer's Retry-After (default DefaultRetries; negative: none).
+	Retries int
+	// MaxRetryWait caps one Retry-After wait (default DefaultMaxRetryWait).
+	MaxRetryWait time.Duration
 }
+
+// Retry defaults (Options).
+const (
+	DefaultRetries      = 4
+	DefaultMaxRetryWait = 30 * time.Second
+	// defaultRetryWait is the wait when a 503 names no Retry-After.
+	defaultRetryWait = time.Second
+)
 
 // New makes a client of the server at base ("https://bulkhead:8443").
 func New(base string, o Options) (*Client, error) {
@@ -48,7 +64,14 @@ func New(base string, o Options) (*Client, error) {
 		return nil, fmt.Errorf("server URL %q: give http(s)://HOST[:PORT]", base)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	c := &Client{base: u, token: o.Token, http: o.HTTPClient}
+	c := &Client{base: u, token: o.Token, http: o.HTTPClient, retries: o.Retries, maxWait: o.MaxRetryWait}
+	if c.retries == 0 {
+		c.retries = DefaultRetries
+	}
+	c.retries = max(c.retries, 0)
+	if c.maxWait <= 0 {
+		c.maxWait = DefaultMaxRetryWait
+	}
 	if c.http == nil {
 		timeout := o.Timeout
 		if timeout <= 0 {
@@ -81,11 +104,54 @@ func (e *Error) Error() string {
 }
 
 // do sends a request and decodes a JSON answer into out (nil: discard).
-func (c *Client) do(ctx context.Context, method, path string, q url.Values, contentType string, body io.Reader, out any) (*http.Response, error) {
+// A 503 (the server's database is busy; nothing was stored) is sent again
+// after its Retry-After, at most c.retries times.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, contentType string, body []byte, out any) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := c.once(ctx, method, path, q, contentType, body, out)
+		var e *Error
+		if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable || attempt >= c.retries {
+			if e != nil && e.Status == http.StatusServiceUnavailable && attempt > 0 {
+				e.Reason += fmt.Sprintf(" (%d attempts)", attempt+1)
+			}
+			return resp, err
+		}
+		wait := min(retryAfter(resp.Header.Get("Retry-After"), time.Now()), c.maxWait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return resp, err
+		case <-t.C:
+		}
+	}
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date
+// (defaultRetryWait when absent or malformed).
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return defaultRetryWait
+	}
+	if n, err := strconv.Atoi(h); err == nil && n >= 0 {
+		return time.Duration(min(n, 24*3600)) * time.Second // a day at most: no overflow
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return defaultRetryWait
+}
+
+// once sends one request.
+func (c *Client) once(ctx context.Context, method, path string, q url.Values, contentType string, body []byte, out any) (*http.Response, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +217,7 @@ func (c *Client) Upload(ctx context.Context, contentType string, doc []byte, o U
 	}
 	var d reportDoc
 	d.Inventory = &inventory.Inventory{}
-	resp, err := c.do(ctx, http.MethodPut, "/api/v1/inventory", q, contentType, bytes.NewReader(doc), &d)
+	resp, err := c.do(ctx, http.MethodPut, "/api/v1/inventory", q, contentType, doc, &d)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +273,7 @@ func (j *Job) Done() bool {
 func (c *Client) Submit(ctx context.Context, ref, platform string) (*Job, error) {
 	body, _ := json.Marshal(map[string]string{"reference": ref, "platform": platform})
 	var j Job
-	_, err := c.do(ctx, http.MethodPost, "/api/v1/scans", nil, "application/json", bytes.NewReader(body), &j)
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/scans", nil, "application/json", body, &j)
 	return &j, err
 }
 
@@ -258,7 +324,7 @@ func (c *Client) Post(ctx context.Context, path string, v, out any) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.do(ctx, http.MethodPost, path, nil, "application/json", bytes.NewReader(body), out)
+	_, err = c.do(ctx, http.MethodPost, path, nil, "application/json", body, out)
 	return err
 }
 

@@ -106,12 +106,13 @@ func TestBrowserPages(t *testing.T) {
 	if c := text(t, tb, "#t-changes tbody"); !strings.Contains(c, f.fixedByReev.ID) || !strings.Contains(c, "fixed") {
 		t.Errorf("the change list lacks the re-evaluation: %s", c)
 	}
-	if n := count(t, tb, `canvas[data-drawn="1"]`); n != 2 {
-		t.Errorf("%d charts drawn, want 2 (is Chart.js loaded under the Content-Security-Policy?)", n)
+	if n := count(t, tb, `canvas[data-drawn="1"]`); n != 3 {
+		t.Errorf("%d charts drawn, want 3 (is Chart.js loaded under the Content-Security-Policy?)", n)
 	}
 	if days := count(t, tb, "#t-trend tbody tr"); days != trendDays {
 		t.Errorf("trend table: %d days, want %d", days, trendDays)
 	}
+	checkOpenTrend(t, f, tb, fl)
 	tb.Screenshot(t, shots, "overview.png")
 	tb.Axe(t)
 	tb.Dark(t, true)
@@ -164,6 +165,7 @@ func TestBrowserPages(t *testing.T) {
 	if n := count(t, tb, "#rescan-form"); n != 1 {
 		t.Errorf("a scan token sees %d rescan forms, want 1", n)
 	}
+	checkProvenance(t, f, tb, f.idA)
 	tb.Screenshot(t, shots, "image.png")
 	tb.Axe(t)
 	for _, tab := range []string{"packages", "layers", "secrets", "audit", "where"} {
@@ -196,8 +198,9 @@ func TestBrowserPages(t *testing.T) {
 		tb.Screenshot(t, shots, "image-"+tab+".png")
 		tb.Axe(t)
 	}
-	// Version 1.1: its secret shows.
+	// Version 1.1: its secret shows, and its failed signature check.
 	f.visit(t, tb, Prefix+"images/"+f.b.Digest+"?tab=secrets")
+	checkProvenance(t, f, tb, f.idB)
 	if got := text(t, tb, "#t-findings tbody"); !strings.Contains(got, "/app/config/.env") {
 		t.Errorf("secrets of 1.1: %s", got)
 	}
@@ -298,17 +301,119 @@ func TestBrowserPages(t *testing.T) {
 	tb.Axe(t)
 
 	// A phone: the page does not scroll sideways.
-	f.visit(t, tb, Prefix)
 	tb.Do(t, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
-	if w := browsertest.Eval[[]int](t, tb, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
-		t.Errorf("on a phone the overview is %dpx wide in a %dpx window", w[0], w[1])
+	f.visit(t, tb, Prefix) // laid out at phone width (charts size themselves on load)
+	if w := browsertest.Eval[int](t, tb, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("on a phone the overview is %dpx wide on a 390px screen", w)
 	}
 	tb.Screenshot(t, shots, "overview-phone.png")
 	f.visit(t, tb, Prefix+"images/"+f.a.Digest)
-	if w := browsertest.Eval[[]int](t, tb, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
-		t.Errorf("on a phone the image page is %dpx wide in a %dpx window", w[0], w[1])
+	if w := browsertest.Eval[int](t, tb, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("on a phone the image page is %dpx wide on a 390px screen", w)
 	}
 	tb.Screenshot(t, shots, "image-phone.png")
+}
+
+// checkOpenTrend: the open-findings chart's table has a row per day; the
+// days from the first snapshot on show the day's last snapshot (carried
+// over days without one), today shows the fleet now, and the days before
+// the first snapshot say so.
+func checkOpenTrend(t *testing.T, f *fixture, tb *browsertest.Tab, fl *store.Fleet) {
+	t.Helper()
+	rows := browsertest.Eval[[][]string](t, tb, `[...document.querySelectorAll("#t-open-trend tbody tr")].map(r => [...r.cells].map(c => c.textContent.trim()))`)
+	if len(rows) != trendDays {
+		t.Fatalf("open-findings table: %d days, want %d", len(rows), trendDays)
+	}
+	pts, err := f.st.FleetTrend(context.Background(), fleetNow.AddDate(0, 0, -trendDays))
+	if err != nil || len(pts) == 0 {
+		t.Fatalf("store trend: %v, %v", pts, err)
+	}
+	byDay := map[string]store.FleetPoint{}
+	for _, p := range pts {
+		byDay[p.Day.Format("2006-01-02")] = p
+	}
+	want := func(m map[string]int) []string {
+		var out []string
+		total := 0
+		for _, s := range severities {
+			out = append(out, strconv.Itoa(m[s.String()]))
+			total += m[s.String()]
+		}
+		return append(out, strconv.Itoa(total))
+	}
+	var last *store.FleetPoint
+	snapshots := 0
+	for i, r := range rows {
+		day := strings.TrimSuffix(r[0], " (now)")
+		if p, ok := byDay[day]; ok {
+			last = &p
+			snapshots++
+		}
+		var exp []string
+		switch {
+		case i == len(rows)-1:
+			exp = want(fl.Findings)
+		case last != nil:
+			exp = want(last.Findings)
+		default:
+			if len(r) != 2 || r[1] != "no snapshot yet" {
+				t.Errorf("day %s before the first snapshot: %q", day, r)
+			}
+			continue
+		}
+		if strings.Join(r[1:], " ") != strings.Join(exp, " ") {
+			t.Errorf("open findings on %s: page %q, store %q", day, r[1:], exp)
+		}
+	}
+	if snapshots == 0 || !strings.HasSuffix(rows[len(rows)-1][0], "(now)") {
+		t.Errorf("the table shows %d of the store's snapshots and ends %q", snapshots, rows[len(rows)-1][0])
+	}
+	series := browsertest.Eval[int](t, tb, `Chart.getChart(document.getElementById("chart-open")).data.datasets.length`)
+	if series != len(severities) {
+		t.Errorf("open-findings chart: %d series, want one per severity", series)
+	}
+}
+
+// checkProvenance: the image page shows the scan's base image, the best
+// recommended bases and the signature status as the store has them.
+func checkProvenance(t *testing.T, f *fixture, tb *browsertest.Tab, scanID int64) {
+	t.Helper()
+	p, err := f.st.Provenance(context.Background(), scanID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	det := p.Base.Detection
+	if got := text(t, tb, "#base-image"); det.BaseRef == "" || !strings.Contains(got, det.BaseRef) || !strings.Contains(got, det.Reason) {
+		t.Errorf("base image: page %q, store %+v", got, det)
+	}
+	cands := p.Base.Recommendation.Candidates
+	refs := browsertest.Eval[[]string](t, tb, `[...document.querySelectorAll("#t-candidates tbody tr td:first-child code")].map(c => c.textContent)`)
+	if len(cands) == 0 || len(refs) != min(len(cands), maxCandidates) {
+		t.Fatalf("recommended bases: page %v, store %d", refs, len(cands))
+	}
+	for i, r := range refs {
+		if r != cands[i].Ref {
+			t.Errorf("candidate %d: page %s, store %s", i, r, cands[i].Ref)
+		}
+	}
+	if row := text(t, tb, "#t-candidates tbody tr:first-child"); !strings.Contains(row, vulnWords(cands[0].VulnsDelta, true)) || !strings.Contains(row, signedSize(cands[0].SizeDelta)) {
+		t.Errorf("first candidate's row %q lacks its vulnerability or size change (%+v)", row, cands[0])
+	}
+	sig := p.Signature
+	if got := text(t, tb, "#sig-status"); got != sig.Status {
+		t.Errorf("signature status: page %q, store %q", got, sig.Status)
+	}
+	got := text(t, tb, "#signature")
+	if !strings.Contains(got, "verified by the server") || !strings.Contains(got, sig.Reason) {
+		t.Errorf("signature: %q, store %+v", got, sig)
+	}
+	for _, r := range sig.Rules {
+		rules := text(t, tb, "#sig-rules")
+		if !strings.Contains(rules, "policy "+r.Policy) || !strings.Contains(rules, r.Key) || !strings.Contains(rules, r.Attestations[0].PredicateType) ||
+			!strings.Contains(rules, "transparency log not checked") {
+			t.Errorf("signature rules: %q, store %+v", rules, r)
+		}
+	}
 }
 
 func (f *fixture) latest(t *testing.T, digest string) store.ImageSummary {
@@ -484,5 +589,147 @@ func TestExports(t *testing.T) {
 	}
 	if got := csvSafe([]string{"=HYPERLINK(1)", "+1", "ok", ""}); got[0] != "'=HYPERLINK(1)" || got[1] != "'+1" || got[2] != "ok" {
 		t.Errorf("csvSafe: %q", got)
+	}
+}
+
+// shotsDir is where TestBrowserScreenshots leaves every page, light and
+// dark, laptop and phone, to be looked at.
+const shotsDir = "/tmp/dash-shots"
+
+// TestBrowserScreenshots: every page in light and dark, at laptop and phone
+// width: axe-core finds no serious violation in either theme, no page
+// scrolls sideways on a phone, and each is saved as a screenshot.
+func TestBrowserScreenshots(t *testing.T) {
+	f := theFixture(t)
+	pages := []struct{ name, path string }{
+		{"overview", Prefix},
+		{"images", Prefix + "images"},
+		{"images-filtered", Prefix + "images?worst=high"},
+		{"image", Prefix + "images/" + f.a.Digest},
+		{"image-packages", Prefix + "images/" + f.a.Digest + "?tab=packages"},
+		{"image-layers", Prefix + "images/" + f.a.Digest + "?tab=layers"},
+		{"image-secrets", Prefix + "images/" + f.b.Digest + "?tab=secrets"},
+		{"image-audit", Prefix + "images/" + f.a.Digest + "?tab=audit"},
+		{"image-where", Prefix + "images/" + f.a.Digest + "?tab=where"},
+		{"vulnerabilities", Prefix + "vulnerabilities"},
+		{"vulnerability", Prefix + "vulnerabilities/GHSA-35jh-r3h4-6jhm"},
+		{"alerts", Prefix + "alerts"},
+		{"decisions", Prefix + "decisions"},
+		{"changes", Prefix + "changes"},
+		{"compare", Prefix + "compare?a=" + strconv.FormatInt(f.idA, 10) + "&b=" + strconv.FormatInt(f.idB, 10)},
+		{"compare-empty", Prefix + "compare"},
+		{"search", Prefix + "search?q=lodash"},
+		{"login", Prefix + "login"},
+		{"not-found", Prefix + "images/sha256:" + strings.Repeat("0", 64)},
+	}
+	sizes := []struct {
+		name          string
+		width, height int64
+		mobile        bool
+	}{{"laptop", 1280, 900, false}, {"phone", 390, 844, true}}
+	for _, size := range sizes {
+		for _, dark := range []bool{false, true} {
+			theme := map[bool]string{false: "light", true: "dark"}[dark]
+			for _, p := range pages {
+				// A tab of its own for each page (a tab lives 60 s, and a
+				// loaded machine is slow), signed in through the form; it
+				// is not checked for console errors, as the not-found page
+				// is a 404 the console reports.
+				t.Run(size.name+"-"+theme+"/"+p.name, func(t *testing.T) {
+					tb := browsertest.NewTab(t, true)
+					tb.Navigate(t, f.srv.URL+Prefix+"login")
+					tb.Do(t, chromedp.SendKeys(chromedp.CSS("#token"), f.tokens[RoleScan]), chromedp.Submit(chromedp.CSS("#token")),
+						chromedp.WaitVisible(chromedp.CSS("#n-images")))
+					if size.mobile {
+						tb.Do(t, chromedp.EmulateViewport(size.width, size.height, chromedp.EmulateMobile))
+					} else {
+						tb.Do(t, chromedp.EmulateViewport(size.width, size.height))
+					}
+					tb.Dark(t, dark)
+					tb.Navigate(t, f.srv.URL+p.path)
+					want := map[string]string{"not-found": "Error", "login": "Sign in"}[p.name]
+					if h := text(t, tb, "h1"); (want == "" && (h == "Error" || h == "Sign in")) || (want != "" && h != want) {
+						t.Errorf("%s: %s: %s", p.path, h, text(t, tb, "main"))
+					}
+					// Against the device's width: a phone's layout viewport
+					// (innerWidth) grows to a page that is too wide.
+					if w := browsertest.Eval[int](t, tb, `document.documentElement.scrollWidth`); w > int(size.width) {
+						t.Errorf("%s, %s: the page is %dpx wide on a %dpx screen", p.name, size.name, w, size.width)
+					}
+					if !size.mobile {
+						tb.Axe(t)
+					}
+					tb.Screenshot(t, shotsDir, p.name+"-"+theme+"-"+size.name+".png")
+				})
+			}
+		}
+	}
+}
+
+// TestBrowserAlertFilters: the runtime alerts timeline filters by rule,
+// priority, container, image and namespace, each from the form or from a
+// link in the timeline; the filtered view is a URL that shows the same in
+// another signed-in browser tab.
+func TestBrowserAlertFilters(t *testing.T) {
+	f := theFixture(t)
+	ctx := context.Background()
+	tb := signIn(t, f, RoleRead, true)
+	ids := func() []string {
+		return browsertest.Eval[[]string](t, tb, `[...document.querySelectorAll("#timeline > li[data-id]")].map(li => li.dataset.id)`)
+	}
+	storeIDs := func(fl store.EventFilter) []string {
+		fl.Kinds = []string{"runtime"}
+		evs, err := f.st.EventsPage(ctx, fl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range evs {
+			out = append(out, strconv.FormatInt(e.ID, 10))
+		}
+		return out
+	}
+	check := func(what string, fl store.EventFilter, wantN int) {
+		t.Helper()
+		got, want := ids(), storeIDs(fl)
+		if strings.Join(got, ",") != strings.Join(want, ",") || len(got) != wantN {
+			t.Errorf("alerts by %s: page %v, store %v (want %d)", what, got, want, wantN)
+		}
+	}
+	submit := func(field, value string) {
+		t.Helper()
+		f.visit(t, tb, Prefix+"alerts")
+		tb.Do(t, chromedp.SendKeys(chromedp.CSS(`input[name="`+field+`"]`), value), chromedp.Submit(chromedp.CSS(`input[name="`+field+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`input[name="`+field+`"][value="`+value+`"]`)))
+	}
+	// From the form.
+	submit("priority", "Warning")
+	check("priority Warning", store.EventFilter{Priority: "Warning"}, 1)
+	submit("namespace", "shop")
+	check("namespace shop", store.EventFilter{Namespace: "shop"}, 3)
+	submit("image", f.b.Digest)
+	check("image 1.1", store.EventFilter{Digest: f.b.Digest}, 1)
+	submit("rule", "Terminal shell in container")
+	check("rule", store.EventFilter{Rule: "Terminal shell in container"}, 2)
+	// From the links of the timeline: a rule, then a container.
+	f.visit(t, tb, Prefix+"alerts")
+	tb.Do(t, chromedp.Click(chromedp.CSS(`#timeline a.rule[href*="Read+sensitive"]`)), chromedp.WaitVisible(chromedp.CSS(`input[name="rule"][value="Read sensitive file untrusted"]`)))
+	check("rule link", store.EventFilter{Rule: "Read sensitive file untrusted"}, 1)
+	// From the image page: all the alerts of the image.
+	f.visit(t, tb, Prefix+"images/"+f.a.Digest+"?tab=where")
+	tb.Do(t, chromedp.Click(chromedp.CSS(`a[href^="/ui/alerts?image="]`)), chromedp.WaitVisible(chromedp.CSS(`input[name="image"][value="`+f.a.Digest+`"]`)))
+	check("image link", store.EventFilter{Digest: f.a.Digest}, 2)
+	// Several filters at once, as a URL opened in another tab.
+	u := Prefix + "alerts?" + url.Values{"container": {"web"}, "priority": {"Critical"}, "namespace": {"shop"}, "image": {f.a.Digest}}.Encode()
+	other := signIn(t, f, RoleRead, true)
+	other.Navigate(t, f.srv.URL+u)
+	got := browsertest.Eval[[]string](t, other, `[...document.querySelectorAll("#timeline > li[data-id]")].map(li => li.dataset.id)`)
+	if want := storeIDs(store.EventFilter{Container: "web", Priority: "Critical", Namespace: "shop", Digest: f.a.Digest}); strings.Join(got, ",") != strings.Join(want, ",") || len(got) != 1 {
+		t.Errorf("shared URL %s: %v, store %v", u, got, want)
+	}
+	for field, v := range map[string]string{"container": "web", "priority": "Critical", "namespace": "shop", "image": f.a.Digest} {
+		if got := browsertest.Eval[string](t, other, `document.querySelector('input[name="`+field+`"]').value`); got != v {
+			t.Errorf("shared URL: the %s field shows %q, want %q", field, got, v)
+		}
 	}
 }

@@ -282,7 +282,7 @@ func (d *Dashboard) fail(q *request, err error) {
 	case errors.As(err, &he):
 		status, msg = he.status, he.msg
 	case errors.Is(err, store.ErrNotFound):
-		status, msg = http.StatusNotFound, "not found: "+err.Error()
+		status, msg = http.StatusNotFound, err.Error()
 	case errors.Is(err, store.ErrInvalid):
 		status, msg = http.StatusBadRequest, err.Error()
 	case errors.Is(err, store.ErrTooLarge):

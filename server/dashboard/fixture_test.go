@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,8 +30,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/bulkhead-sec/bulkhead/audit"
+	"github.com/bulkhead-sec/bulkhead/base"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/internal/browsertest"
+	"github.com/bulkhead-sec/bulkhead/inventory"
+	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/scan"
 	"github.com/bulkhead-sec/bulkhead/secret"
@@ -113,31 +117,64 @@ func build() (*fixture, error) {
 		return nil, err
 	}
 	defer m.Close()
+	demo, err := filepath.Abs("../../testdata/images/alpine-demo.oci.tar")
+	if err != nil {
+		return nil, err
+	}
+	// The base catalog: the demo's first layer as a base image of its own,
+	// and scratch.
+	v2, firstLayer, err := secondVersion(demo)
+	if err != nil {
+		return nil, err
+	}
+	cat := &base.Catalog{Entries: []base.Entry{base.Profile(base.Scratch, &inventory.Inventory{Target: inventory.Target{Name: base.Scratch, Source: "scratch"}}, nil, nil, &base.VulnCounts{DBSource: "osv"})}}
+	res, err := pipeline.Run(ctx, "oci-layout:"+firstLayer, pipeline.Options{TempDir: tmpRoot, Matcher: m})
+	if err != nil {
+		return nil, err
+	}
+	cat.Entries = append(cat.Entries, base.Profile("registry.example/base/alpine:3", res.Inventory, res.Tree, match.Active(res.Findings), &base.VulnCounts{DBSource: "osv"}))
 	scanOne := func(ref string) (*store.Scan, error) {
 		res, err := pipeline.Run(ctx, ref, pipeline.Options{TempDir: tmpRoot, Matcher: m,
 			Scanners: []scan.Scanner{imagescan.New(secret.Default()), audit.New()}})
 		if err != nil {
 			return nil, fmt.Errorf("scan %s: %w", ref, err)
 		}
+		// The base and its recommendation, as the server makes them
+		// (server.Config.BaseCatalog).
+		var diffIDs []string
+		for _, d := range res.Image.Config().RootFS.DiffIDs {
+			diffIDs = append(diffIDs, d.String())
+		}
+		det := base.Detect(cat, diffIDs, res.Annotations)
+		bi := &store.BaseImage{Detection: det}
+		if bi.Recommendation, err = base.Recommend(ctx, cat, det, res.Inventory, m.Active); err != nil {
+			return nil, fmt.Errorf("recommend a base for %s: %w", ref, err)
+		}
 		return &store.Scan{Digest: res.Inventory.Target.Digest, Repository: "registry.example/shop/web", Source: "registry",
-			DB: res.DB, Inventory: res.Inventory, Findings: res.Findings}, nil
-	}
-	demo, err := filepath.Abs("../../testdata/images/alpine-demo.oci.tar")
-	if err != nil {
-		return nil, err
+			DB: res.DB, Inventory: res.Inventory, Findings: res.Findings, Provenance: &store.Provenance{Base: bi}}, nil
 	}
 	if f.a, err = scanOne("oci-archive:" + demo); err != nil {
-		return nil, err
-	}
-	v2, err := secondVersion(demo)
-	if err != nil {
 		return nil, err
 	}
 	if f.b, err = scanOne("oci-layout:" + v2); err != nil {
 		return nil, err
 	}
 	f.a.ScannedAt, f.b.ScannedAt = fleetNow.Add(-3*24*time.Hour), fleetNow.Add(-2*time.Hour)
+	// Signature statuses (the server's signature check is tested in
+	// package server against a registry): 1.0 verified under the release
+	// policy, 1.1 not signed.
+	f.a.Provenance.Signature = &store.SignatureStatus{Status: store.SignatureVerified, CheckedBy: store.CheckedByServer, CheckedAt: f.a.ScannedAt,
+		Rules: []store.SignatureRule{{Policy: "release", Key: "/etc/bulkhead/keys/release.pub", TransparencyLog: "ignore",
+			Signatures:   []store.SignatureRef{{Layout: "legacy", Where: "sha256-" + strings.TrimPrefix(f.a.Digest, "sha256:") + ".sig layer 0"}},
+			Attestations: []store.SignatureRef{{Layout: "bundle", Where: "sha256:0123", PredicateType: "https://cyclonedx.org/bom"}}}}}
+	f.b.Provenance.Signature = &store.SignatureStatus{Status: store.SignatureFailed, CheckedBy: store.CheckedByServer, CheckedAt: f.b.ScannedAt,
+		Reason: "policy release: not signed by any of its keys"}
 	if f.idA, err = st.PutScan(ctx, f.a, &store.Sighting{Reference: "registry.example/shop/web:1.0", Kind: "registry", SeenAt: f.a.ScannedAt}); err != nil {
+		return nil, err
+	}
+	// The fleet's trend: a snapshot after each stored scan and after the
+	// re-evaluation, as the server takes them.
+	if err := st.SnapshotFleet(ctx, f.a.ScannedAt); err != nil {
 		return nil, err
 	}
 	if f.idB, err = st.PutScan(ctx, f.b, &store.Sighting{Reference: "registry.example/shop/web:1.1", Kind: "registry", SeenAt: f.b.ScannedAt}); err != nil {
@@ -171,6 +208,9 @@ func build() (*fixture, error) {
 		return nil, err
 	}
 	f.a.Findings = kept
+	if err := st.SnapshotFleet(ctx, fleetNow.Add(-time.Hour)); err != nil {
+		return nil, err
+	}
 	for i, e := range []store.Event{
 		{Kind: "runtime", Digest: f.a.Digest, Priority: "Critical", Rule: "Terminal shell in container", Container: "web", Namespace: "shop",
 			Output: "A shell was spawned in a container with an attached terminal (user=root shell=sh)"},
@@ -238,28 +278,28 @@ func storeAuth(st store.Store) Auth {
 // secondVersion builds version 1.1 of the demo image: one more layer that
 // upgrades lodash (fixing its advisories) and leaves a GitHub token in an
 // .env file. It is written as an OCI layout directory.
-func secondVersion(demo string) (string, error) {
+func secondVersion(demo string) (v2, firstLayer string, err error) {
 	// The archive is an OCI layout in a tar: unpack it and read it with
 	// go-containerregistry's layout package.
 	src := filepath.Join(tmpRoot, "demo-1.0")
 	if err := untar(demo, src); err != nil {
-		return "", err
+		return "", "", err
 	}
 	lp, err := layout.FromPath(src)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	idx, err := lp.ImageIndex()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	im, err := idx.IndexManifest()
 	if err != nil || len(im.Manifests) == 0 {
-		return "", fmt.Errorf("demo index: %v", err)
+		return "", "", fmt.Errorf("demo index: %v", err)
 	}
-	base, err := idx.Image(im.Manifests[0].Digest)
+	img, err := idx.Image(im.Manifests[0].Digest)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -268,28 +308,56 @@ func secondVersion(demo string) (string, error) {
 		{"app/config/.env", "GITHUB_TOKEN=ghp_R8xK2mQ7vN4pL9wT3zY6bH1cJ5fD0gS8aE2u\n"},
 	} {
 		if err := tw.WriteHeader(&tar.Header{Name: fl.name, Mode: 0o644, Size: int64(len(fl.body)), Typeflag: tar.TypeReg, ModTime: time.Unix(1700000000, 0)}); err != nil {
-			return "", err
+			return "", "", err
 		}
 		tw.Write([]byte(fl.body))
 	}
 	tw.Close()
 	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	next, err := mutate.Append(base, mutate.Addendum{Layer: layer, History: v1.History{CreatedBy: "COPY app/ /app/ # 1.1: lodash 4.17.21, config", Created: v1.Time{Time: time.Unix(1700000000, 0)}}})
+	next, err := mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{CreatedBy: "COPY app/ /app/ # 1.1: lodash 4.17.21, config", Created: v1.Time{Time: time.Unix(1700000000, 0)}}})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	dir := filepath.Join(tmpRoot, "demo-1.1")
-	p, err := layout.Write(dir, empty.Index)
+	// The base: the demo's first layer alone.
+	layers, err := img.Layers()
+	if err != nil || len(layers) < 2 {
+		return "", "", fmt.Errorf("demo layers: %d, %v", len(layers), err)
+	}
+	cf, err := img.ConfigFile()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	if err := p.AppendImage(next); err != nil {
-		return "", err
+	baseImg, err := mutate.AppendLayers(empty.Image, layers[0])
+	if err != nil {
+		return "", "", err
 	}
-	return dir, nil
+	bcf, err := baseImg.ConfigFile()
+	if err != nil {
+		return "", "", err
+	}
+	bcf = bcf.DeepCopy()
+	bcf.Architecture, bcf.OS = cf.Architecture, cf.OS
+	if baseImg, err = mutate.ConfigFile(baseImg, bcf); err != nil {
+		return "", "", err
+	}
+	write := func(dir string, img v1.Image) error {
+		p, err := layout.Write(dir, empty.Index)
+		if err != nil {
+			return err
+		}
+		return p.AppendImage(img)
+	}
+	v2, firstLayer = filepath.Join(tmpRoot, "demo-1.1"), filepath.Join(tmpRoot, "demo-base")
+	if err := write(v2, next); err != nil {
+		return "", "", err
+	}
+	if err := write(firstLayer, baseImg); err != nil {
+		return "", "", err
+	}
+	return v2, firstLayer, nil
 }
 
 func untar(file, dir string) error {

@@ -36,6 +36,10 @@ var funcs = template.FuncMap{
 	"add":         func(a, b int) int { return a + b },
 	"pkgPath":     func(p inventory.Package) string { return pkgPath(&p) },
 	"suppression": suppression,
+	"sigWord": func(status string) string {
+		return map[string]string{store.SignatureVerified: "verified", store.SignatureFailed: "failed", store.SignatureNoPolicy: "no policy covers this repository",
+			store.SignatureNotChecked: "not checked"}[status]
+	},
 	"sum": func(m map[string]int) int {
 		n := 0
 		for _, v := range m {

@@ -47,6 +47,8 @@ type overviewData struct {
 	Top                   []store.VulnCount
 	Trend                 []store.TrendDay
 	TrendChart            chartSeries
+	Open                  []openDay
+	OpenChart             chartSeries
 	Appeared, Disappeared int
 	Changes               []store.Change
 	Since                 time.Time
@@ -55,6 +57,51 @@ type overviewData struct {
 
 // trendDays is how far back the overview's trend goes.
 const trendDays = 30
+
+// openDay is one day of the open-findings trend; Known is false before
+// the first snapshot (the day's counts are not known).
+type openDay struct {
+	Day    time.Time
+	Known  bool
+	Counts []int // CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN (severities)
+	Total  int
+	Live   bool // today: the fleet now, not a snapshot
+}
+
+// openTrend makes one point per day of the last trendDays: the day's last
+// snapshot, else the previous day's (a day without a snapshot saw no
+// stored scan or re-evaluation), and today the fleet as it is now.
+func openTrend(points []store.FleetPoint, now time.Time, fl *store.Fleet) []openDay {
+	first := now.Truncate(24*time.Hour).AddDate(0, 0, -(trendDays - 1))
+	byDay := map[int64]store.FleetPoint{}
+	for _, p := range points {
+		byDay[p.Day.Unix()] = p
+	}
+	out := make([]openDay, trendDays)
+	var last *store.FleetPoint
+	for i := range out {
+		day := first.AddDate(0, 0, i)
+		if p, ok := byDay[day.Unix()]; ok {
+			last = &p
+		}
+		o := openDay{Day: day}
+		var counts map[string]int
+		switch {
+		case i == trendDays-1:
+			o.Known, o.Live, counts = true, true, fl.Findings
+		case last != nil:
+			o.Known, counts = true, last.Findings
+		}
+		if o.Known {
+			for _, s := range severities {
+				o.Counts = append(o.Counts, counts[s.String()])
+				o.Total += counts[s.String()]
+			}
+		}
+		out[i] = o
+	}
+	return out
+}
 
 func (d *Dashboard) overview(q *request) error {
 	fl, err := d.st.Fleet(q.ctx)
@@ -67,6 +114,12 @@ func (d *Dashboard) overview(q *request) error {
 	}
 	now := d.opt.Now().UTC()
 	trend, err := d.st.Trend(q.ctx, now.Truncate(24*time.Hour).AddDate(0, 0, -(trendDays-1)))
+	if err != nil {
+		return err
+	}
+	// The snapshot of the day before the window carries into its first
+	// days.
+	points, err := d.st.FleetTrend(q.ctx, now.Truncate(24*time.Hour).AddDate(0, 0, -trendDays))
 	if err != nil {
 		return err
 	}
@@ -104,6 +157,22 @@ func (d *Dashboard) overview(q *request) error {
 		{"label": "findings fixed", "data": disappeared, "color": "--good"},
 		{"label": "scans stored", "data": scans, "color": "--link"},
 	})}
+	o.Open = openTrend(points, now, fl)
+	openSeries := make([]map[string]any, len(severities))
+	for j, sv := range severities {
+		data := make([]any, len(o.Open))
+		for i, p := range o.Open {
+			if p.Known {
+				data[i] = p.Counts[j]
+			}
+		}
+		openSeries[j] = map[string]any{"label": sv.String(), "data": data, "color": "--line-" + strings.ToLower(sv.String())}
+	}
+	openLabels := make([]string, len(o.Open))
+	for i, p := range o.Open {
+		openLabels[i] = p.Day.Format("01-02")
+	}
+	o.OpenChart = chartSeries{Labels: jsonString(openLabels), Series: jsonString(openSeries)}
 	d.render(q, http.StatusOK, "overview", "Fleet overview", o)
 	return nil
 }
@@ -216,6 +285,7 @@ type imageData struct {
 	CanRescan  bool
 	Queued     bool
 	Suppressed int
+	Provenance *provenanceView
 }
 
 type tabLink struct {
@@ -317,6 +387,9 @@ func (d *Dashboard) image(q *request) error {
 	}
 	seen, err := d.st.Sightings(q.ctx, digest)
 	if err != nil {
+		return err
+	}
+	if v.Provenance, err = d.provenance(q.ctx, sc.ID); err != nil {
 		return err
 	}
 	n := map[string]int{"vulnerabilities": len(byKind[finding.KindVulnerability]), "packages": len(sc.Inventory.Packages),

@@ -309,6 +309,9 @@ func (e *Extension) run(ctx context.Context, a Args) (*Output, error) {
 		out.Error = err.Error()
 	}
 	e.lastVer = ver
+	if sum.Changed > 0 {
+		e.s.FleetChanged() // the overview's trend
+	}
 	out.Ran, out.Summary = true, &sum
 	log.Info("re-evaluated", "images", sum.Images, "changed", sum.Changed, "appeared", sum.Appeared,
 		"disappeared", sum.Disappeared, "failed", sum.Failed, "duration", sum.Duration, "db", ver)

@@ -13,13 +13,14 @@ import (
 	"errors"
 	"time"
 
+	"github.com/bulkhead-sec/bulkhead/base"
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	"github.com/bulkhead-sec/bulkhead/report"
 )
 
 // Errors a Store wraps (test with errors.Is): the API maps them to 404,
-// 400, 413 and 409.
+// 400, 413, 409 and 503.
 var (
 	// ErrNotFound is returned when the asked-for row does not exist.
 	ErrNotFound = errors.New("not found")
@@ -30,6 +31,12 @@ var (
 	ErrTooLarge = errors.New("too large")
 	// ErrConflict is returned when a unique name or hash already exists.
 	ErrConflict = errors.New("already exists")
+	// ErrBusy is returned when the database cannot take the request now
+	// but may soon: SQLite still locked after its busy timeout, a
+	// PostgreSQL deadlock or serialization failure still failing after the
+	// store's retries, or no connection to be had. Nothing was written;
+	// the request may be sent again.
+	ErrBusy = errors.New("database busy")
 )
 
 // Scan is one scan of one image digest.
@@ -50,6 +57,80 @@ type Scan struct {
 	// Findings are the current findings of this scan: replaced by each
 	// re-evaluation (the change is recorded as Changes).
 	Findings []finding.Finding `json:"findings,omitempty"`
+	// Provenance, when set, is stored with the scan (PutScan). Scan and
+	// LatestScan do not read it back: ask Provenance.
+	Provenance *Provenance `json:"provenance,omitempty"`
+}
+
+// Provenance says where an image comes from and who vouches for it: its
+// base image with the recommendation of a better one, and whether a trusted
+// key signed and attested it. Either part may be missing (the server has
+// no base catalog or no signature policy, the upload did not carry it).
+type Provenance struct {
+	Base      *BaseImage       `json:"base,omitempty"`
+	Signature *SignatureStatus `json:"signature,omitempty"`
+}
+
+// BaseImage is the image's base as base.Detect decided it, and
+// base.Recommend's ranking of the catalog's other bases.
+type BaseImage struct {
+	Detection base.Detection `json:"detection"`
+	// Recommendation is nil when the base is not in the catalog (see
+	// Detection.Reason) or could not be ranked (Note).
+	Recommendation *base.Recommendation `json:"recommendation,omitempty"`
+	// Note says why there is no recommendation when the detection does
+	// not.
+	Note string `json:"note,omitempty"`
+}
+
+// Signature statuses.
+const (
+	// SignatureVerified: every signature-policy rule that covers the
+	// image's repository was met (a trusted key signed its digest, and
+	// each required attestation verified).
+	SignatureVerified = "verified"
+	// SignatureFailed: a rule was not met; Reason says which and why.
+	SignatureFailed = "failed"
+	// SignatureNoPolicy: no rule of the policy covers the repository.
+	SignatureNoPolicy = "no-policy"
+	// SignatureNotChecked: the check could not run (no repository to
+	// read signatures from, a registry error); Reason says why.
+	SignatureNotChecked = "not-checked"
+)
+
+// Who checked a signature.
+const (
+	CheckedByServer = "server" // this server verified it when it scanned the image
+	CheckedByUpload = "upload" // the uploader (CI) says so; the server did not verify it
+)
+
+// SignatureStatus is what a signature check of the image's digest found.
+type SignatureStatus struct {
+	Status    string    `json:"status"` // one of the Signature* constants
+	Reason    string    `json:"reason,omitempty"`
+	CheckedBy string    `json:"checkedBy"` // CheckedByServer or CheckedByUpload
+	CheckedAt time.Time `json:"checkedAt"`
+	// Rules are the policy rules that were met, with what met them.
+	Rules []SignatureRule `json:"rules,omitempty"`
+}
+
+// SignatureRule is one signature-policy rule that was met.
+type SignatureRule struct {
+	Policy string `json:"policy"`
+	Key    string `json:"key"`
+	// TransparencyLog is the choice applied ("required" or "ignore").
+	TransparencyLog string         `json:"transparencyLog,omitempty"`
+	Signatures      []SignatureRef `json:"signatures,omitempty"`
+	Attestations    []SignatureRef `json:"attestations,omitempty"`
+}
+
+// SignatureRef is one signature or attestation that verified: its layout
+// ("legacy" .sig/.att tags or "bundle" referrers), where it was found
+// and, for an attestation, its predicate type.
+type SignatureRef struct {
+	Layout        string `json:"layout"`
+	Where         string `json:"where"`
+	PredicateType string `json:"predicateType,omitempty"`
 }
 
 // Sighting says where an image was seen.
@@ -191,6 +272,16 @@ type TrendDay struct {
 	Disappeared int       `json:"disappeared"` // and that disappeared
 }
 
+// FleetPoint is the fleet's open (unsuppressed) findings by severity
+// name at the end of one UTC day: the last snapshot taken that day
+// (SnapshotFleet).
+type FleetPoint struct {
+	Day      time.Time      `json:"day"`
+	At       time.Time      `json:"at"` // when the snapshot was taken
+	Images   int            `json:"images"`
+	Findings map[string]int `json:"findings"`
+}
+
 // PackageHit is a package name and how many images hold it.
 type PackageHit struct {
 	Name   string `json:"name"`
@@ -259,6 +350,15 @@ type Store interface {
 	TopVulnerabilities(ctx context.Context, limit int) ([]VulnCount, error)
 	// Trend counts scans and re-evaluation changes per UTC day since.
 	Trend(ctx context.Context, since time.Time) ([]TrendDay, error)
+	// SnapshotFleet records the fleet's open findings by severity (Fleet)
+	// as the point of at's UTC day, replacing that day's earlier snapshot.
+	SnapshotFleet(ctx context.Context, at time.Time) error
+	// FleetTrend lists the daily snapshots since (a UTC day), oldest
+	// first; a day without a snapshot has no point.
+	FleetTrend(ctx context.Context, since time.Time) ([]FleetPoint, error)
+	// Provenance is the provenance stored with a scan; ErrNotFound when
+	// the scan has none (or does not exist).
+	Provenance(ctx context.Context, scanID int64) (*Provenance, error)
 	// ChangeCounts counts the findings that appeared and disappeared
 	// after since.
 	ChangeCounts(ctx context.Context, since time.Time) (appeared, disappeared int, err error)

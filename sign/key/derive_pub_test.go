@@ -2,6 +2,7 @@ package key
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,7 +11,7 @@ import (
 // cosign-sigstore.pub is the public half of cosign's test key, checked in
 // for the policy tests; it must stay its public half.
 func TestCosignSigstorePub(t *testing.T) {
-	s, err := LoadPrivate(filepath.Join("testdata", "cosign-sigstore.key"), func(bool) ([]byte, error) { return []byte("hello"), nil })
+	s, err := LoadPrivate(context.Background(), filepath.Join("testdata", "cosign-sigstore.key"), func(bool) ([]byte, error) { return []byte("hello"), nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,10 @@
 // too. ECDSA P-256 is what new keys use; Ed25519 and RSA keys made
 // elsewhere are accepted.
 //
-// A key reference is a file path or env://NAME (the PEM text in the
-// environment variable NAME), as cosign accepts. KMS URIs are recognised and
-// refused with an explanation: no KMS can be exercised offline here.
+// A key reference is a file path, env://NAME (the PEM text in the
+// environment variable NAME), or a KMS URI (awskms://, gcpkms://,
+// azurekms://, hashivault://, openbao://), as cosign accepts; LoadPrivate
+// and LoadPublic resolve all of them (kms.go).
 package key
 
 import (
@@ -56,6 +57,9 @@ type Signer struct {
 	Private crypto.Signer
 	// Algorithm describes key and hash as the Sigstore bundle names them.
 	Algorithm signature.AlgorithmDetails
+	// KMS is the KMS reference the key lives behind; empty for a key
+	// read from a file or the environment.
+	KMS string
 }
 
 // Verifier is a loaded public key.
@@ -242,10 +246,12 @@ func (s *Signer) PublicPEM() ([]byte, error) {
 func (s *Signer) Verifier() (*Verifier, error) { return NewVerifier(s.Private.Public()) }
 
 // ReadRef reads the bytes a key reference names: a file path or
-// env://NAME. KMS URIs are refused with a reason.
+// env://NAME. KMS references hold no bytes to read (LoadPrivate and
+// LoadPublic take them); Kubernetes, PKCS#11 and GitLab keys are refused
+// with a reason.
 func ReadRef(ref string) ([]byte, error) {
 	if ref == "" {
-		return nil, errors.New("no key given; pass --key cosign.key (or env://NAME)")
+		return nil, errors.New("no key given; pass --key cosign.key (or env://NAME, or a KMS URI such as awskms:///alias/NAME)")
 	}
 	if name, ok := strings.CutPrefix(ref, "env://"); ok {
 		v, set := os.LookupEnv(name)
@@ -254,9 +260,12 @@ func ReadRef(ref string) ([]byte, error) {
 		}
 		return []byte(v), nil
 	}
-	for _, scheme := range []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://", "k8s://", "pkcs11:", "gitlab://"} {
+	if IsKMS(ref) {
+		return nil, fmt.Errorf("key %s: a KMS key has no bytes to read; load it with LoadPrivate or LoadPublic", Redact(ref))
+	}
+	for _, scheme := range unsupportedSchemes {
 		if strings.HasPrefix(ref, scheme) {
-			return nil, fmt.Errorf("key %s: KMS, Kubernetes, PKCS#11 and GitLab keys are not supported yet; export the key to a file or use env://NAME", ref)
+			return nil, fmt.Errorf("key %s: Kubernetes, PKCS#11 and GitLab keys are not supported; export the key to a file, use env://NAME, or keep it in a KMS (awskms://, gcpkms://, azurekms://, hashivault://)", Redact(ref))
 		}
 	}
 	f, err := os.Open(ref)
@@ -274,8 +283,13 @@ func ReadRef(ref string) ([]byte, error) {
 	return b, nil
 }
 
-// LoadPrivate reads and decrypts the private key a reference names.
-func LoadPrivate(ref string, pass PassFunc) (*Signer, error) {
+// LoadPrivate resolves a signing key reference: a KMS URI gives a Signer
+// whose signatures the KMS makes; a file or env://NAME is read and
+// decrypted with pass. Every command that signs comes through here.
+func LoadPrivate(ctx context.Context, ref string, pass PassFunc) (*Signer, error) {
+	if IsKMS(ref) {
+		return loadKMSPrivate(ctx, ref)
+	}
 	b, err := ReadRef(ref)
 	if err != nil {
 		return nil, err
@@ -287,10 +301,15 @@ func LoadPrivate(ref string, pass PassFunc) (*Signer, error) {
 	return s, nil
 }
 
-// LoadPublic reads the public key a reference names. A private key is
-// accepted too (its public half is used), as cosign does, when a password
-// function is given.
-func LoadPublic(ref string, pass PassFunc) (*Verifier, error) {
+// LoadPublic resolves a verification key reference: a KMS URI (the public
+// key is asked of the KMS once; signatures are checked locally), a public
+// key file or env://NAME. A private key is accepted too (its public half is
+// used), as cosign does, when a password function is given. Every command
+// and policy that verifies comes through here.
+func LoadPublic(ctx context.Context, ref string, pass PassFunc) (*Verifier, error) {
+	if IsKMS(ref) {
+		return loadKMSPublic(ctx, ref)
+	}
 	b, err := ReadRef(ref)
 	if err != nil {
 		return nil, err

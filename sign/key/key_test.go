@@ -2,6 +2,7 @@ package key
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -47,7 +48,7 @@ func TestCosignKeys(t *testing.T) {
 			if _, err := os.Stat(path); err != nil {
 				t.Fatalf("fixture missing: %v", err)
 			}
-			s, err := LoadPrivate(path, static(tc.pass))
+			s, err := LoadPrivate(context.Background(), path, static(tc.pass))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +64,7 @@ func TestCosignKeys(t *testing.T) {
 			pubPath := strings.TrimSuffix(path, ".key") + ".pub"
 			var v *Verifier
 			if _, err := os.Stat(pubPath); err == nil {
-				v, err = LoadPublic(pubPath, nil)
+				v, err = LoadPublic(context.Background(), pubPath, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -76,7 +77,7 @@ func TestCosignKeys(t *testing.T) {
 			if err := v.VerifySignature(bytes.NewReader(sig), bytes.NewReader([]byte("other"))); err == nil {
 				t.Fatal("signature verified over another message")
 			}
-			if _, err := LoadPrivate(path, static(tc.pass+"x")); err == nil || !strings.Contains(err.Error(), "wrong password") {
+			if _, err := LoadPrivate(context.Background(), path, static(tc.pass+"x")); err == nil || !strings.Contains(err.Error(), "wrong password") {
 				t.Fatalf("wrong password: got %v", err)
 			}
 		})
@@ -120,16 +121,16 @@ func TestEnvRef(t *testing.T) {
 	}
 	t.Setenv("BULKHEAD_TEST_KEY", string(priv))
 	t.Setenv("BULKHEAD_TEST_PUB", string(pub))
-	s, err := LoadPrivate("env://BULKHEAD_TEST_KEY", static("pw"))
+	s, err := LoadPrivate(context.Background(), "env://BULKHEAD_TEST_KEY", static("pw"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := LoadPublic("env://BULKHEAD_TEST_PUB", nil)
+	v, err := LoadPublic(context.Background(), "env://BULKHEAD_TEST_PUB", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A private key given where a public one is expected: its public half.
-	v2, err := LoadPublic("env://BULKHEAD_TEST_KEY", static("pw"))
+	v2, err := LoadPublic(context.Background(), "env://BULKHEAD_TEST_KEY", static("pw"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,8 +150,13 @@ func TestBadKeys(t *testing.T) {
 		private         bool
 	}{
 		{"missing env", "env://BULKHEAD_NOT_SET_ANYWHERE", "not set", true},
-		{"kms", "awskms://alias/x", "not supported", true},
-		{"hashivault", "hashivault://transit-key", "not supported", false},
+		{"aws kms reference without the key", "awskms://alias/x", "awskms://[ENDPOINT]/[ID/ALIAS/ARN]", true},
+		{"vault without an address", "hashivault://transit-key", "VAULT_ADDR or BAO_ADDR is not set", false},
+		{"vault key name with a slash", "hashivault://a/b", "hashivault://<key>", false},
+		{"gcp reference without the key ring", "gcpkms://projects/p/locations/l", "gcpkms://projects/[PROJECT_ID]", true},
+		{"azure reference without the key", "azurekms://vault", "azurekms://[VAULT_NAME]", false},
+		{"kubernetes secret", "k8s://ns/secret", "not supported", true},
+		{"pkcs11", "pkcs11:token=x", "not supported", false},
 		{"no file", filepath.Join(t.TempDir(), "nope.key"), "no such file", true},
 		{"public as private", "env://PUB", "unsupported private key PEM type", true},
 		{"private as public without password", "env://PRIV", "needs a password", false},
@@ -161,6 +167,8 @@ func TestBadKeys(t *testing.T) {
 	t.Setenv("PUB", string(pub))
 	t.Setenv("PRIV", string(priv))
 	t.Setenv("JUNK", "hello world")
+	t.Setenv("VAULT_ADDR", "")
+	t.Setenv("BAO_ADDR", "")
 	blk, _ := pem.Decode(priv)
 	blk.Bytes = blk.Bytes[:len(blk.Bytes)/2]
 	t.Setenv("TRUNC", string(pem.EncodeToMemory(blk)))
@@ -168,9 +176,9 @@ func TestBadKeys(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
 			if tc.private {
-				_, err = LoadPrivate(tc.ref, static("hello"))
+				_, err = LoadPrivate(context.Background(), tc.ref, static("hello"))
 			} else {
-				_, err = LoadPublic(tc.ref, nil)
+				_, err = LoadPublic(context.Background(), tc.ref, nil)
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
@@ -190,7 +198,7 @@ func TestScryptParamsBounded(t *testing.T) {
 }
 
 func TestHint(t *testing.T) {
-	s, err := LoadPrivate(filepath.Join("testdata", "cosign-sigstore.key"), static("hello"))
+	s, err := LoadPrivate(context.Background(), filepath.Join("testdata", "cosign-sigstore.key"), static("hello"))
 	if err != nil {
 		t.Fatal(err)
 	}

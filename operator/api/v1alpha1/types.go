@@ -1,6 +1,8 @@
 // Package v1alpha1 holds the bulkhead.dev/v1alpha1 report kinds the operator
 // writes: ImageReport (cluster-scoped, one per image digest) and
-// WorkloadReport (namespaced, one per workload). Their CRDs, with OpenAPI
+// WorkloadReport (namespaced, one per workload), and the RBAC assessment of
+// each Role (RbacAssessmentReport) and ClusterRole
+// (ClusterRbacAssessmentReport). Their CRDs, with OpenAPI
 // validation and printer columns, are hand-written in deploy/crds.
 //
 // Reports are small on purpose: each object has a size budget (see
@@ -25,7 +27,8 @@ var GroupVersion = schema.GroupVersion{Group: Group, Version: Version}
 
 // AddToScheme registers the kinds.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &ImageReport{}, &ImageReportList{}, &WorkloadReport{}, &WorkloadReportList{})
+	s.AddKnownTypes(GroupVersion, &ImageReport{}, &ImageReportList{}, &WorkloadReport{}, &WorkloadReportList{},
+		&RbacAssessmentReport{}, &RbacAssessmentReportList{}, &ClusterRbacAssessmentReport{}, &ClusterRbacAssessmentReportList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -190,7 +190,7 @@ func TestMigrations(t *testing.T) {
 			}
 			s := stores[0]
 			v, err := s.SchemaVersion(ctx)
-			if err != nil || v != 2 {
+			if err != nil || v != 3 {
 				t.Fatalf("schema version %d, %v", v, err)
 			}
 			var applied int

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
@@ -71,4 +72,42 @@ func FuzzDecodeBlob(f *testing.F) {
 		var f []finding.Finding
 		_ = c.decode("findings", blob, &f)
 	})
+}
+
+// TestCodecEncodesAsEncodingJSON: the blobs json-iterator writes hold
+// encoding/json's document (a blob written before the switch and one
+// written after read the same, and other tools may read them): the same
+// bytes but for how a float's exponent is spelled (1e-07, not 1e-7), the
+// same values read back by encoding/json.
+func TestCodecEncodesAsEncodingJSON(t *testing.T) {
+	c, err := newCodec(DefaultMaxBlob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := genScan(3, 50)
+	sc.Findings[0].Title = "<script> & \u2028 \"quoted\" é"
+	sc.Findings[0].CVSS = []finding.CVSS{{Version: "3.1", Score: 7.4}, {Version: "2", Score: 1e-7}}
+	for what, v := range map[string]any{"inventory": sc.Inventory, "findings": sc.Findings, "db": sc.DB} {
+		blob, err := c.encode(what, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.dec.DecodeAll(blob, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotV, wantV any
+		if err := json.Unmarshal(got, &gotV); err != nil {
+			t.Fatalf("%s: encoding/json cannot read the blob: %v", what, err)
+		}
+		json.Unmarshal(want, &wantV)
+		same := bytes.Equal(bytes.TrimSuffix(got, []byte("\n")), bytes.Replace(want, []byte("1e-7"), []byte("1e-07"), 1))
+		if !same || !reflect.DeepEqual(gotV, wantV) {
+			t.Errorf("%s: blob JSON differs from encoding/json's:\n%s\nwant\n%s", what, got, want)
+		}
+	}
 }

@@ -143,7 +143,7 @@ func (s *Store) fleetRemove(ctx context.Context, tx *sql.Tx, cond string, args .
 // inserting them.
 func (s *Store) fleetAdd(ctx context.Context, tx *sql.Tx, cond string, args ...any) error {
 	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO fleet_vulns (vuln_id, n0, n1, n2, n3, n4, fixable)
-		SELECT vuln_id, d0, d1, d2, d3, d4, dfx FROM (`+fmt.Sprintf(fleetDelta, cond)+`) d WHERE true
+		SELECT vuln_id, d0, d1, d2, d3, d4, dfx FROM (`+fmt.Sprintf(fleetDelta, cond)+`) d WHERE true ORDER BY vuln_id
 		ON CONFLICT (vuln_id) DO UPDATE SET n0 = fleet_vulns.n0 + excluded.n0, n1 = fleet_vulns.n1 + excluded.n1, n2 = fleet_vulns.n2 + excluded.n2,
 			n3 = fleet_vulns.n3 + excluded.n3, n4 = fleet_vulns.n4 + excluded.n4, fixable = fleet_vulns.fixable + excluded.fixable`), args...)
 	return err
@@ -216,6 +216,10 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 	if err != nil {
 		return 0, err
 	}
+	provBase, provSig, err := encodeProvenance(what+" "+sc.Digest, sc.Provenance)
+	if err != nil {
+		return 0, err
+	}
 	at := sc.ScannedAt
 	if at.IsZero() {
 		at = now()
@@ -230,6 +234,9 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			sc.Digest, sc.Repository, micros(at), sc.Source, e.dbInfo, len(sc.Inventory.Packages), e.counts, e.worst,
 			e.inventory, e.findings, e.idx.n).Scan(&id); err != nil {
+			return err
+		}
+		if err := s.putProvenance(ctx, tx, id, provBase, provSig); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q("UPDATE images SET latest_scan_id = ? WHERE digest = ? AND latest_scan_id < ?"), id, sc.Digest, id); err != nil {

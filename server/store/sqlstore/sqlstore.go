@@ -26,10 +26,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -84,10 +86,25 @@ type Options struct {
 	MaxEventBody int
 	// MaxString bounds each text field (repository, reference, names).
 	MaxString int
-	// MaxBatch bounds the writes one SQLite group commit holds (default
+	// MaxBatch bounds the writes one group commit holds (default
 	// DefaultMaxBatch); see write.go.
 	MaxBatch int
+	// WriteRetries is how many times a batch of writes is run again after
+	// a PostgreSQL deadlock or serialization failure (another replica's
+	// transaction won) before its writes fail with store.ErrBusy (default
+	// DefaultWriteRetries; negative: none).
+	WriteRetries int
+	// BusyTimeout is how long an SQLite write waits for another process
+	// holding the database's write lock before it fails with
+	// store.ErrBusy (default DefaultBusyTimeout).
+	BusyTimeout time.Duration
 }
+
+// DefaultWriteRetries and DefaultBusyTimeout are Options' defaults.
+const (
+	DefaultWriteRetries = 3
+	DefaultBusyTimeout  = 30 * time.Second
+)
 
 func (o *Options) defaults() {
 	if o.MaxBlob <= 0 {
@@ -99,6 +116,15 @@ func (o *Options) defaults() {
 	if o.MaxString <= 0 {
 		o.MaxString = DefaultMaxString
 	}
+	if o.WriteRetries == 0 {
+		o.WriteRetries = DefaultWriteRetries
+	}
+	if o.WriteRetries < 0 {
+		o.WriteRetries = 0
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
 }
 
 // Store is the SQL store. It implements store.Store.
@@ -108,7 +134,9 @@ type Store struct {
 	dialect string
 	opt     Options
 	codec   *codec
-	gw      *groupWriter // SQLite: the one writer (group commit)
+	gw      *groupWriter // the one writer (group commit)
+	stmtMu  sync.Mutex
+	stmts   map[insertKey]*sql.Stmt // prepared multi-row INSERTs (insertRows)
 	// Location names the database for messages: the SQLite file, or the
 	// PostgreSQL host and database (no password).
 	Location string
@@ -137,13 +165,13 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		if opt.CacheDir == "" {
 			return nil, errors.New("open store: no database given and no cache directory (pass --database or --cache-dir)")
 		}
-		s, err = openSQLite(ctx, filepath.Join(opt.CacheDir, DefaultFile))
+		s, err = openSQLite(ctx, filepath.Join(opt.CacheDir, DefaultFile), opt.BusyTimeout)
 	case strings.HasPrefix(dsn, "sqlite://"):
-		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"), opt.BusyTimeout)
 	case strings.Contains(dsn, "://"):
 		return nil, fmt.Errorf("open store: unknown database %q (use postgres://..., sqlite://PATH or a file path)", redact(dsn))
 	default:
-		s, err = openSQLite(ctx, dsn)
+		s, err = openSQLite(ctx, dsn, opt.BusyTimeout)
 	}
 	if err != nil {
 		return nil, err
@@ -153,13 +181,11 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.dialect == SQLite {
-		s.gw = newGroupWriter(s, opt.MaxBatch)
-	}
+	s.gw = newGroupWriter(s, opt.MaxBatch, opt.WriteRetries)
 	return s, nil
 }
 
-func openSQLite(ctx context.Context, path string) (*Store, error) {
+func openSQLite(ctx context.Context, path string, busyTimeout time.Duration) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open store: bad SQLite path %q (no '?' or '#')", path)
 	}
@@ -179,7 +205,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// another connection opening the file at the same time must wait for
 	// it, not fail with "database is locked".
 	dsn := "file:" + path + "?_txlock=immediate" +
-		"&_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)" +
+		fmt.Sprintf("&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)", busyTimeout.Milliseconds()) +
 		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -287,6 +313,12 @@ func (s *Store) Close() error {
 	if s.gw != nil {
 		s.gw.stop()
 	}
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
 	err := s.db.Close()
 	if s.pool != nil {
 		s.pool.Close()
@@ -331,27 +363,66 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-// insertRows inserts rows (flattened, cols values each) in batches.
+// insertRows inserts rows (flattened, cols values each) in multi-row
+// statements of fixed sizes (maxInsertRows, then powers of two), each
+// prepared once and kept (stmt): a statement of a new size every time cost
+// an upload about 2 ms of SQLite's parser (and PostgreSQL a parse and plan
+// per statement).
 func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, head string, cols int, vals []any) error {
-	const batch = 400
-	row := "(" + strings.Repeat("?,", cols-1) + "?)"
 	for len(vals) > 0 {
-		n := min(len(vals)/cols, batch)
-		var b strings.Builder
-		b.WriteString(head)
-		b.WriteString(" VALUES ")
-		for i := range n {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(row)
+		n := min(len(vals)/cols, maxInsertRows)
+		n = 1 << (bits.Len(uint(n)) - 1) // the largest power of two <= n
+		st, err := s.stmt(ctx, insertKey{head, cols, n})
+		if err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(b.String()), vals[:n*cols]...); err != nil {
+		ts := tx.StmtContext(ctx, st)
+		_, err = ts.ExecContext(ctx, vals[:n*cols]...)
+		ts.Close()
+		if err != nil {
 			return err
 		}
 		vals = vals[n*cols:]
 	}
 	return nil
+}
+
+// maxInsertRows is the largest multi-row INSERT (a power of two; 256 rows
+// of 9 columns is 2,304 parameters, under both databases' limits).
+const maxInsertRows = 256
+
+type insertKey struct {
+	head    string
+	cols, n int
+}
+
+// stmt returns the prepared INSERT of n rows (database/sql prepares it
+// again on each connection that runs it, once).
+func (s *Store) stmt(ctx context.Context, k insertKey) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st := s.stmts[k]; st != nil {
+		return st, nil
+	}
+	row := "(" + strings.Repeat("?,", k.cols-1) + "?)"
+	var b strings.Builder
+	b.WriteString(k.head)
+	b.WriteString(" VALUES ")
+	for i := range k.n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(b.String()))
+	if err != nil {
+		return nil, err
+	}
+	if s.stmts == nil {
+		s.stmts = map[insertKey]*sql.Stmt{}
+	}
+	s.stmts[k] = st
+	return st, nil
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }

@@ -7,27 +7,34 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// Group commit (SQLite).
+// Group commit.
 //
-// SQLite has one writer at a time, and with synchronous=FULL every commit
-// syncs the WAL (tens of milliseconds on a slow disk). Writers that each
-// open their own transaction queue on busy_timeout, which is neither fair
-// nor fast: under 50 concurrent uploads a few waited seconds. On SQLite
-// every write therefore goes to one writer goroutine. It takes the writes
-// waiting for it (at most MaxBatch), runs them in ONE transaction, commits
-// once, and only then answers each caller: an acknowledged write is on
-// disk, as before. A write that fails inside the transaction fails only
-// its own caller (the others run again without it, see run); a failed
-// commit fails every write of the batch (none was acknowledged). Readers keep using the connection pool.
+// Every write goes to one writer goroutine. It takes the writes waiting
+// for it (at most MaxBatch), runs them in ONE transaction, commits once,
+// and only then answers each caller: an acknowledged write is on disk. A
+// write that fails inside the transaction fails only its own caller (the
+// others run again without it, see run); a failed commit fails every write
+// of the batch (none was acknowledged). Readers keep using the connection
+// pool.
 //
-// The writer keeps one connection of its own, with a page cache large
-// enough (writerCacheKiB) that a batch's pages stay in memory until the
-// commit instead of spilling to the WAL in the middle of the transaction.
+// On SQLite, which has one writer at a time and syncs the WAL at every
+// commit (synchronous=FULL), writers that each open their own transaction
+// queue on busy_timeout, which is neither fair nor fast: under 50
+// concurrent uploads a few waited seconds. On PostgreSQL, 50 uploads each
+// in its own transaction cost 50 commits (WAL flushes) where one does,
+// and their fleet_vulns upserts (the same vulnerability IDs in different
+// orders) deadlocked: 53 of 1,029 uploads failed with SQLSTATE 40P01 under
+// bench/server-load.sh. One writer per server removes both; a deadlock or
+// serialization failure against another replica sharing the database is
+// retried (Options.WriteRetries) before it is an error (store.ErrBusy).
 //
-// On PostgreSQL, which runs concurrent transactions well, each write is
-// its own transaction.
+// The writer keeps one connection of its own; on SQLite with a page cache
+// large enough (writerCacheKiB) that a batch's pages stay in memory until
+// the commit instead of spilling to the WAL in the middle of the
+// transaction.
 
 // DefaultMaxBatch bounds the writes one group commit holds.
 const DefaultMaxBatch = 64
@@ -57,17 +64,22 @@ type groupWriter struct {
 	exited   chan struct{}
 	stopOnce sync.Once
 
+	retries int           // times a batch is run again after a deadlock
+	backoff time.Duration // the first retry's wait (doubled at each)
+
 	// For tests and metrics.
 	waiting atomic.Int64 // callers blocked handing a write over
 	batches atomic.Int64 // transactions committed (or failed)
 	writes  atomic.Int64 // writes run in them
+	retried atomic.Int64 // batches run again after a deadlock or serialization failure
 }
 
-func newGroupWriter(s *Store, max int) *groupWriter {
+func newGroupWriter(s *Store, max, retries int) *groupWriter {
 	if max <= 0 {
 		max = DefaultMaxBatch
 	}
-	g := &groupWriter{s: s, max: max, reqs: make(chan *writeReq), quit: make(chan struct{}), exited: make(chan struct{})}
+	g := &groupWriter{s: s, max: max, retries: retries, backoff: 10 * time.Millisecond,
+		reqs: make(chan *writeReq), quit: make(chan struct{}), exited: make(chan struct{})}
 	go g.loop()
 	return g
 }
@@ -131,9 +143,22 @@ func (g *groupWriter) run(batch []*writeReq) {
 		}
 		pending = append(pending, r)
 	}
+	retries, wait := 0, g.backoff
 	for len(pending) > 0 {
 		failed, err := g.try(ctx, pending)
-		if failed < 0 {
+		if retryable(err) && retries < g.retries {
+			// A deadlock or serialization failure against another
+			// server sharing the database is no write's fault: run the
+			// whole batch again.
+			retries++
+			g.retried.Add(1)
+			g.batches.Add(1)
+			time.Sleep(wait)
+			wait *= 2
+			continue
+		}
+		err = busy(err)
+		if failed < 0 || retryable(err) {
 			for _, r := range pending {
 				r.done <- err
 			}
@@ -175,9 +200,11 @@ func (g *groupWriter) begin(ctx context.Context) (*sql.Tx, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", writerCacheKiB)); err != nil {
-			c.Close()
-			return nil, err
+		if g.s.dialect == SQLite {
+			if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", writerCacheKiB)); err != nil {
+				c.Close()
+				return nil, err
+			}
 		}
 		g.conn = c
 	}
@@ -189,14 +216,11 @@ func (g *groupWriter) begin(ctx context.Context) (*sql.Tx, error) {
 	return tx, err
 }
 
-// write runs fn in a transaction and returns once it is committed (or
-// failed). On SQLite it goes through the group writer; on PostgreSQL it is
-// a transaction of its own.
+// write runs fn in a transaction, through the group writer, and returns
+// once it is committed (or failed). An error of a database that refused
+// for now is store.ErrBusy.
 func (s *Store) write(ctx context.Context, fn writeFn) error {
 	g := s.gw
-	if g == nil {
-		return s.tx(ctx, func(tx *sql.Tx) error { return fn(ctx, tx) })
-	}
 	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	g.waiting.Add(1)
 	select {

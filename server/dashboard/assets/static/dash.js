@@ -18,7 +18,11 @@
       var series = JSON.parse(c.dataset.series || "[]");
       var sets = series.map(function (s) {
         var color = s.colors ? s.colors.map(css) : css(s.color);
-        return { type: s.type || c.dataset.kind, label: s.label, data: s.data, backgroundColor: color, borderColor: color, borderWidth: s.type === "line" ? 2 : 0, yAxisID: s.type === "line" ? "y2" : "y" };
+        var type = s.type || c.dataset.kind;
+        // A line over bars gets an axis of its own; a line chart has one.
+        var second = s.type === "line" && c.dataset.kind !== "line";
+        return { type: type, label: s.label, data: s.data, backgroundColor: color, borderColor: color, borderWidth: type === "line" ? 2 : 0,
+          pointRadius: type === "line" ? 2 : undefined, spanGaps: false, yAxisID: second ? "y2" : "y" };
       });
       var scales = { y: { beginAtZero: true, ticks: { precision: 0 } } };
       if (sets.some(function (s) { return s.yAxisID === "y2"; })) {
