@@ -332,7 +332,7 @@ spec:
 	if k == nil {
 		t.Fatalf("no alert for the kube play pod's container; its alerts: %q", rulesOf(alerts[kubeID]))
 	}
-	if !strings.HasSuffix(k.output, "pod read (pod=bh-kube-orders ns=<NA> labels=app:orders)") || k.ct.K8sContainerName != "api" || k.ct.K8sPodUID == "" {
+	if !strings.HasSuffix(k.output, "pod read (pod=bh-kube-orders ns=<NA> labels=app:orders)") || k.ct.K8sContainerName != "api" || k.ct.K8sPodUID == "" || normalizeImageID(k.ct.ImageID) == "" {
 		t.Errorf("kube play alert %q, container %+v", k.output, k.ct)
 	}
 }

@@ -29,10 +29,12 @@ import (
 type CRI struct {
 	sock string
 
-	mu   sync.Mutex
-	conn *grpc.ClientConn
-	rt   runtimeapi.RuntimeServiceClient
-	pods map[string]*podInfo // by sandbox id
+	mu     sync.Mutex
+	conn   *grpc.ClientConn
+	rt     runtimeapi.RuntimeServiceClient
+	img    runtimeapi.ImageServiceClient
+	pods   map[string]*podInfo // by sandbox id
+	images map[string]string   // image id by image ref
 }
 
 // podInfo is what the sensor keeps of a pod sandbox.
@@ -47,7 +49,7 @@ const maxPods = 4096
 // NewCRI returns a source asking the CRI runtime service at sock (a path,
 // or unix://path). Nothing is dialled until the first question.
 func NewCRI(sock string) *CRI {
-	return &CRI{sock: strings.TrimPrefix(sock, "unix://"), pods: map[string]*podInfo{}}
+	return &CRI{sock: strings.TrimPrefix(sock, "unix://"), pods: map[string]*podInfo{}, images: map[string]string{}}
 }
 
 func (c *CRI) String() string { return "CRI socket " + c.sock }
@@ -80,7 +82,7 @@ func (c *CRI) client() (runtimeapi.RuntimeServiceClient, error) {
 	if err != nil {
 		return nil, &SourceError{c.String(), err}
 	}
-	c.conn, c.rt = conn, runtimeapi.NewRuntimeServiceClient(conn)
+	c.conn, c.rt, c.img = conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
 	return c.rt, nil
 }
 
@@ -139,6 +141,7 @@ func (c *CRI) Container(ctx context.Context, id string) (*event.Container, error
 		StartTS:    st.GetStartedAt(),
 	}
 	ct.Image, ct.ImageRepository, ct.ImageTag, ct.ImageDigest = criImage(st.GetImage().GetImage(), st.GetImageRef())
+	ct.ImageID = c.imageID(ctx, st)
 	name := st.GetMetadata().GetName()
 	if name == "" {
 		name = st.GetLabels()[labelContainerName]
@@ -159,6 +162,52 @@ func (c *CRI) Container(ctx context.Context, id string) (*event.Container, error
 		}
 	}
 	return ct, nil
+}
+
+// imageID is the container's image id (its config digest, sha256:...):
+// the status's image_id where the runtime fills it (CRI v1 since
+// Kubernetes 1.30), the image ref when that is the id, otherwise the
+// image's status, asked once per image.
+func (c *CRI) imageID(ctx context.Context, st *runtimeapi.ContainerStatus) string {
+	if id := normalizeImageID(st.GetImageId()); id != "" {
+		return id
+	}
+	ref := st.GetImageRef()
+	if id := normalizeImageID(ref); id != "" {
+		return id
+	}
+	if ref == "" {
+		return ""
+	}
+	c.mu.Lock()
+	id, ok := c.images[ref]
+	img := c.img
+	c.mu.Unlock()
+	if ok || img == nil {
+		return id
+	}
+	resp, err := img.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	if err != nil {
+		return "" // asked again with the next container of the image
+	}
+	id = normalizeImageID(resp.GetImage().GetId())
+	c.mu.Lock()
+	if len(c.images) >= maxPods {
+		clear(c.images)
+	}
+	c.images[ref] = id
+	c.mu.Unlock()
+	return id
+}
+
+// normalizeImageID returns an image id as "sha256:<64 hex>", or "" when s
+// is not one (a bare 64-hex id gets the prefix).
+func normalizeImageID(s string) string {
+	h := strings.TrimPrefix(s, "sha256:")
+	if len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return ""
+	}
+	return "sha256:" + h
 }
 
 // sandbox answers for an id ContainerStatus does not know: a pod

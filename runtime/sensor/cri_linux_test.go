@@ -39,6 +39,8 @@ type containerdEnv struct {
 	conn      *grpc.ClientConn
 	// digest is the image's manifest digest, recorded as a repo digest.
 	digest string
+	// imageID is the image's config digest, the CRI's image id.
+	imageID string
 	// runDir is set when containerd 1.6's shims created /run/containerd
 	// (their socket directory there is not configurable): stop removes it
 	// if empty.
@@ -239,6 +241,11 @@ func (e *containerdEnv) importImage() error {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
 	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	e.imageID = cfgName.String()
 	ref, err := name.ParseReference(criImageName)
 	if err != nil {
 		return err
@@ -401,6 +408,9 @@ func TestCRIKubernetesContext(t *testing.T) {
 	want := fmt.Sprintf("shop shadow read (ns=shop pod=orders-7f9c uid=%s app=orders labels=app:orders, tier:backend container=api image=localhost/bulkhead-cri-test:1 digest=%s)", uid, e.digest)
 	if !strings.HasSuffix(got.output, want) {
 		t.Errorf("alert\n %q\nwant suffix\n %q", got.output, want)
+	}
+	if got.ct.ImageID != e.imageID {
+		t.Errorf("container.image.id %q, want the image's config digest %s", got.ct.ImageID, e.imageID)
 	}
 	if got.ct.Type != "containerd" || got.ct.K8sContainerName != "api" || got.ct.Labels[labelContainerName] != "api" || got.ct.Labels["app"] != "" {
 		t.Errorf("container %+v", got.ct)

@@ -46,6 +46,18 @@ func TestCRIImage(t *testing.T) {
 	}
 }
 
+func TestNormalizeImageID(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	for in, want := range map[string]string{
+		"sha256:" + h: "sha256:" + h, h: "sha256:" + h,
+		"docker.io/x@sha256:" + h: "", "sha256:" + h[:63]: "", "sha256:" + strings.ToUpper(h): "", "": "",
+	} {
+		if got := normalizeImageID(in); got != want {
+			t.Errorf("normalizeImageID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // TestExplicitCRISocket: a CRI socket named explicitly that does not
 // answer is an error naming the socket and the flag, before anything runs;
 // the auto-detected ones that do not exist are left out quietly.

@@ -103,6 +103,7 @@ func (d *DockerAPI) Container(ctx context.Context, id string) (*event.Container,
 		img = in.ImageName
 	}
 	ct.Image = img
+	ct.ImageID = normalizeImageID(in.Image) // docker and podman: the image id
 	ct.ImageRepository, ct.ImageTag, ct.ImageDigest = splitImage(img)
 	if !in.State.StartedAt.IsZero() {
 		ct.StartTS = in.State.StartedAt.UnixNano()
