@@ -458,8 +458,9 @@ func alertRules(alerts map[string][]seen) map[string][]string {
 
 // BenchmarkCRILookup is the cost of the sensor's first sight of a new
 // container in a new pod, over a kept connection: ContainerStatus
-// (verbose) and PodSandboxStatus. A second container of a known pod skips
-// the latter.
+// (verbose) and PodSandboxStatus, and ImageStatus for a new image (when the
+// image ref is a repo digest). A second container of a known pod skips
+// PodSandboxStatus.
 func BenchmarkCRILookup(b *testing.B) {
 	e := requireContainerd(b)
 	p := e.runPod(b, "bench-pod", "bench", "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a", map[string]string{"app": "bench"}, "sleeper", []string{"sleep", "600"}, false)
@@ -469,6 +470,17 @@ func BenchmarkCRILookup(b *testing.B) {
 	if ct, err := src.Container(ctx, p.container); err != nil || ct.K8sPodName != "bench-pod" {
 		b.Fatalf("Container = %+v, %v", ct, err)
 	}
+	b.Run("new-pod-new-image", func(b *testing.B) {
+		for b.Loop() {
+			src.mu.Lock()
+			clear(src.pods)
+			clear(src.images)
+			src.mu.Unlock()
+			if _, err := src.Container(ctx, p.container); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("new-pod", func(b *testing.B) {
 		for b.Loop() {
 			src.mu.Lock()
