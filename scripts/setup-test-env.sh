@@ -9,13 +9,16 @@
 # postgresql is the server internal/pgtest starts for the store's tests.
 # skopeo is the peer image/crypt's encryption tests interoperate with.
 # catatonit is the pause binary `podman kube play` needs (runtime/sensor's
-# Kubernetes-context test plays a pod).
+# Kubernetes-context test plays a pod). containerd (and its ctr) is the CRI
+# runtime runtime/sensor's CRI test starts in a private root with its own
+# socket, driving pods through the CRI as kubelet does.
 set -euo pipefail
 need=()
 for pair in podman:podman runc:runc busybox:busybox-static docker-registry:docker-registry \
             debootstrap:debootstrap rpm:rpm htpasswd:apache2-utils /usr/bin/time:time \
             ruby:ruby bundle:ruby-bundler python3:python3 node:nodejs npm:npm unzip:unzip \
-            dpkg-deb:dpkg chromium:chromium skopeo:skopeo catatonit:catatonit; do
+            dpkg-deb:dpkg chromium:chromium skopeo:skopeo catatonit:catatonit \
+            containerd:containerd; do
   bin=${pair%%:*} pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -26,6 +29,10 @@ if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" uidmap >/dev/null
+  # The tests start their own containerd: no system one on the CRI socket.
+  if [[ " ${need[*]} " == *" containerd "* ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now containerd >/dev/null 2>&1 || true
+  fi
 fi
 # crun fails here on rlimits and hybrid cgroups: use runc with cgroupfs.
 mkdir -p /etc/containers

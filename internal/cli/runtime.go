@@ -101,6 +101,7 @@ func newRuntimeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var img imageRuntimeFlags
 	var record string
 	var duration time.Duration
+	var criSockets []string
 	cmd := &cobra.Command{
 		Use:   "runtime",
 		Short: "Detect threats at runtime: an eBPF sensor evaluating Falco rules",
@@ -116,19 +117,24 @@ webhook (falcosidekick-compatible); --metrics-addr serves Prometheus metrics.
   bulkhead runtime rules --check my_rules.yaml      which rules load, and why others are skipped`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSensor(cmd.Context(), &f, &img, record, duration, stdout, stderr)
+			var cri []string // nil: auto-detect
+			if cmd.Flags().Changed("cri-socket") {
+				cri = criSockets
+			}
+			return runSensor(cmd.Context(), &f, &img, record, duration, cri, stdout, stderr)
 		},
 	}
 	f.register(cmd)
 	img.register(cmd)
 	cmd.Flags().StringVar(&record, "record", "", "write every event to this file in bulkhead's JSON-lines event format (for runtime replay)")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (default: until interrupted)")
+	cmd.Flags().StringArrayVar(&criSockets, "cri-socket", nil, "CRI socket (containerd's or CRI-O's) to read container and pod metadata from; repeatable (default: $CONTAINER_RUNTIME_ENDPOINT, /run/containerd/containerd.sock and /run/crio/crio.sock, each if present)")
 	cmd.AddCommand(newRuntimeReplayCmd(stdout, stderr), newRuntimeRulesCmd(stdout, stderr),
 		newRuntimeIndexCmd(stdout, stderr), newRuntimeProfileCmd(stdout, stderr))
 	return cmd
 }
 
-func runSensor(ctx context.Context, f *runtimeFlags, img *imageRuntimeFlags, record string, duration time.Duration, stdout, stderr io.Writer) error {
+func runSensor(ctx context.Context, f *runtimeFlags, img *imageRuntimeFlags, record string, duration time.Duration, criSockets []string, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -140,6 +146,7 @@ func runSensor(ctx context.Context, f *runtimeFlags, img *imageRuntimeFlags, rec
 		o.Record = func() (io.Writer, func() error, error) { return openOutput(stdout, record, "--record") }
 	}
 	o.Duration = duration
+	o.CRISockets = criSockets
 	es, closeEs, err := img.enrichers(stderr)
 	if err != nil {
 		return err

@@ -65,6 +65,10 @@ type Options struct {
 	Record Opener
 	// Duration stops the sensor after this long (0: until ctx is done).
 	Duration time.Duration
+	// CRISockets, with the sensor, are the CRI sockets (containerd's,
+	// CRI-O's) asked for container and pod metadata; nil auto-detects
+	// them (sensor.DefaultCRISockets).
+	CRISockets []string
 
 	// Stderr receives progress and diagnostics (nil: discarded).
 	Stderr io.Writer
@@ -237,7 +241,7 @@ func runSensor(ctx context.Context, rs *rules.Ruleset, o *Options) (Stats, error
 			}
 		}
 	}
-	s, err := sensor.Open(sensor.Options{Types: types, Env: rs.UsesField("proc.env")})
+	s, err := sensor.Open(sensor.Options{Types: types, Env: rs.UsesField("proc.env"), CRISockets: o.CRISockets, Warnings: o.Stderr})
 	if err != nil {
 		return Stats{}, fmt.Errorf("start the sensor: %w", err)
 	}

@@ -5,11 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,9 +26,13 @@ import (
 //	containerd /kubepods/.../<id>, kubepods-....slice/cri-containerd-<id>.scope
 //	cri-o      kubepods-....slice/crio-<id>.scope
 //
+// With the systemd cgroup driver on cgroup v1, some hierarchies show
+// runc's "slice:prefix:name" form as the leaf instead:
+// kubepods-....slice:cri-containerd:<id>.
+//
 // conmon and other monitor cgroups (libpod-conmon-<id>, crio-conmon-<id>)
 // are the runtime's, not the container's.
-var cgroupIDRe = regexp.MustCompile(`(?:^|/)(libpod-|docker-|cri-containerd-|crio-|)([0-9a-f]{64})(?:\.scope)?$`)
+var cgroupIDRe = regexp.MustCompile(`(?:^|/)(libpod-|docker-|cri-containerd-|crio-|[^/]*:(?:libpod|docker|cri-containerd|crio):|)([0-9a-f]{64})(?:\.scope)?$`)
 
 // ParseCgroup reads /proc/PID/cgroup content (cgroup v1 lines, the v2
 // "0::" line, or both on a hybrid host) and returns the container id and
@@ -62,9 +64,14 @@ func containerFromPath(p string) (id, runtime string) {
 	p = strings.TrimRight(p, "/")
 	// Nested cgroups below the container's (systemd inside a container,
 	// or a v2 "init" leaf) keep the container's element further up.
-	for p != "" && p != "/" {
+	// (A relative path, which the kernel does not write, ends at ".".)
+	for p != "" && p != "/" && p != "." {
 		if m := cgroupIDRe.FindStringSubmatch(p); m != nil {
-			switch m[1] {
+			prefix := m[1]
+			if i := strings.LastIndexByte(strings.TrimSuffix(prefix, ":"), ':'); i >= 0 {
+				prefix = strings.TrimSuffix(prefix[i+1:], ":") + "-" // slice:cri-containerd: -> cri-containerd-
+			}
+			switch prefix {
 			case "libpod-":
 				return m[2], "podman"
 			case "docker-":
@@ -88,33 +95,35 @@ func containerFromPath(p string) (id, runtime string) {
 	return "", ""
 }
 
-// Inspect is the part of the Docker Engine API's container inspect answer
-// (docker and podman serve the same shape) the sensor uses.
-type inspect struct {
-	ID     string `json:"Id"`
-	Name   string `json:"Name"`
-	Image  string `json:"Image"`
-	Config struct {
-		Image  string            `json:"Image"`
-		Labels map[string]string `json:"Labels"`
-	} `json:"Config"`
-	State struct {
-		StartedAt time.Time `json:"StartedAt"`
-	} `json:"State"`
-	HostConfig struct {
-		Privileged bool `json:"Privileged"`
-	} `json:"HostConfig"`
-	ImageName string `json:"ImageName"` // podman's libpod API
-	Pod       string `json:"Pod"`       // podman's libpod API: the pod's id
+// A MetadataSource answers what a container runtime knows about a
+// container: its name, image and labels and, for a Kubernetes container,
+// its pod. The sensor asks its sources in turn the first time it sees a
+// container id and caches the answer; DockerAPI (docker, podman) and CRI
+// (containerd, CRI-O) are the implementations.
+type MetadataSource interface {
+	// Container returns the container's metadata (ID and Type are the
+	// caller's to set), or an error wrapping ErrUnknownContainer when the
+	// runtime answered that it does not know the id.
+	Container(ctx context.Context, id string) (*event.Container, error)
+	// String names the source in messages: its kind and socket.
+	String() string
 }
 
-// podInspect is the part of podman's libpod pod inspect answer the sensor
-// uses.
-type podInspect struct {
-	ID     string            `json:"Id"`
-	Name   string            `json:"Name"`
-	Labels map[string]string `json:"Labels"`
+// ErrUnknownContainer is a runtime's answer for an id it does not run.
+var ErrUnknownContainer = errors.New("the runtime does not know this container")
+
+// ErrNoSocket is a source's answer when its socket does not exist (the
+// runtime is not installed, or not running).
+var ErrNoSocket = errors.New("no such socket")
+
+// SourceError is a metadata source that failed to answer.
+type SourceError struct {
+	Source string // the source: its kind and socket
+	Err    error
 }
+
+func (e *SourceError) Error() string { return e.Source + ": " + e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
 
 // The CRI labels kubelet puts on every container (containerd's and CRI-O's
 // CRI keep them as container labels).
@@ -125,62 +134,56 @@ const (
 	labelContainerName = "io.kubernetes.container.name"
 )
 
+// lookupTimeout bounds one source's answer about one container.
+const lookupTimeout = 2 * time.Second
+
 // containers resolves cgroup ids to containers and caches the answers.
 type containers struct {
 	mu      sync.Mutex
-	byCg    map[uint64]*event.Container
-	byID    map[string]*event.Container
-	sockets []string
-	client  *http.Client
+	byCg    map[uint64]*ctEntry // nil: the host
+	byID    map[string]*ctEntry
+	sources []MetadataSource
 	procDir string
 	cg2     string // the cgroup v2 mount, to map an id to a path
-	// podmanDB is podman's (root) container store, read when no socket
+	// podmanDB is podman's (root) container store, read when no source
 	// answers.
 	podmanDB string
+	// warn receives a source's first failure (nil: discarded).
+	warn   io.Writer
+	warned map[string]bool
+	now    func() time.Time
 }
 
-func newContainers(procDir string, sockets []string) *containers {
-	c := &containers{
-		byCg:    map[uint64]*event.Container{},
-		byID:    map[string]*event.Container{},
-		sockets: sockets,
+// ctEntry is a container as the sources last described it. A container
+// no source knew yet (a pod sandbox's first process runs before containerd
+// records the sandbox) is asked again, after retryFirst and then twice as
+// long each time, up to maxTries.
+type ctEntry struct {
+	ct       *event.Container
+	id, rt   string
+	pending  bool // no source knew it, and one may yet
+	tries    int
+	retryAt  time.Time
+	retryGap time.Duration
+}
+
+const (
+	retryFirst = 200 * time.Millisecond
+	maxTries   = 6
+)
+
+func newContainers(procDir string, sources []MetadataSource) *containers {
+	return &containers{
+		byCg:    map[uint64]*ctEntry{},
+		byID:    map[string]*ctEntry{},
+		sources: sources,
 		procDir: procDir,
 		cg2:     cgroup2Mount(filepath.Join(procDir, "self", "mountinfo")),
+		warned:  map[string]bool{},
+		now:     time.Now,
 
 		podmanDB: "/var/lib/containers/storage/overlay-containers/containers.json",
 	}
-	c.client = &http.Client{
-		Timeout: 2 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			// The host part carries the socket index (see inspect).
-			var d net.Dialer
-			host, _, _ := net.SplitHostPort(addr)
-			return d.DialContext(ctx, "unix", host2sock(host, c.sockets))
-		}},
-	}
-	return c
-}
-
-// DefaultSockets are the Docker Engine API sockets tried for container
-// names and images: $CONTAINER_HOST / $DOCKER_HOST when unix://, podman's
-// and docker's usual paths.
-func DefaultSockets() []string {
-	var out []string
-	for _, env := range []string{"CONTAINER_HOST", "DOCKER_HOST"} {
-		if h := os.Getenv(env); strings.HasPrefix(h, "unix://") {
-			out = append(out, strings.TrimPrefix(h, "unix://"))
-		}
-	}
-	return append(out, "/run/podman/podman.sock", "/var/run/docker.sock", "/run/docker.sock")
-}
-
-func host2sock(host string, socks []string) string {
-	var i int
-	fmt.Sscanf(host, "sock%d", &i)
-	if i >= 0 && i < len(socks) {
-		return socks[i]
-	}
-	return ""
 }
 
 // cgroup2Mount finds the cgroup v2 mount point from a mountinfo file:
@@ -209,10 +212,16 @@ func cgroup2Mount(mountinfo string) string {
 // host). pid is read for /proc/PID/cgroup when the cgroup is new.
 func (c *containers) lookup(cg uint64, pid uint32) *event.Container {
 	c.mu.Lock()
-	ct, ok := c.byCg[cg]
+	e, ok := c.byCg[cg]
 	c.mu.Unlock()
 	if ok {
-		return ct
+		if e == nil {
+			return nil
+		}
+		if e.pending {
+			c.retry(e)
+		}
+		return e.ct
 	}
 	id, rt := "", ""
 	data, err := os.ReadFile(filepath.Join(c.procDir, fmt.Sprint(pid), "cgroup"))
@@ -225,15 +234,18 @@ func (c *containers) lookup(cg uint64, pid uint32) *event.Container {
 		return nil // unknown, not cached: a later event may tell
 	}
 	if id != "" {
-		ct = c.container(id, rt)
+		e = c.container(id, rt)
 	}
 	c.mu.Lock()
 	if len(c.byCg) > 65536 {
 		clear(c.byCg)
 	}
-	c.byCg[cg] = ct
+	c.byCg[cg] = e
 	c.mu.Unlock()
-	return ct
+	if e == nil {
+		return nil
+	}
+	return e.ct
 }
 
 // cgroupPath walks the cgroup v2 tree for the directory whose inode is
@@ -261,96 +273,107 @@ func (c *containers) cgroupPath(cg uint64) string {
 	return found
 }
 
-// container returns the container for an id, asking the runtime sockets
-// for its name and image the first time.
-func (c *containers) container(id, rt string) *event.Container {
+// container returns the container for an id, asking the metadata sources
+// for its name, image and pod the first time.
+func (c *containers) container(id, rt string) *ctEntry {
 	c.mu.Lock()
-	ct, ok := c.byID[id]
+	e, ok := c.byID[id]
 	c.mu.Unlock()
 	if ok {
-		return ct
+		return e
 	}
-	ct = &event.Container{ID: id[:12], Type: rt}
-	answered := false
-	for i := range c.sockets {
-		in, err := c.inspect(i, id)
-		if err != nil {
-			continue
-		}
-		ct.Name = strings.TrimPrefix(in.Name, "/")
-		ct.Labels = in.Config.Labels
-		img := in.Config.Image
-		if img == "" {
-			img = in.ImageName
-		}
-		ct.Image = img
-		ct.ImageRepository, ct.ImageTag, ct.ImageDigest = splitImage(img)
-		ct.Privileged = in.HostConfig.Privileged
-		if !in.State.StartedAt.IsZero() {
-			ct.StartTS = in.State.StartedAt.UnixNano()
-		}
-		answered = true
-		if rt == "podman" && in.Config.Labels[labelPodName] == "" {
-			c.podmanPod(i, id, ct)
-		}
-		break
+	e = &ctEntry{id: id, rt: rt, retryGap: retryFirst}
+	c.resolve(e)
+	c.mu.Lock()
+	if len(c.byID) > 65536 {
+		clear(c.byID)
 	}
-	k8sFromLabels(ct)
-	if !answered && rt == "podman" {
-		// No API socket: podman's own store still has the name and image.
-		if name, img := podmanStore(c.podmanDB, id); name != "" {
-			ct.Name, ct.Image = name, img
-			ct.ImageRepository, ct.ImageTag, ct.ImageDigest = splitImage(img)
+	c.byID[id] = e
+	c.mu.Unlock()
+	return e
+}
+
+// retry asks the sources again about a container none knew, when its
+// time has come.
+func (c *containers) retry(e *ctEntry) {
+	now := c.now()
+	if now.Before(e.retryAt) {
+		return
+	}
+	c.resolve(e)
+}
+
+// resolve asks the sources about e's container, those of the runtime the
+// cgroup path names first, and sets e.ct.
+func (c *containers) resolve(e *ctEntry) {
+	var got *event.Container
+	mayKnow := false
+	for _, s := range c.ordered(e.rt) {
+		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+		m, err := s.Container(ctx, e.id)
+		cancel()
+		if err == nil {
+			got = m
+			break
 		}
+		// Asked again only when a runtime answered that it does not know
+		// the id (yet): not when it failed, which would stall the events
+		// again for as long.
+		if errors.Is(err, ErrUnknownContainer) {
+			mayKnow = true
+		}
+		c.warnOnce(s, err)
+	}
+	e.tries++
+	e.pending = got == nil && mayKnow && e.tries < maxTries
+	if e.pending {
+		e.retryAt = c.now().Add(e.retryGap)
+		e.retryGap *= 2
+	}
+	if got == nil {
+		got = &event.Container{}
+		if e.rt == "podman" {
+			// No API socket: podman's own store still has the name and image.
+			if name, img := podmanStore(c.podmanDB, e.id); name != "" {
+				got.Name, got.Image = name, img
+				got.ImageRepository, got.ImageTag, got.ImageDigest = splitImage(img)
+			}
+		}
+	}
+	got.ID, got.Type = e.id[:12], e.rt
+	k8sFromLabels(got)
+	e.ct = got
+}
+
+// ordered returns the sources with those speaking the runtime's API first:
+// CRI for containerd and CRI-O, the Docker API for docker and podman.
+func (c *containers) ordered(rt string) []MetadataSource {
+	criFirst := rt == "containerd" || rt == "cri-o"
+	out := make([]MetadataSource, 0, len(c.sources))
+	for _, pass := range []bool{true, false} {
+		for _, s := range c.sources {
+			_, isCRI := s.(*CRI)
+			if (isCRI == criFirst) == pass {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// warnOnce reports a source's first real failure: not an unknown id, not
+// an absent socket (auto-detection tries sockets that need not exist).
+func (c *containers) warnOnce(s MetadataSource, err error) {
+	if c.warn == nil || errors.Is(err, ErrUnknownContainer) || errors.Is(err, ErrNoSocket) {
+		return
 	}
 	c.mu.Lock()
-	c.byID[id] = ct
-	c.mu.Unlock()
-	return ct
-}
-
-func (c *containers) inspect(i int, id string) (*inspect, error) {
-	if _, err := os.Stat(c.sockets[i]); err != nil {
-		return nil, err
-	}
-	var in inspect
-	if err := c.getJSON(i, "/v1.41/containers/"+url.PathEscape(id)+"/json", &in); err != nil {
-		return nil, err
-	}
-	return &in, nil
-}
-
-// getJSON GETs an API path from socket i and decodes the answer.
-func (c *containers) getJSON(i int, path string, v any) error {
-	resp, err := c.client.Get(fmt.Sprintf("http://sock%d%s", i, path))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(v); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	return nil
-}
-
-// podmanPod fills the pod fields of a container in a podman pod (`podman
-// kube play`, `podman pod create`): podman sets no io.kubernetes.* labels,
-// so the pod comes from the libpod API.
-func (c *containers) podmanPod(i int, id string, ct *event.Container) {
-	var in inspect
-	if err := c.getJSON(i, "/v4.0.0/libpod/containers/"+url.PathEscape(id)+"/json", &in); err != nil || in.Pod == "" {
+	defer c.mu.Unlock()
+	if c.warned[s.String()] {
 		return
 	}
-	var pod podInspect
-	if err := c.getJSON(i, "/v4.0.0/libpod/pods/"+url.PathEscape(in.Pod)+"/json", &pod); err != nil || pod.Name == "" {
-		return
-	}
-	ct.K8sPodName, ct.K8sPodUID, ct.K8sPodLabels = pod.Name, pod.ID, pod.Labels
-	// kube play names a pod's containers <pod>-<container>.
-	ct.K8sContainerName = strings.TrimPrefix(ct.Name, pod.Name+"-")
+	c.warned[s.String()] = true
+	fmt.Fprintf(c.warn, "bulkhead: container metadata: %v (containers it runs may lack names, images and Kubernetes fields; check the socket, or name another with --cri-socket)\n", err)
 }
 
 // k8sFromLabels fills the Kubernetes fields from the CRI labels, and the

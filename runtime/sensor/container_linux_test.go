@@ -105,6 +105,12 @@ type seen struct {
 // stop, and returns the alerts and exec events by 12-hex container id.
 func watch(t *testing.T, sock, extra string) (stop func() (alerts, execs map[string][]seen)) {
 	t.Helper()
+	return watchWith(t, Options{Sockets: []string{sock}, CRISockets: []string{}}, extra)
+}
+
+// watchWith is watch with the sensor's metadata options.
+func watchWith(t *testing.T, opts Options, extra string) (stop func() (alerts, execs map[string][]seen)) {
+	t.Helper()
 	l := rules.NewLoader(rules.WithHostname("node-1"))
 	if err := l.Load(DefaultRulesName, DefaultRules); err != nil {
 		t.Fatal(err)
@@ -122,7 +128,8 @@ func watch(t *testing.T, sock, extra string) (stop func() (alerts, execs map[str
 	for _, r := range rs.Active() {
 		types = append(types, r.EventTypes()...)
 	}
-	s, err := Open(Options{Sockets: []string{sock}, Types: append(types, "procexit"), Env: true})
+	opts.Types, opts.Env = append(types, "procexit"), true
+	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +332,7 @@ spec:
 	if k == nil {
 		t.Fatalf("no alert for the kube play pod's container; its alerts: %q", rulesOf(alerts[kubeID]))
 	}
-	if !strings.HasSuffix(k.output, "pod read (pod=bh-kube-orders ns=<NA> labels=app:orders)") || k.ct.K8sContainerName != "api" || k.ct.K8sPodUID == "" {
+	if !strings.HasSuffix(k.output, "pod read (pod=bh-kube-orders ns=<NA> labels=app:orders)") || k.ct.K8sContainerName != "api" || k.ct.K8sPodUID == "" || normalizeImageID(k.ct.ImageID) == "" {
 		t.Errorf("kube play alert %q, container %+v", k.output, k.ct)
 	}
 }

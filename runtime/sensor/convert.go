@@ -29,10 +29,10 @@ type idNames struct {
 	users, groups passwd
 }
 
-func newConverter(procDir string, boot time.Time, sockets []string) *converter {
+func newConverter(procDir string, boot time.Time, sources []MetadataSource) *converter {
 	return &converter{
 		procs: newProcTable(procDir, boot),
-		ctrs:  newContainers(procDir, sockets),
+		ctrs:  newContainers(procDir, sources),
 		boot:  boot,
 		ids:   map[string]*idNames{},
 

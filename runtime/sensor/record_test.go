@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite testdata/records (from a live r
 // testConverter converts without looking at this machine: an empty proc
 // directory, testdata's passwd, no container sockets.
 func testConverter(t testing.TB) *converter {
-	c := newConverter(t.TempDir(), time.Unix(1_700_000_000, 0).UTC(), []string{})
+	c := newConverter(t.TempDir(), time.Unix(1_700_000_000, 0).UTC(), nil)
 	c.hostRoot = filepath.Join("testdata", "root")
 	c.ctrs.podmanDB = ""
 	return c

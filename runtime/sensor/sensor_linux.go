@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,13 @@ type Options struct {
 	// Sockets are Docker Engine API sockets asked for container names and
 	// images; nil means DefaultSockets().
 	Sockets []string
+	// CRISockets are CRI sockets (containerd's, CRI-O's) asked for
+	// container names, images and pods; nil means DefaultCRISockets(),
+	// each used when it exists. Sockets named here must answer the CRI's
+	// Version call, or Open fails.
+	CRISockets []string
+	// Warnings receives a metadata socket's first failure (nil: discarded).
+	Warnings io.Writer
 	// ProcDir is the proc filesystem (default /proc).
 	ProcDir string
 	// Types limits the reported syscalls to these event type names (for
@@ -70,6 +78,8 @@ type Sensor struct {
 	events atomic.Uint64
 	bad    atomic.Uint64
 	close  sync.Once
+	// sources are the container metadata sources, closed with the sensor.
+	sources []MetadataSource
 	// onRaw, when set (tests), sees each raw record before decoding.
 	onRaw func([]byte)
 }
@@ -107,10 +117,14 @@ func Open(opts Options) (*Sensor, error) {
 	if err := Supported(); err != nil {
 		return nil, err
 	}
+	sources, err := metadataSources(opts.Sockets, opts.CRISockets)
+	if err != nil {
+		return nil, err
+	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raise the memlock limit: %w", err)
 	}
-	s := &Sensor{}
+	s := &Sensor{sources: sources}
 	spec, err := loadSensor()
 	if err != nil {
 		return nil, fmt.Errorf("load the sensor's eBPF object: %w", err)
@@ -155,11 +169,8 @@ func Open(opts Options) (*Sensor, error) {
 	if procDir == "" {
 		procDir = "/proc"
 	}
-	socks := opts.Sockets
-	if socks == nil {
-		socks = DefaultSockets()
-	}
-	s.conv = newConverter(procDir, bootTime(), socks)
+	s.conv = newConverter(procDir, bootTime(), sources)
+	s.conv.ctrs.warn = opts.Warnings
 	s.conv.procs.env = opts.Env
 
 	for _, a := range []struct {
@@ -262,6 +273,7 @@ func (s *Sensor) Close() error {
 			s.rd.Close()
 		}
 		s.objs.Close()
+		closeSources(s.sources)
 	})
 	return nil
 }

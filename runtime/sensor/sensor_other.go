@@ -5,6 +5,7 @@ package sensor
 import (
 	"context"
 	"errors"
+	"io"
 	"runtime"
 
 	"github.com/bulkhead-sec/bulkhead/runtime/event"
@@ -12,9 +13,12 @@ import (
 
 // Options configure a Sensor.
 type Options struct {
-	Sockets []string
-	ProcDir string
-	Types   []string
+	Sockets    []string
+	CRISockets []string
+	Warnings   io.Writer
+	ProcDir    string
+	Types      []string
+	Env        bool
 }
 
 // Stats are the sensor's counters.
