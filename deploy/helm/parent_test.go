@@ -418,6 +418,33 @@ func TestParentJobMode(t *testing.T) {
 // alerts to the chart's server with the token mounted from the Secret as a
 // file (not in the pod spec), and the sensor's NetworkPolicy lets it reach
 // the server in the release namespace.
+// TestParentSensorCRISocket: the CRI socket is mounted only when
+// sensor.criSocket names it, as a Socket hostPath mounted read-only at the
+// same path and passed as --cri-socket; a relative path is refused.
+func TestParentSensorCRISocket(t *testing.T) {
+	const sock = "/run/containerd/containerd.sock"
+	r := renderParent(t, "--set", "sensor.enabled=true", "--set", "sensor.criSocket="+sock)
+	p := podSpecs(t, r)["rel-sensor"]
+	if p == nil {
+		t.Fatal("no sensor")
+	}
+	c := p.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--cri-socket="+sock) {
+		t.Errorf("sensor args: %v", c.Args)
+	}
+	if len(p.Spec.Volumes) != 1 || p.Spec.Volumes[0].HostPath == nil || p.Spec.Volumes[0].HostPath.Path != sock ||
+		p.Spec.Volumes[0].HostPath.Type == nil || *p.Spec.Volumes[0].HostPath.Type != corev1.HostPathSocket {
+		t.Fatalf("CRI volume: %+v", p.Spec.Volumes)
+	}
+	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != sock || !c.VolumeMounts[0].ReadOnly {
+		t.Errorf("CRI mount: %+v", c.VolumeMounts)
+	}
+	if _, err := runHelm(t, "template", "rel", parent, "--set", "sensor.enabled=true", "--set", "sensor.criSocket=run/crio.sock"); err == nil ||
+		!strings.Contains(err.Error(), "host path of the CRI socket") {
+		t.Errorf("relative criSocket: %v", err)
+	}
+}
+
 func TestParentSensorToServer(t *testing.T) {
 	r := renderParent(t, "--set", "sensor.enabled=true", "--set", "sensor.serverTokenSecret=sensor-token")
 	p := podSpecs(t, r)["rel-sensor"]
