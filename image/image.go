@@ -272,8 +272,8 @@ type hashingReader struct {
 	want   v1.Hash
 	what   string
 	n      int64
-	done   bool  // the source ended: err is what it ended with
-	err    error // io.EOF, or the digest mismatch, once done
+	done   bool           // the source ended: err is what it ended with
+	err    error          // io.EOF, or the digest mismatch, once done
 	stored *hashingReader // for the bomb check: bytes read of the stored blob
 	ahead  *hashAhead     // asynchronous hashing, when set
 }
