@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"debug/buildinfo"
+	"debug/elf"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -516,5 +517,68 @@ func BenchmarkReadBuildInfo(b *testing.B) {
 				buildinfo.Read(bytes.NewReader(buf))
 			}
 		})
+	}
+}
+
+// An ELF executable that is not a Go program (no Go build ID) is searched
+// where debug/buildinfo searches, its first writable segment, and read no
+// further: the system's own C executables give what debug/buildinfo gives
+// (nothing), and their reads stop at the end of their data segment.
+func TestNonGoELFStopsAtDataSegment(t *testing.T) {
+	bins, _ := filepath.Glob("/usr/bin/*")
+	checked, saved := 0, int64(0)
+	for _, bin := range bins {
+		if checked == 40 {
+			break
+		}
+		ef, err := elf.Open(bin)
+		if err != nil {
+			continue
+		}
+		if ef.Section(".note.go.buildid") != nil {
+			ef.Close()
+			continue // a Go program: read as before
+		}
+		var dataEnd uint64
+		for _, p := range ef.Progs {
+			if p.Type == elf.PT_LOAD && p.Flags&(elf.PF_X|elf.PF_W) == elf.PF_W {
+				dataEnd = p.Off + p.Filesz
+				break
+			}
+		}
+		ef.Close()
+		st, _ := os.Stat(bin)
+		ref, refErr := buildinfo.ReadFile(bin)
+		pkgs, read := parseStream(t, bin)
+		if (refErr == nil) != (len(pkgs) > 0) {
+			t.Errorf("%s: %d packages; debug/buildinfo says %v, %v", bin, len(pkgs), ref, refErr)
+		}
+		if limit := max(int64(dataEnd), headSize); read > limit {
+			t.Errorf("%s: read %d bytes, past the end of its data segment at %d", bin, read, dataEnd)
+		}
+		saved += st.Size() - read
+		checked++
+	}
+	if checked == 0 {
+		t.Skip("no ELF executables in /usr/bin")
+	}
+	t.Logf("%d C executables, %d bytes left unread", checked, saved)
+
+	// A Go program that lost its build ID note: its blob is found in its
+	// data segment all the same.
+	dir := builds(t)
+	bin, err := os.ReadFile(filepath.Join(dir, "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range elfBuildIDNotes {
+		if i := bytes.Index(bin[:headSize], m); i >= 0 {
+			bin[i+4] = 'X' // "Xo": no longer the Go owner
+		}
+	}
+	bi, err := ReadBuildInfo(&streamOnly{r: bytes.NewReader(bin)})
+	ref, _ := buildinfo.Read(bytes.NewReader(bin))
+	if err != nil || bi == nil || ref == nil || bi.String() != ref.String() {
+		t.Errorf("without its build ID note: %v, %v; want %v", bi, err, ref)
 	}
 }
