@@ -10,6 +10,7 @@ import (
 	"math"
 	"runtime/debug"
 	"strings"
+	"sync"
 )
 
 // The Go linker writes a build-info blob into every binary built with module
@@ -103,11 +104,29 @@ type segment struct {
 
 // forward is a read-only-forward window over a stream.
 type forward struct {
-	r    io.Reader
-	buf  []byte
-	base int64 // file offset of buf[0]
-	eof  bool
-	err  error
+	r      io.Reader
+	buf    []byte
+	base   int64 // file offset of buf[0]
+	eof    bool
+	err    error
+	pooled *[]byte // the window's first buffer, from windowPool
+}
+
+// windowSize is the window's usual size: the head, a chunk and the overlap
+// fit. Windows of that size are pooled (every executable of an image is
+// scanned: one allocation each was most of what a walk allocated); larger
+// ones, for long module information, are not.
+const windowSize = headSize + 2*chunkSize
+
+var windowPool = sync.Pool{New: func() any { b := make([]byte, windowSize); return &b }}
+
+// release gives the pooled buffer back; the window is not used afterwards.
+// Nothing the scan returns refers to it (strings and clones are copies).
+func (f *forward) release() {
+	if f.pooled != nil {
+		windowPool.Put(f.pooled)
+		f.pooled, f.buf = nil, nil
+	}
 }
 
 // fill appends up to chunkSize bytes to the window.
@@ -117,7 +136,13 @@ func (f *forward) fill() {
 	}
 	n := len(f.buf)
 	if cap(f.buf)-n < chunkSize {
-		nb := make([]byte, n, 2*cap(f.buf)+chunkSize)
+		var nb []byte
+		if n <= windowSize-chunkSize && f.pooled == nil {
+			f.pooled = windowPool.Get().(*[]byte)
+			nb = (*f.pooled)[:n]
+		} else {
+			nb = make([]byte, n, 2*cap(f.buf)+chunkSize)
+		}
 		copy(nb, f.buf)
 		f.buf = nb
 	}
@@ -240,6 +265,7 @@ func (s *scanner) findBuildID() {
 // (nil, nil) for executables without Go build information.
 func scanBuildInfo(r io.Reader, s *scanner) (*debug.BuildInfo, error) {
 	s.f = forward{r: r}
+	defer s.f.release()
 	head := make([]byte, headSize)
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
