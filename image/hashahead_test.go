@@ -18,6 +18,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/bulkhead-sec/bulkhead/walk"
 )
@@ -189,5 +190,49 @@ func TestHashAheadReader(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Fatalf("%d goroutines left running (%d before)", n, before)
+	}
+}
+
+// zstd layers (OCI tar+zstd) go through klauspost/compress's decoder, their
+// stored digest checked by the hash goroutine; a changed byte fails.
+func TestZstdLayer(t *testing.T) {
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	body := bytes.Repeat([]byte("zstd layer content\n"), 50000)
+	tw.WriteHeader(&tar.Header{Name: "etc/big.txt", Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(body))})
+	tw.Write(body)
+	tw.Close()
+	var comp bytes.Buffer
+	zw, err := zstd.NewWriter(&comp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(plain.Bytes())
+	zw.Close()
+	digest := func(b []byte) v1.Hash {
+		s := sha256.Sum256(b)
+		return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
+	}
+	for _, async := range []bool{true, false} {
+		withAsync(t, async)
+		for _, tamper := range []bool{false, true} {
+			b := bytes.Clone(comp.Bytes())
+			want := digest(b)
+			if tamper {
+				b[len(b)-1] ^= 1 // the frame's checksum: still decodes up to there
+			}
+			sl := storedLayer{open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, digest: want, diffID: digest(plain.Bytes())}
+			tr, err := walk.Walk(context.Background(), []walk.Layer{{Open: func() (io.ReadCloser, error) { return openVerified(sl) }}}, nil, walk.Options{TempDir: t.TempDir()})
+			switch {
+			case tamper && err == nil:
+				t.Errorf("async=%v: a changed zstd blob was accepted", async)
+			case !tamper && err != nil:
+				t.Errorf("async=%v: %v", async, err)
+			case !tamper:
+				if e, ok := tr.Lookup("etc/big.txt"); !ok || e.Size != int64(len(body)) {
+					t.Errorf("async=%v: etc/big.txt not in the view (%v)", async, ok)
+				}
+			}
+		}
 	}
 }
