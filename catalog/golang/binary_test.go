@@ -582,3 +582,42 @@ func TestNonGoELFStopsAtDataSegment(t *testing.T) {
 		t.Errorf("without its build ID note: %v, %v; want %v", bi, err, ref)
 	}
 }
+
+// In an ELF file without a Go build ID, a blob is build information where
+// debug/buildinfo would read it, in the first writable segment, and
+// nowhere else; the stream agrees with debug/buildinfo either way.
+func TestDataSegmentOnly(t *testing.T) {
+	mod := string(infoStart) + "path\texample.com/x\nmod\texample.com/x\t(devel)\t\n" + string(infoEnd)
+	for _, tc := range []struct {
+		name    string
+		at      int // where the blob goes
+		dataEnd int // end of the data segment
+		found   bool
+	}{
+		{"in the segment", 4096 + 512, 8192, true},
+		{"segment within the first page", 1024, 2048, true},
+		{"after the segment", 8192 + 256, 8192, false},
+		{"before the segment", 2048, 8192, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dataOff := 4096
+			if tc.dataEnd <= 4096 {
+				dataOff = 512
+			}
+			b := elfWithData(4*4096, dataOff, tc.dataEnd-dataOff)
+			copy(b[tc.at:], blob("go1.22.3", mod))
+			s := &streamOnly{r: bytes.NewReader(b)}
+			bi, err := ReadBuildInfo(s)
+			ref, refErr := buildinfo.Read(bytes.NewReader(b))
+			if err != nil || (bi != nil) != tc.found || (refErr == nil) != tc.found {
+				t.Fatalf("stream: %v, %v; debug/buildinfo: %v, %v; want found=%v", bi, err, ref, refErr, tc.found)
+			}
+			if tc.found && bi.String() != ref.String() {
+				t.Errorf("stream:\n%s\ndebug/buildinfo:\n%s", bi, ref)
+			}
+			if s.n > int64(max(tc.dataEnd, headSize)) {
+				t.Errorf("read %d bytes, past the data segment's end at %d", s.n, tc.dataEnd)
+			}
+		})
+	}
+}
