@@ -34,6 +34,7 @@ type hashChunk struct {
 	b    []byte
 	n    int
 	refs atomic.Int32
+	err  error // inflateAhead: what ended the stream after these bytes
 }
 
 // hashAhead is the state of a hashingReader in asynchronous mode.
@@ -135,4 +136,110 @@ func (h *hashingReader) readAhead(p []byte) (int, error) {
 	// call: a caller filling a buffer (io.ReadFull) drops an error that
 	// comes with the bytes that filled it.
 	return n, h.count(n)
+}
+
+// inflateAhead runs a layer's decompressor in its own goroutine: it reads
+// the uncompressed stream ahead of the walk, into at most hashChunks
+// chunks, so that on two cores inflating a gzip or zstd layer (the serial
+// floor of its scan) overlaps the tar walk and the catalogers instead of
+// adding to them. Everything below it (the decompressor, the digest
+// checks, the bomb check) runs in that goroutine only; the reader's caller
+// sees the bytes and then the error that ended them, in order.
+type inflateAhead struct {
+	chunks chan *hashChunk // filled, in stream order
+	free   chan *hashChunk
+	stopc  chan struct{}
+	done   chan struct{}
+	cur    *hashChunk
+	off    int
+	made   int
+	closed bool
+}
+
+func newInflateAhead(r io.Reader) *inflateAhead {
+	a := &inflateAhead{chunks: make(chan *hashChunk, hashChunks), free: make(chan *hashChunk, hashChunks), stopc: make(chan struct{}), done: make(chan struct{})}
+	for ; a.made < hashChunks; a.made++ {
+		a.free <- hashChunkPool.Get().(*hashChunk)
+	}
+	go a.run(r)
+	return a
+}
+
+func (a *inflateAhead) run(r io.Reader) {
+	defer close(a.done)
+	for {
+		var c *hashChunk
+		select {
+		case c = <-a.free:
+		case <-a.stopc:
+			return
+		}
+		n, err := io.ReadFull(r, c.b)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = io.EOF
+		}
+		c.n, c.err = n, err
+		select {
+		case a.chunks <- c:
+		case <-a.stopc:
+			a.free <- c
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (a *inflateAhead) Read(p []byte) (int, error) {
+	if a.closed {
+		return 0, errors.New("read after the layer stream was closed")
+	}
+	for a.cur == nil || a.off == a.cur.n {
+		if a.cur != nil {
+			if a.cur.err != nil {
+				return 0, a.cur.err // the end sticks
+			}
+			a.free <- a.cur
+			a.cur = nil
+		}
+		a.cur, a.off = <-a.chunks, 0
+	}
+	n := copy(p, a.cur.b[a.off:a.cur.n])
+	a.off += n
+	return n, nil
+}
+
+// finished reports whether the goroutine has returned (the stream ended or
+// failed).
+func (a *inflateAhead) finished() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the goroutine, waiting for the read it is in, and gives the
+// chunks back to the pool.
+func (a *inflateAhead) stop() {
+	if a.closed {
+		return
+	}
+	a.closed = true
+	close(a.stopc)
+	<-a.done
+	if a.cur != nil {
+		hashChunkPool.Put(a.cur)
+		a.made--
+	}
+	for ; a.made > 0; a.made-- {
+		select {
+		case c := <-a.free:
+			hashChunkPool.Put(c)
+		case c := <-a.chunks:
+			hashChunkPool.Put(c)
+		}
+	}
 }

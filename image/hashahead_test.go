@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -234,5 +235,53 @@ func TestZstdLayer(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A gzip layer is inflated ahead of the walk in its own goroutine: the
+// bytes and the digest check are the same, and the goroutines end on Close,
+// also when the walk gave up half way.
+func TestInflateAhead(t *testing.T) {
+	withAsync(t, true)
+	data := make([]byte, 5*hashChunkSize+777)
+	rand.New(rand.NewSource(3)).Read(data)
+	var comp bytes.Buffer
+	zw := gzip.NewWriter(&comp)
+	zw.Write(data)
+	zw.Close()
+	sum := sha256.Sum256(comp.Bytes())
+	good := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	bad := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}
+	before := runtime.NumGoroutine()
+	for _, want := range []v1.Hash{good, bad} {
+		sl := storedLayer{open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(comp.Bytes())), nil }, digest: want}
+		rc, err := openVerified(sl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rc.(*verifiedLayer).ahead == nil {
+			t.Fatal("not inflated ahead")
+		}
+		got, err := io.ReadAll(rc)
+		if !bytes.Equal(got, data) {
+			t.Fatalf("read %d bytes, want %d", len(got), len(data))
+		}
+		if (want == good) != (err == nil) || want == bad && !errors.Is(err, ErrDigestMismatch) {
+			t.Fatalf("digest %s...: err = %v", want.Hex[:4], err)
+		}
+		if err := rc.Close(); err != nil && want == good {
+			t.Fatal(err)
+		}
+		// Abandoned after one chunk.
+		rc, _ = openVerified(sl)
+		io.CopyN(io.Discard, rc, hashChunkSize)
+		rc.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines left running (%d before)", n, before)
 	}
 }

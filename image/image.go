@@ -211,7 +211,9 @@ func openVerified(l storedLayer) (io.ReadCloser, error) {
 			return nil, err
 		}
 	}
-	plain, closeDec, err := decompress(bufio.NewReaderSize(clear, 64<<10))
+	br := bufio.NewReaderSize(clear, 64<<10)
+	plain, closeDec, err := decompress(br)
+	compressed := plain != io.Reader(br)
 	if err != nil {
 		stored.stop()
 		raw.Close()
@@ -231,7 +233,12 @@ func openVerified(l storedLayer) (io.ReadCloser, error) {
 	// as well would cost a second full pass for no added assurance.
 	verifyDiffID := l.diffID.Hex != "" && (stored.h == nil || l.decrypt != nil)
 	un := newHashingReader(plain, l.diffID, "uncompressed layer (diffID)", stored, verifyDiffID)
-	return &verifiedLayer{Reader: un, un: un, stored: stored, drain: clear, closeRaw: raw.Close, closeDec: closeDec}, nil
+	v := &verifiedLayer{Reader: un, un: un, stored: stored, drain: clear, closeRaw: raw.Close, closeDec: closeDec}
+	if compressed && asyncHashing {
+		v.ahead = newInflateAhead(un)
+		v.Reader = v.ahead
+	}
+	return v, nil
 }
 
 // decompress reads gzip, zstd or plain bytes, told apart by their magic
@@ -352,6 +359,10 @@ func (h *hashingReader) stop() {
 type verifiedLayer struct {
 	io.Reader
 	un, stored *hashingReader
+	// ahead, for a compressed layer on more than one CPU, runs the
+	// decompressor and everything under it (un, stored) in its own
+	// goroutine; they are touched here only once it has stopped.
+	ahead *inflateAhead
 	// drain is what Close reads to the end: the stored blob, or for an
 	// encrypted layer the decrypting stream over it (which authenticates
 	// the ciphertext at its end).
@@ -364,6 +375,9 @@ type verifiedLayer struct {
 // walk calls it when the content turned out unreadable, so that a corrupt
 // blob is reported as such rather than as a broken tar.
 func (v *verifiedLayer) Verify() error {
+	if v.ahead != nil {
+		v.ahead.stop()
+	}
 	if !v.stored.done {
 		if _, err := io.Copy(io.Discard, v.stored); err != nil {
 			return err
@@ -385,6 +399,22 @@ func (v *verifiedLayer) Verify() error {
 // to its end too, so its digest was verified.
 func (v *verifiedLayer) Close() error {
 	var err error
+	if v.ahead != nil {
+		rawClosed := false
+		if !v.ahead.finished() {
+			// Abandoned before the end: unblock a read the goroutine
+			// may wait in (a registry stream) before waiting for it.
+			rawClosed = true
+			err = v.closeRaw()
+		}
+		v.ahead.stop()
+		if rawClosed {
+			v.un.stop()
+			v.stored.stop()
+			v.closeDec()
+			return err
+		}
+	}
 	if v.un.done && !v.stored.done {
 		// The tar stream ended; drain the rest of the stored blob (gzip
 		// trailer, padding) through the hash.
