@@ -140,9 +140,12 @@ fi
 run1() {
   local out
   out=$(mktemp)
-  /usr/bin/time -f '%e %U %M' -o "$out" "$@" >/dev/null 2>"$out.err" || {
-    echo "FAILED: $*" >&2; tail -3 "$out.err" >&2; }
-  cat "$out"; rm -f "$out" "$out.err"
+  if /usr/bin/time -f '%e %U %M' -o "$out" "$@" >/dev/null 2>"$out.err"; then
+    cat "$out"
+  else
+    echo "FAILED: $*" >&2; tail -3 "$out.err" >&2
+  fi
+  rm -f "$out" "$out.err"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Peak anonymous memory (RssAnon, kB) of one run, sampled every 10 ms: the
@@ -169,8 +172,10 @@ side_by_side() {
     run1 $ca >>"$fa"
     run1 $cb >>"$fb"
   done
-  for l in "$la:$fa" "$lb:$fb"; do
-    local f=${l##*:} name=${l%:*}
+  local names=("$la" "$lb") files=("$fa" "$fb") k
+  for k in 0 1; do
+    local f=${files[$k]} name=${names[$k]}
+    if [ ! -s "$f" ]; then printf '  %-58s FAILED (every run)\n' "$name"; continue; fi
     printf '  %-58s wall %6.2f s (median; %s..%s)  user %5.2f s  peak RSS %s..%s MB\n' "$name" \
       "$(cut -d' ' -f1 "$f" | median)" "$(cut -d' ' -f1 "$f" | sort -n | head -1)" "$(cut -d' ' -f1 "$f" | sort -n | tail -1)" \
       "$(cut -d' ' -f2 "$f" | median)" \
@@ -178,7 +183,7 @@ side_by_side() {
   done
   local ra rb
   ra=$(cut -d' ' -f1 "$fa" | median) rb=$(cut -d' ' -f1 "$fb" | median)
-  printf '  ratio %s / %s = %.2f\n' "$la" "$lb" "$(echo "$ra / $rb" | bc -l)"
+  [ -n "$ra" ] && [ -n "$rb" ] && printf '  ratio %s / %s = %.2f\n' "$la" "$lb" "$(echo "$ra / $rb" | bc -l)"
   rm -f "$fa" "$fb"
 }
 
@@ -192,6 +197,12 @@ else
   tdesc="trivy 0.74 (packages only: no vuln DB)"
 fi
 "$bh" image -q --input "$img" -f cyclonedx -o /dev/null # warm bulkhead's DB
+# trivy --input takes a docker-archive tar or an OCI layout directory, not an
+# oci-archive tar: it gets the same archive unpacked.
+ocidir=$work/debian-npm-go.oci
+if [ ! -f "$ocidir/index.json" ] || [ "$oci" -nt "$ocidir/index.json" ]; then
+  rm -rf "$ocidir" && mkdir -p "$ocidir" && tar -C "$ocidir" -xf "$oci"
+fi
 out=$work/out; mkdir -p "$out"
 
 echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(du -m "$img" | cut -f1) MB docker-archive, $(du -m "$oci" | cut -f1) MB oci-archive, $(du -m "$big2" | cut -f1) MB 2 GB image; medians of $runs"
@@ -204,7 +215,7 @@ if [ -n "${BEFORE:-}" ]; then
 fi
 echo "oci-archive (gzip layers):"
 side_by_side "bulkhead image (vuln matching, cyclonedx)" "$bh image -q --input $oci -f cyclonedx -o /dev/null" \
-  "$tdesc" "$trivy image --input $oci $tmode $tflags"
+  "$tdesc (same, unpacked)" "$trivy image --input $ocidir $tmode $tflags"
 echo "oci-archive's largest layer alone (open the archive, read the blob, sha256 of it, inflate):"
 side_by_side "bulkhead's layer stream (klauspost/compress gzip)" "$work/inflate -lib bulkhead $oci" \
   "compress/gzip + crypto/sha256" "$work/inflate -lib stdlib $oci"
