@@ -203,10 +203,7 @@ func openVerified(l storedLayer) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	stored := &hashingReader{r: raw, want: l.digest, what: "layer blob"}
-	if l.digest.Hex != "" {
-		stored.h = newHasher(l.digest)
-	}
+	stored := newHashingReader(raw, l.digest, "layer blob", nil, l.digest.Hex != "")
 	var clear io.Reader = stored
 	if l.decrypt != nil {
 		if clear, err = l.decrypt(stored); err != nil {
@@ -214,27 +211,34 @@ func openVerified(l storedLayer) (io.ReadCloser, error) {
 			return nil, err
 		}
 	}
-	plain, closeDec, err := decompress(bufio.NewReaderSize(clear, 64<<10))
+	br := bufio.NewReaderSize(clear, 64<<10)
+	plain, closeDec, err := decompress(br)
+	compressed := plain != io.Reader(br)
 	if err != nil {
+		stored.stop()
 		raw.Close()
 		return nil, fmt.Errorf("open layer: %w", err)
 	}
-	un := &hashingReader{r: plain, want: l.diffID, what: "uncompressed layer (diffID)", stored: stored}
+	if l.decrypt != nil && l.diffID.Hex == "" {
+		stored.stop()
+		raw.Close()
+		closeDec()
+		return nil, fmt.Errorf("layer %s is encrypted and the image config has no diffID for it: its decrypted content cannot be verified", l.digest)
+	}
 	// The diffID is checked when the stored bytes have no digest to check
 	// (docker-archive layers), or when that digest is of the ciphertext
 	// (encrypted layers: the config's diffID is what binds the decrypted
 	// content to the manifest). Where the stored digest is of the plain
 	// bytes, it already proves the content; hashing the uncompressed stream
 	// as well would cost a second full pass for no added assurance.
-	if l.diffID.Hex != "" && (stored.h == nil || l.decrypt != nil) {
-		un.h = newHasher(l.diffID)
+	verifyDiffID := l.diffID.Hex != "" && (stored.h == nil || l.decrypt != nil)
+	un := newHashingReader(plain, l.diffID, "uncompressed layer (diffID)", stored, verifyDiffID)
+	v := &verifiedLayer{Reader: un, un: un, stored: stored, drain: clear, closeRaw: raw.Close, closeDec: closeDec}
+	if compressed && asyncHashing {
+		v.ahead = newInflateAhead(un)
+		v.Reader = v.ahead
 	}
-	if l.decrypt != nil && l.diffID.Hex == "" {
-		raw.Close()
-		closeDec()
-		return nil, fmt.Errorf("layer %s is encrypted and the image config has no diffID for it: its decrypted content cannot be verified", l.digest)
-	}
-	return &verifiedLayer{Reader: un, un: un, stored: stored, drain: clear, closeRaw: raw.Close, closeDec: closeDec}, nil
+	return v, nil
 }
 
 // decompress reads gzip, zstd or plain bytes, told apart by their magic
@@ -267,42 +271,98 @@ func newHasher(h v1.Hash) hash.Hash {
 }
 
 // hashingReader hashes what passes through it and checks the digest at EOF.
+// With more than one CPU the hash runs in its own goroutine (see
+// hashAhead); call stop when done with the stream.
 type hashingReader struct {
 	r      io.Reader
 	h      hash.Hash
 	want   v1.Hash
 	what   string
 	n      int64
-	done   bool
+	done   bool           // the source ended: err is what it ended with
+	err    error          // io.EOF, or the digest mismatch, once done
 	stored *hashingReader // for the bomb check: bytes read of the stored blob
+	ahead  *hashAhead     // asynchronous hashing, when set
+}
+
+func newHashingReader(r io.Reader, want v1.Hash, what string, stored *hashingReader, verify bool) *hashingReader {
+	h := &hashingReader{r: r, want: want, what: what, stored: stored}
+	if verify {
+		h.h = newHasher(want)
+	}
+	if h.h != nil && asyncHashing {
+		h.ahead = newHashAhead(h.h)
+	}
+	return h
 }
 
 func (h *hashingReader) Read(p []byte) (int, error) {
+	if h.ahead != nil {
+		return h.readAhead(p)
+	}
+	if h.done {
+		return 0, h.err
+	}
 	n, err := h.r.Read(p)
 	if n > 0 {
-		h.n += int64(n)
 		if h.h != nil {
 			h.h.Write(p[:n])
 		}
-		if h.stored != nil && h.n > ratioFloor && h.stored.n > 0 && h.n/h.stored.n > maxRatio {
-			return n, fmt.Errorf("%w: content expands %d times (%d bytes from %d); refusing a likely decompression bomb", walk.ErrLayerTooLarge, h.n/h.stored.n, h.n, h.stored.n)
+		if cerr := h.count(n); cerr != nil {
+			return n, cerr
 		}
 	}
-	if err == io.EOF && !h.done {
-		h.done = true
-		if h.h != nil {
-			got := hex.EncodeToString(h.h.Sum(nil))
-			if got != h.want.Hex {
-				return n, fmt.Errorf("%w: %s should be %s but is %s:%s; the image is corrupt or was tampered with", ErrDigestMismatch, h.what, h.want, h.want.Algorithm, got)
-			}
-		}
+	if err == io.EOF {
+		return n, h.end(err)
 	}
 	return n, err
+}
+
+// count adds n bytes read, and refuses a likely decompression bomb.
+func (h *hashingReader) count(n int) error {
+	h.n += int64(n)
+	if h.stored != nil && h.n > ratioFloor && h.stored.n > 0 && h.n/h.stored.n > maxRatio {
+		return fmt.Errorf("%w: content expands %d times (%d bytes from %d); refusing a likely decompression bomb", walk.ErrLayerTooLarge, h.n/h.stored.n, h.n, h.stored.n)
+	}
+	return nil
+}
+
+// end is called with the error that ended the source: at io.EOF (the first
+// time) the digest is checked.
+func (h *hashingReader) end(err error) error {
+	if err != io.EOF || h.done {
+		return err
+	}
+	h.done, h.err = true, err
+	if h.h == nil {
+		return err
+	}
+	var sum []byte
+	if h.ahead != nil {
+		sum = h.ahead.sum()
+	} else {
+		sum = h.h.Sum(nil)
+	}
+	if got := hex.EncodeToString(sum); got != h.want.Hex {
+		h.err = fmt.Errorf("%w: %s should be %s but is %s:%s; the image is corrupt or was tampered with", ErrDigestMismatch, h.what, h.want, h.want.Algorithm, got)
+	}
+	return h.err
+}
+
+// stop ends the asynchronous hasher, if any.
+func (h *hashingReader) stop() {
+	if h.ahead != nil {
+		h.ahead.stop()
+	}
 }
 
 type verifiedLayer struct {
 	io.Reader
 	un, stored *hashingReader
+	// ahead, for a compressed layer on more than one CPU, runs the
+	// decompressor and everything under it (un, stored) in its own
+	// goroutine; they are touched here only once it has stopped.
+	ahead *inflateAhead
 	// drain is what Close reads to the end: the stored blob, or for an
 	// encrypted layer the decrypting stream over it (which authenticates
 	// the ciphertext at its end).
@@ -315,11 +375,22 @@ type verifiedLayer struct {
 // walk calls it when the content turned out unreadable, so that a corrupt
 // blob is reported as such rather than as a broken tar.
 func (v *verifiedLayer) Verify() error {
-	if v.stored.done {
-		return nil
+	if v.ahead != nil {
+		v.ahead.stop()
 	}
-	if _, err := io.Copy(io.Discard, v.stored); err != nil {
-		return err
+	if !v.stored.done {
+		if _, err := io.Copy(io.Discard, v.stored); err != nil {
+			return err
+		}
+	}
+	// A docker-archive layer has no stored digest: its diffID is what
+	// tells a tampered layer from a broken one, so read the rest of the
+	// uncompressed stream through its hash. (Past a decompression error
+	// this fails with that error, which is then the one reported.)
+	if v.un.h != nil && !v.un.done {
+		if _, err := io.Copy(io.Discard, v.un); err != nil && errors.Is(err, ErrDigestMismatch) {
+			return err
+		}
 	}
 	return nil
 }
@@ -327,17 +398,35 @@ func (v *verifiedLayer) Verify() error {
 // Close checks, when the whole stream was read, that the stored blob was read
 // to its end too, so its digest was verified.
 func (v *verifiedLayer) Close() error {
-	if v.un.done && !v.stored.done {
-		// The tar stream ended; drain the rest of the stored blob (gzip
-		// trailer, padding) through the hash.
-		if _, err := io.Copy(io.Discard, v.drain); err != nil {
+	var err error
+	if v.ahead != nil {
+		rawClosed := false
+		if !v.ahead.finished() {
+			// Abandoned before the end: unblock a read the goroutine
+			// may wait in (a registry stream) before waiting for it.
+			rawClosed = true
+			err = v.closeRaw()
+		}
+		v.ahead.stop()
+		if rawClosed {
+			v.un.stop()
+			v.stored.stop()
 			v.closeDec()
-			v.closeRaw()
 			return err
 		}
 	}
+	if v.un.done && !v.stored.done {
+		// The tar stream ended; drain the rest of the stored blob (gzip
+		// trailer, padding) through the hash.
+		_, err = io.Copy(io.Discard, v.drain)
+	}
+	v.un.stop()
+	v.stored.stop()
 	v.closeDec()
-	return v.closeRaw()
+	if cerr := v.closeRaw(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Options tell Open how to reach images.

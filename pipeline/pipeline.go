@@ -124,11 +124,10 @@ func Scan(ctx context.Context, img *image.Image, o Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Tree: walked.Tree, Image: img}
-	if img.Image != nil && img.Source != image.SourceRootfs && img.Source != image.SourceDir {
-		if m, err := img.Manifest(); err == nil && m != nil {
-			res.Annotations = m.Annotations
-		}
-	}
+	// The annotations of the manifest as stored (registry and OCI images).
+	// Not img.Manifest(): a docker-archive has no manifest, and go-
+	// containerregistry makes one by gzipping every layer again.
+	res.Annotations = img.ManifestAnnotations
 	if err := assess(ctx, res, walked.Inventory, walked.Findings, o); err != nil {
 		return nil, err
 	}

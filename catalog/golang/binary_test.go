@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"debug/buildinfo"
+	"debug/elf"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -514,6 +515,108 @@ func BenchmarkReadBuildInfo(b *testing.B) {
 			for b.Loop() {
 				buf, _ := io.ReadAll(&streamOnly{r: bytes.NewReader(data)})
 				buildinfo.Read(bytes.NewReader(buf))
+			}
+		})
+	}
+}
+
+// An ELF executable that is not a Go program (no Go build ID) is searched
+// where debug/buildinfo searches, its first writable segment, and read no
+// further: the system's own C executables give what debug/buildinfo gives
+// (nothing), and their reads stop at the end of their data segment.
+func TestNonGoELFStopsAtDataSegment(t *testing.T) {
+	bins, _ := filepath.Glob("/usr/bin/*")
+	checked, saved := 0, int64(0)
+	for _, bin := range bins {
+		if checked == 40 {
+			break
+		}
+		ef, err := elf.Open(bin)
+		if err != nil {
+			continue
+		}
+		if ef.Section(".note.go.buildid") != nil {
+			ef.Close()
+			continue // a Go program: read as before
+		}
+		var dataEnd uint64
+		for _, p := range ef.Progs {
+			if p.Type == elf.PT_LOAD && p.Flags&(elf.PF_X|elf.PF_W) == elf.PF_W {
+				dataEnd = p.Off + p.Filesz
+				break
+			}
+		}
+		ef.Close()
+		st, _ := os.Stat(bin)
+		ref, refErr := buildinfo.ReadFile(bin)
+		pkgs, read := parseStream(t, bin)
+		if (refErr == nil) != (len(pkgs) > 0) {
+			t.Errorf("%s: %d packages; debug/buildinfo says %v, %v", bin, len(pkgs), ref, refErr)
+		}
+		if limit := max(int64(dataEnd), headSize); read > limit {
+			t.Errorf("%s: read %d bytes, past the end of its data segment at %d", bin, read, dataEnd)
+		}
+		saved += st.Size() - read
+		checked++
+	}
+	if checked == 0 {
+		t.Skip("no ELF executables in /usr/bin")
+	}
+	t.Logf("%d C executables, %d bytes left unread", checked, saved)
+
+	// A Go program that lost its build ID note: its blob is found in its
+	// data segment all the same.
+	dir := builds(t)
+	bin, err := os.ReadFile(filepath.Join(dir, "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range elfBuildIDNotes {
+		if i := bytes.Index(bin[:headSize], m); i >= 0 {
+			bin[i+4] = 'X' // "Xo": no longer the Go owner
+		}
+	}
+	bi, err := ReadBuildInfo(&streamOnly{r: bytes.NewReader(bin)})
+	ref, _ := buildinfo.Read(bytes.NewReader(bin))
+	if err != nil || bi == nil || ref == nil || bi.String() != ref.String() {
+		t.Errorf("without its build ID note: %v, %v; want %v", bi, err, ref)
+	}
+}
+
+// In an ELF file without a Go build ID, a blob is build information where
+// debug/buildinfo would read it, in the first writable segment, and
+// nowhere else; the stream agrees with debug/buildinfo either way.
+func TestDataSegmentOnly(t *testing.T) {
+	mod := string(infoStart) + "path\texample.com/x\nmod\texample.com/x\t(devel)\t\n" + string(infoEnd)
+	for _, tc := range []struct {
+		name    string
+		at      int // where the blob goes
+		dataEnd int // end of the data segment
+		found   bool
+	}{
+		{"in the segment", 4096 + 512, 8192, true},
+		{"segment within the first page", 1024, 2048, true},
+		{"after the segment", 8192 + 256, 8192, false},
+		{"before the segment", 2048, 8192, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dataOff := 4096
+			if tc.dataEnd <= 4096 {
+				dataOff = 512
+			}
+			b := elfWithData(4*4096, dataOff, tc.dataEnd-dataOff)
+			copy(b[tc.at:], blob("go1.22.3", mod))
+			s := &streamOnly{r: bytes.NewReader(b)}
+			bi, err := ReadBuildInfo(s)
+			ref, refErr := buildinfo.Read(bytes.NewReader(b))
+			if err != nil || (bi != nil) != tc.found || (refErr == nil) != tc.found {
+				t.Fatalf("stream: %v, %v; debug/buildinfo: %v, %v; want found=%v", bi, err, ref, refErr, tc.found)
+			}
+			if tc.found && bi.String() != ref.String() {
+				t.Errorf("stream:\n%s\ndebug/buildinfo:\n%s", bi, ref)
+			}
+			if s.n > int64(max(tc.dataEnd, headSize)) {
+				t.Errorf("read %d bytes, past the data segment's end at %d", s.n, tc.dataEnd)
 			}
 		})
 	}

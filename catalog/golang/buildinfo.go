@@ -2,12 +2,15 @@ package golang
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime/debug"
 	"strings"
+	"sync"
 )
 
 // The Go linker writes a build-info blob into every binary built with module
@@ -101,11 +104,29 @@ type segment struct {
 
 // forward is a read-only-forward window over a stream.
 type forward struct {
-	r    io.Reader
-	buf  []byte
-	base int64 // file offset of buf[0]
-	eof  bool
-	err  error
+	r      io.Reader
+	buf    []byte
+	base   int64 // file offset of buf[0]
+	eof    bool
+	err    error
+	pooled *[]byte // the window's first buffer, from windowPool
+}
+
+// windowSize is the window's usual size: the head, a chunk and the overlap
+// fit. Windows of that size are pooled (every executable of an image is
+// scanned: one allocation each was most of what a walk allocated); larger
+// ones, for long module information, are not.
+const windowSize = headSize + 2*chunkSize
+
+var windowPool = sync.Pool{New: func() any { b := make([]byte, windowSize); return &b }}
+
+// release gives the pooled buffer back; the window is not used afterwards.
+// Nothing the scan returns refers to it (strings and clones are copies).
+func (f *forward) release() {
+	if f.pooled != nil {
+		windowPool.Put(f.pooled)
+		f.pooled, f.buf = nil, nil
+	}
 }
 
 // fill appends up to chunkSize bytes to the window.
@@ -115,7 +136,13 @@ func (f *forward) fill() {
 	}
 	n := len(f.buf)
 	if cap(f.buf)-n < chunkSize {
-		nb := make([]byte, n, 2*cap(f.buf)+chunkSize)
+		var nb []byte
+		if n <= windowSize-chunkSize && f.pooled == nil {
+			f.pooled = windowPool.Get().(*[]byte)
+			nb = (*f.pooled)[:n]
+		} else {
+			nb = make([]byte, n, 2*cap(f.buf)+chunkSize)
+		}
 		copy(nb, f.buf)
 		f.buf = nb
 	}
@@ -238,6 +265,7 @@ func (s *scanner) findBuildID() {
 // (nil, nil) for executables without Go build information.
 func scanBuildInfo(r io.Reader, s *scanner) (*debug.BuildInfo, error) {
 	s.f = forward{r: r}
+	defer s.f.release()
 	head := make([]byte, headSize)
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
@@ -248,22 +276,83 @@ func scanBuildInfo(r io.Reader, s *scanner) (*debug.BuildInfo, error) {
 	if ft == formatUnknown {
 		return nil, errNotExecutable
 	}
+	var dataOff, dataEnd int64 = 0, -1
 	if ft == formatELF {
 		s.order, s.segs = elfSegments(head)
 		// The notes follow the program headers in the first page.
 		for _, m := range elfBuildIDNotes {
 			s.goBuildID = s.goBuildID || bytes.Contains(head, m)
 		}
+		if !s.goBuildID {
+			// Not a Go program by its build ID: look where
+			// debug/buildinfo looks, and nowhere else (a C or Rust
+			// binary is read no further than its data segment).
+			off, size, ok := elfDataSegment(head)
+			switch {
+			case ok && size == 0:
+				return nil, nil // no data segment: not a Go executable
+			case ok:
+				dataOff, dataEnd = off, off+size
+			}
+		}
 	}
 	s.f.buf = head
 	if n < headSize {
 		s.f.eof = true
 	}
+	if dataEnd >= 0 {
+		// The stream past the segment is not read: it ends there.
+		s.f.r = io.LimitReader(r, max(dataEnd-int64(len(head)), 0))
+		if dataEnd < int64(len(head)) {
+			s.f.buf, s.f.eof = head[:dataEnd], true
+		}
+		s.f.discard(dataOff)
+	}
 	return s.scan()
 }
 
+// elfDataSegment returns the file extent of the segment debug/buildinfo
+// searches in an ELF file without a .go.buildinfo section: the first
+// loadable segment that is writable and not executable (the Go linker puts
+// the blob in it, in its own section, which a stream cannot see: the
+// section table is at the end of the file). The program headers are parsed
+// by debug/elf from the first bytes, with the section table left out; ok is
+// false when they are not all there or debug/elf refuses them, and size is 0
+// when there is no such segment.
+func elfDataSegment(head []byte) (off, size int64, ok bool) {
+	if len(head) < 64 {
+		return 0, 0, false
+	}
+	h := bytes.Clone(head)
+	// Drop the section table (e_shoff, e_shnum, e_shstrndx): it lies
+	// beyond what was read.
+	switch h[4] {
+	case byte(elf.ELFCLASS32):
+		clear(h[0x20:0x24])
+		clear(h[0x30:0x34])
+	case byte(elf.ELFCLASS64):
+		clear(h[0x28:0x30])
+		clear(h[0x3c:0x40])
+	default:
+		return 0, 0, false
+	}
+	f, err := elf.NewFile(bytes.NewReader(h))
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&(elf.PF_X|elf.PF_W) == elf.PF_W {
+			if p.Off > math.MaxInt64/2 || p.Filesz > math.MaxInt64/2 {
+				return 0, 0, false
+			}
+			return int64(p.Off), int64(p.Filesz), true
+		}
+	}
+	return 0, 0, true
+}
+
 func (s *scanner) scan() (*debug.BuildInfo, error) {
-	var pos, recPos int64
+	pos, recPos := s.f.base, s.f.base
 	for {
 		s.findBuildID()
 		limit := s.f.end()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync"
 )
 
 // Reading a binary as a stream. The Collector feeds every executable of an
@@ -306,11 +307,18 @@ func goNote(head []byte, order binary.ByteOrder, progs []elf.ProgHeader) bool {
 }
 
 // skip reads n bytes and drops them.
+// skipPool holds the buffers skip reads into: every executable of an image
+// passes through skip, and a buffer each was most of what the walk
+// allocated.
+var skipPool = sync.Pool{New: func() any { b := make([]byte, skipChunk); return &b }}
+
 func skip(r io.Reader, n int64) error {
 	if n <= 0 {
 		return nil
 	}
-	buf := make([]byte, min(n, skipChunk))
+	bp := skipPool.Get().(*[]byte)
+	defer skipPool.Put(bp)
+	buf := *bp
 	for n > 0 {
 		m, err := r.Read(buf[:min(n, int64(len(buf)))])
 		n -= int64(m)
