@@ -107,7 +107,7 @@ func ReadBuildInfo(r io.Reader) (*debug.BuildInfo, error) {
 	}
 	ra, ok := r.(io.ReaderAt)
 	if !ok {
-		return nil, errors.New("built with Go before 1.18 and not an ELF file: its build information needs random access, which this stream does not give")
+		return nil, errors.New("built with Go before 1.18 (build information as pointers), and its strings were not on the streamed path (a non-ELF file, or an ELF file without a Go build ID note, which is searched only from its data segment): the module list needs random access; scan the unpacked file with bulkhead fs to read it")
 	}
 	bi, err = buildinfo.Read(ra)
 	if err != nil {
