@@ -20,7 +20,7 @@ var DefaultTempPaths = []string{"/tmp", "/var/tmp", "/dev", "/proc", "/sys", "/r
 // Options configure a Learner.
 type Options struct {
 	// Dir holds the profiles, one file per image id:
-	// DIR/sha256-<hex>.yaml.
+	// DIR/sha256-<hex>.yaml, when Store is nil.
 	Dir string
 	// Window is how long a new image's profile learns.
 	Window time.Duration
@@ -35,7 +35,26 @@ type Options struct {
 	SaveEvery time.Duration
 	// Stderr receives progress and problems (nil: discarded).
 	Stderr io.Writer
+	// Store keeps the profiles (default DirStore{Dir}); bulkhead server's
+	// is another.
+	Store Store
 }
+
+// Store keeps profiles by image id. Load's error wraps fs.ErrNotExist
+// when the image has none.
+type Store interface {
+	Load(id string) (*Profile, error)
+	Save(p *Profile) error
+	// Where names where the profile of id is kept, for messages.
+	Where(id string) string
+}
+
+// DirStore keeps profiles in a directory, DIR/sha256-<hex>.yaml.
+type DirStore struct{ Dir string }
+
+func (d DirStore) Load(id string) (*Profile, error) { return Load(File(d.Dir, id)) }
+func (d DirStore) Save(p *Profile) error            { return Save(p, File(d.Dir, p.Image)) }
+func (d DirStore) Where(id string) string           { return File(d.Dir, id) }
 
 // Learner keeps the profiles of the images whose containers it sees.
 // Enrich is not safe for concurrent use (the event loop calls it).
@@ -75,6 +94,9 @@ func New(o Options) *Learner {
 	}
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
+	}
+	if o.Store == nil {
+		o.Store = DirStore{Dir: o.Dir}
 	}
 	return &Learner{o: o, profiles: map[string]*state{}}
 }
@@ -277,8 +299,8 @@ func (l *Learner) state(ct *event.Container, now time.Time) *state {
 	if !imageRe.MatchString(id) {
 		return nil
 	}
-	s := &state{file: File(l.o.Dir, id), reported: map[string]bool{}}
-	p, err := Load(s.file)
+	s := &state{file: l.o.Store.Where(id), reported: map[string]bool{}}
+	p, err := l.o.Store.Load(id)
 	switch {
 	case err == nil:
 		fmt.Fprintf(l.o.Stderr, "bulkhead: profile of image %s loaded from %s (%s)\n", id, s.file, p.State)
@@ -337,7 +359,7 @@ func (l *Learner) save(s *state, now time.Time) {
 	if !s.dirty {
 		return
 	}
-	if err := Save(s.p, s.file); err != nil {
+	if err := l.o.Store.Save(s.p); err != nil {
 		fmt.Fprintf(l.o.Stderr, "bulkhead: %v\n", err)
 	}
 	s.dirty = false
