@@ -103,7 +103,8 @@ func New(o Options) *Learner {
 
 // EventTypes are the event types the learner needs.
 func (l *Learner) EventTypes() []string {
-	return []string{"execve", "execveat", "connect", "sendto", "listen", "bind", "open", "openat", "openat2", "creat"}
+	return []string{"execve", "execveat", "connect", "sendto", "listen", "bind", "open", "openat", "openat2", "creat",
+		"write", "sendmsg", "sendmmsg"}
 }
 
 // File is where the profile of image id is kept.
@@ -142,6 +143,20 @@ func Save(p *Profile, file string) error {
 		return fmt.Errorf("save profile %s: %w", file, err)
 	}
 	return nil
+}
+
+// dnsQuery returns the DNS name a send asks for (the sensor's "query"
+// argument, decoded from the query it captured).
+func dnsQuery(ev *event.Event) (string, bool) {
+	switch ev.Type {
+	case "sendto", "sendmsg", "sendmmsg", "write":
+		if ev.Res < 0 {
+			return "", false
+		}
+		q, ok := ev.Args.Get("query")
+		return q, ok && q != ""
+	}
+	return "", false
 }
 
 // observe returns the behaviour an event shows, if any.
@@ -215,7 +230,8 @@ func (l *Learner) Enrich(ev *event.Event) {
 		return
 	}
 	kind, item := l.observe(ev)
-	if kind == "" {
+	name, isDNS := dnsQuery(ev)
+	if kind == "" && !isDNS {
 		return
 	}
 	now := l.o.Now()
@@ -223,6 +239,26 @@ func (l *Learner) Enrich(ev *event.Event) {
 	if s == nil || s.broken {
 		return
 	}
+	if isDNS {
+		// A DNS query shows two behaviours: the name looked up and (for
+		// a send with an address) the resolver. The event carries the
+		// unexpected one, the outbound one first when both are.
+		if kind == "" {
+			kind, item = event.ProfileDNS, name
+		} else if l.judge(ct, s, now, kind, item); !l.res.Unexpected {
+			kind, item = event.ProfileDNS, name
+		} else {
+			ev.Profile = &l.res
+			return
+		}
+	}
+	l.judge(ct, s, now, kind, item)
+	ev.Profile = &l.res
+}
+
+// judge learns or judges one behaviour of a container of s's image into
+// l.res.
+func (l *Learner) judge(ct *event.Container, s *state, now time.Time, kind, item string) {
 	if s.p.State == Learning && !now.Before(s.p.LearningEnds) {
 		s.p.State = Enforcing
 		s.dirty = true
@@ -230,7 +266,6 @@ func (l *Learner) Enrich(ev *event.Event) {
 		fmt.Fprintf(l.o.Stderr, "bulkhead: profile of image %s learned (%s), now enforcing\n", s.p.Image, s.summary())
 	}
 	l.res = event.ProfileResult{Image: s.p.Image, State: s.p.State, Kind: kind, Item: item}
-	ev.Profile = &l.res
 	known := s.has(kind, item)
 	if s.p.State == Learning {
 		if !known {
@@ -259,8 +294,8 @@ func (l *Learner) Enrich(ev *event.Event) {
 }
 
 func (s *state) summary() string {
-	return fmt.Sprintf("%d executables, %d outbound, %d listening, %d writes",
-		len(s.p.Executables), len(s.p.Outbound), len(s.p.Listening), len(s.p.Writes))
+	return fmt.Sprintf("%d executables, %d outbound, %d dns, %d listening, %d writes",
+		len(s.p.Executables), len(s.p.Outbound), len(s.p.DNS), len(s.p.Listening), len(s.p.Writes))
 }
 
 func (s *state) has(kind, item string) bool {

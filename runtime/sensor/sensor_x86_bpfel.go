@@ -66,7 +66,7 @@ type sensorStash struct {
 	Args [6]uint64
 	Ts   uint64
 	Kind uint32
-	Pad  uint32
+	Dns  uint32
 }
 
 // Names of all BPF objects in the ELF.
