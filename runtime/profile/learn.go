@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,6 +190,13 @@ func (l *Learner) observe(ev *event.Event) (kind, item string) {
 		// TCP servers are learned at listen, UDP ones at bind.
 		if (ev.Type == "listen") != (fd.L4Proto == "tcp") {
 			return "", ""
+		}
+		// A bind to port 0 takes an ephemeral port: a client (a DNS
+		// resolver's socket), not a server.
+		if a, ok := ev.Args.Get("addr"); ok && ev.Type == "bind" {
+			if ap, err := netip.ParseAddrPort(a); err == nil && ap.Port() == 0 {
+				return "", ""
+			}
 		}
 		return event.ProfileListen, fmt.Sprintf("%d/%s", fd.SPort, fd.L4Proto)
 	case "open", "openat", "openat2", "creat":

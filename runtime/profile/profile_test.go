@@ -359,3 +359,24 @@ func TestLearnDNS(t *testing.T) {
 		t.Errorf("saved dns list: %v", p.DNS)
 	}
 }
+
+// A UDP bind to port 0 (a resolver's client socket gets an ephemeral
+// port) is not a listening port; a bind to a fixed port is.
+func TestEphemeralBindNotListening(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	l := New(Options{Dir: t.TempDir(), Window: time.Minute, Now: c.now})
+	w := workload{ct: &event.Container{ID: "abc", Name: "web", ImageID: img}}
+	bind := func(asked, got uint16) *event.Event {
+		return &event.Event{Type: "bind", Container: w.ct, Proc: event.Process{PID: 15, Name: "nslookup"},
+			Args: event.Args{{Name: "fd", Value: "3"}, {Name: "addr", Value: netip.AddrPortFrom(netip.IPv4Unspecified(), asked).String()}, {Name: "res", Value: "0"}},
+			FD:   &event.FD{Num: 3, Type: event.FDIPv4, L4Proto: "udp", SIP: netip.IPv4Unspecified(), SPort: got, Server: true}}
+	}
+	ev := bind(0, 37837)
+	if l.Enrich(ev); ev.Profile != nil {
+		t.Fatalf("ephemeral bind profiled: %+v", ev.Profile)
+	}
+	ev = bind(5353, 5353)
+	if l.Enrich(ev); ev.Profile == nil || ev.Profile.Item != "5353/udp" {
+		t.Fatalf("fixed bind: %+v", ev.Profile)
+	}
+}
