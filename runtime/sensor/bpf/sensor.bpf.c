@@ -161,6 +161,18 @@ struct {
 	__type(value, struct pathbuf);
 } path_map SEC(".maps");
 
+// dns_fds: the UDP sockets connect()ed to port 53, by tgid << 32 | fd. A
+// write or a send without an address is checked (fd table, socket) only
+// when its fd is here, so that write, the busiest system call, costs one
+// lookup. An entry whose fd was closed and reused is dropped at its next
+// write.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, u64);
+	__type(value, u8);
+} dns_fds SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
@@ -503,26 +515,37 @@ static __always_inline u16 sockaddr_port(u64 addr)
 	return bpf_ntohs(sa[1]);
 }
 
+static __always_inline u64 fd_key(int fd)
+{
+	return (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | (u32)fd;
+}
+
 // dns_query reports whether a send (write, sendto, sendmsg, sendmmsg) is
-// a DNS query: on a UDP socket, to port 53 by its peer or the address
-// given. Only these writes and sends are recorded, so that write, the
-// busiest system call, costs a lookup in the fd table and no record.
+// a DNS query: on a UDP socket, to port 53 by the address given or, for
+// a send without one, by its peer (a socket connect()ed to port 53 while
+// the sensor ran, kept in dns_fds). Only these writes and sends are
+// recorded.
 static __noinline u32 dns_query(u32 kind, u64 *a)
 {
-	u32 dport = sock_udp_dport((int)a[0]);
-	if (!dport)
-		return 0;
-	if (dport == DNS_PORT)
-		return 1;
-	if (kind == K_SENDTO)
-		return sockaddr_port(a[4]) == DNS_PORT;
-	if (kind == K_SENDMSG || kind == K_SENDMMSG) {
+	int fd = (int)a[0];
+	u64 addr = 0;
+	if (kind == K_SENDTO) {
+		addr = a[4];
+	} else if (kind == K_SENDMSG || kind == K_SENDMMSG) {
 		// mmsghdr begins with its msghdr: the first message's is read.
 		struct umsghdr m = {};
 		if (bpf_probe_read_user(&m, sizeof(m), (void *)a[1]) < 0)
 			return 0;
-		return sockaddr_port(m.name) == DNS_PORT;
+		addr = m.name;
 	}
+	if (addr)
+		return sockaddr_port(addr) == DNS_PORT && sock_udp_dport(fd) != 0;
+	u64 key = fd_key(fd);
+	if (!bpf_map_lookup_elem(&dns_fds, &key))
+		return 0;
+	if (sock_udp_dport(fd) == DNS_PORT)
+		return 1;
+	bpf_map_delete_elem(&dns_fds, &key); // closed, reused or reconnected
 	return 0;
 }
 
@@ -760,6 +783,11 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	case K_BIND:
 		off = put_user_bytes(s, off, (void *)a[1], a[2] > 128 ? 128 : (u32)a[2]);
 		describe_fd(s, (int)a[0]);
+		if (st.kind == K_CONNECT && ret == 0 && s->h.protocol == IPPROTO_UDP && s->h.dport == DNS_PORT) {
+			u64 key = fd_key((int)a[0]);
+			u8 one = 1;
+			bpf_map_update_elem(&dns_fds, &key, &one, BPF_ANY);
+		}
 		break;
 	case K_SENDTO:
 		off = put_user_bytes(s, off, (void *)a[4], a[5] > 128 ? 128 : (u32)a[5]);
