@@ -365,6 +365,11 @@ var routes = []route{
 	{"GET", "/api/v1/events", "", "", server.RoleRead},
 	{"POST", "/api/v1/tokens", "application/json", `{"name":"x","role":"nope"}`, server.RoleAdmin},
 	{"DELETE", "/api/v1/tokens/{name}", "", "", server.RoleAdmin},
+	{"GET", "/api/v1/runtime/profiles", "", "", server.RoleRead},
+	{"GET", "/api/v1/runtime/profiles/{imageID}", "", "", server.RoleRead},
+	{"PUT", "/api/v1/runtime/profiles/{imageID}", server.MediaYAML, "x: 1", server.RoleScan},
+	{"GET", "/api/v1/runtime/filelists/{imageID}", "", "", server.RoleRead},
+	{"PUT", "/api/v1/runtime/filelists/{imageID}", server.MediaGzip, "x", server.RoleScan},
 }
 
 // TestAuth: every operation of openapi.json is in routes; each refuses no
@@ -390,7 +395,7 @@ func TestAuth(t *testing.T) {
 	e.tokens[server.RoleNone] = ""
 	bogus := "bkh_" + strings.Repeat("x", 43)
 	for _, r := range routes {
-		path := strings.NewReplacer("{id}", "1", "{name}", "nobody").Replace(r.path)
+		path := strings.NewReplacer("{id}", "1", "{name}", "nobody", "{imageID}", "sha256:"+strings.Repeat("0", 64)).Replace(r.path)
 		try := func(tok string) int {
 			req, _ := http.NewRequest(r.method, e.ts.URL+path, strings.NewReader(r.body))
 			if r.media != "" {

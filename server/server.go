@@ -52,6 +52,9 @@ type Config struct {
 	BootstrapToken string
 	// MaxUpload bounds an upload's body (default DefaultMaxUpload).
 	MaxUpload int64
+	// MaxFileList bounds an uploaded image file list's JSON once
+	// decompressed (default DefaultMaxFileList).
+	MaxFileList int64
 	// TempDir is where pulled images are unpacked (default os.TempDir()).
 	TempDir string
 	// Insecure allows plain HTTP and unverified TLS for registries.
@@ -206,6 +209,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = DefaultMaxUpload
 	}
+	if cfg.MaxFileList <= 0 {
+		cfg.MaxFileList = DefaultMaxFileList
+	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 5
 	}
@@ -291,6 +297,7 @@ func (s *Server) routes(x *Registrar) {
 
 	x.Handle("POST /api/v1/tokens", RoleAdmin, http.HandlerFunc(s.handleCreateToken))
 	x.Handle("DELETE /api/v1/tokens/{name}", RoleAdmin, http.HandlerFunc(s.handleDeleteToken))
+	s.runtimeRoutes(x)
 }
 
 func (s *Server) handle(mux *http.ServeMux, pattern string, need Role, h http.Handler) {

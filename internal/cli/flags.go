@@ -370,7 +370,13 @@ type serverClientFlags struct {
 }
 
 func (f *serverClientFlags) add(fl *pflag.FlagSet) {
-	fl.StringVar(&f.url, "server", "", "match with bulkhead server at this URL (https://HOST:PORT) instead of a local vulnerability database: scan locally, upload the inventory, report the server's findings")
+	f.addFor(fl, "match with bulkhead server at this URL (https://HOST:PORT) instead of a local vulnerability database: scan locally, upload the inventory, report the server's findings")
+}
+
+// addFor declares --server (with what it does for this command) and
+// --token.
+func (f *serverClientFlags) addFor(fl *pflag.FlagSet, serverUsage string) {
+	fl.StringVar(&f.url, "server", "", serverUsage)
 	fl.StringVar(&f.token, "token", "", "bulkhead server API token (default $BULKHEAD_TOKEN)")
 }
 

@@ -24,6 +24,7 @@ type imageRuntimeFlags struct {
 	autoIndex   bool
 	profiles    string
 	learnWindow time.Duration
+	server      serverClientFlags
 }
 
 func (f *imageRuntimeFlags) register(cmd *cobra.Command) {
@@ -31,8 +32,9 @@ func (f *imageRuntimeFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.drift, "drift", false, "alert on executables not from the container's image and on package managers in containers (bundled bulkhead rules)")
 	addImageIndex(cmd, &f.indexDir)
 	fl.BoolVar(&f.autoIndex, "drift-auto-index", true, "with --drift, build a missing image file list by exporting the image from the container runtime's socket")
-	fl.StringVar(&f.profiles, "profiles", "", "learn per-image behaviour profiles into this directory (one YAML file per image id) and alert on what is new after the window")
+	fl.StringVar(&f.profiles, "profiles", "", "learn per-image behaviour profiles into this directory (one YAML file per image id; with --server, into the server and a local copy here) and alert on what is new after the window")
 	fl.DurationVar(&f.learnWindow, "learn-window", 24*time.Hour, "how long a new image's profile learns before it enforces")
+	addRuntimeServer(fl, &f.server)
 }
 
 // enrichers builds the image id resolver (always: container.image.id is
@@ -51,13 +53,21 @@ func (f *imageRuntimeFlags) enrichers(stderr io.Writer) (es []alert.Enricher, cl
 	res := drift.NewResolver(sensor.DefaultSockets())
 	es = append(es, resolverEnricher{res})
 	if f.drift {
-		d := drift.New(drift.Options{Store: &drift.Store{Dir: f.indexDir}, Resolver: res, AutoIndex: f.autoIndex,
+		st, err := f.server.indexStore(f.indexDir, stderr)
+		if err != nil {
+			return nil, close, err
+		}
+		d := drift.New(drift.Options{Store: st, Resolver: res, AutoIndex: f.autoIndex,
 			TempDir: os.TempDir(), Stderr: stderr})
 		closers = append(closers, d.Close)
 		es = append(es, d)
 	}
 	if f.profiles != "" {
-		l := profile.New(profile.Options{Dir: f.profiles, Window: f.learnWindow, Stderr: stderr})
+		st, err := f.server.profileStore(f.profiles, stderr)
+		if err != nil {
+			return nil, close, err
+		}
+		l := profile.New(profile.Options{Dir: f.profiles, Window: f.learnWindow, Stderr: stderr, Store: st})
 		closers = append(closers, func() { l.Close() })
 		es = append(es, l)
 	}
@@ -77,6 +87,7 @@ func (resolverEnricher) EventTypes() []string { return nil }
 func newRuntimeIndexCmd(stdout, stderr io.Writer) *cobra.Command {
 	var dir string
 	var insecure bool
+	var srv serverClientFlags
 	cmd := &cobra.Command{
 		Use:   "index IMAGE...",
 		Short: "List an image's files with their SHA-256 for drift detection, kept by image id",
@@ -90,7 +101,10 @@ compares every executable a container runs with that list.`,
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			store := &drift.Store{Dir: dir}
+			store, err := srv.indexStore(dir, stderr)
+			if err != nil {
+				return err
+			}
 			for _, ref := range args {
 				if err := indexImage(ctx, store, ref, insecure, stdout); err != nil {
 					return err
@@ -101,10 +115,11 @@ compares every executable a container runs with that list.`,
 	}
 	addImageIndex(cmd, &dir)
 	addInsecure(cmd, &insecure)
+	addRuntimeServer(cmd.Flags(), &srv)
 	return cmd
 }
 
-func indexImage(ctx context.Context, store *drift.Store, ref string, insecure bool, stdout io.Writer) error {
+func indexImage(ctx context.Context, store drift.IndexStore, ref string, insecure bool, stdout io.Writer) error {
 	tmp, err := os.MkdirTemp("", "bulkhead-index-*")
 	if err != nil {
 		return err

@@ -26,7 +26,7 @@ func TestBulkheadRules(t *testing.T) {
 	}
 	for _, want := range []string{"Drift - executable not from the image", "Package manager run in container",
 		"Unexpected executable (learned profile)", "Unexpected outbound connection (learned profile)",
-		"Unexpected listening port (learned profile)", "Unexpected file write (learned profile)", "Drop and execute new binary in container"} {
+		"Unexpected listening port (learned profile)", "Unexpected file write (learned profile)", "Unexpected DNS lookup (learned profile)", "Drop and execute new binary in container"} {
 		if !names[want] {
 			t.Errorf("rule %q not active", want)
 		}
@@ -41,6 +41,8 @@ func TestBulkheadRules(t *testing.T) {
 			Drift: &event.Drift{Path: "/tmp/dropped", SHA256: strings.Repeat("3d", 32), Reason: event.DriftNotInImage, Writer: &event.Writer{PID: 4, Name: "cp"}}},
 		{Time: now, Type: "execve", Args: event.Args{{Name: "res", Value: "0"}}, Container: ct, Proc: event.Process{PID: 6, Name: "apt-get", ExePath: "/usr/bin/apt-get"}},
 		{Time: now, Type: "execve", Args: event.Args{{Name: "res", Value: "0"}}, Container: ct, Proc: event.Process{PID: 7, Name: "curl", ExePath: "/usr/bin/curl"}},
+		{Time: now, Type: "write", Res: 29, Args: event.Args{{Name: "fd", Value: "3"}, {Name: "size", Value: "29"}, {Name: "res", Value: "29"}, {Name: "query", Value: "c2.example.net"}},
+			Container: ct, Proc: event.Process{PID: 8, Name: "nslookup", ExePath: "/bin/busybox"}},
 	}
 	var trace bytes.Buffer
 	for i := range evs {
@@ -76,6 +78,10 @@ func TestBulkheadRules(t *testing.T) {
 	}
 	if p := got["Package manager run in container"]; len(p) != 1 || !strings.Contains(p[0], "apt-get") {
 		t.Errorf("package manager alerts: %v", p)
+	}
+	if d := got["Unexpected DNS lookup (learned profile)"]; len(d) != 1 || !strings.Contains(d[0], `"profile.item":"c2.example.net"`) ||
+		!strings.Contains(d[0], "Unexpected DNS lookup from orders-api (image "+img+"): c2.example.net") {
+		t.Errorf("DNS alerts: %v", d)
 	}
 	if u := got["Unexpected executable (learned profile)"]; len(u) != 3 || !strings.Contains(strings.Join(u, ""), `"profile.item":"/usr/bin/curl"`) {
 		t.Errorf("profile alerts: %v", u)

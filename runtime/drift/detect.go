@@ -23,7 +23,7 @@ import (
 // Options configure a Detector.
 type Options struct {
 	// Store holds the image indexes (required).
-	Store *Store
+	Store IndexStore
 	// Resolver finds a container's image id when the event does not carry
 	// it, and the socket to export an image from; nil uses only what the
 	// events carry.
@@ -156,7 +156,7 @@ func (d *Detector) obtain(id string) (*Index, error) {
 		return nil, err
 	}
 	if !d.o.AutoIndex {
-		return nil, fmt.Errorf("no file list for image %s in %s: run `bulkhead runtime index IMAGE` (or --drift-auto-index); until then only files in the container's writable layer are reported", id, d.o.Store.Dir)
+		return nil, fmt.Errorf("no file list for image %s in %s: run `bulkhead runtime index IMAGE` (or --drift-auto-index); until then only files in the container's writable layer are reported", id, d.o.Store.Where())
 	}
 	sock := ""
 	if d.o.Resolver != nil {

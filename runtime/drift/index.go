@@ -129,10 +129,23 @@ func Build(ctx context.Context, img *image.Image, tempDir string) (*Index, error
 	return ix, nil
 }
 
+// IndexStore keeps file lists by image id: Store (a directory), or
+// bulkhead server. Load's error wraps fs.ErrNotExist when there is none.
+type IndexStore interface {
+	Load(id string) (*Index, error)
+	// Save stores ix and says where.
+	Save(ix *Index) (string, error)
+	// Where names the store in messages.
+	Where() string
+}
+
 // Store keeps indexes on disk by image id: DIR/sha256-<hex>.json.gz.
 type Store struct {
 	Dir string
 }
+
+// Where is the directory.
+func (s *Store) Where() string { return s.Dir }
 
 // DefaultStoreDir is where `bulkhead runtime` keeps image indexes.
 const DefaultStoreDir = "/var/lib/bulkhead/image-index"
@@ -157,18 +170,70 @@ func (s *Store) Load(id string) (*Index, error) {
 		return nil, err
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(f)
+	ix, err := DecodeIndex(f, MaxIndexBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read image index %s: %w (delete it and index the image again)", name, err)
-	}
-	var ix Index
-	if err := json.NewDecoder(zr).Decode(&ix); err != nil {
 		return nil, fmt.Errorf("read image index %s: %w (delete it and index the image again)", name, err)
 	}
 	if want, _ := NormalizeID(id); ix.Image != want {
 		return nil, fmt.Errorf("image index %s is for %s, not %s (delete it and index the image again)", name, ix.Image, want)
 	}
+	return ix, nil
+}
+
+// MaxIndexBytes bounds an image file list's JSON (uncompressed) when it is
+// read: 256 MiB holds a few million files.
+const MaxIndexBytes = 256 << 20
+
+// ErrIndexTooLarge is a file list whose JSON exceeds the bound given to
+// DecodeIndex.
+var ErrIndexTooLarge = errors.New("image file list too large")
+
+// DecodeIndex reads a file list as Store keeps it and the server serves it
+// (gzip-compressed JSON), decompressing at most max bytes of JSON, and
+// checks its image id and paths.
+func DecodeIndex(r io.Reader, max int64) (*Index, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("not gzip: %w", err)
+	}
+	lr := &io.LimitedReader{R: zr, N: max + 1}
+	dec := json.NewDecoder(lr)
+	dec.DisallowUnknownFields()
+	var ix Index
+	if err := dec.Decode(&ix); err != nil {
+		if lr.N <= 0 {
+			return nil, fmt.Errorf("%w: over %d bytes of JSON", ErrIndexTooLarge, max)
+		}
+		return nil, fmt.Errorf("malformed file list JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("malformed file list JSON: more than one document")
+	}
+	if _, err := io.Copy(io.Discard, lr); err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if lr.N <= 0 {
+		return nil, fmt.Errorf("%w: over %d bytes of JSON", ErrIndexTooLarge, max)
+	}
+	if _, err := NormalizeID(ix.Image); err != nil || !strings.HasPrefix(ix.Image, "sha256:") {
+		return nil, fmt.Errorf("the file list's image %q is not an image id (sha256:<64 hex>)", ix.Image)
+	}
+	for p := range ix.Files {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("the file list's path %q is not absolute", p)
+		}
+	}
 	return &ix, nil
+}
+
+// EncodeIndex writes ix as gzip-compressed JSON.
+func EncodeIndex(w io.Writer, ix *Index) error {
+	zw := gzip.NewWriter(w)
+	err := json.NewEncoder(zw).Encode(ix)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Save writes ix atomically (a temp file renamed into place).
@@ -185,11 +250,7 @@ func (s *Store) Save(ix *Index) (string, error) {
 		return "", fmt.Errorf("save the image index: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	zw := gzip.NewWriter(tmp)
-	err = json.NewEncoder(zw).Encode(ix)
-	if cerr := zw.Close(); err == nil {
-		err = cerr
-	}
+	err = EncodeIndex(tmp, ix)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

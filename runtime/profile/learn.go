@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,7 +21,7 @@ var DefaultTempPaths = []string{"/tmp", "/var/tmp", "/dev", "/proc", "/sys", "/r
 // Options configure a Learner.
 type Options struct {
 	// Dir holds the profiles, one file per image id:
-	// DIR/sha256-<hex>.yaml.
+	// DIR/sha256-<hex>.yaml, when Store is nil.
 	Dir string
 	// Window is how long a new image's profile learns.
 	Window time.Duration
@@ -35,7 +36,26 @@ type Options struct {
 	SaveEvery time.Duration
 	// Stderr receives progress and problems (nil: discarded).
 	Stderr io.Writer
+	// Store keeps the profiles (default DirStore{Dir}); bulkhead server's
+	// is another.
+	Store Store
 }
+
+// Store keeps profiles by image id. Load's error wraps fs.ErrNotExist
+// when the image has none.
+type Store interface {
+	Load(id string) (*Profile, error)
+	Save(p *Profile) error
+	// Where names where the profile of id is kept, for messages.
+	Where(id string) string
+}
+
+// DirStore keeps profiles in a directory, DIR/sha256-<hex>.yaml.
+type DirStore struct{ Dir string }
+
+func (d DirStore) Load(id string) (*Profile, error) { return Load(File(d.Dir, id)) }
+func (d DirStore) Save(p *Profile) error            { return Save(p, File(d.Dir, p.Image)) }
+func (d DirStore) Where(id string) string           { return File(d.Dir, id) }
 
 // Learner keeps the profiles of the images whose containers it sees.
 // Enrich is not safe for concurrent use (the event loop calls it).
@@ -76,12 +96,16 @@ func New(o Options) *Learner {
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
+	if o.Store == nil {
+		o.Store = DirStore{Dir: o.Dir}
+	}
 	return &Learner{o: o, profiles: map[string]*state{}}
 }
 
 // EventTypes are the event types the learner needs.
 func (l *Learner) EventTypes() []string {
-	return []string{"execve", "execveat", "connect", "sendto", "listen", "bind", "open", "openat", "openat2", "creat"}
+	return []string{"execve", "execveat", "connect", "sendto", "listen", "bind", "open", "openat", "openat2", "creat",
+		"write", "sendmsg", "sendmmsg"}
 }
 
 // File is where the profile of image id is kept.
@@ -122,6 +146,20 @@ func Save(p *Profile, file string) error {
 	return nil
 }
 
+// dnsQuery returns the DNS name a send asks for (the sensor's "query"
+// argument, decoded from the query it captured).
+func dnsQuery(ev *event.Event) (string, bool) {
+	switch ev.Type {
+	case "sendto", "sendmsg", "sendmmsg", "write":
+		if ev.Res < 0 {
+			return "", false
+		}
+		q, ok := ev.Args.Get("query")
+		return q, ok && q != ""
+	}
+	return "", false
+}
+
 // observe returns the behaviour an event shows, if any.
 func (l *Learner) observe(ev *event.Event) (kind, item string) {
 	switch ev.Type {
@@ -152,6 +190,13 @@ func (l *Learner) observe(ev *event.Event) (kind, item string) {
 		// TCP servers are learned at listen, UDP ones at bind.
 		if (ev.Type == "listen") != (fd.L4Proto == "tcp") {
 			return "", ""
+		}
+		// A bind to port 0 takes an ephemeral port: a client (a DNS
+		// resolver's socket), not a server.
+		if a, ok := ev.Args.Get("addr"); ok && ev.Type == "bind" {
+			if ap, err := netip.ParseAddrPort(a); err == nil && ap.Port() == 0 {
+				return "", ""
+			}
 		}
 		return event.ProfileListen, fmt.Sprintf("%d/%s", fd.SPort, fd.L4Proto)
 	case "open", "openat", "openat2", "creat":
@@ -193,7 +238,8 @@ func (l *Learner) Enrich(ev *event.Event) {
 		return
 	}
 	kind, item := l.observe(ev)
-	if kind == "" {
+	name, isDNS := dnsQuery(ev)
+	if kind == "" && !isDNS {
 		return
 	}
 	now := l.o.Now()
@@ -201,6 +247,26 @@ func (l *Learner) Enrich(ev *event.Event) {
 	if s == nil || s.broken {
 		return
 	}
+	if isDNS {
+		// A DNS query shows two behaviours: the name looked up and (for
+		// a send with an address) the resolver. The event carries the
+		// unexpected one, the outbound one first when both are.
+		if kind == "" {
+			kind, item = event.ProfileDNS, name
+		} else if l.judge(ct, s, now, kind, item); !l.res.Unexpected {
+			kind, item = event.ProfileDNS, name
+		} else {
+			ev.Profile = &l.res
+			return
+		}
+	}
+	l.judge(ct, s, now, kind, item)
+	ev.Profile = &l.res
+}
+
+// judge learns or judges one behaviour of a container of s's image into
+// l.res.
+func (l *Learner) judge(ct *event.Container, s *state, now time.Time, kind, item string) {
 	if s.p.State == Learning && !now.Before(s.p.LearningEnds) {
 		s.p.State = Enforcing
 		s.dirty = true
@@ -208,7 +274,6 @@ func (l *Learner) Enrich(ev *event.Event) {
 		fmt.Fprintf(l.o.Stderr, "bulkhead: profile of image %s learned (%s), now enforcing\n", s.p.Image, s.summary())
 	}
 	l.res = event.ProfileResult{Image: s.p.Image, State: s.p.State, Kind: kind, Item: item}
-	ev.Profile = &l.res
 	known := s.has(kind, item)
 	if s.p.State == Learning {
 		if !known {
@@ -237,8 +302,8 @@ func (l *Learner) Enrich(ev *event.Event) {
 }
 
 func (s *state) summary() string {
-	return fmt.Sprintf("%d executables, %d outbound, %d listening, %d writes",
-		len(s.p.Executables), len(s.p.Outbound), len(s.p.Listening), len(s.p.Writes))
+	return fmt.Sprintf("%d executables, %d outbound, %d dns, %d listening, %d writes",
+		len(s.p.Executables), len(s.p.Outbound), len(s.p.DNS), len(s.p.Listening), len(s.p.Writes))
 }
 
 func (s *state) has(kind, item string) bool {
@@ -277,8 +342,8 @@ func (l *Learner) state(ct *event.Container, now time.Time) *state {
 	if !imageRe.MatchString(id) {
 		return nil
 	}
-	s := &state{file: File(l.o.Dir, id), reported: map[string]bool{}}
-	p, err := Load(s.file)
+	s := &state{file: l.o.Store.Where(id), reported: map[string]bool{}}
+	p, err := l.o.Store.Load(id)
 	switch {
 	case err == nil:
 		fmt.Fprintf(l.o.Stderr, "bulkhead: profile of image %s loaded from %s (%s)\n", id, s.file, p.State)
@@ -337,7 +402,7 @@ func (l *Learner) save(s *state, now time.Time) {
 	if !s.dirty {
 		return
 	}
-	if err := Save(s.p, s.file); err != nil {
+	if err := l.o.Store.Save(s.p); err != nil {
 		fmt.Fprintf(l.o.Stderr, "bulkhead: %v\n", err)
 	}
 	s.dirty = false

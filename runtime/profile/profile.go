@@ -58,22 +58,22 @@ const (
 //   - listening: "PORT/PROTO";
 //   - dns: a name, or "*.example.com" for any name below example.com.
 type Profile struct {
-	APIVersion string `yaml:"apiVersion"`
-	Kind       string `yaml:"kind"`
+	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string `yaml:"kind" json:"kind"`
 	// Image is the image id ("sha256:...").
-	Image string `yaml:"image"`
+	Image string `yaml:"image" json:"image"`
 	// Names are the image references and containers seen (for people).
-	Names []string `yaml:"names,omitempty"`
+	Names []string `yaml:"names,omitempty" json:"names,omitempty"`
 	// State is learning until LearningEnds, then enforcing.
-	State           string    `yaml:"state"`
-	LearningStarted time.Time `yaml:"learningStarted"`
-	LearningEnds    time.Time `yaml:"learningEnds"`
+	State           string    `yaml:"state" json:"state"`
+	LearningStarted time.Time `yaml:"learningStarted" json:"learningStarted"`
+	LearningEnds    time.Time `yaml:"learningEnds" json:"learningEnds"`
 
-	Executables []string `yaml:"executables"`
-	Outbound    []string `yaml:"outbound"`
-	DNS         []string `yaml:"dns"`
-	Listening   []string `yaml:"listening"`
-	Writes      []string `yaml:"writes"`
+	Executables []string `yaml:"executables" json:"executables"`
+	Outbound    []string `yaml:"outbound" json:"outbound"`
+	DNS         []string `yaml:"dns" json:"dns"`
+	Listening   []string `yaml:"listening" json:"listening"`
+	Writes      []string `yaml:"writes" json:"writes"`
 }
 
 // lists returns the profile's lists by kind.

@@ -298,3 +298,85 @@ func TestRuntimeInitNotLearned(t *testing.T) {
 		t.Errorf("runtime init profiled: %+v %+v", ev.Profile, ex.Profile)
 	}
 }
+
+func (w workload) dnsQuery(typ, name string, resolver string) *event.Event {
+	ev := &event.Event{Type: typ, Res: 29, Container: w.ct, Proc: event.Process{PID: 14, Name: "nslookup"},
+		Args: event.Args{{Name: "fd", Value: "3"}, {Name: "query", Value: name}}}
+	if resolver != "" {
+		ev.FD = &event.FD{Num: 3, Type: event.FDIPv4, L4Proto: "udp", SIP: netip.MustParseAddr(resolver), SPort: 53, NameChanged: typ == "sendto"}
+	}
+	return ev
+}
+
+// DNS names: learned from the sensor's "query" argument on writes and
+// sends, reported once when new after the window; a query that also shows
+// a new resolver reports the resolver first, then the name.
+func TestLearnDNS(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	l := New(Options{Dir: dir, Window: time.Minute, Now: c.now})
+	w := workload{ct: &event.Container{ID: "abc", Name: "web", ImageID: img}}
+	for _, ev := range []*event.Event{w.dnsQuery("write", "db.internal", "10.88.0.1"), w.dnsQuery("sendmmsg", "api.example.com", ""),
+		w.dnsQuery("sendto", "cdn.example.com", "10.88.0.1")} {
+		if unexpected(l, ev) || ev.Profile == nil || ev.Profile.Kind != event.ProfileDNS {
+			t.Fatalf("learning %s: %+v", ev.Type, ev.Profile)
+		}
+	}
+	c.t = c.t.Add(2 * time.Minute)
+	for _, ev := range []*event.Event{w.dnsQuery("write", "db.internal", "10.88.0.1"), w.dnsQuery("sendto", "api.example.com", "10.88.0.1")} {
+		if unexpected(l, ev) {
+			t.Fatalf("a learned name reported: %+v", ev.Profile)
+		}
+	}
+	ev := w.dnsQuery("write", "evil.example.net", "10.88.0.1")
+	if !unexpected(l, ev) || ev.Profile.Kind != event.ProfileDNS || ev.Profile.Item != "evil.example.net" {
+		t.Fatalf("new name: %+v", ev.Profile)
+	}
+	if unexpected(l, w.dnsQuery("sendmsg", "evil.example.net", "")) {
+		t.Error("the same new name reported twice")
+	}
+	// A failed send shows nothing.
+	failed := w.dnsQuery("write", "other.example.net", "")
+	failed.Res = -111
+	if unexpected(l, failed) {
+		t.Errorf("a failed send reported: %+v", failed.Profile)
+	}
+	// New resolver and new name in one sendto: the resolver, then the name.
+	ev = w.dnsQuery("sendto", "x.example.org", "203.0.113.53")
+	if !unexpected(l, ev) || ev.Profile.Kind != event.ProfileOutbound || ev.Profile.Item != "203.0.113.53:53/udp" {
+		t.Fatalf("new resolver: %+v", ev.Profile)
+	}
+	ev = w.dnsQuery("sendto", "x.example.org", "203.0.113.53")
+	if !unexpected(l, ev) || ev.Profile.Kind != event.ProfileDNS || ev.Profile.Item != "x.example.org" {
+		t.Fatalf("new name after the new resolver: %+v", ev.Profile)
+	}
+	l.Close()
+	p, err := Load(File(dir, img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.DNS) != 3 || p.DNS[0] != "db.internal" || !contains(p.DNS, "cdn.example.com") {
+		t.Errorf("saved dns list: %v", p.DNS)
+	}
+}
+
+// A UDP bind to port 0 (a resolver's client socket gets an ephemeral
+// port) is not a listening port; a bind to a fixed port is.
+func TestEphemeralBindNotListening(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	l := New(Options{Dir: t.TempDir(), Window: time.Minute, Now: c.now})
+	w := workload{ct: &event.Container{ID: "abc", Name: "web", ImageID: img}}
+	bind := func(asked, got uint16) *event.Event {
+		return &event.Event{Type: "bind", Container: w.ct, Proc: event.Process{PID: 15, Name: "nslookup"},
+			Args: event.Args{{Name: "fd", Value: "3"}, {Name: "addr", Value: netip.AddrPortFrom(netip.IPv4Unspecified(), asked).String()}, {Name: "res", Value: "0"}},
+			FD:   &event.FD{Num: 3, Type: event.FDIPv4, L4Proto: "udp", SIP: netip.IPv4Unspecified(), SPort: got, Server: true}}
+	}
+	ev := bind(0, 37837)
+	if l.Enrich(ev); ev.Profile != nil {
+		t.Fatalf("ephemeral bind profiled: %+v", ev.Profile)
+	}
+	ev = bind(5353, 5353)
+	if l.Enrich(ev); ev.Profile == nil || ev.Profile.Item != "5353/udp" {
+		t.Fatalf("fixed bind: %+v", ev.Profile)
+	}
+}

@@ -294,7 +294,20 @@ func (c *converter) args(r *record, ev *event.Event, p *proc) {
 			set("fd", fdArg(a[0]), "addr", sa.String(), "res", res, "tuple", tuple)
 		} else {
 			set("fd", fdArg(a[0]), "size", strconv.FormatUint(a[2], 10), "tuple", tuple, "res", res)
+			addQuery(ev, r.strs[1])
 		}
+	case kWrite, kSendmsg, kSendmmsg:
+		// Reported only for DNS queries (the kernel side filters).
+		fd := c.fdOf(r, ev, int64(int32(a[0])))
+		if sa, ok := parseSockaddr(r.strs[0]); ok && (fd.Type == event.FDIPv4 || fd.Type == event.FDIPv6) && (!fd.SIP.IsValid() || fd.SPort == 0) {
+			fd.SIP, fd.SPort = sa.addr, sa.port
+		}
+		if r.kind == kWrite {
+			set("fd", fdArg(a[0]), "size", strconv.FormatUint(a[2], 10), "res", res)
+		} else {
+			set("fd", fdArg(a[0]), "tuple", tupleString(fd), "res", res)
+		}
+		addQuery(ev, r.strs[1])
 	case kAccept, kAccept4:
 		if r.ret < 0 {
 			set("fd", res)

@@ -51,6 +51,9 @@ const (
 	kMkdirat
 	kMemfdCreate
 	kSendto
+	kWrite
+	kSendmsg
+	kSendmmsg
 	kMax
 )
 
@@ -66,6 +69,7 @@ var kindNames = [kMax]string{
 	kDup: "dup", kDup2: "dup2", kDup3: "dup3",
 	kSymlink: "symlink", kSymlinkat: "symlinkat", kLink: "link", kLinkat: "linkat",
 	kMkdir: "mkdir", kMkdirat: "mkdirat", kMemfdCreate: "memfd_create", kSendto: "sendto",
+	kWrite: "write", kSendmsg: "sendmsg", kSendmmsg: "sendmmsg",
 }
 
 // kindStrings is how many strings each kind's record carries (a relative
@@ -74,7 +78,11 @@ var kindNames = [kMax]string{
 var kindStrings = [kMax]int{
 	kExecve: 4, kExecveat: 4,
 	kOpen: 2, kOpenat: 2, kOpenat2: 2, kCreat: 2,
-	kConnect: 1, kBind: 1, kSendto: 1,
+	kConnect: 1, kBind: 1,
+	// Sends: the address given ("" for write) and the buffer, recorded
+	// only for a DNS query (up to 512 bytes; write, sendmsg and sendmmsg
+	// are reported only then).
+	kSendto: 2, kWrite: 2, kSendmsg: 2, kSendmmsg: 2,
 	kUnlink: 2, kUnlinkat: 2, kMkdir: 2, kMkdirat: 2, kChmod: 2, kFchmodat: 2, kFchmod: 1,
 	kRename: 4, kRenameat: 4, kRenameat2: 4, kLink: 4, kLinkat: 4,
 	kSymlink: 3, kSymlinkat: 3,

@@ -28,6 +28,7 @@ var syscallKinds = map[int]uint32{
 	unix.SYS_OPEN: kOpen, unix.SYS_OPENAT: kOpenat, unix.SYS_OPENAT2: kOpenat2, unix.SYS_CREAT: kCreat,
 	unix.SYS_CONNECT: kConnect, unix.SYS_ACCEPT: kAccept, unix.SYS_ACCEPT4: kAccept4, unix.SYS_BIND: kBind,
 	unix.SYS_LISTEN: kListen, unix.SYS_SOCKET: kSocket, unix.SYS_SENDTO: kSendto,
+	unix.SYS_WRITE: kWrite, unix.SYS_SENDMSG: kSendmsg, unix.SYS_SENDMMSG: kSendmmsg,
 	unix.SYS_UNLINK: kUnlink, unix.SYS_UNLINKAT: kUnlinkat, unix.SYS_RENAME: kRename, unix.SYS_RENAMEAT: kRenameat,
 	unix.SYS_RENAMEAT2: kRenameat2, unix.SYS_CHMOD: kChmod, unix.SYS_FCHMOD: kFchmod, unix.SYS_FCHMODAT: kFchmodat,
 	unix.SYS_SETUID: kSetuid, unix.SYS_SETGID: kSetgid, unix.SYS_SETRESUID: kSetresuid, unix.SYS_SETRESGID: kSetresgid,

@@ -66,7 +66,7 @@ type sensorStash struct {
 	Args [6]uint64
 	Ts   uint64
 	Kind uint32
-	Pad  uint32
+	Dns  uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -74,6 +74,7 @@ type sensorStash struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	sensorMapCounters     = "counters"
+	sensorMapDnsFds       = "dns_fds"
 	sensorMapEvents       = "events"
 	sensorMapInflight     = "inflight"
 	sensorMapKinds        = "kinds"
@@ -139,6 +140,7 @@ type sensorProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	DnsFds       *ebpf.MapSpec `ebpf:"dns_fds"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	Kinds        *ebpf.MapSpec `ebpf:"kinds"`
@@ -174,6 +176,7 @@ func (o *sensorObjects) Close() error {
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
 	Counters     *ebpf.Map `ebpf:"counters"`
+	DnsFds       *ebpf.Map `ebpf:"dns_fds"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	Kinds        *ebpf.Map `ebpf:"kinds"`
@@ -185,6 +188,7 @@ type sensorMaps struct {
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
 		m.Counters,
+		m.DnsFds,
 		m.Events,
 		m.Inflight,
 		m.Kinds,

@@ -28,6 +28,8 @@ func init() {
 	}
 	// Zip uploads (OSV archives) are opaque bytes to the document.
 	openapi3filter.RegisterBodyDecoder("application/zip", openapi3filter.FileBodyDecoder)
+	// So are gzip file lists (runtime drift).
+	openapi3filter.RegisterBodyDecoder("application/gzip", openapi3filter.FileBodyDecoder)
 }
 
 // Spec loads and validates the document srv serves.

@@ -35,6 +35,7 @@ enum {
 	K_DUP, K_DUP2, K_DUP3,
 	K_SYMLINK, K_SYMLINKAT, K_LINK, K_LINKAT,
 	K_MKDIR, K_MKDIRAT, K_MEMFD_CREATE, K_SENDTO,
+	K_WRITE, K_SENDMSG, K_SENDMMSG,
 	K_MAX,
 };
 
@@ -84,7 +85,24 @@ struct stash {
 	u64 args[6];
 	u64 ts;
 	u32 kind;
-	u32 _pad;
+	u32 dns; // the send is a DNS query: its payload is recorded
+};
+
+// DNS_MAX is how much of a DNS query is recorded (a classic UDP message).
+#define DNS_MAX 512
+#define DNS_PORT 53
+#define IPPROTO_UDP 17
+
+// struct user_msghdr as x86_64 lays it out (the user's copy is read).
+struct umsghdr {
+	u64 name;
+	s32 namelen;
+	s32 _pad;
+	u64 iov;
+	u64 iovlen;
+	u64 control;
+	u64 controllen;
+	u32 flags;
 };
 
 struct scratch {
@@ -142,6 +160,18 @@ struct {
 	__type(key, u32);
 	__type(value, struct pathbuf);
 } path_map SEC(".maps");
+
+// dns_fds: the UDP sockets connect()ed to port 53, by tgid << 32 | fd. A
+// write or a send without an address is checked (fd table, socket) only
+// when its fd is here, so that write, the busiest system call, costs one
+// lookup. An entry whose fd was closed and reused is dropped at its next
+// write.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, u64);
+	__type(value, u8);
+} dns_fds SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -453,6 +483,78 @@ static __noinline int describe_fd(struct scratch *s, int fd)
 	return ft;
 }
 
+// sock_udp_dport returns the peer port of fd when it is a UDP socket of
+// the internet families (1 << 16 when it is one without a peer), else 0.
+static __always_inline u32 sock_udp_dport(int fd)
+{
+	struct file *f = fd_file(fd);
+	if (!f)
+		return 0;
+	u16 mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return 0;
+	u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return dport ? dport : 1 << 16;
+}
+
+// sockaddr_port returns the port of a user sockaddr_in/in6 (0 if none).
+static __always_inline u16 sockaddr_port(u64 addr)
+{
+	u16 sa[2] = {};
+	if (!addr || bpf_probe_read_user(sa, sizeof(sa), (void *)addr) < 0)
+		return 0;
+	if (sa[0] != AF_INET && sa[0] != AF_INET6)
+		return 0;
+	return bpf_ntohs(sa[1]);
+}
+
+static __always_inline u64 fd_key(int fd)
+{
+	return (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | (u32)fd;
+}
+
+// dns_query reports whether a send (write, sendto, sendmsg, sendmmsg) is
+// a DNS query: on a UDP socket, to port 53 by the address given or, for
+// a send without one, by its peer (a socket connect()ed to port 53 while
+// the sensor ran, kept in dns_fds). Only these writes and sends are
+// recorded.
+static __noinline u32 dns_query(u32 kind, u64 *a)
+{
+	int fd = (int)a[0];
+	u64 addr = 0;
+	if (kind == K_SENDTO) {
+		addr = a[4];
+	} else if (kind == K_SENDMSG || kind == K_SENDMMSG) {
+		// mmsghdr begins with its msghdr: the first message's is read.
+		struct umsghdr m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)a[1]) < 0)
+			return 0;
+		addr = m.name;
+	}
+	if (addr)
+		return sockaddr_port(addr) == DNS_PORT && sock_udp_dport(fd) != 0;
+	u64 key = fd_key(fd);
+	if (!bpf_map_lookup_elem(&dns_fds, &key))
+		return 0;
+	if (sock_udp_dport(fd) == DNS_PORT)
+		return 1;
+	bpf_map_delete_elem(&dns_fds, &key); // closed, reused or reconnected
+	return 0;
+}
+
+// put_payload appends up to DNS_MAX bytes of a send's buffer.
+static __always_inline u32 put_payload(struct scratch *s, u32 off, u64 buf, u64 len)
+{
+	return put_user_bytes(s, off, (void *)buf, len > DNS_MAX ? DNS_MAX : (u32)len);
+}
+
 // put_fd_path appends the path of an open file descriptor ("" if none).
 static __always_inline u32 put_fd_path(struct scratch *s, u32 off, int fd)
 {
@@ -525,6 +627,20 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	st.args[3] = PT_REGS_PARM4_CORE_SYSCALL(regs);
 	st.args[4] = PT_REGS_PARM5_CORE_SYSCALL(regs);
 	st.args[5] = BPF_CORE_READ(regs, r9);
+	switch (st.kind) {
+	case K_SENDTO:
+		st.dns = dns_query(st.kind, st.args);
+		if (!st.dns && st.args[4] == 0)
+			return 0; // a send on a connected socket: connect reported it
+		break;
+	case K_WRITE:
+	case K_SENDMSG:
+	case K_SENDMMSG:
+		st.dns = dns_query(st.kind, st.args);
+		if (!st.dns)
+			return 0; // only DNS queries are reported
+		break;
+	}
 	u32 tid = (u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&inflight, &tid, &st, BPF_ANY) != 0)
 		count(1);
@@ -632,8 +748,6 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	bpf_map_delete_elem(&inflight, &tid);
 	if (st.kind == K_EXECVE || st.kind == K_EXECVEAT)
 		return 0; // sched_process_exec reported the successful ones
-	if (st.kind == K_SENDTO && st.args[4] == 0)
-		return 0; // a send on a connected socket: connect reported it
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
@@ -669,11 +783,36 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	case K_BIND:
 		off = put_user_bytes(s, off, (void *)a[1], a[2] > 128 ? 128 : (u32)a[2]);
 		describe_fd(s, (int)a[0]);
+		if (st.kind == K_CONNECT && ret == 0 && s->h.protocol == IPPROTO_UDP && s->h.dport == DNS_PORT) {
+			u64 key = fd_key((int)a[0]);
+			u8 one = 1;
+			bpf_map_update_elem(&dns_fds, &key, &one, BPF_ANY);
+		}
 		break;
 	case K_SENDTO:
 		off = put_user_bytes(s, off, (void *)a[4], a[5] > 128 ? 128 : (u32)a[5]);
 		describe_fd(s, (int)a[0]);
+		off = st.dns ? put_payload(s, off, a[1], a[2]) : put_empty(s, off);
 		break;
+	case K_WRITE:
+		off = put_empty(s, off);
+		describe_fd(s, (int)a[0]);
+		off = put_payload(s, off, a[1], a[2]);
+		break;
+	case K_SENDMSG:
+	case K_SENDMMSG: {
+		// Strings: the address given (msg_name) and the first buffer of
+		// the (first) message.
+		struct umsghdr m = {};
+		bpf_probe_read_user(&m, sizeof(m), (void *)a[1]);
+		off = put_user_bytes(s, off, (void *)m.name, m.namelen > 128 || m.namelen < 0 ? 128 : (u32)m.namelen);
+		describe_fd(s, (int)a[0]);
+		u64 iov[2] = {};
+		if (m.iovlen > 0)
+			bpf_probe_read_user(iov, sizeof(iov), (void *)m.iov);
+		off = put_payload(s, off, iov[0], iov[1]);
+		break;
+	}
 	case K_ACCEPT:
 	case K_ACCEPT4:
 		if (ret >= 0)
