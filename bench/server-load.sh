@@ -11,6 +11,9 @@
 #
 #   bench/server-load.sh [DURATION] [CLIENTS] [PACKAGES]   (default 2m 50 300)
 #   BACKENDS="sqlite" bench/server-load.sh 30s             (one backend)
+#   RATES="20 40" (the default): after the closed loop, an open loop at
+#   each rate (uploads/s in total over the CLIENTS, each for DURATION,
+#   latency from the scheduled send time: serverload -rate); RATES= none.
 #
 # KEEP=1 keeps the work directory (the server logs). Needs ../shared/corpus beside the repository (or BULKHEAD_CORPUS).
 #
@@ -53,6 +56,7 @@ duration=${1:-2m}
 clients=${2:-50}
 packages=${3:-300}
 backends=${BACKENDS:-sqlite postgres}
+rates=${RATES-20 40}
 corpus=${BULKHEAD_CORPUS:-../shared/corpus}
 [ -d "$corpus/pkgdb" ] || { echo "no corpus at $corpus: set BULKHEAD_CORPUS" >&2; exit 1; }
 work=$(mktemp -d /tmp/bulkhead-load-XXXXXX)
@@ -106,22 +110,31 @@ for backend in $backends; do
   srv=$!
   pids+=($srv)
   for _ in $(seq 600); do curl -fs http://127.0.0.1:18089/readyz >/dev/null && break; sleep 0.1; done
-  cpu0=$(cputicks "$srv")
-  "$work/serverload" -url http://127.0.0.1:18089 -token "$token" -clients "$clients" -duration "$duration" \
-    -packages "$packages" -corpus "$corpus" | tee "$work/load-$backend.out"
-  cpu1=$(cputicks "$srv")
-  ok=$(sed -n 's/^uploads: \([0-9]*\) ok.*/\1/p' "$work/load-$backend.out")
-  # The server's own CPU time (user+system, from /proc): unlike the
-  # latency, it does not depend on what else the machine runs.
-  if [ "${ok:-0}" -gt 0 ]; then
-    echo "server CPU: $(( (cpu1 - cpu0) * 1000 / hz )) ms for $ok uploads, $(( (cpu1 - cpu0) * 1000 / hz / ok )) CPU-ms per upload; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  fi
+  okall=0
+  # Closed loop first (back to back: the throughput), then open loop at
+  # each of RATES uploads/s in total (latency from the scheduled time).
+  for rate in 0 $rates; do
+    if [ "$rate" = 0 ]; then echo "-- closed loop"; else echo "-- open loop, $rate uploads/s"; fi
+    out="$work/load-$backend-$rate.out"
+    cpu0=$(cputicks "$srv")
+    "$work/serverload" -url http://127.0.0.1:18089 -token "$token" -clients "$clients" -duration "$duration" \
+      -packages "$packages" -corpus "$corpus" -rate "$rate" | tee "$out"
+    cpu1=$(cputicks "$srv")
+    ok=$(sed -n 's/^uploads: \([0-9]*\) ok.*/\1/p' "$out")
+    okall=$((okall + ${ok:-0}))
+    # The server's own CPU time (user+system, from /proc): unlike the
+    # latency, it does not depend on what else the machine runs.
+    if [ "${ok:-0}" -gt 0 ]; then
+      echo "server CPU: $(( (cpu1 - cpu0) * 1000 / hz )) ms for $ok uploads, $(( (cpu1 - cpu0) * 1000 / hz / ok )) CPU-ms per upload; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    fi
+  done
+  ok=$okall
   kill -TERM "$srv"; wait "$srv" || true
   if [ "$backend" = postgres ] && [ "${ok:-0}" -gt 0 ]; then
     sleep 1 # the backends exit with the server's connections
     pg1=$(pgticks)
-    echo "PostgreSQL CPU: $(( (pg1 - pg0) * 1000 / hz )) ms, $(( (pg1 - pg0) * 1000 / hz / ok )) CPU-ms per upload (its backends' too)"
+    echo "PostgreSQL CPU: $(( (pg1 - pg0) * 1000 / hz )) ms, $(( (pg1 - pg0) * 1000 / hz / ok )) CPU-ms per upload over all runs (its backends' too)"
   fi
   echo "server log: $(grep -c '"level":"ERROR"' "$work/server-$backend.log" || true) error lines"
-  grep '"level":"ERROR"' "$work/server-$backend.log" | grep -v '"component":"queue"' | head -3 || true
+  grep '"level":"ERROR"' "$work/server-$backend.log" | head -3 || true
 done
