@@ -56,6 +56,15 @@ type Scan struct {
 	// Findings are the current findings of this scan: replaced by each
 	// re-evaluation (the change is recorded as Changes).
 	Findings []finding.Finding `json:"findings,omitempty"`
+	// Encoded, when set on a scan to store, is the JSON of Inventory and
+	// Findings the caller has already encoded (encoding/json's form): the
+	// store keeps these bytes instead of encoding the values again.
+	Encoded *EncodedJSON `json:"-"`
+}
+
+// EncodedJSON is a scan's inventory and findings as JSON (Scan.Encoded).
+type EncodedJSON struct {
+	Inventory, Findings []byte
 }
 
 // Sighting says where an image was seen.
