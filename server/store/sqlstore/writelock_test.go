@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -76,4 +77,55 @@ func TestWriteLockFairToOtherWriters(t *testing.T) {
 	if err := s.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM other").Scan(&n); err != nil || n != rounds {
 		t.Fatalf("other: %d rows, %v; want %d", n, err, rounds)
 	}
+}
+
+// TestBatchCutAtMaxHold: a batch whose writes run past maxHold is
+// committed in parts (here: maxHold 0, one write per transaction), every
+// write acknowledged once and stored, so the write lock is never held for
+// a whole queue of uploads. The writes are queued behind a write that
+// blocks, so without the cut they would all run in one transaction.
+func TestBatchCutAtMaxHold(t *testing.T) {
+	eachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		s.gw.maxHold = 0 // before the first write: the writer reads it in try
+		release := make(chan struct{})
+		blocked := make(chan error, 1)
+		go func() {
+			blocked <- s.write(ctx, func(context.Context, *sql.Tx) error { <-release; return nil })
+		}()
+		for s.gw.batches.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		const n = 16
+		var wg sync.WaitGroup
+		ids := make([]int64, n)
+		for i := range n {
+			wg.Go(func() {
+				id, err := s.PutScan(ctx, genScan(i, 20), nil)
+				if err != nil {
+					t.Error(err)
+				}
+				ids[i] = id
+			})
+		}
+		for s.gw.waiting.Load() < n {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+		wg.Wait()
+		if err := <-blocked; err != nil {
+			t.Fatal(err)
+		}
+		// One transaction for the blocking write, then one per write
+		// (without the cut: one for all 16).
+		if got := s.gw.batches.Load(); got != n+1 {
+			t.Fatalf("%d transactions for 1 + %d queued writes with maxHold 0, want %d", got, n, n+1)
+		}
+		for i, id := range ids {
+			sc, err := s.Scan(ctx, id)
+			if err != nil || sc.Digest != digestOf(i) {
+				t.Fatalf("scan %d (%d): %v", i, id, err)
+			}
+		}
+	})
 }
