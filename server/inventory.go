@@ -39,9 +39,18 @@ type UploadOptions struct {
 // uploaded non-vulnerability findings) in one transaction, and returns it
 // as a report and the scan's ID.
 func (s *Server) Ingest(ctx context.Context, u *Upload, body []byte, o UploadOptions) (*report.Result, int64, error) {
+	res, _, id, err := s.ingest(ctx, u, body, o, false)
+	return res, id, err
+}
+
+// ingest is Ingest; with answer, it also returns the upload's answer (the
+// compact JSON report writeReport would write), built from the same JSON
+// bytes the store keeps (nil when the result has warnings or diagnostics
+// of its own: then writeReport renders it).
+func (s *Server) ingest(ctx context.Context, u *Upload, body []byte, o UploadOptions, answer bool) (*report.Result, []byte, int64, error) {
 	res, err := pipeline.Inventory(ctx, u.Inventory, pipeline.Options{Matcher: s.Matcher()})
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	out := res.Result
 	out.Findings = append(out.Findings, u.Findings...)
@@ -60,14 +69,26 @@ func (s *Server) Ingest(ctx context.Context, u *Upload, body []byte, o UploadOpt
 	now := time.Now().UTC()
 	sc := &store.Scan{Digest: digest, Repository: repo, ScannedAt: now, Source: u.Source(), DB: out.DB, Inventory: u.Inventory, Findings: out.Findings,
 		Provenance: u.Provenance}
+	var enc *encodedResult
+	if answer && out.Store == nil && len(out.Warnings) == 0 && len(out.Diagnostics) == 0 {
+		// Encode the inventory and findings once, for the store and
+		// the answer.
+		if enc, err = encodeResult(out); err != nil {
+			return nil, nil, 0, err
+		}
+		sc.Inventory, sc.Encoded = enc.inv, &store.EncodedJSON{Inventory: enc.invJSON, Findings: enc.findingsJSON}
+	}
 	seen := &store.Sighting{Digest: digest, Reference: ref, Kind: "ci", CIRun: o.CIRun, SeenAt: now}
 	id, err := s.store.PutScan(ctx, sc, seen)
 	if err != nil {
-		return nil, 0, fmt.Errorf("store the upload: %w", err)
+		return nil, nil, 0, fmt.Errorf("store the upload: %w", err)
 	}
 	s.scans.WithLabelValues(sc.Source).Inc()
 	s.snap.changed()
-	return out, id, nil
+	if enc == nil {
+		return out, nil, id, nil
+	}
+	return out, enc.answer(out), id, nil
 }
 
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
@@ -90,9 +111,13 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("digest %q is not sha256:<64 hex digits>", o.Digest))
 		return
 	}
-	res, id, err := s.Ingest(r.Context(), u, body, o)
+	res, answer, id, err := s.ingest(r.Context(), u, body, o, true)
 	if err != nil {
 		s.fail(w, err)
+		return
+	}
+	if answer != nil {
+		s.writeAnswer(w, http.StatusCreated, answer, id)
 		return
 	}
 	s.writeReport(w, http.StatusCreated, res, id)
@@ -107,11 +132,16 @@ func (s *Server) writeReport(w http.ResponseWriter, status int, res *report.Resu
 		s.fail(w, err)
 		return
 	}
+	s.writeAnswer(w, status, buf.Bytes(), id)
+}
+
+// writeAnswer sends a rendered report of scan id.
+func (s *Server) writeAnswer(w http.ResponseWriter, status int, doc []byte, id int64) {
 	w.Header().Set("Content-Type", MediaBulkhead)
 	w.Header().Set(HeaderScanID, strconv.FormatInt(id, 10))
 	w.Header().Set("Location", "/api/v1/scans/"+strconv.FormatInt(id, 10))
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	w.Write(doc)
 }
 
 // handleScan answers a stored scan as a bulkhead JSON report.

@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -127,6 +129,36 @@ func FuzzDecodeUpload(f *testing.F) {
 			default:
 				t.Fatalf("uploaded signature status %q accepted", p.Signature.Status)
 			}
+		}
+	})
+}
+
+// FuzzDecodeBulkheadParity: json-iterator (the upload's fast path) and
+// encoding/json decode every bulkhead report alike: what encoding/json
+// refuses is refused, and what both accept decodes to the same document.
+func FuzzDecodeBulkheadParity(f *testing.F) {
+	for media, doc := range documents(f, sbomtest.Alpine()) {
+		if media == MediaBulkhead {
+			f.Add(doc)
+		}
+	}
+	f.Add([]byte(`{"schemaVersion":1,"target":{"name":"x","source":"registry"},"packages":[{"name":"a","version":"1","type":"apk","locations":null}],"findings":[{"id":"s","kind":"secret","severity":"HIGH","aliases":["A"]}]}`))
+	f.Add([]byte(`{"schemaVersion":1,"Target":{"Name":"x"},"packages":[{"name":"a\u00e9\ud83d\ude00","type":"apk"}],"findings":null}`))
+	f.Add([]byte(`{"schemaVersion":1.5,"target":{"name":"x"}} trailing`))
+	f.Add([]byte(`{"schemaVersion":1,"target":{"name":"x"},"packages":[{"name":"a","type":"apk","name":"b"}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		std, errStd := unmarshalBulkhead(body, false)
+		fast, errFast := unmarshalBulkhead(body, true)
+		if (errStd == nil) != (errFast == nil) {
+			t.Fatalf("encoding/json: %v; fast path: %v", errStd, errFast)
+		}
+		if errStd != nil {
+			return
+		}
+		if !reflect.DeepEqual(std, fast) {
+			a, _ := json.Marshal(std)
+			b, _ := json.Marshal(fast)
+			t.Fatalf("decoded differently:\nencoding/json: %s\nfast path:     %s", a, b)
 		}
 	})
 }

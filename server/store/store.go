@@ -60,6 +60,15 @@ type Scan struct {
 	// Provenance, when set, is stored with the scan (PutScan). Scan and
 	// LatestScan do not read it back: ask Provenance.
 	Provenance *Provenance `json:"provenance,omitempty"`
+	// Encoded, when set on a scan to store, is the JSON of Inventory and
+	// Findings the caller has already encoded (encoding/json's form): the
+	// store keeps these bytes instead of encoding the values again.
+	Encoded *EncodedJSON `json:"-"`
+}
+
+// EncodedJSON is a scan's inventory and findings as JSON (Scan.Encoded).
+type EncodedJSON struct {
+	Inventory, Findings []byte
 }
 
 // Provenance says where an image comes from and who vouches for it: its

@@ -10,7 +10,17 @@
 // is a different image (its own digest), so each one is matched and
 // stored as a new scan.
 //
-//	serverload -url http://127.0.0.1:8080 -token T [-clients 50 -duration 2m -packages 300 -corpus DIR]
+// Closed loop (the default): each client sends its next upload as soon as
+// the last one is answered, so the offered load follows the server's
+// speed. Open loop (-rate N): N uploads per second in total are scheduled
+// at fixed times (start + i/N) and taken by whichever client is free; an
+// upload's latency is measured from its SCHEDULED time, not from when a
+// client got round to sending it, so a server that falls behind shows it
+// in the latency instead of in a lower request rate (no coordinated
+// omission). Uploads scheduled before the end but not sent by then are
+// counted as errors ("behind schedule").
+//
+//	serverload -url http://127.0.0.1:8080 -token T [-clients 50 -duration 2m -packages 300 -corpus DIR] [-rate 40]
 package main
 
 import (
@@ -41,8 +51,13 @@ func main() {
 	fleet := flag.Int("fleet", 100, "distinct inventories (each upload gets its own digest)")
 	corpus := flag.String("corpus", "../shared/corpus", "the shared corpus (its package databases and OSV records)")
 	timeout := flag.Duration("timeout", 60*time.Second, "one upload's timeout (past it: an error)")
+	rate := flag.Float64("rate", 0, "open loop: uploads per second in total, spread over the clients, latency from the scheduled time (0: closed loop, back to back)")
 	flag.Parse()
-	if err := run(*url, *token, *clients, *duration, *packages, *fleet, *corpus, *timeout); err != nil {
+	if *rate < 0 || *clients < 1 {
+		fmt.Fprintln(os.Stderr, "serverload: -rate must be >= 0 and -clients >= 1")
+		os.Exit(2)
+	}
+	if err := run(*url, *token, *clients, *duration, *packages, *fleet, *corpus, *timeout, *rate); err != nil {
 		fmt.Fprintln(os.Stderr, "serverload:", err)
 		os.Exit(1)
 	}
@@ -52,7 +67,7 @@ func main() {
 // by one of the same length.
 var placeholder = []byte("sha256:" + strings.Repeat("f", 64))
 
-func run(url, token string, clients int, duration time.Duration, packages, fleetSize int, corpus string, timeout time.Duration) error {
+func run(url, token string, clients int, duration time.Duration, packages, fleetSize int, corpus string, timeout time.Duration, rate float64) error {
 	if token == "" {
 		return fmt.Errorf("give -token or $BULKHEAD_TOKEN (a token of role scan)")
 	}
@@ -70,8 +85,12 @@ func run(url, token string, clients int, duration time.Duration, packages, fleet
 		}
 		docs[i] = buf.Bytes()
 	}
-	fmt.Printf("serverload: %d clients for %s, inventories of %d packages (%d distinct, %.0f KB each), against %s\n",
-		clients, duration, packages, fleetSize, float64(len(docs[0]))/1024, url)
+	mode := "closed loop (back to back)"
+	if rate > 0 {
+		mode = fmt.Sprintf("open loop at %.1f uploads/s in total (latency from the scheduled time)", rate)
+	}
+	fmt.Printf("serverload: %d clients for %s, %s, inventories of %d packages (%d distinct, %.0f KB each), against %s\n",
+		clients, duration, mode, packages, fleetSize, float64(len(docs[0]))/1024, url)
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = clients
@@ -86,17 +105,36 @@ func run(url, token string, clients int, duration time.Duration, packages, fleet
 	)
 	start := time.Now()
 	end := start.Add(duration)
+	// next is the open loop's next slot: slot i is due at start + i/rate.
+	var next atomic.Int64
+	due := func(i int64) time.Time { return start.Add(time.Duration(float64(i) / rate * float64(time.Second))) }
+	behind := atomic.Int64{}
 	for range clients {
 		wg.Go(func() {
 			var mine []time.Duration
 			myErrs := map[string]int{}
 			for time.Now().Before(end) {
+				var t0 time.Time // when the upload is due: latency counts from it
+				if rate > 0 {
+					t0 = due(next.Add(1) - 1)
+					if !t0.Before(end) {
+						break
+					}
+					if now := time.Now(); now.After(end) {
+						behind.Add(1) // due before the end, but no client was free
+						continue
+					} else if t0.After(now) {
+						time.Sleep(t0.Sub(now))
+					}
+				}
 				n := seq.Add(1)
 				body := bytes.Replace(docs[int(n)%len(docs)], placeholder, fmt.Appendf(nil, "sha256:%064x", n), 1)
 				req, _ := http.NewRequest(http.MethodPut, url+"/api/v1/inventory", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+token)
 				req.Header.Set("Content-Type", "application/vnd.bulkhead.report+json")
-				t0 := time.Now()
+				if rate == 0 {
+					t0 = time.Now()
+				}
 				resp, err := hc.Do(req)
 				if err != nil {
 					myErrs[errKind(err)]++
@@ -122,6 +160,15 @@ func run(url, token string, clients int, duration time.Duration, packages, fleet
 	}
 	wg.Wait()
 	wall := time.Since(start)
+	if rate > 0 {
+		// Slots due before the end that no client took: each is late.
+		for i := next.Load(); due(i).Before(end); i++ {
+			behind.Add(1)
+		}
+		if b := behind.Load(); b > 0 {
+			errs["behind schedule (due before the end, never sent: every client was busy)"] += int(b)
+		}
+	}
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration {
 		if len(lat) == 0 {

@@ -62,6 +62,14 @@ func (c *codec) encode(what string, v any) ([]byte, error) {
 	return c.enc.EncodeAll(b.Bytes(), make([]byte, 0, b.Len()/4+64)), nil
 }
 
+// compress keeps JSON the caller encoded (store.Scan.Encoded).
+func (c *codec) compress(what string, js []byte) ([]byte, error) {
+	if len(js) > c.max {
+		return nil, fmt.Errorf("%s: %w: its JSON is over the store's limit of %d bytes", what, store.ErrTooLarge, c.max)
+	}
+	return c.enc.EncodeAll(js, make([]byte, 0, len(js)/4+64)), nil
+}
+
 // decode reads a blob into v.
 func (c *codec) decode(what string, blob []byte, v any) error {
 	raw, err := c.dec.DecodeAll(blob, nil)

@@ -93,15 +93,24 @@ func encodeDB(db *report.DBInfo) string {
 func (s *Store) encodeScan(what string, sc *store.Scan) (*encodedScan, error) {
 	e := &encodedScan{dbInfo: encodeDB(sc.DB), counts: counts(sc.Findings), worst: worst(sc.Findings)}
 	var err error
-	if e.inventory, err = s.codec.encode(what+": inventory", sc.Inventory); err != nil {
-		return nil, err
-	}
-	fs := sc.Findings
-	if fs == nil {
-		fs = []finding.Finding{}
-	}
-	if e.findings, err = s.codec.encode(what+": findings", fs); err != nil {
-		return nil, err
+	if sc.Encoded != nil {
+		if e.inventory, err = s.codec.compress(what+": inventory", sc.Encoded.Inventory); err != nil {
+			return nil, err
+		}
+		if e.findings, err = s.codec.compress(what+": findings", sc.Encoded.Findings); err != nil {
+			return nil, err
+		}
+	} else {
+		if e.inventory, err = s.codec.encode(what+": inventory", sc.Inventory); err != nil {
+			return nil, err
+		}
+		fs := sc.Findings
+		if fs == nil {
+			fs = []finding.Finding{}
+		}
+		if e.findings, err = s.codec.encode(what+": findings", fs); err != nil {
+			return nil, err
+		}
 	}
 	e.packages = make([]any, 0, len(sc.Inventory.Packages)*3)
 	for i := range sc.Inventory.Packages {

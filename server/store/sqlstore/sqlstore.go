@@ -207,7 +207,7 @@ func openSQLite(ctx context.Context, path string, busyTimeout time.Duration) (*S
 	dsn := "file:" + path + "?_txlock=immediate" +
 		fmt.Sprintf("&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)", busyTimeout.Milliseconds()) +
 		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := openLockedSQLite(dsn, newWriteLock())
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}

@@ -64,6 +64,7 @@ type groupWriter struct {
 	exited   chan struct{}
 	stopOnce sync.Once
 
+	maxHold time.Duration // see maxHold
 	retries int           // times a batch is run again after a deadlock
 	backoff time.Duration // the first retry's wait (doubled at each)
 
@@ -78,7 +79,7 @@ func newGroupWriter(s *Store, max, retries int) *groupWriter {
 	if max <= 0 {
 		max = DefaultMaxBatch
 	}
-	g := &groupWriter{s: s, max: max, retries: retries, backoff: 10 * time.Millisecond,
+	g := &groupWriter{s: s, max: max, retries: retries, backoff: 10 * time.Millisecond, maxHold: maxHold,
 		reqs: make(chan *writeReq), quit: make(chan struct{}), exited: make(chan struct{})}
 	go g.loop()
 	return g
@@ -145,7 +146,7 @@ func (g *groupWriter) run(batch []*writeReq) {
 	}
 	retries, wait := 0, g.backoff
 	for len(pending) > 0 {
-		failed, err := g.try(ctx, pending)
+		done, failed, err := g.try(ctx, pending)
 		if retryable(err) && retries < g.retries {
 			// A deadlock or serialization failure against another
 			// server sharing the database is no write's fault: run the
@@ -157,12 +158,35 @@ func (g *groupWriter) run(batch []*writeReq) {
 			wait *= 2
 			continue
 		}
+		if err == nil {
+			// The first done writes are committed; the rest (a batch cut
+			// at maxHold) go in the next transaction.
+			for _, r := range pending[:done] {
+				r.done <- nil
+			}
+			pending = pending[done:]
+			if len(pending) > 0 {
+				g.batches.Add(1)
+			}
+			continue
+		}
 		err = busy(err)
 		if failed < 0 || retryable(err) {
-			for _, r := range pending {
+			// A failed begin or commit fails the writes it held (a
+			// commit: the first done), a deadlock past its retries
+			// every one.
+			n := len(pending)
+			if failed < 0 && done > 0 {
+				n = done
+			}
+			for _, r := range pending[:n] {
 				r.done <- err
 			}
-			return
+			pending = pending[n:]
+			if len(pending) > 0 {
+				g.batches.Add(1)
+			}
+			continue
 		}
 		pending[failed].done <- err
 		pending = append(pending[:failed], pending[failed+1:]...)
@@ -172,24 +196,37 @@ func (g *groupWriter) run(batch []*writeReq) {
 	}
 }
 
-// try runs the writes in one transaction and commits it. When write i
-// fails it returns i and its error, everything rolled back; otherwise -1
-// and the commit's error (nil: all are on disk).
-func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (int, error) {
+// maxHold bounds how long one transaction runs writes: past it the writer
+// commits what it has run and begins again with the rest of the batch.
+// Other writers of the database (river's queries, whose timeouts go down
+// to 1 s) wait for the write lock at most about this long plus one write,
+// however many uploads are queued and however loaded the machine is.
+const maxHold = 200 * time.Millisecond
+
+// try runs writes in one transaction, at least one and then more until
+// maxHold has passed, and commits it. It returns how many writes it
+// committed (done; the first ones of batch) and the commit's error, or,
+// when write i fails, failed = i and its error, everything rolled back.
+func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (done, failed int, err error) {
 	tx, err := g.begin(ctx)
 	if err != nil {
-		return -1, fmt.Errorf("store %s: begin: %w", g.s.Location, err)
+		return 0, -1, fmt.Errorf("store %s: begin: %w", g.s.Location, err)
 	}
+	t0 := time.Now()
 	for i, r := range batch {
+		if i > 0 && time.Since(t0) > g.maxHold {
+			break
+		}
 		if err := r.fn(ctx, tx); err != nil {
 			tx.Rollback()
-			return i, err
+			return 0, i, err
 		}
+		done++
 	}
 	if err := tx.Commit(); err != nil {
-		return -1, fmt.Errorf("store %s: commit: %w", g.s.Location, err)
+		return done, -1, fmt.Errorf("store %s: commit: %w", g.s.Location, err)
 	}
-	return -1, nil
+	return done, -1, nil
 }
 
 // begin starts a transaction on the writer's connection, taking a new one
