@@ -27,6 +27,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/operator/controller"
 	"github.com/bulkhead-sec/bulkhead/operator/oneshot"
 	"github.com/bulkhead-sec/bulkhead/operator/rbac"
+	"github.com/bulkhead-sec/bulkhead/operator/reports"
 	"github.com/bulkhead-sec/bulkhead/operator/resolve"
 	"github.com/bulkhead-sec/bulkhead/operator/scanner"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
@@ -472,18 +473,7 @@ func writeRBACSummary(w io.Writer, a *rbac.Assessment, sevs []finding.Severity) 
 		var c v1alpha1.Counts
 		for _, fd := range role.Findings {
 			if len(sevs) == 0 || slices.Contains(sevs, fd.Severity) {
-				switch fd.Severity {
-				case finding.Critical:
-					c.Critical++
-				case finding.High:
-					c.High++
-				case finding.Medium:
-					c.Medium++
-				case finding.Low:
-					c.Low++
-				default:
-					c.Unknown++
-				}
+				reports.Count(&c, fd.Severity)
 			}
 		}
 		if c.Total() == 0 {
