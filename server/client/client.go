@@ -142,8 +142,25 @@ func retryAfter(h string, now time.Time) time.Duration {
 	return defaultRetryWait
 }
 
-// once sends one request.
+// once sends one request and decodes a JSON answer into out.
 func (c *Client) once(ctx context.Context, method, path string, q url.Values, contentType string, body []byte, out any) (*http.Response, error) {
+	resp, err := c.send(ctx, method, path, q, contentType, "application/json", body)
+	if err != nil {
+		return resp, err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp, fmt.Errorf("bulkhead server: malformed answer to %s %s: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+// send sends one request with the client's token. An answer of 400 or
+// more is an *Error with the server's reason (its body closed); otherwise
+// the caller reads and closes the body.
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, contentType, accept string, body []byte) (*http.Response, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = q.Encode()
@@ -158,7 +175,7 @@ func (c *Client) once(ctx context.Context, method, path string, q url.Values, co
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -166,8 +183,8 @@ func (c *Client) once(ctx context.Context, method, path string, q url.Values, co
 	if err != nil {
 		return nil, fmt.Errorf("bulkhead server %s: %w", c.base.Host, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
 		var e struct {
 			Error string `json:"error"`
 		}
@@ -176,11 +193,6 @@ func (c *Client) once(ctx context.Context, method, path string, q url.Values, co
 			e.Error = strings.TrimSpace(string(b))
 		}
 		return resp, &Error{Status: resp.StatusCode, Reason: e.Error}
-	}
-	if out != nil && resp.StatusCode != http.StatusNoContent {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return resp, fmt.Errorf("bulkhead server: malformed answer to %s %s: %w", method, path, err)
-		}
 	}
 	return resp, nil
 }

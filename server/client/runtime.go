@@ -3,13 +3,11 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/bulkhead-sec/bulkhead/runtime/drift"
 	"github.com/bulkhead-sec/bulkhead/runtime/profile"
@@ -33,41 +31,14 @@ func imagePath(kind, id string) (string, error) {
 
 // raw sends a request and returns the answer's body (at most limit bytes).
 func (c *Client) raw(ctx context.Context, method, path, contentType, accept string, body []byte, limit int64) ([]byte, error) {
-	u := *c.base
-	u.Path += path
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	resp, err := c.send(ctx, method, path, nil, contentType, accept, body)
 	if err != nil {
 		return nil, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	req.Header.Set("Accept", accept)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("bulkhead server %s: %w", c.base.Host, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("bulkhead server %s: %s %s: %w", c.base.Host, method, path, err)
-	}
-	if resp.StatusCode >= 400 {
-		reason := strings.TrimSpace(string(b))
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			reason = e.Error
-		}
-		return nil, &Error{Status: resp.StatusCode, Reason: reason}
 	}
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("bulkhead server: the answer to %s %s is larger than %d bytes", method, path, limit)
