@@ -369,14 +369,10 @@ type serverClientFlags struct {
 	token string
 }
 
+// add declares --server and --token, once for every command that talks to
+// bulkhead server.
 func (f *serverClientFlags) add(fl *pflag.FlagSet) {
-	f.addFor(fl, "match with bulkhead server at this URL (https://HOST:PORT) instead of a local vulnerability database: scan locally, upload the inventory, report the server's findings")
-}
-
-// addFor declares --server (with what it does for this command) and
-// --token.
-func (f *serverClientFlags) addFor(fl *pflag.FlagSet, serverUsage string) {
-	fl.StringVar(&f.url, "server", "", serverUsage)
+	fl.StringVar(&f.url, "server", "", "bulkhead server at this URL (https://HOST:PORT). image and sbom: match there instead of a local vulnerability database (scan locally, upload the inventory, report the server's findings); runtime: keep learned profiles and image file lists there (--profiles and --image-index then hold local copies, used when the server cannot be reached)")
 	fl.StringVar(&f.token, "token", "", "bulkhead server API token (default $BULKHEAD_TOKEN)")
 }
 

@@ -20,9 +20,7 @@ import (
 // server (the event loop waits for it).
 const runtimeServerTimeout = 30 * time.Second
 
-const runtimeServerUsage = "keep learned profiles and image file lists in bulkhead server at this URL (https://HOST:PORT); the --profiles and --image-index directories then hold local copies, used when the server cannot be reached"
-
-func addRuntimeServer(fl *pflag.FlagSet, f *serverClientFlags) { f.addFor(fl, runtimeServerUsage) }
+func addRuntimeServer(fl *pflag.FlagSet, f *serverClientFlags) { f.add(fl) }
 
 // runtimeClient is the client of --server, nil without one.
 func (f *serverClientFlags) runtimeClient() (*srvclient.Client, error) {

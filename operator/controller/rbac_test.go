@@ -231,7 +231,17 @@ func TestRBACReports(t *testing.T) {
 		})
 	}
 
-	// Subjects, their workloads, owner references.
+	// Subjects, their workloads, owner references. The workloads come
+	// from the operator's cache: a report written before the Deployment
+	// was seen (its verdicts already right) is rewritten once it is.
+	waitFor(t, 30*time.Second, "workloads of ClusterRole ingress-nginx's subject", func() (bool, string) {
+		d, _, err := rbacReport(ctx, c, "ClusterRole ingress-nginx")
+		if err != nil {
+			return false, err.Error()
+		}
+		ok := len(d.Subjects) == 1 && len(d.Subjects[0].Workloads) > 0
+		return ok, fmt.Sprintf("subjects %+v", d.Subjects)
+	})
 	d, obj, _ := rbacReport(ctx, c, "ClusterRole ingress-nginx")
 	var role rbacv1.ClusterRole
 	if err := c.Get(ctx, client.ObjectKey{Name: "ingress-nginx"}, &role); err != nil {
