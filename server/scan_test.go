@@ -24,7 +24,6 @@ import (
 	"github.com/bulkhead-sec/bulkhead/secret/imagescan"
 	"github.com/bulkhead-sec/bulkhead/server"
 	"github.com/bulkhead-sec/bulkhead/server/client"
-	"github.com/bulkhead-sec/bulkhead/server/servertest"
 )
 
 func scanners() []scan.Scanner {
@@ -215,7 +214,7 @@ func TestShutdownRequeues(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		cfg := server.Config{Store: st, Queue: servertest.Queue(st), Matcher: m, Insecure: true, TempDir: t.TempDir(),
+		cfg := server.Config{Store: st, Queue: server.QueueOf(st), Matcher: m, Insecure: true, TempDir: t.TempDir(),
 			RetryBackoff: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
 			ShutdownTimeout: 300 * time.Millisecond, Logger: discardLogger()}
 		ctx := t.Context()

@@ -68,7 +68,7 @@ func Start(t testing.TB, o Options) *Server {
 		t.Cleanup(func() { st.Close() })
 		s.Store = st
 	}
-	cfg := server.Config{Store: s.Store, Queue: Queue(s.Store), Matcher: o.Matcher, BootstrapToken: o.Token,
+	cfg := server.Config{Store: s.Store, Queue: server.QueueOf(s.Store), Matcher: o.Matcher, BootstrapToken: o.Token,
 		Logger:          slog.New(slog.NewTextHandler(s.Logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ShutdownTimeout: 5 * time.Second, TempDir: t.TempDir()}
 	if o.Edit != nil {
@@ -120,15 +120,6 @@ func (s *Server) Client(t testing.TB, r server.Role) *client.Client {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// Queue is the queue database of a store: its Postgres pool or its
-// SQLite database.
-func Queue(st *sqlstore.Store) server.QueueDB {
-	if st.Dialect() == sqlstore.Postgres {
-		return server.QueueDB{Postgres: st.Pool(), Migrate: st.MigrateRiver}
-	}
-	return server.QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}
 }
 
 // Logs is a log sink safe for the server's goroutines.
