@@ -461,7 +461,7 @@ func TestHealth(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "bulkhead_http_requests_total") {
 		t.Errorf("metrics: %d", resp.StatusCode)
 	}
-	e.dbClosed = true
+	e.s.DBClosed = true
 	e.st.DB().Close()
 	if resp, _ := e.do(server.RoleNone, http.MethodGet, "/readyz", "", nil); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("readyz with the database closed: %d", resp.StatusCode)
@@ -566,7 +566,7 @@ func TestDocumentRefused(t *testing.T) {
 		{"schema clash", []server.Extension{&extension{doc: []byte(extensionDoc)}, docOnly(strings.Replace(other, "/api/v1/test-extension", "/api/v1/other", 1))}, "TestBrew is defined twice"},
 		{"pattern with a host", []server.Extension{&extension{doc: []byte(extensionDoc), pattern: "example.com/api/v1/test-extension"}}, "METHOD /path"},
 	} {
-		_, err := server.New(t.Context(), server.Config{Store: st, Queue: queueDB(st), Matcher: m, Logger: discardLogger(), Extensions: c.exts})
+		_, err := server.New(t.Context(), server.Config{Store: st, Queue: server.QueueOf(st), Matcher: m, Logger: discardLogger(), Extensions: c.exts})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
 		}

@@ -9,8 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,42 +62,17 @@ func openStore(t testing.TB, backend string) *sqlstore.Store {
 	return st
 }
 
-func queueDB(st *sqlstore.Store) server.QueueDB {
-	if st.Dialect() == sqlstore.Postgres {
-		return server.QueueDB{Postgres: st.Pool(), Migrate: st.MigrateRiver}
-	}
-	return server.QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}
-}
-
 // env is a server on loopback with a real store, its matcher, and the
 // OpenAPI validation of every exchange.
 type env struct {
 	t       *testing.T
+	s       *servertest.Server
 	srv     *server.Server
 	ts      *httptest.Server
 	st      *sqlstore.Store
 	matcher *pipeline.Matcher
-	logs    *syncBuffer
+	logs    *servertest.Logs
 	tokens  map[server.Role]string
-	// dbClosed: the test closed the database (the queue cannot stop cleanly).
-	dbClosed bool
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newEnv starts a server; edit changes its configuration first.
@@ -108,7 +81,8 @@ func newEnv(t *testing.T, backend string, edit func(*server.Config)) *env {
 	return newEnvStore(t, openStore(t, backend), edit)
 }
 
-// newEnvStore starts a server on a store the test opened.
+// newEnvStore starts a server on a store the test opened, with a token of
+// each role.
 func newEnvStore(t *testing.T, st *sqlstore.Store, edit func(*server.Config)) *env {
 	t.Helper()
 	m, err := pipeline.OpenMatcher(pipeline.MatchOptions{DBPath: testDB(t)})
@@ -116,46 +90,15 @@ func newEnvStore(t *testing.T, st *sqlstore.Store, edit func(*server.Config)) *e
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	e := &env{t: t, st: st, matcher: m, logs: &syncBuffer{}}
-	cfg := server.Config{Store: st, Queue: queueDB(st), Matcher: m, BootstrapToken: adminToken,
-		Logger:       slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		RetryBackoff: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
-		ShutdownTimeout: 5 * time.Second, TempDir: t.TempDir()}
-	if edit != nil {
-		edit(&cfg)
-	}
-	e.srv, err = server.New(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e.ts = httptest.NewServer(servertest.Validating(t, e.srv))
-	t.Cleanup(func() {
-		e.ts.Close()
-		if err := e.srv.Stop(); err != nil && !e.dbClosed {
-			t.Errorf("stop: %v", err)
-		}
-		for _, tok := range e.tokens {
-			if tok != "" && strings.Contains(e.logs.String(), tok) {
-				t.Errorf("a token is in the server's log")
+	s := servertest.Start(t, servertest.Options{Matcher: m, Token: adminToken, Store: st, Validate: true,
+		Roles: []server.Role{server.RoleRead, server.RoleScan},
+		Edit: func(cfg *server.Config) {
+			cfg.RetryBackoff, cfg.RetryMax, cfg.FetchPollInterval = 20*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+			if edit != nil {
+				edit(cfg)
 			}
-		}
-		if strings.Contains(e.logs.String(), adminToken) {
-			t.Errorf("the bootstrap token is in the server's log")
-		}
-	})
-	e.tokens = map[server.Role]string{server.RoleAdmin: adminToken}
-	admin := e.client(server.RoleAdmin)
-	for _, r := range []server.Role{server.RoleRead, server.RoleScan} {
-		var tc server.TokenCreated
-		if err := admin.Post(t.Context(), "/api/v1/tokens", server.TokenRequest{Name: "test-" + r.String(), Role: r.String()}, &tc); err != nil {
-			t.Fatal(err)
-		}
-		e.tokens[r] = tc.Token
-	}
-	return e
+		}})
+	return &env{t: t, s: s, srv: s.Server, ts: s.HTTP, st: st, matcher: m, logs: s.Logs, tokens: s.Tokens}
 }
 
 // client is a client with a token of role r (RoleNone: no token).

@@ -15,6 +15,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
 )
 
 // QueueDB is the database the job queue (river) runs on: the store's.
@@ -27,6 +29,15 @@ type QueueDB struct {
 	// Migrate brings river's tables up to date (the store's MigrateRiver,
 	// which serialises replicas on PostgreSQL); nil: rivermigrate here.
 	Migrate func(context.Context) error
+}
+
+// QueueOf is the queue database of a store: its PostgreSQL pool or its
+// SQLite database, migrated by its MigrateRiver.
+func QueueOf(st *sqlstore.Store) QueueDB {
+	if st.Dialect() == sqlstore.Postgres {
+		return QueueDB{Postgres: st.Pool(), Migrate: st.MigrateRiver}
+	}
+	return QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}
 }
 
 // queue is the part of river's client the server uses; riverQueue

@@ -214,7 +214,7 @@ func TestShutdownRequeues(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		cfg := server.Config{Store: st, Queue: queueDB(st), Matcher: m, Insecure: true, TempDir: t.TempDir(),
+		cfg := server.Config{Store: st, Queue: server.QueueOf(st), Matcher: m, Insecure: true, TempDir: t.TempDir(),
 			RetryBackoff: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
 			ShutdownTimeout: 300 * time.Millisecond, Logger: discardLogger()}
 		ctx := t.Context()

@@ -69,7 +69,7 @@ func BenchmarkUpload(b *testing.B) {
 			}
 			b.Run(backend+"/"+name, func(b *testing.B) {
 				st := openStore(b, backend)
-				srv, err := server.New(b.Context(), server.Config{Store: st, Queue: queueDB(st), Matcher: m, BootstrapToken: adminToken,
+				srv, err := server.New(b.Context(), server.Config{Store: st, Queue: server.QueueOf(st), Matcher: m, BootstrapToken: adminToken,
 					Logger: discardLogger(), ShutdownTimeout: 5 * time.Second, TempDir: b.TempDir()})
 				if err != nil {
 					b.Fatal(err)

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/internal/pgtest"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
 )
 
@@ -187,25 +188,8 @@ type serverProc struct {
 	cmd  *exec.Cmd
 	url  string
 	addr string
-	logs *syncBuffer
+	logs *servertest.Logs
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServer runs the binary on dsn with the vulnerability database
@@ -219,7 +203,7 @@ func startServer(t *testing.T, dsn, dbPath, addr string, env []string, args ...s
 			t.Fatal(err)
 		}
 	}
-	p := &serverProc{t: t, addr: addr, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &serverProc{t: t, addr: addr, url: "http://" + addr, logs: &servertest.Logs{}, done: make(chan error, 1)}
 	all := append([]string{"server", "--listen", addr, "--database", dsn, "--db", dbPath, "--db-max-age", "0", "--insecure", "--temp-dir", t.TempDir()}, args...)
 	p.cmd = exec.Command(bin, all...)
 	p.cmd.Env = append(os.Environ(), append([]string{"BULKHEAD_BOOTSTRAP_TOKEN=" + adminToken}, env...)...)

@@ -50,7 +50,7 @@ func (f *imageRuntimeFlags) enrichers(stderr io.Writer) (es []alert.Enricher, cl
 	if f.profiles != "" && f.learnWindow <= 0 {
 		return nil, close, fmt.Errorf("--learn-window %s: give a positive duration (e.g. 10m, 24h)", f.learnWindow)
 	}
-	res := drift.NewResolver(sensor.DefaultSockets())
+	res := sensor.NewResolver(sensor.DefaultSockets())
 	es = append(es, resolverEnricher{res})
 	if f.drift {
 		st, err := f.server.indexStore(f.indexDir, stderr)
@@ -74,7 +74,7 @@ func (f *imageRuntimeFlags) enrichers(stderr io.Writer) (es []alert.Enricher, cl
 	return es, close, nil
 }
 
-type resolverEnricher struct{ r *drift.Resolver }
+type resolverEnricher struct{ r *sensor.Resolver }
 
 func (e resolverEnricher) Enrich(ev *event.Event) {
 	if ct := ev.Container; ct != nil && ct.ImageID == "" {

@@ -101,7 +101,7 @@ PostgreSQL server (several replicas may share one).`,
 			for _, w := range m.Warnings() {
 				log.Warn(w)
 			}
-			cfg := server.Config{Store: st, Queue: queueDB(st), Matcher: m, Scanners: serverScanners,
+			cfg := server.Config{Store: st, Queue: server.QueueOf(st), Matcher: m, Scanners: serverScanners,
 				Concurrency: concurrency, BootstrapToken: boot, MaxUpload: maxUpload, TempDir: tempDir,
 				Insecure: insecure, Logger: log}
 			if baseCatalog != "" {
@@ -245,14 +245,6 @@ func serverCacheDir() string {
 // openServerStore opens the store --database names.
 func openServerStore(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 	return sqlstore.Open(ctx, dsn, sqlstore.Options{CacheDir: serverCacheDir()})
-}
-
-// queueDB is the store's database for the job queue.
-func queueDB(st *sqlstore.Store) server.QueueDB {
-	if st.Dialect() == sqlstore.Postgres {
-		return server.QueueDB{Postgres: st.Pool(), Migrate: st.MigrateRiver}
-	}
-	return server.QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}
 }
 
 func newServerTokenCmd(stdout io.Writer) *cobra.Command {

@@ -64,7 +64,7 @@ func startServer(t *testing.T) (url, token, dbPath string) {
 	}
 	t.Cleanup(func() { m.Close() })
 	token = "bkh_cli-test-admin-token-0123456789abcdef"
-	srv, err := server.New(t.Context(), server.Config{Store: st, Queue: queueDB(st), Matcher: m, BootstrapToken: token,
+	srv, err := server.New(t.Context(), server.Config{Store: st, Queue: server.QueueOf(st), Matcher: m, BootstrapToken: token,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

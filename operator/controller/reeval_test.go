@@ -3,9 +3,6 @@ package controller_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,9 +20,8 @@ import (
 	"github.com/bulkhead-sec/bulkhead/operator/scanner"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/server"
-	srvclient "github.com/bulkhead-sec/bulkhead/server/client"
 	"github.com/bulkhead-sec/bulkhead/server/reeval"
-	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
@@ -55,26 +51,8 @@ func TestOperatorFollowsServerReevaluation(t *testing.T) {
 	// GHSA-35jh-r3h4-6jhm (lodash < 4.17.21).
 	before := importInto(filepath.Join(dir, "before.db"), "../../match/testdata/osv/Go")
 	after := importInto(filepath.Join(dir, "after.db"), "../../match/testdata/osv/npm")
-	st, err := sqlstore.Open(ctx, filepath.Join(dir, "server.db"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := server.New(ctx, server.Config{Store: st, Queue: server.QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}, Matcher: before,
-		BootstrapToken: serverToken, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), TempDir: t.TempDir(), ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	sc, err := srvclient.New(ts.URL, srvclient.Options{Token: serverToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := servertest.Start(t, servertest.Options{Matcher: before, Token: serverToken})
+	sc, st := srv.Client(t, server.RoleAdmin), srv.Store
 
 	r := newRegistry(t)
 	d := r.push(t, "srv", "v1", "4.17.4", fmt.Sprint(t.Name(), time.Now().UnixNano()))
@@ -92,7 +70,7 @@ func TestOperatorFollowsServerReevaluation(t *testing.T) {
 	}
 	aud, _ := audit.New(kubernetes.Options{})
 	if _, err := controller.Setup(mgr, controller.Options{
-		Scan:         &scanner.Config{Insecure: true, TempDir: t.TempDir(), Server: sc, ServerURL: ts.URL},
+		Scan:         &scanner.Config{Insecure: true, TempDir: t.TempDir(), Server: sc, ServerURL: srv.URL},
 		Scheduler:    scanner.SchedulerOptions{TTL: time.Hour, Metrics: m},
 		Resolver:     resolve.New(resolve.Options{Insecure: true}),
 		Auditor:      aud,
@@ -118,7 +96,7 @@ func TestOperatorFollowsServerReevaluation(t *testing.T) {
 		return true, ""
 	})
 	ir, _ := get()
-	if ir.Report.Server != ts.URL || ir.Report.ScanID == 0 || ir.Report.Summary.Total() != 0 || ir.Report.Packages != 1 {
+	if ir.Report.Server != srv.URL || ir.Report.ScanID == 0 || ir.Report.Summary.Total() != 0 || ir.Report.Packages != 1 {
 		t.Fatalf("first report: %+v", ir.Report)
 	}
 	gets, _ := r.counts()

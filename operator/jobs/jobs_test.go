@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,8 +49,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/operator/scanner"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/server"
-	srvclient "github.com/bulkhead-sec/bulkhead/server/client"
-	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
@@ -111,27 +108,9 @@ func TestJobMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	st, err := sqlstore.Open(ctx, filepath.Join(dir, "server.db"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := server.New(ctx, server.Config{Store: st, Queue: server.QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}, Matcher: m,
-		BootstrapToken: serverToken, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), TempDir: t.TempDir(), ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	sc, err := srvclient.New(ts.URL, srvclient.Options{Token: serverToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { m.Close() })
+	srv := servertest.Start(t, servertest.Options{Matcher: m, Token: serverToken})
+	sc := srv.Client(t, server.RoleAdmin)
 
 	// The registry: ten images with lodash 4.17.4; private/* needs basic
 	// auth.
@@ -179,8 +158,8 @@ func TestJobMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scanCfg := &scanner.Config{Insecure: true, TempDir: t.TempDir(), Server: sc, ServerURL: ts.URL}
-	if _, err := jobs.Setup(mgr, scanCfg, jobs.Options{Namespace: jobsNS, Image: img, ServerURL: ts.URL, TokenSecret: "bulkhead-token",
+	scanCfg := &scanner.Config{Insecure: true, TempDir: t.TempDir(), Server: sc, ServerURL: srv.URL}
+	if _, err := jobs.Setup(mgr, scanCfg, jobs.Options{Namespace: jobsNS, Image: img, ServerURL: srv.URL, TokenSecret: "bulkhead-token",
 		Concurrency: 3, PullSecrets: true, Insecure: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +266,7 @@ func TestJobMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := meta.FindStatusCondition(ir.Status.Conditions, v1alpha1.ConditionScanned)
-		if ir.Report.Server != ts.URL || ir.Report.Summary.Total() == 0 || c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "Job "+jobsNS+"/") {
+		if ir.Report.Server != srv.URL || ir.Report.Summary.Total() == 0 || c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "Job "+jobsNS+"/") {
 			t.Errorf("image %d: report %+v, condition %+v", i, ir.Report, c)
 		}
 	}

@@ -6,14 +6,12 @@ import (
 	"context"
 	"io"
 	"log"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -26,8 +24,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/operator/scanner"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/server"
-	"github.com/bulkhead-sec/bulkhead/server/client"
-	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 )
 
 const token = "bkh_operator-test-admin-token-0123456789"
@@ -42,27 +39,9 @@ func TestScanTakesWhatTheServerHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "server.db"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := server.New(ctx, server.Config{Store: st, Queue: server.QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}, Matcher: m,
-		BootstrapToken: token, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), TempDir: t.TempDir(), ShutdownTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	c, err := client.New(ts.URL, client.Options{Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { m.Close() })
+	s := servertest.Start(t, servertest.Options{Matcher: m, Token: token})
+	c := s.Client(t, server.RoleAdmin)
 
 	// A registry counting manifest GETs, holding an image with lodash
 	// 4.17.4.
@@ -95,7 +74,7 @@ func TestScanTakesWhatTheServerHolds(t *testing.T) {
 	d, _ := img.Digest()
 	target := scanner.Target{Digest: d.String(), Repository: host + "/app"}
 
-	cfg := &scanner.Config{Matcher: m, Insecure: true, TempDir: t.TempDir(), Server: c, ServerURL: ts.URL}
+	cfg := &scanner.Config{Matcher: m, Insecure: true, TempDir: t.TempDir(), Server: c, ServerURL: s.URL}
 	first, err := cfg.Scan(ctx, target)
 	if err != nil {
 		t.Fatal(err)

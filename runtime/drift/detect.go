@@ -25,9 +25,9 @@ type Options struct {
 	// Store holds the image indexes (required).
 	Store IndexStore
 	// Resolver finds a container's image id when the event does not carry
-	// it, and the socket to export an image from; nil uses only what the
-	// events carry.
-	Resolver *Resolver
+	// it, its first process (to read a file through its root), and the
+	// socket to export an image from; nil uses only what the events carry.
+	Resolver Resolver
 	// AutoIndex builds a missing index by exporting the image from the
 	// container runtime's socket (as `bulkhead runtime index` would), in
 	// the background, and saves it in Store.
@@ -41,6 +41,20 @@ type Options struct {
 	MaxHashBytes int64
 	// Stderr receives progress and problems (nil: discarded).
 	Stderr io.Writer
+}
+
+// Resolver is what the detector asks the container runtime
+// (sensor.Resolver answers through the runtimes' API sockets).
+type Resolver interface {
+	// ImageID is the container's image id ("sha256:<hex>"), "" when no
+	// runtime knows it.
+	ImageID(container string) string
+	// InitPID is the host pid of the container's first process, 0 when
+	// no runtime said.
+	InitPID(container string) int64
+	// Socket is the Docker Engine API socket to export images from, ""
+	// when there is none.
+	Socket() string
 }
 
 // Detector annotates events with drift from the image: Enrich sets

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,42 +21,19 @@ import (
 	"github.com/bulkhead-sec/bulkhead/runtime/rules"
 	"github.com/bulkhead-sec/bulkhead/server"
 	"github.com/bulkhead-sec/bulkhead/server/client"
-	"github.com/bulkhead-sec/bulkhead/server/store/sqlstore"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 	"github.com/bulkhead-sec/bulkhead/vulndb"
 )
 
 const adminToken = "bkh_output-test-bootstrap-admin-0123456789"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServer runs the real bulkhead server (SQLite store, its matcher)
 // on loopback and gives its URL, a scan-role and a read-role token, and
 // its log.
-func startServer(t *testing.T) (string, string, string, *syncBuffer) {
+func startServer(t *testing.T) (string, string, string, *servertest.Logs) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "server.db"), sqlstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	db := filepath.Join(t.TempDir(), "osv.db")
-	if _, err := vulndb.Import(ctx, db, []string{filepath.Join("..", "..", "vulndb", "testdata", "osv")}, vulndb.Options{}); err != nil {
+	if _, err := vulndb.Import(context.Background(), db, []string{filepath.Join("..", "..", "vulndb", "testdata", "osv")}, vulndb.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := pipeline.OpenMatcher(pipeline.MatchOptions{DBPath: db})
@@ -65,36 +41,8 @@ func startServer(t *testing.T) (string, string, string, *syncBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	logs := &syncBuffer{}
-	srv, err := server.New(ctx, server.Config{Store: st, Queue: server.QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}, Matcher: m,
-		BootstrapToken: adminToken, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		ShutdownTimeout: 5 * time.Second, TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		if err := srv.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	admin, err := client.New(ts.URL, client.Options{Token: adminToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := map[string]string{}
-	for _, role := range []string{"scan", "read"} {
-		var tc server.TokenCreated
-		if err := admin.Post(ctx, "/api/v1/tokens", server.TokenRequest{Name: "sensor-" + role, Role: role}, &tc); err != nil {
-			t.Fatal(err)
-		}
-		tok[role] = tc.Token
-	}
-	return ts.URL, tok["scan"], tok["read"], logs
+	s := servertest.Start(t, servertest.Options{Matcher: m, Token: adminToken, Roles: []server.Role{server.RoleScan, server.RoleRead}})
+	return s.URL, s.Tokens[server.RoleScan], s.Tokens[server.RoleRead], s.Logs
 }
 
 // digestRules are the stable Falco rules with "Terminal shell in

@@ -182,7 +182,7 @@ func newContainers(procDir string, sources []MetadataSource) *containers {
 		warned:  map[string]bool{},
 		now:     time.Now,
 
-		podmanDB: "/var/lib/containers/storage/overlay-containers/containers.json",
+		podmanDB: podmanStoreFile,
 	}
 }
 
@@ -334,9 +334,9 @@ func (c *containers) resolve(e *ctEntry) {
 		got = &event.Container{}
 		if e.rt == "podman" {
 			// No API socket: podman's own store still has the name and image.
-			if name, img := podmanStore(c.podmanDB, e.id); name != "" {
-				got.Name, got.Image = name, img
-				got.ImageRepository, got.ImageTag, got.ImageDigest = splitImage(img)
+			if p := podmanStore(c.podmanDB, e.id); p.name != "" {
+				got.Name, got.Image = p.name, p.imageName
+				got.ImageRepository, got.ImageTag, got.ImageDigest = splitImage(p.imageName)
 			}
 		}
 	}
@@ -427,34 +427,50 @@ func splitImage(ref string) (repo, tag, digest string) {
 	return repo, tag, digest
 }
 
-// podmanStore looks a container up in podman's containers.json: its name
-// and the image name it was created from.
-func podmanStore(path, id string) (name, image string) {
+// podmanStoreFile is podman's (root) container store.
+const podmanStoreFile = "/var/lib/containers/storage/overlay-containers/containers.json"
+
+// podmanEntry is what podman's store says of a container.
+type podmanEntry struct {
+	name      string // its name
+	imageName string // the image name it was created from
+	imageID   string // its image id, "sha256:<hex>"
+}
+
+// podmanStore looks a container up (by its id or a prefix of it) in
+// podman's containers.json; the zero entry when it is not there.
+func podmanStore(path, id string) podmanEntry {
+	if id == "" {
+		return podmanEntry{}
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", ""
+		return podmanEntry{}
 	}
 	defer f.Close()
 	var list []struct {
 		ID       string   `json:"id"`
 		Names    []string `json:"names"`
+		Image    string   `json:"image"`
 		Metadata string   `json:"metadata"`
 	}
 	if err := json.NewDecoder(io.LimitReader(f, 64<<20)).Decode(&list); err != nil {
-		return "", ""
+		return podmanEntry{}
 	}
 	for _, c := range list {
-		if c.ID != id {
+		if !strings.HasPrefix(c.ID, id) {
 			continue
 		}
+		e := podmanEntry{imageID: normalizeImageID(c.Image)}
 		if len(c.Names) > 0 {
-			name = c.Names[0]
+			e.name = c.Names[0]
 		}
 		var md struct {
 			ImageName string `json:"image-name"`
 		}
 		json.Unmarshal([]byte(c.Metadata), &md)
-		return name, md.ImageName
+		e.imageName = md.ImageName
+		return e
 	}
-	return "", ""
+	return podmanEntry{}
 }

@@ -124,12 +124,19 @@ func TestSplitImage(t *testing.T) {
 }
 
 func TestPodmanStore(t *testing.T) {
-	name, img := podmanStore(filepath.Join("testdata", "podman-containers.json"), "af4869a3e5e736027f361772098f835147bc88c9597ea32c9d5fb27782ed9d78")
-	if name != "rt-probe" || img != "localhost/mini:1" {
-		t.Errorf("podmanStore = %q, %q", name, img)
+	db := filepath.Join("testdata", "podman-containers.json")
+	want := podmanEntry{name: "rt-probe", imageName: "localhost/mini:1", imageID: "sha256:9440c80ee86a4b76b27799fb357c9f2cdc8f17be66b08484ed981567459a1d83"}
+	// The sensor asks with the full id, the drift resolver with the
+	// events' 12-hex one.
+	for _, id := range []string{"af4869a3e5e736027f361772098f835147bc88c9597ea32c9d5fb27782ed9d78", "af4869a3e5e7"} {
+		if got := podmanStore(db, id); got != want {
+			t.Errorf("podmanStore(%s) = %+v, want %+v", id, got, want)
+		}
 	}
-	if name, _ := podmanStore(filepath.Join("testdata", "podman-containers.json"), "nope"); name != "" {
-		t.Errorf("unknown id found: %q", name)
+	for _, id := range []string{"nope", ""} {
+		if got := podmanStore(db, id); got != (podmanEntry{}) {
+			t.Errorf("podmanStore(%q) = %+v, want nothing", id, got)
+		}
 	}
 }
 

@@ -67,6 +67,7 @@ type inspect struct {
 	} `json:"Config"`
 	State struct {
 		StartedAt time.Time `json:"StartedAt"`
+		Pid       int64     `json:"Pid"` // the first process, in the host's pid namespace
 	} `json:"State"`
 	HostConfig struct {
 		Privileged bool `json:"Privileged"`
@@ -86,11 +87,8 @@ type podInspect struct {
 // Container inspects the container; for a podman container without the
 // CRI labels it also reads its pod.
 func (d *DockerAPI) Container(ctx context.Context, id string) (*event.Container, error) {
-	if _, err := os.Stat(d.sock); err != nil {
-		return nil, &SourceError{d.String(), ErrNoSocket}
-	}
-	var in inspect
-	if err := d.getJSON(ctx, "/v1.41/containers/"+url.PathEscape(id)+"/json", &in); err != nil {
+	in, err := d.inspectContainer(ctx, id)
+	if err != nil {
 		return nil, err
 	}
 	ct := &event.Container{
@@ -112,6 +110,30 @@ func (d *DockerAPI) Container(ctx context.Context, id string) (*event.Container,
 		d.podmanPod(ctx, id, ct)
 	}
 	return ct, nil
+}
+
+// Process returns the container's image id ("sha256:<hex>", "" when the
+// answer has none) and the pid, in the host's pid namespace, of its first
+// process (0 when it is not running).
+func (d *DockerAPI) Process(ctx context.Context, id string) (imageID string, pid int64, err error) {
+	in, err := d.inspectContainer(ctx, id)
+	if err != nil {
+		return "", 0, err
+	}
+	return normalizeImageID(in.Image), in.State.Pid, nil
+}
+
+// inspectContainer asks the Docker Engine API about a container (a full id or a
+// unique prefix).
+func (d *DockerAPI) inspectContainer(ctx context.Context, id string) (*inspect, error) {
+	if _, err := os.Stat(d.sock); err != nil {
+		return nil, &SourceError{d.String(), ErrNoSocket}
+	}
+	var in inspect
+	if err := d.getJSON(ctx, "/v1.41/containers/"+url.PathEscape(id)+"/json", &in); err != nil {
+		return nil, err
+	}
+	return &in, nil
 }
 
 // getJSON GETs an API path and decodes the answer.

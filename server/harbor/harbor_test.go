@@ -19,31 +19,14 @@ import (
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/server/harbor"
 	"github.com/bulkhead-sec/bulkhead/server/harbor/harbortest"
+	"github.com/bulkhead-sec/bulkhead/server/servertest"
 )
 
 const adapterToken = "adapter-token-for-harbor"
 
-// syncBuffer is a log sink safe for the handler's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // adapter serves the handler over the backend with the bearer token and a
 // 1 s Refresh-After, logging into logs.
-func adapter(t *testing.T, b harbor.Backend, logs *syncBuffer) string {
+func adapter(t *testing.T, b harbor.Backend, logs *servertest.Logs) string {
 	t.Helper()
 	m := sharedMatcher(t)
 	h := harbor.New(b, harbor.Options{
@@ -76,7 +59,7 @@ func TestHarborScanFlow(t *testing.T) {
 	digest := reg.pushDemo(t, "library/demo", "v1")
 	b := newBackend(t)
 	b.hold = make(chan struct{})
-	logs := &syncBuffer{}
+	logs := &servertest.Logs{}
 	c := harbortest.NewClient(t, adapter(t, b, logs), "Bearer "+adapterToken)
 
 	md, mex := c.Metadata()
@@ -236,7 +219,7 @@ func TestHarborScanFlow(t *testing.T) {
 func TestHarborBearerRegistryToken(t *testing.T) {
 	reg := newTokenRegistry(t)
 	digest := reg.pushDemo(t, "proj/app", "latest")
-	logs := &syncBuffer{}
+	logs := &servertest.Logs{}
 	c := harbortest.NewClient(t, adapter(t, newBackend(t), logs), "Bearer "+adapterToken)
 	id := c.Submit(harbor.ScanRequest{
 		Registry: harbor.Registry{URL: reg.url, Authorization: "Bearer " + reg.token},
@@ -260,7 +243,7 @@ func TestHarborBearerRegistryToken(t *testing.T) {
 func TestHarborScanFailure(t *testing.T) {
 	reg := newTokenRegistry(t)
 	digest := reg.pushDemo(t, "library/demo", "v1")
-	logs := &syncBuffer{}
+	logs := &servertest.Logs{}
 	c := harbortest.NewClient(t, adapter(t, newBackend(t), logs), "Bearer "+adapterToken)
 	wrong := "not-the-robot-password-" + reg.pass[len(reg.pass)-8:]
 	id := c.Submit(harbor.ScanRequest{
@@ -286,7 +269,7 @@ func TestHarborScanFailure(t *testing.T) {
 // itself rejects the ones its schema can tell; the adapter's token is
 // required.
 func TestHarborBadRequests(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &servertest.Logs{}
 	base := adapter(t, newBackend(t), logs)
 	c := harbortest.NewClient(t, base, "Bearer "+adapterToken)
 	good := func() map[string]any {

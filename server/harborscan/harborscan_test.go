@@ -128,19 +128,12 @@ func openStore(t *testing.T, backend string) (*sqlstore.Store, string) {
 	return st, dsn
 }
 
-func queueDB(st *sqlstore.Store) server.QueueDB {
-	if st.Dialect() == sqlstore.Postgres {
-		return server.QueueDB{Postgres: st.Pool(), Migrate: st.MigrateRiver}
-	}
-	return server.QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}
-}
-
 // newServer makes a server with the Harbor adapter mounted; started, its
 // queue runs.
 func newServer(t *testing.T, st *sqlstore.Store, start bool, logs io.Writer) (*server.Server, *harborscan.Extension, string) {
 	t.Helper()
 	ext := harborscan.New(harborscan.Options{Harbor: harbor.Options{RefreshAfter: time.Second}})
-	srv, err := server.New(t.Context(), server.Config{Store: st, Queue: queueDB(st), Matcher: sharedMatcher(t),
+	srv, err := server.New(t.Context(), server.Config{Store: st, Queue: server.QueueOf(st), Matcher: sharedMatcher(t),
 		BootstrapToken: adminToken, Logger: slog.New(slog.NewTextHandler(logs, nil)), TempDir: t.TempDir(),
 		RetryBackoff: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, FetchPollInterval: 100 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, Extensions: []server.Extension{ext}})
@@ -160,23 +153,6 @@ func newServer(t *testing.T, st *sqlstore.Store, start bool, logs io.Writer) (*s
 	return srv, ext, ts.URL
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestHarborThroughServer drives the mounted adapter through the real
 // server (its token auth, queue and store) as Harbor does, on both
 // databases: every exchange validates against the vendored spec, the
@@ -188,7 +164,7 @@ func TestHarborThroughServer(t *testing.T) {
 	for _, backend := range []string{sqlstore.SQLite, sqlstore.Postgres} {
 		t.Run(backend, func(t *testing.T) {
 			st, _ := openStore(t, backend)
-			logs := &syncBuffer{}
+			logs := &servertest.Logs{}
 			srv, ext, base := newServer(t, st, true, logs)
 			scanTok, err := server.CreateToken(t.Context(), st, "harbor", server.RoleScan)
 			if err != nil {

@@ -71,13 +71,6 @@ func openStore(t *testing.T, dsn string) *sqlstore.Store {
 	return st
 }
 
-func queueDB(st *sqlstore.Store) server.QueueDB {
-	if st.Dialect() == sqlstore.Postgres {
-		return server.QueueDB{Postgres: st.Pool(), Migrate: st.MigrateRiver}
-	}
-	return server.QueueDB{SQLite: st.DB(), Migrate: st.MigrateRiver}
-}
-
 // replica is one server with re-evaluation, started.
 func replica(t *testing.T, st *sqlstore.Store, o reevaljob.Options) (*server.Server, string) {
 	t.Helper()
@@ -88,7 +81,7 @@ func replica(t *testing.T, st *sqlstore.Store, o reevaljob.Options) (*server.Ser
 	if st.Dialect() == sqlstore.Postgres {
 		o.Lock = reevaljob.PostgresLock(st.Pool())
 	}
-	srv, err := server.New(t.Context(), server.Config{Store: st, Queue: queueDB(st), Matcher: m, BootstrapToken: adminToken,
+	srv, err := server.New(t.Context(), server.Config{Store: st, Queue: server.QueueOf(st), Matcher: m, BootstrapToken: adminToken,
 		Logger: slog.New(slog.DiscardHandler), TempDir: t.TempDir(), FetchPollInterval: 100 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second, Extensions: []server.Extension{reevaljob.New(o)}})
 	if err != nil {
