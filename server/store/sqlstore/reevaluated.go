@@ -162,7 +162,11 @@ func (s *Store) applyReeval(ctx context.Context, tx *sql.Tx, e *encodedReeval) e
 		}
 		if latest == id {
 			// fleet_vulns counts each scan once per vulnerability: take the
-			// scan out, change its rows, count it in again.
+			// scan out, change its rows, count it in again (after the
+			// counts this transaction still owes: see txState).
+			if err := txStateOf(ctx).flush(ctx, tx); err != nil {
+				return err
+			}
 			if err := s.fleetRemove(ctx, tx, "scan_id = ?", id); err != nil {
 				return err
 			}

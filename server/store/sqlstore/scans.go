@@ -19,7 +19,7 @@ type encodedScan struct {
 	inventory, findings []byte
 	dbInfo, counts      string
 	worst               int
-	packages            []any // scan_packages rows without scan_id: name, version, type
+	packages            []any // scan_packages rows without scan_id: ord, name, version, type
 	idx                 findingIndex
 }
 
@@ -112,10 +112,10 @@ func (s *Store) encodeScan(what string, sc *store.Scan) (*encodedScan, error) {
 			return nil, err
 		}
 	}
-	e.packages = make([]any, 0, len(sc.Inventory.Packages)*3)
+	e.packages = make([]any, 0, len(sc.Inventory.Packages)*4)
 	for i := range sc.Inventory.Packages {
 		p := &sc.Inventory.Packages[i]
-		e.packages = append(e.packages, s.indexText(p.Name), s.indexText(p.Version), s.indexText(p.Type))
+		e.packages = append(e.packages, i, s.indexText(p.Name), s.indexText(p.Version), s.indexText(p.Type))
 	}
 	e.idx = s.indexFindings(sc.Findings)
 	return e, nil
@@ -161,6 +161,19 @@ func (s *Store) fleetAdd(ctx context.Context, tx *sql.Tx, cond string, args ...a
 // dropFindingIndex deletes the finding index rows of the digest's scans
 // other than keep.
 func (s *Store) dropFindingIndex(ctx context.Context, tx *sql.Tx, digest string, keep int64) error {
+	// The digest's first scan (the common case) has nothing to drop: one
+	// index lookup instead of three statements.
+	var other int64
+	switch err := tx.QueryRowContext(ctx, s.q("SELECT id FROM scans WHERE digest = ? AND id <> ? LIMIT 1"), digest, keep).Scan(&other); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	}
+	// Rows of this transaction's earlier scans may not be counted yet.
+	if err := txStateOf(ctx).flush(ctx, tx); err != nil {
+		return err
+	}
 	const cond = "scan_id IN (SELECT id FROM scans WHERE digest = ? AND id <> ?)"
 	if err := s.fleetRemove(ctx, tx, cond, digest, keep); err != nil {
 		return err
@@ -173,11 +186,31 @@ func (s *Store) dropFindingIndex(ctx context.Context, tx *sql.Tx, digest string,
 	return nil
 }
 
+// insertFindingIndex inserts a scan's index rows and counts them in
+// fleet_vulns: at the end of the transaction when it runs in the group
+// writer (txState), at once otherwise.
 func (s *Store) insertFindingIndex(ctx context.Context, tx *sql.Tx, id int64, x findingIndex) error {
 	if err := s.insertFindingRows(ctx, tx, id, x); err != nil {
 		return err
 	}
+	if st := txStateOf(ctx); st != nil {
+		st.flushFn = s.fleetAddScans
+		st.uncounted = append(st.uncounted, id)
+		return nil
+	}
 	return s.fleetAdd(ctx, tx, "scan_id = ?", id)
+}
+
+// fleetAddScans counts the index rows of the scans ids in fleet_vulns.
+func (s *Store) fleetAddScans(ctx context.Context, tx *sql.Tx, ids []int64) error {
+	if len(ids) == 1 {
+		return s.fleetAdd(ctx, tx, "scan_id = ?", ids[0])
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return s.fleetAdd(ctx, tx, "scan_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+")", args...)
 }
 
 // insertFindingRows inserts index rows without counting them in
@@ -251,7 +284,7 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 		if _, err := tx.ExecContext(ctx, s.q("UPDATE images SET latest_scan_id = ? WHERE digest = ? AND latest_scan_id < ?"), id, sc.Digest, id); err != nil {
 			return err
 		}
-		if err := s.insertRows(ctx, tx, "INSERT INTO scan_packages (scan_id, name, version, type)", 4, withScanID(id, e.packages, 3)); err != nil {
+		if err := s.insertRows(ctx, tx, "INSERT INTO scan_packages (scan_id, ord, name, version, type)", 5, withScanID(id, e.packages, 4)); err != nil {
 			return err
 		}
 		// The finding index holds the latest scan of each digest only: drop

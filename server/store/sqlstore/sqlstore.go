@@ -134,7 +134,8 @@ type Store struct {
 	dialect string
 	opt     Options
 	codec   *codec
-	gw      *groupWriter // the one writer (group commit)
+	gw      *groupWriter  // the one writer (group commit)
+	ckpt    *checkpointer // SQLite: the WAL checkpoints, beside the writer
 	stmtMu  sync.Mutex
 	stmts   map[insertKey]*sql.Stmt // prepared multi-row INSERTs (insertRows)
 	// Location names the database for messages: the SQLite file, or the
@@ -182,6 +183,9 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		return nil, err
 	}
 	s.gw = newGroupWriter(s, opt.MaxBatch, opt.WriteRetries)
+	if s.dialect == SQLite {
+		s.ckpt = newCheckpointer(s, checkpointEvery)
+	}
 	return s, nil
 }
 
@@ -312,6 +316,9 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 func (s *Store) Close() error {
 	if s.gw != nil {
 		s.gw.stop()
+	}
+	if s.ckpt != nil {
+		s.ckpt.stop()
 	}
 	s.stmtMu.Lock()
 	for _, st := range s.stmts {

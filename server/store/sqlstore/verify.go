@@ -9,7 +9,7 @@ import (
 )
 
 // Verify checks the database: on SQLite, PRAGMA integrity_check and
-// foreign_key_check; on both, that every scan's blobs decode and agree with
+// foreign_key_check; on both, that no index row is orphaned and that every scan's blobs decode and agree with
 // its index rows (packages; findings of the latest scans only) and worst
 // severity. It reads everything: for tests and
 // an operator's check, not for every start.
@@ -38,6 +38,21 @@ func (s *Store) Verify(ctx context.Context) error {
 		}
 		if n > 0 {
 			return fmt.Errorf("verify %s: %d rows break a foreign key", s.Location, n)
+		}
+	}
+	// The index tables have no foreign keys (migration 00005): no row may
+	// point at a scan, or a finding row, that is not there.
+	for _, q := range []struct{ what, query string }{
+		{"package rows of no scan", "SELECT COUNT(*) FROM scan_packages p WHERE NOT EXISTS (SELECT 1 FROM scans s WHERE s.id = p.scan_id)"},
+		{"finding rows of no scan", "SELECT COUNT(*) FROM scan_findings f WHERE NOT EXISTS (SELECT 1 FROM scans s WHERE s.id = f.scan_id)"},
+		{"finding ID rows of no finding row", "SELECT COUNT(*) FROM finding_ids x WHERE NOT EXISTS (SELECT 1 FROM scan_findings f WHERE f.scan_id = x.scan_id AND f.ord = x.ord)"},
+	} {
+		var n int
+		if err := s.db.QueryRowContext(ctx, q.query).Scan(&n); err != nil {
+			return fmt.Errorf("verify %s: %w", s.Location, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("verify %s: %d %s", s.Location, n, q.what)
 		}
 	}
 	pk, err := s.countBy(ctx, "SELECT scan_id, COUNT(*) FROM scan_packages GROUP BY scan_id")

@@ -213,6 +213,8 @@ func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (done, failed 
 		return 0, -1, fmt.Errorf("store %s: begin: %w", g.s.Location, err)
 	}
 	t0 := time.Now()
+	st := &txState{}
+	ctx = context.WithValue(ctx, txStateKey{}, st)
 	for i, r := range batch {
 		if i > 0 && time.Since(t0) > g.maxHold {
 			break
@@ -222,6 +224,10 @@ func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (done, failed 
 			return 0, i, err
 		}
 		done++
+	}
+	if err := st.flush(ctx, tx); err != nil {
+		tx.Rollback()
+		return done, -1, fmt.Errorf("store %s: before commit: %w", g.s.Location, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return done, -1, fmt.Errorf("store %s: commit: %w", g.s.Location, err)
@@ -241,6 +247,12 @@ func (g *groupWriter) begin(ctx context.Context) (*sql.Tx, error) {
 			if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", writerCacheKiB)); err != nil {
 				c.Close()
 				return nil, err
+			}
+			if g.s.ckpt != nil {
+				if err := noAutoCheckpoint(ctx, c); err != nil {
+					c.Close()
+					return nil, err
+				}
 			}
 		}
 		g.conn = c
@@ -273,4 +285,34 @@ func (s *Store) write(ctx context.Context, fn writeFn) error {
 	// Handed over: wait for the commit (bounded by one batch) so that the
 	// answer says whether the write is on disk.
 	return <-r.done
+}
+
+// txState is what the writes of one group-commit transaction leave for its
+// end: the scans whose finding index rows are inserted but not yet counted
+// in fleet_vulns. Counting them once for the whole batch (one aggregate
+// and one upsert for up to MaxBatch uploads) costs a fraction of one per
+// upload. A write that removes index rows first flushes the pending counts
+// (flush), so the counts never go below what the rows say.
+type txState struct {
+	uncounted []int64
+	flushFn   func(ctx context.Context, tx *sql.Tx, ids []int64) error
+}
+
+type txStateKey struct{}
+
+// txStateOf is the state of the transaction ctx belongs to; nil outside the
+// group writer (a write running on its own counts at once).
+func txStateOf(ctx context.Context) *txState {
+	st, _ := ctx.Value(txStateKey{}).(*txState)
+	return st
+}
+
+// flush counts the pending scans.
+func (st *txState) flush(ctx context.Context, tx *sql.Tx) error {
+	if st == nil || len(st.uncounted) == 0 {
+		return nil
+	}
+	ids := st.uncounted
+	st.uncounted = nil
+	return st.flushFn(ctx, tx, ids)
 }
