@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
@@ -22,21 +21,11 @@ func TestFleetCountedOncePerBatch(t *testing.T) {
 		for i := range 4 {
 			putT(t, s, genScan(100+i, 40), nil)
 		}
-		hold, held := make(chan struct{}), make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			if err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-				close(held)
-				<-hold
-				return nil
-			}); err != nil {
-				t.Error(err)
-			}
-		})
-		<-held
+		release := holdWriter(t, s)
 		b0, w0 := s.gw.batches.Load(), s.gw.writes.Load()
 		const n = 12
 		errs := make([]error, n)
+		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
 				sc := genScan(i, 40)            // findings differ by seed...
@@ -44,12 +33,8 @@ func TestFleetCountedOncePerBatch(t *testing.T) {
 				_, errs[i] = s.PutScan(ctx, sc, &store.Sighting{Kind: "ci", CIRun: fmt.Sprint(i)})
 			})
 		}
-		for deadline := time.Now().Add(10 * time.Second); s.gw.waiting.Load() < n; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d writes queued, want %d", s.gw.waiting.Load(), n)
-			}
-		}
-		close(hold)
+		waitQueued(t, s, n)
+		release()
 		wg.Wait()
 		for i, err := range errs {
 			if err != nil {

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,4 +118,37 @@ func putT(t testing.TB, s *Store, sc *store.Scan, seen *store.Sighting) int64 {
 		t.Fatalf("PutScan: %v", err)
 	}
 	return id
+}
+
+// holdWriter runs a write that keeps the group writer inside its
+// transaction until the returned release is called, so that the writes
+// handed over meanwhile queue (and then go in one batch). release waits
+// for the holding write.
+func holdWriter(t *testing.T, s *Store) (release func()) {
+	t.Helper()
+	hold, held, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- s.write(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
+			close(held)
+			<-hold
+			return nil
+		})
+	}()
+	<-held
+	return func() {
+		close(hold)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// waitQueued waits until n writes wait for the group writer.
+func waitQueued(t *testing.T, s *Store, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); s.gw.waiting.Load() < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued, want %d", s.gw.waiting.Load(), n)
+		}
+	}
 }

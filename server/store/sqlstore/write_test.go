@@ -188,18 +188,8 @@ func TestGroupCommitFailureIsolated(t *testing.T) {
 		t.Fatal("no group writer on SQLite")
 	}
 	// Hold the writer inside a transaction so that the others queue.
-	hold, held := make(chan struct{}), make(chan struct{})
+	release := holdWriter(t, s)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			close(held)
-			<-hold
-			return nil
-		}); err != nil {
-			t.Error(err)
-		}
-	})
-	<-held
 	b0, w0 := s.gw.batches.Load(), s.gw.writes.Load()
 	const n = 20
 	ids := make([]int64, n)
@@ -219,14 +209,8 @@ func TestGroupCommitFailureIsolated(t *testing.T) {
 			return boom
 		})
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for s.gw.waiting.Load() < n+1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes queued, want %d", s.gw.waiting.Load(), n+1)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	close(hold)
+	waitQueued(t, s, n+1)
+	release()
 	wg.Wait()
 	if !errors.Is(failErr, boom) {
 		t.Fatalf("the failing write returned %v", failErr)
