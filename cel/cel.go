@@ -48,6 +48,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -108,7 +109,7 @@ type file struct {
 	Checks []*Check `yaml:"checks"`
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+var idPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`) })
 
 // LoadFile reads and compiles a policy file.
 func LoadFile(path string) (*Policy, error) {
@@ -178,7 +179,7 @@ func Load(name string, data []byte) (p *Policy, err error) {
 }
 
 func (c *Check) compile() error {
-	if !idPattern.MatchString(c.ID) {
+	if !idPattern().MatchString(c.ID) {
 		return fmt.Errorf("id %q: use letters, digits, '-', '_' or '.', at most 64", c.ID)
 	}
 	sev, err := finding.ParseSeverity(c.Severity)
@@ -227,9 +228,11 @@ var targetVars = map[Target][]string{
 	ImageConfig: {"config"},
 }
 
-var envs = map[Target]*cel.Env{}
-
-func init() {
+// envs are the CEL environments by target, built on first use: a CEL
+// environment with the extension libraries takes about a millisecond to
+// build, which every bulkhead command paid at start-up as package init.
+var envs = sync.OnceValue(func() map[Target]*cel.Env {
+	envs := map[Target]*cel.Env{}
 	for t, vars := range targetVars {
 		opts := []cel.EnvOption{
 			ext.Strings(), ext.Lists(ext.ListsMaxRangeSize(10_000)), ext.Sets(), ext.Encoders(), ext.TwoVarComprehensions(), ext.Bindings(),
@@ -253,10 +256,11 @@ func init() {
 		}
 		envs[t] = env
 	}
-}
+	return envs
+})
 
 func envFor(t Target) (*cel.Env, error) {
-	env, ok := envs[t]
+	env, ok := envs()[t]
 	if !ok {
 		return nil, fmt.Errorf("target %q: use kubernetes, dockerfile or imageconfig", t)
 	}

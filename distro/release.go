@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
@@ -77,7 +78,7 @@ func ParseLSBRelease(b []byte) (*inventory.OS, error) {
 // redHatRelease matches the one-line release files of the Red Hat family:
 // "CentOS Linux release 7.9.2009 (Core)", "Rocky Linux release 9.2 (Blue
 // Onyx)", "Amazon Linux release 2 (Karoo)", "Fedora release 35 (Thirty Five)".
-var redHatRelease = regexp.MustCompile(`^(.+?)\s+release\s+(\S+)(?:\s+\(([^)]*)\))?`)
+var redHatRelease = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.+?)\s+release\s+(\S+)(?:\s+\(([^)]*)\))?`) })
 
 // redHatIDs maps the distribution names of those files, lower-cased, to
 // their os-release IDs; the first matching prefix wins.
@@ -97,7 +98,7 @@ var redHatIDs = []struct{ prefix, id string }{
 // system-release). The version is kept as the file writes it ("7.9.2009").
 func ParseRedHatRelease(b []byte) (*inventory.OS, error) {
 	line := firstLine(b)
-	m := redHatRelease.FindStringSubmatch(line)
+	m := redHatRelease().FindStringSubmatch(line)
 	if m == nil {
 		return nil, errUnknown
 	}

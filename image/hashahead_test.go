@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,5 +284,60 @@ func TestInflateAhead(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Fatalf("%d goroutines left running (%d before)", n, before)
+	}
+}
+
+// countingSource counts the bytes read from it.
+type countingSource struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingSource) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestInflateAheadRunsAhead: while the walk stalls (a large file going
+// through the catalogers), the inflater keeps going up to inflateChunks
+// chunks ahead and no further; a small stream takes one chunk from the
+// pool, not inflateChunks. Every byte arrives, in order.
+func TestInflateAheadRunsAhead(t *testing.T) {
+	data := make([]byte, (inflateChunks+8)*hashChunkSize)
+	rand.New(rand.NewSource(4)).Read(data)
+	src := &countingSource{r: bytes.NewReader(data)}
+	a := newInflateAhead(src)
+	defer a.stop()
+	// Nothing read yet: the inflater fills its chunks and waits.
+	want := int64(inflateChunks * hashChunkSize)
+	deadline := time.Now().Add(10 * time.Second)
+	for src.n.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // would it go further?
+	if got := src.n.Load(); got != want {
+		t.Fatalf("the inflater read %d bytes ahead of a stalled reader, want %d (inflateChunks chunks)", got, want)
+	}
+	got, err := io.ReadAll(a)
+	if err != io.EOF && err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, not the %d written", len(got), len(data))
+	}
+	<-a.done
+	if a.made != inflateChunks {
+		t.Fatalf("%d chunks taken, want %d", a.made, inflateChunks)
+	}
+
+	small := newInflateAhead(bytes.NewReader([]byte("a small layer")))
+	defer small.stop()
+	if b, _ := io.ReadAll(small); string(b) != "a small layer" {
+		t.Fatalf("read %q", b)
+	}
+	<-small.done
+	if small.made != 1 {
+		t.Fatalf("a 13-byte stream took %d chunks from the pool, want 1", small.made)
 	}
 }

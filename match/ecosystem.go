@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bulkhead-sec/bulkhead/inventory"
 	packageurl "github.com/package-url/packageurl-go"
@@ -46,14 +47,14 @@ var debianReleases = map[string]string{
 	"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14", "duke": "15",
 }
 
-var pypiNameSep = regexp.MustCompile(`[-_.]+`)
+var pypiNameSep = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[-_.]+`) })
 
 // normalizePyPI applies PEP 503 name normalisation, which OSV PyPI records use.
 func normalizePyPI(name string) string {
 	if !strings.ContainsAny(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_.") && !strings.Contains(name, "--") {
 		return name
 	}
-	return strings.ToLower(pypiNameSep.ReplaceAllString(name, "-"))
+	return strings.ToLower(pypiNameSep().ReplaceAllString(name, "-"))
 }
 
 // osEcosystem derives the OSV ecosystem for a distro package type from the

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -128,7 +129,9 @@ var assignmentRule = Rule{ID: "credential-assignment", Title: "Credential-named 
 // assignRe finds NAME=value assignments in a configuration line: build
 // arguments ("|2 A=1 B=2 /bin/sh -c ..."), ENV and ARG instructions, shell
 // assignments and exports.
-var assignRe = regexp.MustCompile(`(?:^|[\s|;&("'])([A-Za-z_][A-Za-z0-9_.\-]*)=("[^"]*"|'[^']*'|[^\s;|)"']+)`)
+var assignRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?:^|[\s|;&("'])([A-Za-z_][A-Za-z0-9_.\-]*)=("[^"]*"|'[^']*'|[^\s;|)"']+)`)
+})
 
 type assignment struct {
 	value      string
@@ -149,7 +152,7 @@ func assignments(name, value string) []assignment {
 		return nil
 	}
 	var out []assignment
-	for _, m := range assignRe.FindAllStringSubmatchIndex(value, -1) {
+	for _, m := range assignRe().FindAllStringSubmatchIndex(value, -1) {
 		if !SensitiveName(value[m[2]:m[3]]) {
 			continue
 		}

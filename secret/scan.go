@@ -85,7 +85,7 @@ func New(cfg Config) (*Scanner, error) {
 		}
 		off[id] = true
 	}
-	for _, r := range Rules {
+	for _, r := range Rules() {
 		if !off[r.ID] {
 			s.rules = append(s.rules, r)
 		}
@@ -141,7 +141,7 @@ func Default() *Scanner {
 }
 
 func ruleByID(id string) (*Rule, bool) {
-	for _, r := range Rules {
+	for _, r := range Rules() {
 		if r.ID == id {
 			return r, true
 		}
@@ -151,8 +151,8 @@ func ruleByID(id string) (*Rule, bool) {
 
 // RuleIDs lists the built-in rule IDs.
 func RuleIDs() []string {
-	out := make([]string, len(Rules))
-	for i, r := range Rules {
+	out := make([]string, len(Rules()))
+	for i, r := range Rules() {
 		out[i] = r.ID
 	}
 	return out

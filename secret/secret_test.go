@@ -172,7 +172,7 @@ func TestPlantedSecretsFound(t *testing.T) {
 			t.Errorf("%s not found in %q (found %v)", c.rule, text, ids)
 		}
 	}
-	for _, r := range Rules {
+	for _, r := range Rules() {
 		if !seen[r.ID] {
 			t.Errorf("rule %s has no planted case", r.ID)
 		}

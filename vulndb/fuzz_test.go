@@ -129,7 +129,7 @@ func FuzzParseModifiedIDs(f *testing.F) {
 			return
 		}
 		for _, id := range ids {
-			if !idPattern.MatchString(id) {
+			if !idPattern().MatchString(id) {
 				t.Fatalf("bad id %q", id)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/ossf/osv-schema/bindings/go/osvschema"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -44,13 +45,13 @@ var errNoID = errors.New("OSV record has no id")
 // idPattern is deliberately loose (OSV only says <DB>-<ENTRYID>), but it
 // keeps ids usable as file names and bucket keys: no separators, no control
 // characters.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:+-]{0,254}$`)
+var idPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:+-]{0,254}$`) })
 
 func checkRecord(v *osvschema.Vulnerability) error {
 	if v.GetId() == "" {
 		return errNoID
 	}
-	if !idPattern.MatchString(v.GetId()) {
+	if !idPattern().MatchString(v.GetId()) {
 		return fmt.Errorf("OSV record id %.80q (%d bytes) is not a valid identifier", v.GetId(), len(v.GetId()))
 	}
 	for _, a := range v.GetAffected() {

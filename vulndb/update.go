@@ -290,7 +290,7 @@ func parseModifiedIDs(r io.Reader, since time.Time) (ids []string, newest time.T
 		if i := strings.LastIndexByte(id, '/'); i >= 0 {
 			id = id[i+1:]
 		}
-		if !idPattern.MatchString(id) {
+		if !idPattern().MatchString(id) {
 			return nil, newest, fmt.Errorf("line %d: %q is not an OSV id", line, id)
 		}
 		ids = append(ids, id)

@@ -2,6 +2,7 @@ package walk
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,8 +111,7 @@ func Walk(ctx context.Context, layers []Layer, visitors []Visitor, opts Options)
 	t := newTree(n, opts.MaxImageEntries, opts.MaxNameBytes)
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Jobs)
-	for i := range layers {
-		l := layers[i]
+	for _, l := range largestFirst(layers) {
 		g.Go(func() error {
 			w := t.newLayerWriter(l.Info.Index, layerName(l.Info), opts.MaxEntries)
 			if err := walkLayer(ctx, l, w, visitors, &opts); err != nil {
@@ -133,6 +133,19 @@ func Walk(ctx context.Context, layers []Layer, visitors []Visitor, opts Options)
 		}
 	}
 	return t, nil
+}
+
+// largestFirst orders the layers by stored size, largest first (index
+// order among equal or unknown sizes). With fewer jobs than layers, a large
+// layer started last would be read alone at the end while the other CPUs
+// idle; started first, the small layers are read beside it. Each layer
+// writes its own slot of the tree, so the order read changes no result.
+func largestFirst(layers []Layer) []Layer {
+	out := slices.Clone(layers)
+	slices.SortStableFunc(out, func(a, b Layer) int {
+		return cmp.Compare(max(b.Info.Size, 0), max(a.Info.Size, 0))
+	})
+	return out
 }
 
 func layerName(info LayerInfo) string {

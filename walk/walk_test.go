@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sort"
@@ -333,4 +334,39 @@ func filepathGlob(dir string) ([]string, error) {
 		out = append(out, e.Name())
 	}
 	return out, err
+}
+
+// TestLargestLayerFirst: layers are started largest first (by stored size;
+// index order among equal and unknown sizes), so that with fewer jobs than
+// layers the largest is not read alone at the end; the view is the same
+// as in index order.
+func TestLargestLayerFirst(t *testing.T) {
+	l0 := makeTar(t, file("a", "a0"), file("b", "b0"))
+	l1 := makeTar(t, file("a", "a1"), file("big", strings.Repeat("x", 4096)))
+	l2 := makeTar(t, file("b", "b2"))
+	l3 := makeTar(t, file("c", "c3"))
+	layers := layersOf(l0, l1, l2, l3)
+	sizes := []int64{100, 5000, -1, 100}
+	var opened []int
+	var mu sync.Mutex
+	for i := range layers {
+		layers[i].Info.Size = sizes[i]
+		open := layers[i].Open
+		layers[i].Open = func() (io.ReadCloser, error) {
+			mu.Lock()
+			opened = append(opened, i)
+			mu.Unlock()
+			return open()
+		}
+	}
+	tr, err := Walk(context.Background(), layers, nil, Options{Jobs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(opened), "[1 0 3 2]"; got != want {
+		t.Errorf("layers opened in order %s, want %s (largest first, then index order; unknown size last)", got, want)
+	}
+	if got, want := strings.Join(visible(t, tr), " "), "a@1 b@2 big@1 c@3"; got != want {
+		t.Errorf("visible = %q, want %q", got, want)
+	}
 }

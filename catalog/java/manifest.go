@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/bulkhead-sec/bulkhead/inventory"
 )
@@ -205,8 +206,12 @@ func cleanGroupID(s string) string {
 type archiveFilename struct{ name, version string }
 
 var (
-	nameAndVersion   = regexp.MustCompile(`(?Ui)^(?P<name>(?:[[:alpha:]][[:word:].]*(?:\.[[:alpha:]][[:word:].]*)*-?)+)(?:-(?P<version>(\d.*|(build\d+.*)|(rc?\d+(?:^[[:alpha:]].*)?))))?$`)
-	secondaryVersion = regexp.MustCompile(`(?:[._-](?P<version>(\d.*|(build\d+.*)|(rc?\d+(?:^[[:alpha:]].*)?))))?$`)
+	nameAndVersion = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?Ui)^(?P<name>(?:[[:alpha:]][[:word:].]*(?:\.[[:alpha:]][[:word:].]*)*-?)+)(?:-(?P<version>(\d.*|(build\d+.*)|(rc?\d+(?:^[[:alpha:]].*)?))))?$`)
+	})
+	secondaryVersion = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?:[._-](?P<version>(\d.*|(build\d+.*)|(rc?\d+(?:^[[:alpha:]].*)?))))?$`)
+	})
 )
 
 func parseArchiveFilename(fileName string) archiveFilename {
@@ -216,13 +221,13 @@ func parseArchiveFilename(fileName string) archiveFilename {
 		return archiveFilename{}
 	}
 	var a archiveFilename
-	if m := nameAndVersion.FindStringSubmatch(base); m != nil {
-		a.name = m[nameAndVersion.SubexpIndex("name")]
-		a.version = m[nameAndVersion.SubexpIndex("version")]
+	if m := nameAndVersion().FindStringSubmatch(base); m != nil {
+		a.name = m[nameAndVersion().SubexpIndex("name")]
+		a.version = m[nameAndVersion().SubexpIndex("version")]
 	}
 	if a.version == "" {
-		if m := secondaryVersion.FindStringSubmatch(a.name); m != nil {
-			if v := m[secondaryVersion.SubexpIndex("version")]; v != "" {
+		if m := secondaryVersion().FindStringSubmatch(a.name); m != nil {
+			if v := m[secondaryVersion().SubexpIndex("version")]; v != "" {
 				a.version = v
 				a.name = a.name[:len(a.name)-len(v)-1]
 			}

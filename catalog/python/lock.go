@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 
@@ -50,7 +51,9 @@ func readLock(r io.Reader) ([]byte, error) {
 }
 
 // requirement is "name [extras] spec ; markers".
-var requirement = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$`)
+var requirement = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$`)
+})
 
 // ParseRequirements reads a pip requirements file and returns the
 // requirements pinned to one version (== or ===). Ranges, URLs, editable
@@ -101,10 +104,10 @@ func ParseRequirements(ctx context.Context, r io.Reader) ([]inventory.Package, e
 
 // comment is pip's: a # at the start or after whitespace (a # inside a URL
 // fragment is not one).
-var comment = regexp.MustCompile(`(^|\s)#.*$`)
+var comment = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(^|\s)#.*$`) })
 
 func parseRequirementLine(s string) (inventory.Package, bool) {
-	s = strings.TrimSpace(comment.ReplaceAllString(s, ""))
+	s = strings.TrimSpace(comment().ReplaceAllString(s, ""))
 	if s == "" || strings.HasPrefix(s, "-") {
 		return inventory.Package{}, false
 	}
@@ -116,7 +119,7 @@ func parseRequirementLine(s string) (inventory.Package, bool) {
 	if i := strings.IndexByte(s, ';'); i >= 0 {
 		s = s[:i] // environment markers
 	}
-	m := requirement.FindStringSubmatch(strings.TrimSpace(s))
+	m := requirement().FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil || !validName(m[1]) {
 		return inventory.Package{}, false
 	}

@@ -13,6 +13,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/package-url/packageurl-go"
 
@@ -283,17 +284,17 @@ func firstLine(s string) string {
 }
 
 // validNamePattern is PEP 508's distribution name.
-var validNamePattern = regexp.MustCompile(`^(?i:[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$`)
+var validNamePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?i:[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$`) })
 
-func validName(n string) bool { return len(n) <= 256 && validNamePattern.MatchString(n) }
+func validName(n string) bool { return len(n) <= 256 && validNamePattern().MatchString(n) }
 
-var separatorRuns = regexp.MustCompile(`[-_.]+`)
+var separatorRuns = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[-_.]+`) })
 
 // NormalizeName is PEP 503's normalised project name: lower case, with
 // every run of -, _ and . replaced by one -. PyPI and the purl spec key
 // packages by it.
 func NormalizeName(name string) string {
-	return strings.ToLower(separatorRuns.ReplaceAllString(name, "-"))
+	return strings.ToLower(separatorRuns().ReplaceAllString(name, "-"))
 }
 
 // PURL returns pkg:pypi/<normalised name>@version.

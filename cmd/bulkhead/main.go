@@ -7,9 +7,11 @@ import (
 	"os"
 
 	"github.com/bulkhead-sec/bulkhead/internal/cli"
+	"github.com/bulkhead-sec/bulkhead/internal/initgc"
 )
 
 func main() {
+	initgc.Done() // the collector was off during package init
 	stop := startProfiles()
 	code := cli.Main(os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -5,18 +5,31 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
-// startProfiles writes CPU, block and heap profiles of the run when
-// BULKHEAD_CPUPROFILE, BULKHEAD_BLOCKPROFILE or BULKHEAD_MEMPROFILE name
-// files (for benchmarks: bench/archive.sh). The returned function writes
-// them out.
+// startProfiles writes CPU, block and heap profiles and an execution trace
+// of the run when BULKHEAD_CPUPROFILE, BULKHEAD_BLOCKPROFILE,
+// BULKHEAD_MEMPROFILE or BULKHEAD_TRACE name files (for benchmarks:
+// bench/archive.sh; read a trace with go tool trace). The returned function
+// writes them out.
 func startProfiles() func() {
-	cpu, block, mem := os.Getenv("BULKHEAD_CPUPROFILE"), os.Getenv("BULKHEAD_BLOCKPROFILE"), os.Getenv("BULKHEAD_MEMPROFILE")
-	if cpu == "" && block == "" && mem == "" {
+	cpu, block, mem, tr := os.Getenv("BULKHEAD_CPUPROFILE"), os.Getenv("BULKHEAD_BLOCKPROFILE"), os.Getenv("BULKHEAD_MEMPROFILE"), os.Getenv("BULKHEAD_TRACE")
+	if cpu == "" && block == "" && mem == "" && tr == "" {
 		return func() {}
 	}
-	var cf *os.File
+	var cf, tf *os.File
+	if tr != "" {
+		f, err := os.Create(tr)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "BULKHEAD_TRACE:", err)
+		} else {
+			tf = f
+		}
+	}
 	if cpu != "" {
 		f, err := os.Create(cpu)
 		if err == nil {
@@ -32,6 +45,10 @@ func startProfiles() func() {
 		runtime.SetBlockProfileRate(1)
 	}
 	return func() {
+		if tf != nil {
+			trace.Stop()
+			tf.Close()
+		}
 		if cf != nil {
 			pprof.StopCPUProfile()
 			cf.Close()

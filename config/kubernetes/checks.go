@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
 	corev1 "k8s.io/api/core/v1"
@@ -268,14 +269,20 @@ func isTemplated(s string) bool {
 }
 
 // secretName matches environment variable names that hold credentials.
-var secretName = regexp.MustCompile(`(?i)(PASSW(OR)?D|PASSWD|PWD$|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH_?KEY)`)
+var secretName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(PASSW(OR)?D|PASSWD|PWD$|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH_?KEY)`)
+})
 
 // notSecretName are names that match secretName but hold a reference or a
 // setting, not the secret itself.
-var notSecretName = regexp.MustCompile(`(?i)(_FILE|_PATH|_DIR|_NAME|_TTL|_TIMEOUT|_EXPIRY|_EXPIRATION|_LENGTH|_URL|_ENDPOINT|_TYPE|_ENABLED|_HEADER|_ID|_USER(NAME)?|_KEY_ID|_REF|_SECRET_REF|_PORT|_HOST|_MODE|_POLICY)$`)
+var notSecretName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(_FILE|_PATH|_DIR|_NAME|_TTL|_TIMEOUT|_EXPIRY|_EXPIRATION|_LENGTH|_URL|_ENDPOINT|_TYPE|_ENABLED|_HEADER|_ID|_USER(NAME)?|_KEY_ID|_REF|_SECRET_REF|_PORT|_HOST|_MODE|_POLICY)$`)
+})
 
 // placeholderValue are values that are clearly not the secret.
-var placeholderValue = regexp.MustCompile(`(?i)^(|true|false|yes|no|none|null|changeme|change_me|<.*>|\*+|x+|-+|\$\(.*\)|\$\{.*\}|\{\{.*\}\}|/.*|[0-9]{1,4}|(insert|replace|your|enter|add|put)[-_ ].*|.*[-_ ]here)$`)
+var placeholderValue = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)^(|true|false|yes|no|none|null|changeme|change_me|<.*>|\*+|x+|-+|\$\(.*\)|\$\{.*\}|\{\{.*\}\}|/.*|[0-9]{1,4}|(insert|replace|your|enter|add|put)[-_ ].*|.*[-_ ]here)$`)
+})
 
 func checkEnvSecrets(o *Object, _ *streamContext) []Hit {
 	if o.Pod == nil {
@@ -284,10 +291,10 @@ func checkEnvSecrets(o *Object, _ *streamContext) []Hit {
 	var hits []Hit
 	for _, c := range o.Pod.Containers() {
 		for i, e := range c.C.Env {
-			if e.ValueFrom != nil || !secretName.MatchString(e.Name) || notSecretName.MatchString(e.Name) {
+			if e.ValueFrom != nil || !secretName().MatchString(e.Name) || notSecretName().MatchString(e.Name) {
 				continue
 			}
-			if placeholderValue.MatchString(strings.TrimSpace(e.Value)) {
+			if placeholderValue().MatchString(strings.TrimSpace(e.Value)) {
 				continue
 			}
 			hits = append(hits, containerHit(c, fmt.Sprintf(".env[%d].value", i), fmt.Sprintf("sets %s to a literal value", e.Name)))

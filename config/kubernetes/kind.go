@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/spf13/pflag"
 
@@ -107,9 +108,9 @@ func (k *kindScanner) scan(name string, data []byte, emit func([]finding.Finding
 }
 
 var (
-	k8sKindLine       = regexp.MustCompile(`(?m)^\s*(- )?kind:\s*\S`)
-	k8sAPIVersionLine = regexp.MustCompile(`(?m)^\s*(- )?apiVersion:\s*\S`)
-	k8sJSON           = regexp.MustCompile(`"apiVersion"\s*:\s*"[^"]+"`)
+	k8sKindLine       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^\s*(- )?kind:\s*\S`) })
+	k8sAPIVersionLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^\s*(- )?apiVersion:\s*\S`) })
+	k8sJSON           = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`"apiVersion"\s*:\s*"[^"]+"`) })
 )
 
 // LooksLikeManifest says whether a file is a manifest stream: YAML or JSON
@@ -123,8 +124,8 @@ func LooksLikeManifest(name string, data []byte) bool {
 			return false
 		}
 	}
-	if k8sJSON.Match(data) && bytes.Contains(data, []byte(`"kind"`)) {
+	if k8sJSON().Match(data) && bytes.Contains(data, []byte(`"kind"`)) {
 		return true
 	}
-	return k8sKindLine.Match(data) && k8sAPIVersionLine.Match(data)
+	return k8sKindLine().Match(data) && k8sAPIVersionLine().Match(data)
 }

@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -102,11 +103,13 @@ func (r *Ref) Describe() string {
 // Grammar of the Docker reference (distribution/reference), which is also
 // what containerd and the kubelet accept.
 var (
-	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	tagRE         = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	hostLabel     = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
-	numericLabel  = regexp.MustCompile(`^(?:[0-9]+|0[xX][0-9a-fA-F]*)$`)
-	digestRE      = regexp.MustCompile(`^(?:sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$`)
+	pathComponent = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`) })
+	tagRE         = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`) })
+	hostLabel     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`) })
+	numericLabel  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:[0-9]+|0[xX][0-9a-fA-F]*)$`) })
+	digestRE      = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$`)
+	})
 )
 
 // Parse canonicalises an image reference; opts are go-containerregistry's
@@ -133,13 +136,13 @@ func Parse(s string, opts ...name.Option) (*Ref, error) {
 	if pinned && strings.Contains(dig, "@") {
 		return nil, reject(s, "more than one @: write registry/repository@sha256:<hex>")
 	}
-	if pinned && !digestRE.MatchString(dig) {
+	if pinned && !digestRE().MatchString(dig) {
 		return nil, reject(s, "digest %q is not valid: sha256: and 64 lower-case hex digits (or sha384:, sha512:)", dig)
 	}
 	tag := ""
 	if i := strings.LastIndexByte(base, ':'); i > strings.LastIndexByte(base, '/') {
 		base, tag = base[:i], base[i+1:]
-		if !tagRE.MatchString(tag) {
+		if !tagRE().MatchString(tag) {
 			return nil, reject(s, "tag %q is not valid: letters, digits, _ . - (not first), at most 128", tag)
 		}
 	}
@@ -211,7 +214,7 @@ func checkPath(p string) error {
 			return fmt.Errorf("repository path %q has an empty segment (// or a leading or trailing /): a registry resolves it to another repository; write it without", p)
 		case seg == "." || seg == "..":
 			return fmt.Errorf("repository path %q has a %q segment: a registry resolves it to another repository, which policies would not judge; write the repository it means", p, seg)
-		case !pathComponent.MatchString(seg):
+		case !pathComponent().MatchString(seg):
 			return fmt.Errorf("repository path segment %q is not valid: lower-case letters and digits, separated by one . or _, two __, or dashes", seg)
 		}
 	}
@@ -304,7 +307,7 @@ func checkHostname(h string) error {
 		return fmt.Errorf("host %q ends with a dot; write it without", h)
 	}
 	labels := strings.Split(h, ".")
-	if numericLabel.MatchString(labels[len(labels)-1]) {
+	if numericLabel().MatchString(labels[len(labels)-1]) {
 		a, err := netip.ParseAddr(h)
 		if err != nil || !a.Is4() || a.String() != h {
 			return fmt.Errorf("host %q looks like an IPv4 address but is not a dotted quad without leading zeros", h)
@@ -312,7 +315,7 @@ func checkHostname(h string) error {
 		return nil
 	}
 	for _, l := range labels {
-		if !hostLabel.MatchString(l) {
+		if !hostLabel().MatchString(l) {
 			return fmt.Errorf("host %q: label %q is not a DNS label (letters, digits, inner dashes)", h, l)
 		}
 	}

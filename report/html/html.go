@@ -23,6 +23,7 @@ import (
 	"io"
 	"iter"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bulkhead-sec/bulkhead/base"
@@ -39,7 +40,11 @@ var (
 	//go:embed assets/report.tmpl
 	tmplText string
 
-	tmpl = template.Must(template.New("report").Funcs(funcs).Parse(tmplText))
+	// tmpl is parsed on first use, not at start-up (every bulkhead command
+	// links this package).
+	tmpl = sync.OnceValue(func() *template.Template {
+		return template.Must(template.New("report").Funcs(funcs).Parse(tmplText))
+	})
 	// jsHash is the CSP source of the inline script (the stylesheet's is
 	// computed per report: its severity bar is sized in it).
 	jsHash = hash(js)
@@ -189,7 +194,7 @@ func pkgLayer(p *inventory.Package) *inventory.Layer {
 // write runs one named template on a buffered writer.
 func write(w io.Writer, name string, data any) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := tmpl.ExecuteTemplate(bw, name, data); err != nil {
+	if err := tmpl().ExecuteTemplate(bw, name, data); err != nil {
 		return fmt.Errorf("write HTML report: %w", err)
 	}
 	if err := bw.Flush(); err != nil {

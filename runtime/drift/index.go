@@ -50,7 +50,7 @@ type Index struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-var idRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var idRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256:[0-9a-f]{64}$`) })
 
 // ErrBadID is an image id that is not "sha256:" and 64 hex digits.
 var ErrBadID = errors.New("image id must be sha256: followed by 64 lower-case hex digits")
@@ -61,7 +61,7 @@ func NormalizeID(id string) (string, error) {
 	if !strings.HasPrefix(id, "sha256:") {
 		id = "sha256:" + id
 	}
-	if !idRe.MatchString(id) {
+	if !idRe().MatchString(id) {
 		return "", fmt.Errorf("%q: %w", id, ErrBadID)
 	}
 	return id, nil

@@ -339,7 +339,7 @@ func (l *Learner) state(ct *event.Container, now time.Time) *state {
 	if s, ok := l.profiles[id]; ok {
 		return s
 	}
-	if !imageRe.MatchString(id) {
+	if !imageRe().MatchString(id) {
 		return nil
 	}
 	s := &state{file: l.o.Store.Where(id), reported: map[string]bool{}}

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -99,7 +100,7 @@ func (p *Profile) list(kind string) *[]string {
 	return nil
 }
 
-var imageRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var imageRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256:[0-9a-f]{64}$`) })
 
 // DecodeError is a profile that cannot be used, with where and why.
 type DecodeError struct {
@@ -162,7 +163,7 @@ func (p *Profile) Validate() error {
 	if p.Kind != Kind {
 		return bad("kind", "%q, want %s", p.Kind, Kind)
 	}
-	if !imageRe.MatchString(p.Image) {
+	if !imageRe().MatchString(p.Image) {
 		return bad("image", "%q is not an image id (sha256: and 64 lower-case hex digits)", p.Image)
 	}
 	if p.State != Learning && p.State != Enforcing {

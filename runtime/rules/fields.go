@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bulkhead-sec/bulkhead/runtime/event"
 )
@@ -241,11 +242,20 @@ func evtRawArg(arg string, idx int) getter {
 
 var fieldTable = map[string]*fieldDef{}
 
+// loadFields fills fieldTable and unsupportedFields on first use: a few
+// hundred closures and map entries that every bulkhead command would pay
+// for at start-up if package init built them.
+var loadFields = sync.OnceFunc(func() {
+	defineFields()
+	defineUnsupportedFields()
+	defineImageFields()
+})
+
 func def(name string, typ ftype, arg argMode, desc string, mk func(string, int) getter) {
 	fieldTable[name] = &fieldDef{name: name, typ: typ, arg: arg, desc: desc, mk: mk}
 }
 
-func init() {
+func defineFields() {
 	// evt.*
 	// Falco numbers events from 1, and its stable rules use evt.num=0 as
 	// "never true"; an unnumbered event (0) must not satisfy it.
@@ -630,7 +640,7 @@ func labelsField(m func(ct *event.Container) map[string]string) func(string, int
 // Falco ("nonexistent field").
 var unsupportedFields = map[string]bool{}
 
-func init() {
+func defineUnsupportedFields() {
 	for _, f := range strings.Fields(`
 evt.cpu evt.deltatime evt.deltatime.s evt.deltatime.ns evt.outputtime evt.latency evt.latency.s
 evt.latency.ns evt.latency.human evt.around evt.abspath evt.abspath.src evt.abspath.dst evt.is_io
@@ -701,6 +711,7 @@ func (e *UnknownFieldError) Error() string {
 
 // lookupField resolves a field reference to its definition and argument.
 func lookupField(f *FieldExpr) (*fieldDef, string, int, error) {
+	loadFields()
 	name, arg, hasArg := f.Name, f.Arg, f.HasArg
 	d, ok := fieldTable[name]
 	if !ok {
@@ -762,6 +773,7 @@ type Field struct {
 
 // Fields lists the fields bulkhead supplies, sorted by name.
 func Fields() []Field {
+	loadFields()
 	out := make([]Field, 0, len(fieldTable))
 	for _, d := range fieldTable {
 		out = append(out, Field{Name: d.name, Type: d.typ.String(), Desc: d.desc})

@@ -7,7 +7,7 @@ import (
 // Fields of drift from the image and of learned behaviour profiles
 // (runtime/drift, runtime/profile fill Event.Drift and Event.Profile).
 // They are bulkhead's own: Falco has no equivalent.
-func init() {
+func defineImageFields() {
 	def("container.image.id", tString, argNone, "image id (config digest, sha256:...)", str(func(c *evalCtx) (string, bool) {
 		if c.ev.Container == nil {
 			return "", false

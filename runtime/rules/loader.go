@@ -625,6 +625,7 @@ func isListOp(op string) bool { return op == "in" || op == "intersects" || op ==
 
 // fieldDefined reports whether Falco knows the field (supplied or not).
 func fieldDefined(name string) bool {
+	loadFields()
 	if _, ok := fieldTable[name]; ok || unsupportedFields[name] {
 		return true
 	}

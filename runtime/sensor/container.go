@@ -32,7 +32,9 @@ import (
 //
 // conmon and other monitor cgroups (libpod-conmon-<id>, crio-conmon-<id>)
 // are the runtime's, not the container's.
-var cgroupIDRe = regexp.MustCompile(`(?:^|/)(libpod-|docker-|cri-containerd-|crio-|[^/]*:(?:libpod|docker|cri-containerd|crio):|)([0-9a-f]{64})(?:\.scope)?$`)
+var cgroupIDRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?:^|/)(libpod-|docker-|cri-containerd-|crio-|[^/]*:(?:libpod|docker|cri-containerd|crio):|)([0-9a-f]{64})(?:\.scope)?$`)
+})
 
 // ParseCgroup reads /proc/PID/cgroup content (cgroup v1 lines, the v2
 // "0::" line, or both on a hybrid host) and returns the container id and
@@ -66,7 +68,7 @@ func containerFromPath(p string) (id, runtime string) {
 	// or a v2 "init" leaf) keep the container's element further up.
 	// (A relative path, which the kernel does not write, ends at ".".)
 	for p != "" && p != "/" && p != "." {
-		if m := cgroupIDRe.FindStringSubmatch(p); m != nil {
+		if m := cgroupIDRe().FindStringSubmatch(p); m != nil {
 			prefix := m[1]
 			if i := strings.LastIndexByte(strings.TrimSuffix(prefix, ":"), ':'); i >= 0 {
 				prefix = strings.TrimSuffix(prefix[i+1:], ":") + "-" // slice:cri-containerd: -> cri-containerd-

@@ -16,7 +16,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-sec/bulkhead/runtime/event"
@@ -112,6 +111,16 @@ func Supported() error {
 	return nil
 }
 
+// raiseMemlock lifts RLIMIT_MEMLOCK for the sensor's maps and programs.
+// Not cilium/ebpf's rlimit.RemoveMemlock: that package's init probes the
+// kernel (three prlimit calls and a BPF map created and closed) in every
+// process that links it, so in every bulkhead command, --version included,
+// where only the sensor needs the limit raised.
+func raiseMemlock() error {
+	inf := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+	return unix.Prlimit(0, unix.RLIMIT_MEMLOCK, &inf, nil)
+}
+
 // Open loads the eBPF programs, attaches them to the raw tracepoints and
 // seeds the process table from /proc.
 func Open(opts Options) (*Sensor, error) {
@@ -122,9 +131,10 @@ func Open(opts Options) (*Sensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("raise the memlock limit: %w", err)
-	}
+	// Kernels before 5.11 charge eBPF maps and programs to RLIMIT_MEMLOCK;
+	// later ones to the memory cgroup, where a failure to raise it does not
+	// matter: it is told only if the load then fails.
+	memlockErr := raiseMemlock()
 	s := &Sensor{sources: sources}
 	spec, err := loadSensor()
 	if err != nil {
@@ -134,6 +144,9 @@ func Open(opts Options) (*Sensor, error) {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("the kernel's verifier rejected the sensor: %+v", ve)
+		}
+		if memlockErr != nil {
+			return nil, fmt.Errorf("load the sensor's eBPF programs: %w (RLIMIT_MEMLOCK could not be raised: %v; kernels before 5.11 need it: run as root or with CAP_SYS_RESOURCE)", err, memlockErr)
 		}
 		return nil, fmt.Errorf("load the sensor's eBPF programs: %w", err)
 	}

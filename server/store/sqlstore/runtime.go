@@ -7,16 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
 
 	"github.com/bulkhead-sec/bulkhead/server/store"
 )
 
 var _ store.RuntimeStore = (*Store)(nil)
 
-var imageIDRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var imageIDRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256:[0-9a-f]{64}$`) })
 
 func checkImageID(what, id string) error {
-	if !imageIDRe.MatchString(id) {
+	if !imageIDRe().MatchString(id) {
 		return invalid("%s: image id %q is not sha256:<64 lower-case hex digits>", what, id)
 	}
 	return nil
