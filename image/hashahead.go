@@ -156,14 +156,15 @@ type inflateAhead struct {
 	closed bool
 }
 
-// inflateChunks is how far (in hashChunkSize chunks: 8 MB) the inflater
-// may run ahead of the walk. The walk is bursty: a large executable goes
-// through several catalogers while the tar stream waits. With 4 chunks
-// (1 MB) the inflater of a 100 MB gzip layer sat blocked behind the walk
-// 40-120 ms of its 0.85 s (issue 18), time the layer's serial floor then
-// lost; from 16 it hardly ever blocked. Chunks are taken from the pool as
-// the inflater gets ahead, so a small layer holds one or two.
-const inflateChunks = 32
+// inflateChunks is how far (in hashChunkSize chunks: 1 MB) the inflater
+// may run ahead of the walk. The walk is bursty (a large executable goes
+// through several catalogers while the tar stream waits), and with 4
+// chunks the inflater of a 100 MB gzip layer sat blocked 40-120 ms of its
+// 0.85 s; but 12 or 32 chunks gained no wall time on the oci-archive of
+// bench/archive.sh (median of 5: 0.96 s for 4, 12 and 32) and cost 9 and
+// 21 MB of peak RSS (85, 94, 107 MB), against issue 18's 100 MB. Chunks
+// are taken from the pool as the inflater gets ahead.
+const inflateChunks = 4
 
 func newInflateAhead(r io.Reader) *inflateAhead {
 	a := &inflateAhead{chunks: make(chan *hashChunk, inflateChunks), free: make(chan *hashChunk, inflateChunks), stopc: make(chan struct{}), done: make(chan struct{})}
