@@ -76,6 +76,30 @@
 # database; the phases run in that order, so the rate and the database's
 # size are not told apart yet): not explained; the in-process BenchmarkUpload (a fresh database, 200
 # uploads) is the load-independent figure to compare builds with.
+#
+# Measured 2026-12-03, session 4 (quiet machine, load average 1.1-2.0;
+# fleet counts per batch, checkpoints beside the writer, index tables
+# without rowids or foreign keys), `KEEP=1 BULKHEAD_CORPUS=/work/shared/corpus
+# bench/server-load.sh 1m 50 300` at 8bdb784:
+#     SQLite closed:  3622 ok, 0 errors, 59.5/s, p50 843 ms, p99 1.42 s; 22 CPU-ms/upload
+#            20/s:    1200 ok, 0 errors, 20.0/s, p50 37 ms, p99 332 ms; 43 CPU-ms/upload
+#            40/s:    2017 ok, 383 behind schedule, 32.9/s, p99 11.3 s; 37 CPU-ms/upload
+#     PostgreSQL closed: 2106 ok, 0 errors, 34.1/s, p50 1.36 s, p99 2.58 s; server 12 CPU-ms/upload
+#            20/s:    1200 ok, 0 errors, p50 2.14 s, p99 16.0 s (a stall: the CPU was idle)
+#            40/s:    2400 ok, 0 errors, 40.0/s, p50 299 ms, p99 1.24 s
+#            PostgreSQL 21 CPU-ms/upload over the three runs (35 before)
+# Why the SQLite cost per upload grows over a run (the puzzle above): it is
+# the database's size, not the rate. Four phases on one database (40 s
+# closed, closed, closed, then 20/s open; /tmp/lead/phases.sh in the
+# session notes), server CPU per upload 22.8, 37, 41, 46 ms before the
+# OR FAIL inserts; 19.2, 29.8, 43.2, 44.7 ms after, closed-loop
+# throughput 69.7, 42.5, 29.3/s. A profile put a third of the writer's CPU
+# in SQLite's statement journal (copies of every page a multi-row INSERT
+# touches: gone with OR FAIL), and most of the rest in WAL frames and
+# checkpoints: the index rows of one upload land at ~940 scattered places
+# (one per package name, finding ID and vulnerability ID), and once each
+# key's rows fill pages of their own, every key is a page written per
+# commit. The closed-loop figure of a fresh database is the cheap regime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-2m}
