@@ -90,8 +90,8 @@
 #            PostgreSQL 21 CPU-ms/upload over the three runs (35 before)
 # Why the SQLite cost per upload grows over a run (the puzzle above): it is
 # the database's size, not the rate. Four phases on one database (40 s
-# closed, closed, closed, then 20/s open; /tmp/lead/phases.sh in the
-# session notes), server CPU per upload 22.8, 37, 41, 46 ms before the
+# closed, closed, closed, then 20/s open: one server, tools/serverload run
+# four times against it), server CPU per upload 22.8, 37, 41, 46 ms before the
 # OR FAIL inserts; 19.2, 29.8, 43.2, 44.7 ms after, closed-loop
 # throughput 69.7, 42.5, 29.3/s. A profile put a third of the writer's CPU
 # in SQLite's statement journal (copies of every page a multi-row INSERT
