@@ -68,7 +68,7 @@ func (s *Server) ingest(ctx context.Context, u *Upload, body []byte, o UploadOpt
 	ref, repo := reference(u.Inventory.Target, o.Reference)
 	now := time.Now().UTC()
 	sc := &store.Scan{Digest: digest, Repository: repo, ScannedAt: now, Source: u.Source(), DB: out.DB, Inventory: u.Inventory, Findings: out.Findings,
-		Provenance: u.Provenance}
+		Provenance: s.uploadProvenance(ctx, u, res)}
 	var enc *encodedResult
 	if answer && out.Store == nil && len(out.Warnings) == 0 && len(out.Diagnostics) == 0 {
 		// Encode the inventory and findings once, for the store and

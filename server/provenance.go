@@ -36,6 +36,27 @@ func (s *Server) provenance(ctx context.Context, res *pipeline.Result, ref strin
 	return &p
 }
 
+// uploadProvenance is the provenance stored with an upload: what the
+// upload says, and, when it says nothing of the base and the server has a
+// base catalog, the base the server detects from the uploaded inventory's
+// layers (diffIDs), as for its own scans: so `bulkhead image --server`
+// gets the same base and recommendation as a scan by the server. The
+// signature status stays the uploader's word, or absent (the server does
+// not pull an uploaded image's signatures).
+func (s *Server) uploadProvenance(ctx context.Context, u *Upload, res *pipeline.Result) *store.Provenance {
+	p := u.Provenance
+	cat := s.cfg.BaseCatalog
+	if cat == nil || (p != nil && p.Base != nil) || len(u.Inventory.Target.DiffIDs()) == 0 {
+		return p
+	}
+	out := &store.Provenance{}
+	if p != nil {
+		*out = *p
+	}
+	out.Base = baseImage(ctx, cat, res, s.Matcher())
+	return out
+}
+
 // baseImage detects the image's base in the catalog and ranks the others.
 func baseImage(ctx context.Context, cat *base.Catalog, res *pipeline.Result, m *pipeline.Matcher) *store.BaseImage {
 	det := base.Detect(cat, res.Inventory.Target.DiffIDs(), res.Annotations)

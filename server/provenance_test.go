@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-sec/bulkhead/match"
 	"github.com/bulkhead-sec/bulkhead/pipeline"
 	"github.com/bulkhead-sec/bulkhead/server"
+	"github.com/bulkhead-sec/bulkhead/server/client"
 	"github.com/bulkhead-sec/bulkhead/server/store"
 	"github.com/bulkhead-sec/bulkhead/sign"
 	"github.com/bulkhead-sec/bulkhead/sign/key"
@@ -139,6 +140,31 @@ func TestScanProvenance(t *testing.T) {
 			t.Errorf("signature of %s (no rule): %+v", otherRef, p.Signature)
 		}
 
+		// An upload (bulkhead image --server: scanned where it runs, the
+		// inventory sent without provenance) gets the base the server
+		// detects from the inventory's layers, and no signature status.
+		localRef := reg.write(t, "ci/app:1", app("four"))
+		local, err := pipeline.Run(ctx, localRef, pipeline.Options{Insecure: true, Matcher: m, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, err := c.UploadResult(ctx, local.Result, client.UploadOptions{Reference: localRef})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body := e.do(server.RoleRead, "GET", "/api/v1/scans/"+strconv.FormatInt(up.ScanID, 10)+"/provenance", "", nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("provenance of the upload: %d %s", resp.StatusCode, body)
+		}
+		var pu store.Provenance
+		if err := json.Unmarshal(body, &pu); err != nil {
+			t.Fatal(err)
+		}
+		if pu.Base == nil || pu.Base.Detection.BaseRef != fatRef || pu.Base.Detection.Method != base.MethodLayers || pu.Base.Recommendation == nil ||
+			len(pu.Base.Recommendation.Candidates) == 0 || pu.Base.Recommendation.Candidates[0].Ref != slimRef || pu.Signature != nil {
+			t.Errorf("provenance of the upload of %s: base %+v, signature %+v", localRef, pu.Base, pu.Signature)
+		}
+
 		// The fleet's trend was snapshotted after the scans.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -146,11 +172,11 @@ func TestScanProvenance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(pts) == 1 && pts[0].Images == 3 {
+			if len(pts) == 1 && pts[0].Images == 4 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("no snapshot of the 3 images: %+v", pts)
+				t.Fatalf("no snapshot of the 4 images: %+v", pts)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
