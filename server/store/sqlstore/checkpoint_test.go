@@ -90,3 +90,32 @@ func TestCheckpointsBesideTheWriter(t *testing.T) {
 		t.Fatal("the checkpointer runs after Close")
 	}
 }
+
+// On SQLite, with no other writer waiting for the write lock, a batch is
+// not cut at maxHold (only at maxHoldAlone): the queued uploads share one
+// commit.
+func TestBatchHeldWhileAlone(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, backends[0].dsn(t), Options{})
+	s.gw.maxHold, s.gw.maxHoldAlone = 0, time.Hour // before the first write: the writer reads them in try
+	release := holdWriter(t, s)
+	b0 := s.gw.batches.Load()
+	const n = 16
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, err := s.PutScan(ctx, genScan(i, 20), nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitQueued(t, s, n)
+	release()
+	wg.Wait()
+	if got := s.gw.batches.Load() - b0; got != 1 {
+		t.Fatalf("%d transactions for %d queued writes and no other writer, want 1", got, n)
+	}
+	if err := s.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

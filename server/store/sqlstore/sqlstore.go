@@ -136,6 +136,7 @@ type Store struct {
 	codec   *codec
 	gw      *groupWriter  // the one writer (group commit)
 	ckpt    *checkpointer // SQLite: the WAL checkpoints, beside the writer
+	lock    *writeLock    // SQLite: the store's write lock
 	stmtMu  sync.Mutex
 	stmts   map[insertKey]*sql.Stmt // prepared multi-row INSERTs (insertRows)
 	// Location names the database for messages: the SQLite file, or the
@@ -211,7 +212,8 @@ func openSQLite(ctx context.Context, path string, busyTimeout time.Duration) (*S
 	dsn := "file:" + path + "?_txlock=immediate" +
 		fmt.Sprintf("&_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)", busyTimeout.Milliseconds()) +
 		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)"
-	db, err := openLockedSQLite(dsn, newWriteLock())
+	lock := newWriteLock()
+	db, err := openLockedSQLite(dsn, lock)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -226,7 +228,7 @@ func openSQLite(ctx context.Context, path string, busyTimeout time.Duration) (*S
 		db.Close()
 		return nil, fmt.Errorf("open store %s: journal mode is %q, not WAL (the file system may not support WAL's shared memory: put the database on a local disk)", path, mode)
 	}
-	return &Store{db: db, dialect: SQLite, Location: path}, nil
+	return &Store{db: db, dialect: SQLite, Location: path, lock: lock}, nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"strings"
+	"sync/atomic"
 )
 
 // A fair write lock for SQLite, in the process.
@@ -25,26 +26,40 @@ import (
 // free and timed out after river's 5-10 s ("context deadline exceeded",
 // component queue, in the server log). Now it runs after the batch in
 // progress. Other processes opening the file still wait on busy_timeout.
-type writeLock chan struct{}
+//
+// waiting counts the callers blocked in lock: the group writer, which
+// holds the lock for a batch, cuts the batch short (maxHold) only when
+// someone else waits for it (see groupWriter.try).
+type writeLock struct {
+	ch      chan struct{}
+	waiting atomic.Int64
+}
 
-func newWriteLock() writeLock { return make(writeLock, 1) }
+func newWriteLock() *writeLock { return &writeLock{ch: make(chan struct{}, 1)} }
 
-func (l writeLock) lock(ctx context.Context) error {
+func (l *writeLock) lock(ctx context.Context) error {
 	select {
-	case l <- struct{}{}:
+	case l.ch <- struct{}{}: // free: no wait
+		return nil
+	default:
+	}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	select {
+	case l.ch <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (l writeLock) unlock() { <-l }
+func (l *writeLock) unlock() { <-l.ch }
 
 // lockedConnector opens SQLite connections that take the write lock.
 type lockedConnector struct {
 	drv  driver.Driver
 	dsn  string
-	lock writeLock
+	lock *writeLock
 }
 
 func (c *lockedConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -71,7 +86,7 @@ type innerConn interface {
 
 type lockedConn struct {
 	inner driver.Conn
-	lock  writeLock
+	lock  *writeLock
 	inTx  bool // the lock is held for the transaction
 }
 
@@ -280,7 +295,7 @@ func (r *releasingRows) Close() error {
 
 // openLockedSQLite opens dsn with modernc.org/sqlite's driver through
 // connections that take lock (see writeLock).
-func openLockedSQLite(dsn string, lock writeLock) (*sql.DB, error) {
+func openLockedSQLite(dsn string, lock *writeLock) (*sql.DB, error) {
 	probe, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err

@@ -87,7 +87,7 @@ func TestWriteLockFairToOtherWriters(t *testing.T) {
 func TestBatchCutAtMaxHold(t *testing.T) {
 	eachDB(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		s.gw.maxHold = 0 // before the first write: the writer reads it in try
+		s.gw.maxHold, s.gw.maxHoldAlone = 0, 0 // before the first write: the writer reads them in try
 		release := make(chan struct{})
 		blocked := make(chan error, 1)
 		go func() {
