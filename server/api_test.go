@@ -461,6 +461,13 @@ func TestHealth(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "bulkhead_http_requests_total") {
 		t.Errorf("metrics: %d", resp.StatusCode)
 	}
+	// The store's group commit: transactions and the writes they held
+	// (the server's own start wrote at least its bootstrap state).
+	for _, m := range []string{"bulkhead_store_transactions_total ", "bulkhead_store_writes_total "} {
+		if !strings.Contains(string(body), "\n"+m) {
+			t.Errorf("metrics: no %s", m)
+		}
+	}
 	e.s.DBClosed = true
 	e.st.DB().Close()
 	if resp, _ := e.do(server.RoleNone, http.MethodGet, "/readyz", "", nil); resp.StatusCode != http.StatusServiceUnavailable {

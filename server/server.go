@@ -229,6 +229,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.scans = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bulkhead_scans_stored_total", Help: "Scans stored, by source (registry, upload, sbom)."}, []string{"source"})
 	s.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bulkhead_events_total", Help: "Events ingested, by kind (runtime, gate, admission)."}, []string{"kind"})
 	s.registry.MustRegister(s.scans, s.events)
+	if ws, ok := cfg.Store.(interface{ WriteStats() (int64, int64) }); ok {
+		s.registry.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bulkhead_store_transactions_total", Help: "Group-commit transactions the store ran (each one commit)."},
+				func() float64 { t, _ := ws.WriteStats(); return float64(t) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bulkhead_store_writes_total", Help: "Writes (uploads, scans, events...) the store's transactions held: over bulkhead_store_transactions_total, the mean batch."},
+				func() float64 { _, w := ws.WriteStats(); return float64(w) }))
+	}
 
 	doc, err := newDocument(OpenAPI)
 	if err != nil {

@@ -336,3 +336,10 @@ func (st *txState) flush(ctx context.Context, tx *sql.Tx) error {
 	st.uncounted = nil
 	return st.flushFn(ctx, tx, ids)
 }
+
+// WriteStats says how many group-commit transactions the store has run and
+// how many writes they held (their ratio is the mean batch: the server
+// exports both as metrics).
+func (s *Store) WriteStats() (transactions, writes int64) {
+	return s.gw.batches.Load(), s.gw.writes.Load()
+}
