@@ -194,7 +194,6 @@ func (s *Store) insertFindingIndex(ctx context.Context, tx *sql.Tx, id int64, x 
 		return err
 	}
 	if st := txStateOf(ctx); st != nil {
-		st.flushFn = s.fleetAddScans
 		st.uncounted = append(st.uncounted, id)
 		return nil
 	}
@@ -203,9 +202,6 @@ func (s *Store) insertFindingIndex(ctx context.Context, tx *sql.Tx, id int64, x 
 
 // fleetAddScans counts the index rows of the scans ids in fleet_vulns.
 func (s *Store) fleetAddScans(ctx context.Context, tx *sql.Tx, ids []int64) error {
-	if len(ids) == 1 {
-		return s.fleetAdd(ctx, tx, "scan_id = ?", ids[0])
-	}
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id

@@ -231,7 +231,7 @@ func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (done, failed 
 		return 0, -1, fmt.Errorf("store %s: begin: %w", g.s.Location, err)
 	}
 	t0 := time.Now()
-	st := &txState{}
+	st := &txState{s: g.s}
 	ctx = context.WithValue(ctx, txStateKey{}, st)
 	for i, r := range batch {
 		if i > 0 {
@@ -314,8 +314,8 @@ func (s *Store) write(ctx context.Context, fn writeFn) error {
 // upload. A write that removes index rows first flushes the pending counts
 // (flush), so the counts never go below what the rows say.
 type txState struct {
+	s         *Store
 	uncounted []int64
-	flushFn   func(ctx context.Context, tx *sql.Tx, ids []int64) error
 }
 
 type txStateKey struct{}
@@ -334,7 +334,7 @@ func (st *txState) flush(ctx context.Context, tx *sql.Tx) error {
 	}
 	ids := st.uncounted
 	st.uncounted = nil
-	return st.flushFn(ctx, tx, ids)
+	return st.s.fleetAddScans(ctx, tx, ids)
 }
 
 // WriteStats says how many group-commit transactions the store has run and
