@@ -236,6 +236,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bulkhead_store_writes_total", Help: "Writes (uploads, scans, events...) the store's transactions held: over bulkhead_store_transactions_total, the mean batch."},
 				func() float64 { _, w := ws.WriteStats(); return float64(w) }))
 	}
+	if is, ok := cfg.Store.(interface{ IndexStats() (int64, int64, int64) }); ok {
+		s.registry.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bulkhead_store_index_drains_total", Help: "Transactions that wrote the deferred index rows of uploaded scans (SQLite)."},
+				func() float64 { d, _, _ := is.IndexStats(); return float64(d) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bulkhead_store_index_drained_scans_total", Help: "Scans whose deferred index rows those transactions wrote."},
+				func() float64 { _, n, _ := is.IndexStats(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "bulkhead_store_index_pending", Help: "Uploaded scans whose index rows are not written yet (every read of the index writes them first)."},
+				func() float64 { _, _, p := is.IndexStats(); return float64(p) }))
+	}
 
 	doc, err := newDocument(OpenAPI)
 	if err != nil {

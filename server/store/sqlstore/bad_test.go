@@ -20,6 +20,10 @@ var tables = []string{"images", "scans", "scan_packages", "scan_findings", "find
 
 func rowCounts(t *testing.T, s *Store) map[string]int {
 	t.Helper()
+	if err := s.indexed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Helper()
 	m := map[string]int{}
 	for _, tb := range tables {
 		var n int

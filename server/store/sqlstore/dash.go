@@ -64,6 +64,9 @@ func severityName(v int) string {
 
 // Fleet sums up the latest scans.
 func (s *Store) Fleet(ctx context.Context) (*store.Fleet, error) {
+	if err := s.indexed(ctx); err != nil {
+		return nil, err
+	}
 	f := &store.Fleet{ByWorst: map[string]int{}, Findings: map[string]int{}}
 	// One row per image: its worst severity and its counts (JSON, a few
 	// bytes), summed here rather than over the findings.
@@ -106,6 +109,9 @@ func (s *Store) Fleet(ctx context.Context) (*store.Fleet, error) {
 // run an affected image. It reads fleet_vulns, the per-vulnerability
 // counts kept in step with the finding index, not the findings.
 func (s *Store) TopVulnerabilities(ctx context.Context, limit int) ([]store.VulnCount, error) {
+	if err := s.indexed(ctx); err != nil {
+		return nil, err
+	}
 	out, err := s.vulnCounts(ctx, `SELECT vuln_id,
 			CASE WHEN n4 > 0 THEN 4 WHEN n3 > 0 THEN 3 WHEN n2 > 0 THEN 2 WHEN n1 > 0 THEN 1 ELSE 0 END,
 			n0 + n1 + n2 + n3 + n4, CASE WHEN fixable > 0 THEN 1 ELSE 0 END
@@ -287,6 +293,9 @@ func (s *Store) ChangeCounts(ctx context.Context, since time.Time) (appeared, di
 // Search finds the images whose repository or digest holds q, the package
 // named q and the vulnerability with ID or alias q, in the latest scans.
 func (s *Store) Search(ctx context.Context, q string, limit int) (*store.SearchResult, error) {
+	if err := s.indexed(ctx); err != nil {
+		return nil, err
+	}
 	q = strings.TrimSpace(q)
 	if q == "" {
 		return nil, invalid("search: nothing to search for")

@@ -230,7 +230,10 @@ func TestMigration2(t *testing.T) {
 		sc := genScan(1, 40)
 		sc.Findings = sc.Findings[:2] // worst MEDIUM
 		putT(t, s, sc, nil)
-		putT(t, s, genScan(2, 40), nil) // worst CRITICAL
+		putT(t, s, genScan(2, 40), nil)        // worst CRITICAL
+		if err := s.indexed(ctx); err != nil { // the old schemas index at once
+			t.Fatal(err)
+		}
 		sub, err := fs.Sub(migrations, "migrations/"+s.dialect)
 		if err != nil {
 			t.Fatal(err)

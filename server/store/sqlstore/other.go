@@ -55,6 +55,9 @@ func (s *Store) AddSighting(ctx context.Context, seen *store.Sighting) error {
 // above that severity (and, with Fixed, a vulnerability with or without a
 // fixed version), in that package when Package is set too.
 func (s *Store) Images(ctx context.Context, f store.ImageFilter) ([]store.ImageSummary, error) {
+	if err := s.indexed(ctx); err != nil {
+		return nil, err
+	}
 	q := `SELECT ` + summaryCols + `
 		FROM images i JOIN scans s ON s.id = i.latest_scan_id WHERE i.latest_scan_id > ?`
 	args := []any{f.After}
@@ -140,6 +143,9 @@ const maxAffected = 100000
 // Affected lists the images whose latest scan has an unsuppressed finding
 // with this ID or alias (case-insensitive), with where they were seen.
 func (s *Store) Affected(ctx context.Context, vulnID string) ([]store.Affected, error) {
+	if err := s.indexed(ctx); err != nil {
+		return nil, err
+	}
 	id := strings.ToUpper(strings.TrimSpace(vulnID))
 	if id == "" {
 		return nil, invalid("affected: no vulnerability ID")

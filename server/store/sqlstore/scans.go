@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bulkhead-sec/bulkhead/finding"
 	"github.com/bulkhead-sec/bulkhead/report"
@@ -112,11 +113,7 @@ func (s *Store) encodeScan(what string, sc *store.Scan) (*encodedScan, error) {
 			return nil, err
 		}
 	}
-	e.packages = make([]any, 0, len(sc.Inventory.Packages)*4)
-	for i := range sc.Inventory.Packages {
-		p := &sc.Inventory.Packages[i]
-		e.packages = append(e.packages, i, s.indexText(p.Name), s.indexText(p.Version), s.indexText(p.Type))
-	}
+	e.packages = s.packageRows(sc)
 	e.idx = s.indexFindings(sc.Findings)
 	return e, nil
 }
@@ -263,7 +260,7 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 		at = now()
 	}
 	var id int64
-	err = s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.writeUpload(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.q("INSERT INTO images (digest, latest_scan_id, first_seen_at) VALUES (?, 0, ?) ON CONFLICT (digest) DO NOTHING"),
 			sc.Digest, micros(now())); err != nil {
 			return err
@@ -279,6 +276,21 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 		}
 		if _, err := tx.ExecContext(ctx, s.q("UPDATE images SET latest_scan_id = ? WHERE digest = ? AND latest_scan_id < ?"), id, sc.Digest, id); err != nil {
 			return err
+		}
+		if s.deferIndex {
+			// Indexed by a later drain (deferred.go).
+			if _, err := tx.ExecContext(ctx, "INSERT INTO index_pending (scan_id) VALUES (?)", id); err != nil {
+				return err
+			}
+			st := txStateOf(ctx)
+			if st == nil {
+				return errors.New("a deferred index outside the group writer")
+			}
+			st.deferred = append(st.deferred, pendingScan{id: id, digest: sc.Digest, e: &encodedScan{packages: e.packages, idx: e.idx}, at: time.Now()})
+			if seen != nil {
+				return s.upsertSighting(ctx, tx, seen)
+			}
+			return nil
 		}
 		if err := s.insertRows(ctx, tx, "INSERT INTO scan_packages (scan_id, ord, name, version, type)", 5, withScanID(id, e.packages, 4)); err != nil {
 			return err

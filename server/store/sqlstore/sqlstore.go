@@ -98,6 +98,12 @@ type Options struct {
 	// holding the database's write lock before it fails with
 	// store.ErrBusy (default DefaultBusyTimeout).
 	BusyTimeout time.Duration
+
+	// The deferred index's thresholds (deferred.go; 0: the defaults) and,
+	// for tests of a killed server, no drain at Close.
+	drainAt      int
+	drainAge     time.Duration
+	noFinalDrain bool
 }
 
 // DefaultWriteRetries and DefaultBusyTimeout are Options' defaults.
@@ -137,8 +143,11 @@ type Store struct {
 	gw      *groupWriter  // the one writer (group commit)
 	ckpt    *checkpointer // SQLite: the WAL checkpoints, beside the writer
 	lock    *writeLock    // SQLite: the store's write lock
-	stmtMu  sync.Mutex
-	stmts   map[insertKey]*sql.Stmt // prepared multi-row INSERTs (insertRows)
+	// deferIndex: uploads leave their index rows to a later drain (SQLite,
+	// deferred.go).
+	deferIndex bool
+	stmtMu     sync.Mutex
+	stmts      map[insertKey]*sql.Stmt // prepared multi-row INSERTs (insertRows)
 	// Location names the database for messages: the SQLite file, or the
 	// PostgreSQL host and database (no password).
 	Location string
@@ -183,7 +192,15 @@ func Open(ctx context.Context, dsn string, opt Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.gw = newGroupWriter(s, opt.MaxBatch, opt.WriteRetries)
+	var pending []pendingScan
+	if s.dialect == SQLite {
+		s.deferIndex = true
+		if pending, err = s.loadPending(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	s.gw = newGroupWriter(s, opt, pending)
 	if s.dialect == SQLite {
 		s.ckpt = newCheckpointer(s, checkpointEvery)
 	}

@@ -14,6 +14,9 @@ import (
 // severity. It reads everything: for tests and
 // an operator's check, not for every start.
 func (s *Store) Verify(ctx context.Context) error {
+	if err := s.indexed(ctx); err != nil {
+		return err
+	}
 	if s.dialect == SQLite {
 		rows, err := s.db.QueryContext(ctx, "PRAGMA integrity_check")
 		if err != nil {

@@ -50,9 +50,10 @@ var ErrClosed = errors.New("store closed")
 type writeFn func(ctx context.Context, tx *sql.Tx) error
 
 type writeReq struct {
-	ctx  context.Context
-	fn   writeFn
-	done chan error
+	ctx    context.Context
+	fn     writeFn
+	done   chan error
+	upload bool // PutScan's: may leave its index rows to a later drain (deferred.go)
 }
 
 type groupWriter struct {
@@ -63,6 +64,9 @@ type groupWriter struct {
 	quit     chan struct{}
 	exited   chan struct{}
 	stopOnce sync.Once
+	// noFinalDrain leaves pending scans to the next start (tests of a
+	// killed server).
+	noFinalDrain bool
 
 	maxHold time.Duration // see maxHold
 	// maxHoldAlone bounds a transaction when no other writer waits for the
@@ -76,18 +80,38 @@ type groupWriter struct {
 	batches atomic.Int64 // transactions committed (or failed)
 	writes  atomic.Int64 // writes run in them
 	retried atomic.Int64 // batches run again after a deadlock or serialization failure
+
+	// The deferred index (SQLite, deferred.go). pending is the writer
+	// goroutine's own; npending is its length for other goroutines.
+	pending      []pendingScan
+	npending     atomic.Int64
+	drainAt      int
+	drainAge     time.Duration
+	drains       atomic.Int64 // transactions that indexed pending scans
+	drainedScans atomic.Int64 // scans they indexed
+	drainRuns    atomic.Int64 // transactions begun for a drain alone (drain)
 }
 
-func newGroupWriter(s *Store, max, retries int) *groupWriter {
+func newGroupWriter(s *Store, opt Options, pending []pendingScan) *groupWriter {
+	max, retries := opt.MaxBatch, opt.WriteRetries
 	if max <= 0 {
 		max = DefaultMaxBatch
+	}
+	drainAt, drainAge := opt.drainAt, opt.drainAge
+	if drainAt <= 0 {
+		drainAt = defaultDrainAt
+	}
+	if drainAge <= 0 {
+		drainAge = defaultDrainAge
 	}
 	alone := maxHold
 	if s.lock != nil {
 		alone = maxHoldAlone
 	}
 	g := &groupWriter{s: s, max: max, retries: retries, backoff: 10 * time.Millisecond, maxHold: maxHold, maxHoldAlone: alone,
-		reqs: make(chan *writeReq), quit: make(chan struct{}), exited: make(chan struct{})}
+		reqs: make(chan *writeReq), quit: make(chan struct{}), exited: make(chan struct{}),
+		pending: pending, drainAt: drainAt, drainAge: drainAge, noFinalDrain: opt.noFinalDrain}
+	g.npending.Store(int64(len(pending)))
 	go g.loop()
 	return g
 }
@@ -107,12 +131,27 @@ func (g *groupWriter) loop() {
 		}
 	}()
 	batch := make([]*writeReq, 0, g.max)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
 		batch = batch[:0]
+		// Pending index rows are written once the oldest has waited
+		// drainAge, if no write comes first.
+		var due <-chan time.Time
+		if len(g.pending) > 0 {
+			timer.Reset(max(0, time.Until(g.pending[0].at.Add(g.drainAge))))
+			due = timer.C
+		}
 		select {
 		case r := <-g.reqs:
 			batch = append(batch, r)
+		case <-due:
+			g.drain()
+			continue
 		case <-g.quit:
+			if len(g.pending) > 0 && !g.noFinalDrain {
+				g.drain() // spares the next start rebuilding them from blobs
+			}
 			return
 		}
 		// Take whatever else is waiting, without waiting for more: while
@@ -127,6 +166,9 @@ func (g *groupWriter) loop() {
 			}
 		}
 		g.run(batch)
+		if g.drainDue() {
+			g.drain()
+		}
 	}
 }
 
@@ -239,6 +281,14 @@ func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (done, failed 
 				break
 			}
 		}
+		if !r.upload {
+			// Whatever is not an upload sees, and may change, the index
+			// rows of every scan committed before it.
+			if err := g.drainInTx(ctx, tx, st); err != nil {
+				tx.Rollback()
+				return 0, i, err
+			}
+		}
 		if err := r.fn(ctx, tx); err != nil {
 			tx.Rollback()
 			return 0, i, err
@@ -252,6 +302,7 @@ func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (done, failed 
 	if err := tx.Commit(); err != nil {
 		return done, -1, fmt.Errorf("store %s: commit: %w", g.s.Location, err)
 	}
+	g.commitDeferred(st)
 	return done, -1, nil
 }
 
@@ -289,8 +340,17 @@ func (g *groupWriter) begin(ctx context.Context) (*sql.Tx, error) {
 // once it is committed (or failed). An error of a database that refused
 // for now is store.ErrBusy.
 func (s *Store) write(ctx context.Context, fn writeFn) error {
+	return s.send(ctx, &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// writeUpload is write for PutScan, whose index rows may be left to a
+// later drain (deferred.go).
+func (s *Store) writeUpload(ctx context.Context, fn writeFn) error {
+	return s.send(ctx, &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), upload: true})
+}
+
+func (s *Store) send(ctx context.Context, r *writeReq) error {
 	g := s.gw
-	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	g.waiting.Add(1)
 	select {
 	case g.reqs <- r:
@@ -316,6 +376,15 @@ func (s *Store) write(ctx context.Context, fn writeFn) error {
 type txState struct {
 	s         *Store
 	uncounted []int64
+
+	// The deferred index (deferred.go): the uploads of this transaction
+	// that left their index rows for later, how many of them a drain in
+	// this transaction indexed, whether it indexed the writer's pending
+	// scans, and how many scans it indexed in all.
+	deferred       []pendingScan
+	deferredDone   int
+	pendingDrained bool
+	drained        int
 }
 
 type txStateKey struct{}
@@ -335,6 +404,13 @@ func (st *txState) flush(ctx context.Context, tx *sql.Tx) error {
 	ids := st.uncounted
 	st.uncounted = nil
 	return st.s.fleetAddScans(ctx, tx, ids)
+}
+
+// IndexStats says how many transactions wrote the index rows of pending
+// scans (the deferred index, SQLite), how many scans they indexed, and how
+// many scans are pending now.
+func (s *Store) IndexStats() (drains, scans, pending int64) {
+	return s.gw.drains.Load(), s.gw.drainedScans.Load(), s.gw.npending.Load()
 }
 
 // WriteStats says how many group-commit transactions the store has run and

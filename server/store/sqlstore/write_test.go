@@ -22,6 +22,9 @@ import (
 // one line per scan_findings row with its finding_ids.
 func indexOf(t *testing.T, s *Store, id int64) []string {
 	t.Helper()
+	if err := s.indexed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	rows, err := s.db.Query(s.q("SELECT ord, kind, vuln_id, package, version, fixed, severity, suppressed FROM scan_findings WHERE scan_id = ?"), id)
 	if err != nil {
 		t.Fatal(err)

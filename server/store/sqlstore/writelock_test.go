@@ -50,10 +50,13 @@ func TestWriteLockFairToOtherWriters(t *testing.T) {
 	const rounds = 30
 	for i := range rounds {
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)
-		t0, b0 := time.Now(), s.gw.batches.Load()
+		t0, b0, d0 := time.Now(), s.gw.batches.Load(), s.gw.drainRuns.Load()
 		_, err := s.DB().ExecContext(c, "INSERT INTO other VALUES (?)", i)
 		worst = max(worst, time.Since(t0))
-		mostBatches = max(mostBatches, s.gw.batches.Load()-b0)
+		// A drain of the deferred index after a batch counts as a batch
+		// begun (it then waits for the lock behind this write): not
+		// counted here.
+		mostBatches = max(mostBatches, s.gw.batches.Load()-b0-(s.gw.drainRuns.Load()-d0))
 		cancel()
 		if err != nil {
 			fails++
