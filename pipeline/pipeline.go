@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/trace"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -103,7 +104,10 @@ func Run(ctx context.Context, ref string, o Options) (*Result, error) {
 		return nil, fmt.Errorf("make a temp directory: %w (set --temp-dir or TMPDIR)", err)
 	}
 	defer os.RemoveAll(tmp)
-	img, err := image.Open(ctx, ref, image.Options{Insecure: o.Insecure, TempDir: tmp, Platform: o.Platform, Progress: o.OpenProgress, Auth: o.Auth, Decrypter: o.Decrypter})
+	var img *image.Image
+	trace.WithRegion(ctx, "open", func() {
+		img, err = image.Open(ctx, ref, image.Options{Insecure: o.Insecure, TempDir: tmp, Platform: o.Platform, Progress: o.OpenProgress, Auth: o.Auth, Decrypter: o.Decrypter})
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +123,11 @@ func Scan(ctx context.Context, img *image.Image, o Options) (*Result, error) {
 	if o.WalkProgress != nil {
 		progress = o.WalkProgress(len(img.WalkLayers()))
 	}
-	walked, err := scan.Image(ctx, img, scan.Options{TempDir: o.TempDir, Scope: o.Scope, Scanners: o.Scanners, Progress: progress, MaxEntries: o.MaxEntries})
+	var walked *scan.Result
+	var err error
+	trace.WithRegion(ctx, "walk", func() {
+		walked, err = scan.Image(ctx, img, scan.Options{TempDir: o.TempDir, Scope: o.Scope, Scanners: o.Scanners, Progress: progress, MaxEntries: o.MaxEntries})
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +160,8 @@ func assess(ctx context.Context, res *Result, inv *inventory.Inventory, walked [
 	var maxAge = noAgeCheck
 	if m == nil && o.Vulns != nil {
 		var err error
-		if m, err = OpenMatcher(*o.Vulns); err != nil {
+		trace.WithRegion(ctx, "open matcher", func() { m, err = OpenMatcher(*o.Vulns) })
+		if err != nil {
 			return err
 		}
 		defer m.Close()
@@ -160,7 +169,10 @@ func assess(ctx context.Context, res *Result, inv *inventory.Inventory, walked [
 		maxAge = o.Vulns.MaxAge
 	}
 	if m != nil {
-		fs, used, err := m.Match(ctx, inv, warn)
+		var fs []finding.Finding
+		var used []string
+		var err error
+		trace.WithRegion(ctx, "match", func() { fs, used, err = m.Match(ctx, inv, warn) })
 		if err != nil {
 			return err
 		}

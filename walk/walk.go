@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/trace"
 	"slices"
 
 	"golang.org/x/sync/errgroup"
@@ -182,6 +183,8 @@ type pendingLink struct {
 
 func walkLayer(ctx context.Context, l Layer, w *layerWriter, visitors []Visitor, opts *Options) error {
 	name := w.name
+	defer trace.StartRegion(ctx, "walk layer").End()
+	trace.Log(ctx, "layer", name)
 	if opts.Progress != nil {
 		opts.Progress(Progress{Layer: l.Info})
 	}

@@ -195,7 +195,7 @@ func runScan(cmd *cobra.Command, f *scanFlags, stdout, stderr io.Writer, ref str
 	}
 	res.Scanners = scanners
 	res.Diagnose(polNotes...)
-	if err := writeResult(stdout, f.format, f.output, res); err != nil {
+	if err := writeResultRegion(ctx, stdout, f.format, f.output, res); err != nil {
 		return err
 	}
 	warnOutsideTable(stderr, f.format, f.quiet, res)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/trace"
 	"slices"
 	"sort"
 	"strings"
@@ -117,6 +118,13 @@ func (f *findingFlags) exit(res *report.Result) error {
 }
 
 // writeResult writes a result in the chosen format to stdout or --output.
+// writeResultRegion is writeResult in an execution-trace region
+// ("write report"; BULKHEAD_TRACE).
+func writeResultRegion(ctx context.Context, stdout io.Writer, format, output string, res *report.Result) (err error) {
+	trace.WithRegion(ctx, "write report", func() { err = writeResult(stdout, format, output, res) })
+	return err
+}
+
 func writeResult(stdout io.Writer, format, output string, res *report.Result) error {
 	enc, ok := formats[format]
 	if !ok {
