@@ -207,6 +207,7 @@ func openVerified(l storedLayer) (io.ReadCloser, error) {
 	var clear io.Reader = stored
 	if l.decrypt != nil {
 		if clear, err = l.decrypt(stored); err != nil {
+			stored.stop() // its hashing goroutine, as on the other error paths
 			raw.Close()
 			return nil, err
 		}
