@@ -89,13 +89,11 @@ func (s *Store) loadPending(ctx context.Context) ([]pendingScan, error) {
 // drainInTx writes the index rows of the writer's pending scans and of the
 // uploads run earlier in this transaction, in tx, oldest first: all of
 // them, or with a budget, chunks of drainChunk scans until the budget is
-// spent and at least atLeast scans are indexed (a background drain: the
-// uploads queued behind it wait about one budget, unless the uploads come
-// faster than their rows are written, when the writer keeps up with them
-// rather than let the pending scans grow). It runs in the writer's goroutine (g.pending is
+// spent (a background drain, so that uploads queued behind it wait for at
+// most about one budget). It runs in the writer's goroutine (g.pending is
 // its own); what it took leaves g.pending when tx commits
 // (commitDeferred).
-func (g *groupWriter) drainInTx(ctx context.Context, tx *sql.Tx, st *txState, budget time.Duration, atLeast int) error {
+func (g *groupWriter) drainInTx(ctx context.Context, tx *sql.Tx, st *txState, budget time.Duration) error {
 	rest := g.pending[st.pendingDone:]
 	list := append(slices.Clip(rest), st.deferred[st.deferredDone:]...)
 	if len(list) == 0 {
@@ -113,7 +111,7 @@ func (g *groupWriter) drainInTx(ctx context.Context, tx *sql.Tx, st *txState, bu
 			return err
 		}
 		k += len(part)
-		if budget > 0 && k >= atLeast && time.Since(t0) >= budget {
+		if budget > 0 && time.Since(t0) >= budget {
 			break
 		}
 	}
@@ -241,12 +239,7 @@ func (g *groupWriter) drainDue() bool {
 // bounded by its budget (drainBudget).
 func (g *groupWriter) drain() {
 	g.drainRuns.Add(1)
-	// Past drainAt pending scans, at least down to half of it.
-	atLeast := max(0, len(g.pending)-g.drainAt/2)
-	if len(g.pending) < g.drainAt {
-		atLeast = 0
-	}
-	r := &writeReq{ctx: context.Background(), fn: func(context.Context, *sql.Tx) error { return nil }, done: make(chan error, 1), budget: g.drainBudget, atLeast: atLeast}
+	r := &writeReq{ctx: context.Background(), fn: func(context.Context, *sql.Tx) error { return nil }, done: make(chan error, 1), budget: g.drainBudget}
 	g.run([]*writeReq{r})
 	// An error leaves the scans pending; the next read's drain reports it.
 	<-r.done

@@ -56,8 +56,7 @@ type writeReq struct {
 	upload bool // PutScan's: may leave its index rows to a later drain (deferred.go)
 	// budget bounds the drain before a write that is not an upload (a
 	// background drain's); 0: every pending scan is indexed first.
-	budget  time.Duration
-	atLeast int // and the scans it indexes whatever the budget
+	budget time.Duration
 }
 
 type groupWriter struct {
@@ -293,7 +292,7 @@ func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (done, failed 
 		if !r.upload {
 			// Whatever is not an upload sees, and may change, the index
 			// rows of every scan committed before it.
-			if err := g.drainInTx(ctx, tx, st, r.budget, r.atLeast); err != nil {
+			if err := g.drainInTx(ctx, tx, st, r.budget); err != nil {
 				tx.Rollback()
 				return 0, i, err
 			}
