@@ -87,54 +87,18 @@ func (s *Store) loadPending(ctx context.Context) ([]pendingScan, error) {
 }
 
 // drainInTx writes the index rows of the writer's pending scans and of the
-// uploads run earlier in this transaction, in tx, oldest first: all of
-// them, or with a budget, chunks of drainChunk scans until the budget is
-// spent (a background drain, so that uploads queued behind it wait for at
-// most about one budget). It runs in the writer's goroutine (g.pending is
-// its own); what it took leaves g.pending when tx commits
-// (commitDeferred).
-func (g *groupWriter) drainInTx(ctx context.Context, tx *sql.Tx, st *txState, budget time.Duration) error {
-	rest := g.pending[st.pendingDone:]
-	list := append(slices.Clip(rest), st.deferred[st.deferredDone:]...)
+// uploads run earlier in this transaction, in tx. It runs in the writer's
+// goroutine (g.pending is its own); what it took is dropped from
+// g.pending when tx commits (commitDeferred).
+func (g *groupWriter) drainInTx(ctx context.Context, tx *sql.Tx, st *txState) error {
+	var list []pendingScan
+	if !st.pendingDrained {
+		list = append(list, g.pending...)
+	}
+	list = append(list, st.deferred[st.deferredDone:]...)
 	if len(list) == 0 {
 		return nil
 	}
-	t0 := time.Now()
-	chunk := len(list)
-	if budget > 0 {
-		chunk = drainChunk
-	}
-	k := 0
-	for k < len(list) {
-		part := list[k:min(k+chunk, len(list))]
-		if err := g.indexScans(ctx, tx, st, part); err != nil {
-			return err
-		}
-		k += len(part)
-		if budget > 0 && time.Since(t0) >= budget {
-			break
-		}
-	}
-	if k <= len(rest) {
-		st.pendingDone += k
-	} else {
-		st.pendingDone = len(g.pending)
-		st.deferredDone += k - len(rest)
-	}
-	st.drained += k
-	return nil
-}
-
-// drainChunk is how many scans a background drain indexes between looks at
-// its budget (drainBudget).
-const drainChunk = 16
-
-// drainBudget bounds a background drain's transaction (past it the rest
-// waits for the next): uploads queued behind it wait about this long.
-const drainBudget = 100 * time.Millisecond
-
-// indexScans writes the index rows of the pending scans list.
-func (g *groupWriter) indexScans(ctx context.Context, tx *sql.Tx, st *txState, list []pendingScan) error {
 	s := g.s
 	ids := make([]any, len(list))
 	for i := range list {
@@ -211,16 +175,18 @@ func (g *groupWriter) indexScans(ctx context.Context, tx *sql.Tx, st *txState, l
 		return fmt.Errorf("pending index: %w", err)
 	}
 	st.uncounted = append(st.uncounted, indexed...)
+	st.pendingDrained = true
+	st.deferredDone = len(st.deferred)
+	st.drained += len(list)
 	return nil
 }
 
 // commitDeferred updates the writer's pending scans once tx committed: the
 // drained ones go, the uploads the transaction deferred come.
 func (g *groupWriter) commitDeferred(st *txState) {
-	if st.pendingDone > 0 {
-		n := copy(g.pending, g.pending[st.pendingDone:])
-		clear(g.pending[n:])
-		g.pending = g.pending[:n]
+	if st.pendingDrained {
+		clear(g.pending)
+		g.pending = g.pending[:0]
 	}
 	g.pending = append(g.pending, st.deferred[st.deferredDone:]...)
 	g.npending.Store(int64(len(g.pending)))
@@ -235,11 +201,10 @@ func (g *groupWriter) drainDue() bool {
 	return len(g.pending) >= g.drainAt || (len(g.pending) > 0 && time.Since(g.pending[0].at) >= g.drainAge)
 }
 
-// drain indexes pending scans, oldest first, in a transaction of their own
-// bounded by its budget (drainBudget).
+// drain indexes the pending scans in a transaction of their own.
 func (g *groupWriter) drain() {
 	g.drainRuns.Add(1)
-	r := &writeReq{ctx: context.Background(), fn: func(context.Context, *sql.Tx) error { return nil }, done: make(chan error, 1), budget: g.drainBudget}
+	r := &writeReq{ctx: context.Background(), fn: func(context.Context, *sql.Tx) error { return nil }, done: make(chan error, 1)}
 	g.run([]*writeReq{r})
 	// An error leaves the scans pending; the next read's drain reports it.
 	<-r.done

@@ -72,32 +72,6 @@ func TestDeferredIndexBatched(t *testing.T) {
 	if drains, scans, pending := s2.IndexStats(); drains != 2 || scans != 16 || pending != 4 {
 		t.Fatalf("drainAt 8, 20 uploads one by one: %d drains of %d scans, %d pending; want 2 of 16, 4 pending", drains, scans, pending)
 	}
-	// A background drain stops at its budget after a chunk (drainChunk
-	// scans), and leaves the rest pending, oldest first.
-	path := filepath.Join(t.TempDir(), "s.db")
-	s4, err := Open(context.Background(), "sqlite://"+path, Options{drainAge: time.Hour, drainAt: 1000, noFinalDrain: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range drainChunk + 5 {
-		putT(t, s4, genScan(i, 20), nil)
-	}
-	s4.Close()
-	s4 = openT(t, "sqlite://"+path, Options{drainAge: time.Nanosecond, drainBudget: time.Nanosecond})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, _, pending := s4.IndexStats(); pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the pending scans were not indexed 10 s after the restart")
-		}
-	}
-	if drains, scans, _ := s4.IndexStats(); drains != 2 || scans != drainChunk+5 {
-		t.Fatalf("%d scans pending at start, budget 1 ns: %d drains of %d scans; want 2 (a chunk of %d, then 5)", drainChunk+5, drains, scans, drainChunk)
-	}
-	if err := s4.Verify(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	// And once the oldest has waited drainAge.
 	s3 := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: 50 * time.Millisecond})
 	putT(t, s3, genScan(1, 20), nil)

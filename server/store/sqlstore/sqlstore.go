@@ -103,7 +103,6 @@ type Options struct {
 	// for tests of a killed server, no drain at Close.
 	drainAt      int
 	drainAge     time.Duration
-	drainBudget  time.Duration
 	noFinalDrain bool
 }
 

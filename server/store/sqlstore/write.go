@@ -54,9 +54,6 @@ type writeReq struct {
 	fn     writeFn
 	done   chan error
 	upload bool // PutScan's: may leave its index rows to a later drain (deferred.go)
-	// budget bounds the drain before a write that is not an upload (a
-	// background drain's); 0: every pending scan is indexed first.
-	budget time.Duration
 }
 
 type groupWriter struct {
@@ -90,7 +87,6 @@ type groupWriter struct {
 	npending     atomic.Int64
 	drainAt      int
 	drainAge     time.Duration
-	drainBudget  time.Duration
 	drains       atomic.Int64 // transactions that indexed pending scans
 	drainedScans atomic.Int64 // scans they indexed
 	drainRuns    atomic.Int64 // transactions begun for a drain alone (drain)
@@ -108,17 +104,13 @@ func newGroupWriter(s *Store, opt Options, pending []pendingScan) *groupWriter {
 	if drainAge <= 0 {
 		drainAge = defaultDrainAge
 	}
-	budget := opt.drainBudget
-	if budget <= 0 {
-		budget = drainBudget
-	}
 	alone := maxHold
 	if s.lock != nil {
 		alone = maxHoldAlone
 	}
 	g := &groupWriter{s: s, max: max, retries: retries, backoff: 10 * time.Millisecond, maxHold: maxHold, maxHoldAlone: alone,
 		reqs: make(chan *writeReq), quit: make(chan struct{}), exited: make(chan struct{}),
-		pending: pending, drainAt: drainAt, drainAge: drainAge, drainBudget: budget, noFinalDrain: opt.noFinalDrain}
+		pending: pending, drainAt: drainAt, drainAge: drainAge, noFinalDrain: opt.noFinalDrain}
 	g.npending.Store(int64(len(pending)))
 	go g.loop()
 	return g
@@ -292,7 +284,7 @@ func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (done, failed 
 		if !r.upload {
 			// Whatever is not an upload sees, and may change, the index
 			// rows of every scan committed before it.
-			if err := g.drainInTx(ctx, tx, st, r.budget); err != nil {
+			if err := g.drainInTx(ctx, tx, st); err != nil {
 				tx.Rollback()
 				return 0, i, err
 			}
@@ -387,12 +379,12 @@ type txState struct {
 
 	// The deferred index (deferred.go): the uploads of this transaction
 	// that left their index rows for later, how many of them a drain in
-	// this transaction indexed, how many of the writer's pending scans
-	// (the first ones) it indexed, and how many scans it indexed in all.
-	deferred     []pendingScan
-	deferredDone int
-	pendingDone  int
-	drained      int
+	// this transaction indexed, whether it indexed the writer's pending
+	// scans, and how many scans it indexed in all.
+	deferred       []pendingScan
+	deferredDone   int
+	pendingDrained bool
+	drained        int
 }
 
 type txStateKey struct{}
