@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -133,6 +134,11 @@ func (g *groupWriter) drainInTx(ctx context.Context, tx *sql.Tx, st *txState) er
 		}
 		if p.e == nil {
 			e, err := s.rebuildIndexRows(ctx, tx, p.id)
+			if errors.Is(err, errUnreadableScan) {
+				// Its rows cannot be had (Verify reports the scan); the
+				// others must not wait for it forever.
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -198,8 +204,24 @@ func (g *groupWriter) commitDeferred(st *txState) {
 
 // drainDue says whether the pending scans should be indexed now.
 func (g *groupWriter) drainDue() bool {
-	return len(g.pending) >= g.drainAt || (len(g.pending) > 0 && time.Since(g.pending[0].at) >= g.drainAge)
+	if len(g.pending) == 0 || time.Now().Before(g.drainRetry) {
+		return false
+	}
+	return len(g.pending) >= g.drainAt || time.Since(g.pending[0].at) >= g.drainAge
 }
+
+// drainWhen is when the background drain is due if no write comes first.
+func (g *groupWriter) drainWhen() time.Time {
+	at := g.pending[0].at.Add(g.drainAge)
+	if g.drainRetry.After(at) {
+		at = g.drainRetry
+	}
+	return at
+}
+
+// drainBackoff is how long background drains pause after one failed (the
+// reads and writes that drain first still try, and get the error).
+const drainBackoff = time.Second
 
 // drain indexes the pending scans in a transaction of their own.
 func (g *groupWriter) drain() {
@@ -207,8 +229,15 @@ func (g *groupWriter) drain() {
 	r := &writeReq{ctx: context.Background(), fn: func(context.Context, *sql.Tx) error { return nil }, done: make(chan error, 1)}
 	g.run([]*writeReq{r})
 	// An error leaves the scans pending; the next read's drain reports it.
-	<-r.done
+	if err := <-r.done; err != nil {
+		g.drainRetry = time.Now().Add(drainBackoff)
+	}
 }
+
+// errUnreadableScan: a pending scan's blobs do not decode, so its index rows
+// cannot be built. The drain leaves it out (Verify reports it) instead of
+// failing every read and write that drains first.
+var errUnreadableScan = errors.New("stored blobs do not decode")
 
 // rebuildIndexRows builds a scan's index rows from its stored blobs (a
 // scan a killed server left pending).
@@ -218,7 +247,7 @@ func (s *Store) rebuildIndexRows(ctx context.Context, tx *sql.Tx, id int64) (*en
 		return nil, fmt.Errorf("pending index of scan %d: %w", id, err)
 	}
 	if err := s.decodeBlobs(sc, inv, fs); err != nil {
-		return nil, fmt.Errorf("pending index of scan %d: %w", id, err)
+		return nil, fmt.Errorf("pending index of scan %d: %w: %w", id, errUnreadableScan, err)
 	}
 	return &encodedScan{packages: s.packageRows(sc), idx: s.indexFindings(sc.Findings)}, nil
 }

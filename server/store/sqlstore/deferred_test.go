@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,4 +171,37 @@ func TestDeferredIndexBeforeOtherWrites(t *testing.T) {
 	if err := s.Verify(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A pending scan whose stored blobs no longer decode cannot be indexed: the
+// drain leaves it out (Verify reports it) rather than fail every read and
+// write behind it.
+func TestDeferredIndexUnreadableScan(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite://"+path, Options{drainAge: time.Hour, noFinalDrain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for i := range 3 {
+		ids = append(ids, putT(t, s, genScan(i, 20), nil))
+	}
+	s.Close()
+	s = openT(t, "sqlite://"+path, Options{drainAge: time.Hour})
+	if _, err := s.db.ExecContext(ctx, "UPDATE scans SET inventory = ? WHERE id = ?", []byte("not a blob"), ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	got := affectedDigests(t, s, "CVE-2026-00010")
+	if len(got) != 2 || got[digestOf(1)] {
+		t.Fatalf("CVE-2026-00010 affects %v, want the two readable scans' digests", got)
+	}
+	if _, _, pending := s.IndexStats(); pending != 0 || pendingRows(t, s) != 0 {
+		t.Fatalf("%d pending, %d rows in index_pending after the drain, want 0", pending, pendingRows(t, s))
+	}
+	err = s.Verify(ctx)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprint(ids[1])) {
+		t.Fatalf("Verify: %v; want an error naming scan %d", err, ids[1])
+	}
+	t.Logf("Verify: %v", err)
 }

@@ -87,6 +87,7 @@ type groupWriter struct {
 	npending     atomic.Int64
 	drainAt      int
 	drainAge     time.Duration
+	drainRetry   time.Time    // no background drain before (after one failed)
 	drains       atomic.Int64 // transactions that indexed pending scans
 	drainedScans atomic.Int64 // scans they indexed
 	drainRuns    atomic.Int64 // transactions begun for a drain alone (drain)
@@ -139,7 +140,7 @@ func (g *groupWriter) loop() {
 		// drainAge, if no write comes first.
 		var due <-chan time.Time
 		if len(g.pending) > 0 {
-			timer.Reset(max(0, time.Until(g.pending[0].at.Add(g.drainAge))))
+			timer.Reset(max(0, time.Until(g.drainWhen())))
 			due = timer.C
 		}
 		select {
