@@ -27,6 +27,17 @@ func affectedDigests(t *testing.T, s *Store, id string) map[string]bool {
 	return out
 }
 
+// openUndrained opens a SQLite store that drains only when read, and not at
+// Close: what it leaves pending is what a killed server leaves.
+func openUndrained(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), "sqlite://"+path, Options{drainAge: time.Hour, drainAt: 1000, noFinalDrain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func pendingRows(t *testing.T, s *Store) int {
 	t.Helper()
 	var n int
@@ -92,10 +103,7 @@ func TestDeferredIndexBatched(t *testing.T) {
 func TestDeferredIndexAfterRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite://"+path, Options{drainAge: time.Hour, noFinalDrain: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openUndrained(t, path)
 	for i := range 5 {
 		putT(t, s, genScan(i, 50), nil)
 	}
@@ -179,10 +187,7 @@ func TestDeferredIndexBeforeOtherWrites(t *testing.T) {
 func TestDeferredIndexUnreadableScan(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite://"+path, Options{drainAge: time.Hour, noFinalDrain: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openUndrained(t, path)
 	var ids []int64
 	for i := range 3 {
 		ids = append(ids, putT(t, s, genScan(i, 20), nil))
@@ -199,7 +204,7 @@ func TestDeferredIndexUnreadableScan(t *testing.T) {
 	if _, _, pending := s.IndexStats(); pending != 0 || pendingRows(t, s) != 0 {
 		t.Fatalf("%d pending, %d rows in index_pending after the drain, want 0", pending, pendingRows(t, s))
 	}
-	err = s.Verify(ctx)
+	err := s.Verify(ctx)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprint(ids[1])) {
 		t.Fatalf("Verify: %v; want an error naming scan %d", err, ids[1])
 	}

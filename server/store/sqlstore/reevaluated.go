@@ -256,18 +256,15 @@ func (s *Store) updateFindingIndex(ctx context.Context, tx *sql.Tx, id int64, e 
 			gone = append(gone, o)
 		}
 	}
-	const chunk = 400
-	for len(gone) > 0 {
-		n := min(len(gone), chunk)
-		in := "(" + strings.Repeat("?,", n-1) + "?)"
-		args := append([]any{id}, gone[:n]...)
+	if err := chunked(gone, func(in string, ords []any) error {
+		args := append([]any{id}, ords...)
 		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM finding_ids WHERE scan_id = ? AND ord IN "+in), args...); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q("DELETE FROM scan_findings WHERE scan_id = ? AND ord IN "+in), args...); err != nil {
-			return err
-		}
-		gone = gone[n:]
+		_, err := tx.ExecContext(ctx, s.q("DELETE FROM scan_findings WHERE scan_id = ? AND ord IN "+in), args...)
+		return err
+	}); err != nil {
+		return err
 	}
 	if len(add) == 0 {
 		return nil

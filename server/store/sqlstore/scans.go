@@ -183,20 +183,6 @@ func (s *Store) dropFindingIndex(ctx context.Context, tx *sql.Tx, digest string,
 	return nil
 }
 
-// insertFindingIndex inserts a scan's index rows and counts them in
-// fleet_vulns: at the end of the transaction when it runs in the group
-// writer (txState), at once otherwise.
-func (s *Store) insertFindingIndex(ctx context.Context, tx *sql.Tx, id int64, x findingIndex) error {
-	if err := s.insertFindingRows(ctx, tx, id, x); err != nil {
-		return err
-	}
-	if st := txStateOf(ctx); st != nil {
-		st.uncounted = append(st.uncounted, id)
-		return nil
-	}
-	return s.fleetAdd(ctx, tx, "scan_id = ?", id)
-}
-
 // fleetAddScans counts the index rows of the scans ids in fleet_vulns.
 func (s *Store) fleetAddScans(ctx context.Context, tx *sql.Tx, ids []int64) error {
 	args := make([]any, len(ids))
@@ -277,40 +263,19 @@ func (s *Store) PutScan(ctx context.Context, sc *store.Scan, seen *store.Sightin
 		if _, err := tx.ExecContext(ctx, s.q("UPDATE images SET latest_scan_id = ? WHERE digest = ? AND latest_scan_id < ?"), id, sc.Digest, id); err != nil {
 			return err
 		}
+		// The index rows are written by a drain (deferred.go): at the end of
+		// this transaction on PostgreSQL, later on SQLite, where the scan
+		// waits in index_pending meanwhile.
+		st := txStateOf(ctx)
+		if st == nil {
+			return errors.New("an upload outside the group writer")
+		}
 		if s.deferIndex {
-			// Indexed by a later drain (deferred.go).
 			if _, err := tx.ExecContext(ctx, "INSERT INTO index_pending (scan_id) VALUES (?)", id); err != nil {
 				return err
 			}
-			st := txStateOf(ctx)
-			if st == nil {
-				return errors.New("a deferred index outside the group writer")
-			}
-			st.deferred = append(st.deferred, pendingScan{id: id, digest: sc.Digest, e: &encodedScan{packages: e.packages, idx: e.idx}, at: time.Now()})
-			if seen != nil {
-				return s.upsertSighting(ctx, tx, seen)
-			}
-			return nil
 		}
-		if err := s.insertRows(ctx, tx, "INSERT INTO scan_packages (scan_id, ord, name, version, type)", 5, withScanID(id, e.packages, 4)); err != nil {
-			return err
-		}
-		// The finding index holds the latest scan of each digest only: drop
-		// the superseded scan's rows, and index this one only if it is the
-		// latest (a concurrent upload of the same digest may have a
-		// higher ID and have committed first).
-		var latest int64
-		if err := tx.QueryRowContext(ctx, s.q("SELECT latest_scan_id FROM images WHERE digest = ?"), sc.Digest).Scan(&latest); err != nil {
-			return err
-		}
-		if latest == id {
-			if err := s.dropFindingIndex(ctx, tx, sc.Digest, id); err != nil {
-				return err
-			}
-			if err := s.insertFindingIndex(ctx, tx, id, e.idx); err != nil {
-				return err
-			}
-		}
+		st.deferred = append(st.deferred, pendingScan{id: id, digest: sc.Digest, e: &encodedScan{packages: e.packages, idx: e.idx}, at: time.Now()})
 		if seen != nil {
 			return s.upsertSighting(ctx, tx, seen)
 		}

@@ -296,6 +296,13 @@ func (g *groupWriter) try(ctx context.Context, batch []*writeReq) (done, failed 
 		}
 		done++
 	}
+	if !g.s.deferIndex {
+		// PostgreSQL: the uploads' index rows go in their transaction.
+		if err := g.drainInTx(ctx, tx, st); err != nil {
+			tx.Rollback()
+			return done, -1, fmt.Errorf("store %s: before commit: %w", g.s.Location, err)
+		}
+	}
 	if err := st.flush(ctx, tx); err != nil {
 		tx.Rollback()
 		return done, -1, fmt.Errorf("store %s: before commit: %w", g.s.Location, err)
