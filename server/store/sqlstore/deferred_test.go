@@ -31,7 +31,7 @@ func affectedDigests(t *testing.T, s *Store, id string) map[string]bool {
 // Close: what it leaves pending is what a killed server leaves.
 func openUndrained(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), "sqlite://"+path, Options{drainAge: time.Hour, drainAt: 1000, noFinalDrain: true})
+	s, err := Open(context.Background(), "sqlite://"+path, Options{drainAge: time.Hour, drainIdle: time.Hour, drainAt: 1000, noFinalDrain: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func pendingRows(t *testing.T, s *Store) int {
 // the index rows of many go in one drain, and a read of the index sees
 // every acknowledged upload all the same.
 func TestDeferredIndexBatched(t *testing.T) {
-	s := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: time.Hour})
+	s := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: time.Hour, drainIdle: time.Hour})
 	const n = 40
 	var wg sync.WaitGroup
 	for i := range n {
@@ -77,7 +77,7 @@ func TestDeferredIndexBatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Past drainAt pending scans the writer drains on its own.
-	s2 := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: time.Hour, drainAt: 8})
+	s2 := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: time.Hour, drainIdle: time.Hour, drainAt: 8})
 	for i := range 20 {
 		putT(t, s2, genScan(i, 20), nil)
 	}
@@ -85,7 +85,7 @@ func TestDeferredIndexBatched(t *testing.T) {
 		t.Fatalf("drainAt 8, 20 uploads one by one: %d drains of %d scans, %d pending; want 2 of 16, 4 pending", drains, scans, pending)
 	}
 	// And once the oldest has waited drainAge.
-	s3 := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: 50 * time.Millisecond})
+	s3 := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: 50 * time.Millisecond, drainIdle: time.Hour})
 	putT(t, s3, genScan(1, 20), nil)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if _, _, pending := s3.IndexStats(); pending == 0 {
@@ -93,6 +93,21 @@ func TestDeferredIndexBatched(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("a pending scan was not indexed 10 s after drainAge (50 ms)")
+		}
+	}
+	// And (the default) once the writer has had nothing to do for
+	// drainIdle: one upload is drained alone, long before drainAge.
+	s4 := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: time.Hour})
+	putT(t, s4, genScan(1, 20), nil)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if drains, scans, pending := s4.IndexStats(); pending == 0 {
+			if drains != 1 || scans != 1 {
+				t.Fatalf("idle drain: %d drains of %d scans, want 1 of 1", drains, scans)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a pending scan was not indexed 10 s after the writer went idle (drainIdle %v)", defaultDrainIdle)
 		}
 	}
 }
@@ -121,7 +136,7 @@ func TestDeferredIndexAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = openT(t, "sqlite://"+path, Options{drainAge: time.Hour})
+	s = openT(t, "sqlite://"+path, Options{drainAge: time.Hour, drainIdle: time.Hour})
 	if _, _, pending := s.IndexStats(); pending != 6 || pendingRows(t, s) != 6 {
 		t.Fatalf("after the restart: %d pending, %d rows in index_pending; want 6", pending, pendingRows(t, s))
 	}
@@ -159,7 +174,7 @@ func TestDeferredIndexAfterRestart(t *testing.T) {
 // runs after the pending scans are indexed, in its transaction: it edits
 // the index rows the upload would have written.
 func TestDeferredIndexBeforeOtherWrites(t *testing.T) {
-	s := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: time.Hour})
+	s := openT(t, "sqlite://"+filepath.Join(t.TempDir(), "s.db"), Options{drainAge: time.Hour, drainIdle: time.Hour})
 	ctx := context.Background()
 	sc := genScan(3, 50)
 	id := putT(t, s, sc, nil)
@@ -193,7 +208,7 @@ func TestDeferredIndexUnreadableScan(t *testing.T) {
 		ids = append(ids, putT(t, s, genScan(i, 20), nil))
 	}
 	s.Close()
-	s = openT(t, "sqlite://"+path, Options{drainAge: time.Hour})
+	s = openT(t, "sqlite://"+path, Options{drainAge: time.Hour, drainIdle: time.Hour})
 	if _, err := s.db.ExecContext(ctx, "UPDATE scans SET inventory = ? WHERE id = ?", []byte("not a blob"), ids[1]); err != nil {
 		t.Fatal(err)
 	}

@@ -103,6 +103,7 @@ type Options struct {
 	// for tests of a killed server, no drain at Close.
 	drainAt      int
 	drainAge     time.Duration
+	drainIdle    time.Duration
 	noFinalDrain bool
 }
 

@@ -87,6 +87,8 @@ type groupWriter struct {
 	npending     atomic.Int64
 	drainAt      int
 	drainAge     time.Duration
+	drainIdle    time.Duration
+	idleSince    time.Time    // when the writer last finished a transaction
 	drainRetry   time.Time    // no background drain before (after one failed)
 	drains       atomic.Int64 // transactions that indexed pending scans
 	drainedScans atomic.Int64 // scans they indexed
@@ -98,12 +100,15 @@ func newGroupWriter(s *Store, opt Options, pending []pendingScan) *groupWriter {
 	if max <= 0 {
 		max = DefaultMaxBatch
 	}
-	drainAt, drainAge := opt.drainAt, opt.drainAge
+	drainAt, drainAge, drainIdle := opt.drainAt, opt.drainAge, opt.drainIdle
 	if drainAt <= 0 {
 		drainAt = defaultDrainAt
 	}
 	if drainAge <= 0 {
 		drainAge = defaultDrainAge
+	}
+	if drainIdle <= 0 {
+		drainIdle = defaultDrainIdle
 	}
 	alone := maxHold
 	if s.lock != nil {
@@ -111,7 +116,7 @@ func newGroupWriter(s *Store, opt Options, pending []pendingScan) *groupWriter {
 	}
 	g := &groupWriter{s: s, max: max, retries: retries, backoff: 10 * time.Millisecond, maxHold: maxHold, maxHoldAlone: alone,
 		reqs: make(chan *writeReq), quit: make(chan struct{}), exited: make(chan struct{}),
-		pending: pending, drainAt: drainAt, drainAge: drainAge, noFinalDrain: opt.noFinalDrain}
+		pending: pending, drainAt: drainAt, drainAge: drainAge, drainIdle: drainIdle, idleSince: time.Now(), noFinalDrain: opt.noFinalDrain}
 	g.npending.Store(int64(len(pending)))
 	go g.loop()
 	return g
@@ -136,8 +141,8 @@ func (g *groupWriter) loop() {
 	defer timer.Stop()
 	for {
 		batch = batch[:0]
-		// Pending index rows are written once the oldest has waited
-		// drainAge, if no write comes first.
+		// Pending index rows are written once no write has come for
+		// drainIdle, or once the oldest has waited drainAge.
 		var due <-chan time.Time
 		if len(g.pending) > 0 {
 			timer.Reset(max(0, time.Until(g.drainWhen())))
@@ -167,6 +172,7 @@ func (g *groupWriter) loop() {
 			}
 		}
 		g.run(batch)
+		g.idleSince = time.Now()
 		if g.drainDue() {
 			g.drain()
 		}
