@@ -27,16 +27,18 @@ import (
 // So on SQLite an upload commits its scan (the blobs, the image, the
 // sighting) and a row of index_pending, and is acknowledged. The group
 // writer writes the index rows of all the pending scans in one later
-// transaction (drain): after drainAt scans, once the oldest has waited
-// drainAge, and before anything reads or changes the index:
+// transaction (drain): once it has had no other write to run for
+// drainIdle, after drainAt scans, once the oldest has waited drainAge, and
+// before anything reads or changes the index:
 //   - every read of the index tables (indexed) first has the writer drain;
 //   - every write other than an upload is run after a drain in the same
 //     transaction (a re-evaluation edits the index rows of its scans);
 //   - a server killed before a drain finds the scans in index_pending when
 //     it starts again and indexes them from their blobs.
 //
-// So no reader sees an acknowledged upload missing from the index, and a
-// page that 64 uploads' rows share is written once instead of 6 times.
+// So no reader sees an acknowledged upload missing from the index, and
+// under a heavy load a page that 64 uploads' rows share is written once
+// instead of 6 times.
 // PostgreSQL logs row changes, not pages, and keeps the index rows in the
 // uploads' own transaction (the same drain, run before the commit: 12
 // CPU-ms per upload either way), so that several replicas sharing it need
