@@ -51,9 +51,10 @@ import (
 // two and short; under a heavy one writes keep coming, the scans pile up,
 // and a drain of drainAt of them shares its pages. (bench/server-load.sh,
 // open loop: p99 at 20 uploads/s 456 ms without the idle drain, 72 and
-// 131 ms with it; at 40/s 993 ms, then 585 and 623 ms; closed loop no
-// slower. A drain of one scan costs more CPU than its share of a drain of
-// 64, which a light load can spare.)
+// 131 ms with it; at 40/s 993 ms, then 585 and 623 ms; closed loop the
+// same within the noise. A drain of one scan costs more CPU than its share
+// of a drain of 64: 1-2 CPU-ms more per upload back to back, 5-10 under a
+// light load, which can spare it.)
 const (
 	defaultDrainAt   = 64
 	defaultDrainAge  = time.Second
@@ -226,10 +227,11 @@ func (g *groupWriter) drainDue() bool {
 	return len(g.pending) >= g.drainAt || time.Since(g.pending[0].at) >= g.drainAge
 }
 
-// drainWhen is when the background drain is due if no write comes first.
+// drainWhen is when the background drain is due if no write comes first,
+// the writer being idle from now.
 func (g *groupWriter) drainWhen() time.Time {
 	at := g.pending[0].at.Add(g.drainAge)
-	if idle := g.idleSince.Add(g.drainIdle); idle.Before(at) {
+	if idle := time.Now().Add(g.drainIdle); idle.Before(at) {
 		at = idle
 	}
 	if g.drainRetry.After(at) {

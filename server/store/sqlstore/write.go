@@ -88,7 +88,6 @@ type groupWriter struct {
 	drainAt      int
 	drainAge     time.Duration
 	drainIdle    time.Duration
-	idleSince    time.Time    // when the writer last finished a transaction
 	drainRetry   time.Time    // no background drain before (after one failed)
 	drains       atomic.Int64 // transactions that indexed pending scans
 	drainedScans atomic.Int64 // scans they indexed
@@ -116,7 +115,7 @@ func newGroupWriter(s *Store, opt Options, pending []pendingScan) *groupWriter {
 	}
 	g := &groupWriter{s: s, max: max, retries: retries, backoff: 10 * time.Millisecond, maxHold: maxHold, maxHoldAlone: alone,
 		reqs: make(chan *writeReq), quit: make(chan struct{}), exited: make(chan struct{}),
-		pending: pending, drainAt: drainAt, drainAge: drainAge, drainIdle: drainIdle, idleSince: time.Now(), noFinalDrain: opt.noFinalDrain}
+		pending: pending, drainAt: drainAt, drainAge: drainAge, drainIdle: drainIdle, noFinalDrain: opt.noFinalDrain}
 	g.npending.Store(int64(len(pending)))
 	go g.loop()
 	return g
@@ -142,7 +141,8 @@ func (g *groupWriter) loop() {
 	for {
 		batch = batch[:0]
 		// Pending index rows are written once no write has come for
-		// drainIdle, or once the oldest has waited drainAge.
+		// drainIdle from now (the writer has just finished one, or
+		// started), or once the oldest has waited drainAge.
 		var due <-chan time.Time
 		if len(g.pending) > 0 {
 			timer.Reset(max(0, time.Until(g.drainWhen())))
@@ -172,7 +172,6 @@ func (g *groupWriter) loop() {
 			}
 		}
 		g.run(batch)
-		g.idleSince = time.Now()
 		if g.drainDue() {
 			g.drain()
 		}
