@@ -247,7 +247,7 @@ const drainBackoff = time.Second
 // drain indexes the pending scans in a transaction of their own.
 func (g *groupWriter) drain() {
 	g.drainRuns.Add(1)
-	r := &writeReq{ctx: context.Background(), fn: func(context.Context, *sql.Tx) error { return nil }, done: make(chan error, 1)}
+	r := &writeReq{ctx: context.Background(), fn: func(context.Context, *sql.Tx) error { return nil }, done: make(chan error, 1), drain: true}
 	g.run([]*writeReq{r})
 	// An error leaves the scans pending; the next read's drain reports it.
 	if err := <-r.done; err != nil {

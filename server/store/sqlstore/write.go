@@ -54,6 +54,9 @@ type writeReq struct {
 	fn     writeFn
 	done   chan error
 	upload bool // PutScan's: may leave its index rows to a later drain (deferred.go)
+	// drain is the group writer's own request for a drain alone: a
+	// transaction, but no caller's write (not counted in writes).
+	drain bool
 }
 
 type groupWriter struct {
@@ -187,7 +190,11 @@ func (g *groupWriter) loop() {
 // rarely fails inside the transaction: its input is checked before.)
 func (g *groupWriter) run(batch []*writeReq) {
 	g.batches.Add(1)
-	g.writes.Add(int64(len(batch)))
+	for _, r := range batch {
+		if !r.drain {
+			g.writes.Add(1)
+		}
+	}
 	// The transaction is not any one caller's: a caller giving up must not
 	// roll back the others' writes.
 	ctx := context.Background()
